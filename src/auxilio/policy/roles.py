@@ -1,0 +1,92 @@
+"""Roles and permissions: the single role -> permission table.
+
+Every route asks one permission; the engine (``auxilio.policy.engine``) answers it from this
+table so that there is one place that decides.  Anything not listed is denied.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    END_USER = "end_user"
+    TECHNICIAN = "technician"
+    SENIOR_TECHNICIAN = "senior_technician"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+
+
+STAFF_ROLES: frozenset[Role] = frozenset(
+    {Role.TECHNICIAN, Role.SENIOR_TECHNICIAN, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR}
+)
+
+
+class Permission(StrEnum):
+    ORG_READ = "org:read"
+    ORG_MANAGE = "org:manage"
+    USER_READ_SELF = "user:read_self"
+    USER_READ = "user:read"
+    USER_MANAGE = "user:manage"
+    STAFF_MANAGE = "staff:manage"
+    TOKEN_MANAGE_OWN = "token:manage_own"
+    TICKET_CREATE = "ticket:create"
+    TICKET_READ_OWN = "ticket:read_own"
+    TICKET_READ_ALL = "ticket:read_all"
+    TICKET_UPDATE = "ticket:update"
+    TICKET_ASSIGN = "ticket:assign"
+    TICKET_COMMENT = "ticket:comment"
+    TICKET_COMMENT_INTERNAL = "ticket:comment_internal"
+    DEVICE_REGISTER_OWN = "device:register_own"
+    DEVICE_READ_OWN = "device:read_own"
+    DEVICE_READ_ALL = "device:read_all"
+    AUDIT_READ = "audit:read"
+    POLICY_READ = "policy:read"
+    POLICY_MANAGE = "policy:manage"
+    SUPPORT_SESSION_REQUEST = "support_session:request"
+    SUPPORT_SESSION_READ_OWN = "support_session:read_own"
+    SUPPORT_SESSION_READ_ALL = "support_session:read_all"
+    SUPPORT_SESSION_APPROVE = "support_session:approve"
+    SUPPORT_SESSION_END_ANY = "support_session:end_any"
+    EMERGENCY_DECLARE = "emergency:declare"
+    REPORT_READ = "report:read"
+
+
+_P = Permission
+
+_END_USER = {
+    _P.USER_READ_SELF, _P.TOKEN_MANAGE_OWN, _P.TICKET_CREATE, _P.TICKET_READ_OWN,
+    _P.TICKET_COMMENT, _P.DEVICE_REGISTER_OWN, _P.DEVICE_READ_OWN, _P.SUPPORT_SESSION_READ_OWN,
+    _P.POLICY_READ,
+}
+_TECHNICIAN = {
+    _P.USER_READ_SELF, _P.USER_READ, _P.TOKEN_MANAGE_OWN, _P.ORG_READ, _P.TICKET_CREATE,
+    _P.TICKET_READ_ALL, _P.TICKET_UPDATE, _P.TICKET_COMMENT, _P.TICKET_COMMENT_INTERNAL,
+    _P.DEVICE_READ_ALL, _P.SUPPORT_SESSION_REQUEST, _P.SUPPORT_SESSION_READ_ALL, _P.POLICY_READ,
+}
+_SENIOR = _TECHNICIAN | {_P.TICKET_ASSIGN, _P.SUPPORT_SESSION_APPROVE}
+_SUPERVISOR = _SENIOR | {
+    _P.STAFF_MANAGE, _P.REPORT_READ, _P.EMERGENCY_DECLARE, _P.SUPPORT_SESSION_END_ANY,
+}
+_ADMIN = _SUPERVISOR | {_P.ORG_MANAGE, _P.USER_MANAGE, _P.AUDIT_READ, _P.POLICY_MANAGE}
+# An auditor reads everything that is evidence and never writes (its own tokens aside).
+_AUDITOR = {
+    _P.USER_READ_SELF, _P.USER_READ, _P.TOKEN_MANAGE_OWN, _P.ORG_READ, _P.TICKET_READ_ALL,
+    _P.DEVICE_READ_ALL, _P.AUDIT_READ, _P.POLICY_READ, _P.SUPPORT_SESSION_READ_ALL,
+    _P.REPORT_READ,
+}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.END_USER: frozenset(_END_USER),
+    Role.TECHNICIAN: frozenset(_TECHNICIAN),
+    Role.SENIOR_TECHNICIAN: frozenset(_SENIOR),
+    Role.SUPERVISOR: frozenset(_SUPERVISOR),
+    Role.ADMIN: frozenset(_ADMIN),
+    Role.AUDITOR: frozenset(_AUDITOR),
+}
+
+
+def role_has_permission(role: Role, permission: Permission) -> bool:
+    """The raw table lookup; callers go through the engine's ``authorize``."""
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())
