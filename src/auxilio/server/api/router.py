@@ -1,0 +1,12 @@
+"""Every REST route under /api/v1, one router per domain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from auxilio.server.audit.routes import router as audit_router
+from auxilio.server.identity.routes import router as identity_router
+
+api_router = APIRouter()
+api_router.include_router(identity_router)
+api_router.include_router(audit_router)

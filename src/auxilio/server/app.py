@@ -1,0 +1,107 @@
+"""``create_app(settings)``: the ASGI application. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from auxilio import __version__
+from auxilio.server.api.errors import install_error_handlers
+from auxilio.server.api.router import api_router
+from auxilio.server.audit.service import AuditSigner, checkpoint_stale_chains
+from auxilio.server.db.engine import create_engine, create_sessionmaker
+from auxilio.server.db.migrate import migrate
+from auxilio.server.keys import key_id, load_or_create_signing_key
+from auxilio.server.middleware import RequestContextMiddleware
+from auxilio.server.settings import Settings
+
+log = logging.getLogger("auxilio.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    signing_key: Ed25519PrivateKey
+    first_start: bool
+
+
+def prepare(settings: Settings) -> Prepared:
+    """First-start work, run before serving: data directory, migrations, signing key."""
+    first = not settings.signing_key_path.exists()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings)
+    key = load_or_create_signing_key(settings.signing_key_path)
+    return Prepared(signing_key=key, first_start=first)
+
+
+async def _checkpoint_loop(app: FastAPI, signer: AuditSigner, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            async with app.state.sessionmaker() as db, db.begin():
+                await checkpoint_stale_chains(db, signer=signer)
+        except Exception:  # a failed round is retried at the next tick; never kill the loop
+            log.exception("audit checkpoint round failed")
+
+
+def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = None) -> FastAPI:
+    key = signing_key or load_or_create_signing_key(settings.signing_key_path)
+    signer = AuditSigner(key=key, key_id=key_id(key.public_key()), every=settings.audit_checkpoint_every)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.sessionmaker.configure(info={"audit_signer": signer})
+        task = asyncio.create_task(_checkpoint_loop(app, signer, settings.audit_checkpoint_seconds))
+        log.info("auxilio %s ready on node %s", __version__, settings.node_id)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await engine.dispose()
+            log.info("auxilio stopped")
+
+    app = FastAPI(
+        title="Auxilio",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.signing_key = key
+    app.state.audit_signer = signer
+    install_error_handlers(app)
+    app.include_router(api_router, prefix="/api/v1")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> dict[str, str]:
+        try:
+            async with app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means "not ready"
+            from fastapi.responses import JSONResponse
+
+            return JSONResponse(  # type: ignore[return-value]
+                {"error": {"code": "database_unavailable", "message": str(exc), "details": {}}},
+                status_code=503,
+            )
+        return {"status": "ready"}
+
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,83 @@
+"""Every audited action, shaped ``resource:subject:action``.
+
+A value never changes once shipped: verifiers and reports outside this codebase depend on it.
+``docs/audit-events.md`` is generated from this enum (``auxilio admin audit-events-doc``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    # Identity
+    LOGIN_SUCCEEDED = "identity:login:succeeded"
+    LOGIN_FAILED = "identity:login:failed"
+    LOGIN_LOCKED = "identity:login:locked"
+    TOTP_ENROLMENT_STARTED = "identity:totp:enrolment_started"
+    TOTP_ENROLLED = "identity:totp:enrolled"
+    TOTP_FAILED = "identity:totp:failed"
+    RECOVERY_CODE_USED = "identity:recovery_code:used"
+    TOKEN_CREATED = "identity:token:created"
+    TOKEN_REVOKED = "identity:token:revoked"
+    TOKEN_REJECTED = "identity:token:rejected"
+    ACCESS_FORBIDDEN = "identity:access:forbidden"
+    ORGANISATION_CREATED = "identity:organisation:created"
+    USER_CREATED = "identity:user:created"
+    USER_UPDATED = "identity:user:updated"
+    USER_DEACTIVATED = "identity:user:deactivated"
+    PASSWORD_CHANGED = "identity:password:changed"
+    STAFF_PROFILE_UPDATED = "identity:staff_profile:updated"
+    TRAINING_RECORDED = "identity:training:recorded"
+    # Tickets
+    TICKET_OPENED = "ticket:ticket:opened"
+    TICKET_STATUS_CHANGED = "ticket:status:changed"
+    TICKET_ASSIGNED = "ticket:assignment:changed"
+    TICKET_AUTO_ASSIGN_FAILED = "ticket:assignment:no_candidate"
+    TICKET_COMMENTED = "ticket:comment:added"
+    TICKET_TIME_LOGGED = "ticket:time:logged"
+    TICKET_UPDATED = "ticket:ticket:updated"
+    # Devices
+    DEVICE_REGISTERED = "device:device:registered"
+    DEVICE_LINKED = "device:ticket_link:added"
+    # Policy
+    POLICY_VERSION_UPLOADED = "policy:version:uploaded"
+    POLICY_VERSION_ACTIVATED = "policy:version:activated"
+    POLICY_DECISION_DENIED = "policy:decision:denied"
+    # Audit itself
+    AUDIT_EXPORTED = "audit:log:exported"
+
+
+DESCRIPTIONS: dict[AuditAction, str] = {
+    AuditAction.LOGIN_SUCCEEDED: "A person logged in (password and, where required, TOTP).",
+    AuditAction.LOGIN_FAILED: "A login failed: unknown email, wrong password or wrong TOTP code.",
+    AuditAction.LOGIN_LOCKED: "A login was refused because the account or address is locked out.",
+    AuditAction.TOTP_ENROLMENT_STARTED: "A TOTP secret was issued; not active until confirmed.",
+    AuditAction.TOTP_ENROLLED: "TOTP was confirmed with a valid code and is now required.",
+    AuditAction.TOTP_FAILED: "A TOTP or recovery code was wrong, expired or replayed.",
+    AuditAction.RECOVERY_CODE_USED: "A single-use recovery code was spent.",
+    AuditAction.TOKEN_CREATED: "An API or login token was issued.",
+    AuditAction.TOKEN_REVOKED: "A token was revoked.",
+    AuditAction.TOKEN_REJECTED: "A request carried an unknown, expired or revoked token.",
+    AuditAction.ACCESS_FORBIDDEN: "A request was denied by the role -> permission rules.",
+    AuditAction.ORGANISATION_CREATED: "An organisation was created.",
+    AuditAction.USER_CREATED: "A user account was created.",
+    AuditAction.USER_UPDATED: "A user's name, role or activity changed.",
+    AuditAction.USER_DEACTIVATED: "A user account was deactivated.",
+    AuditAction.PASSWORD_CHANGED: "A password was changed.",
+    AuditAction.STAFF_PROFILE_UPDATED: "Skills, time zone, working hours or languages changed.",
+    AuditAction.TRAINING_RECORDED: "A training completion was recorded for a staff member.",
+    AuditAction.TICKET_OPENED: "A ticket was opened.",
+    AuditAction.TICKET_STATUS_CHANGED: "A ticket moved between states (details: from, to).",
+    AuditAction.TICKET_ASSIGNED: "A ticket's assignee changed, by hand or automatically.",
+    AuditAction.TICKET_AUTO_ASSIGN_FAILED: "Automatic assignment found no eligible technician.",
+    AuditAction.TICKET_COMMENTED: "A public or internal comment was added.",
+    AuditAction.TICKET_TIME_LOGGED: "Technician time was logged against a ticket.",
+    AuditAction.TICKET_UPDATED: "A ticket's title, category or priority changed.",
+    AuditAction.DEVICE_REGISTERED: "A device was registered to its owner.",
+    AuditAction.DEVICE_LINKED: "A device was linked to a ticket.",
+    AuditAction.POLICY_VERSION_UPLOADED: "A policy version was stored.",
+    AuditAction.POLICY_VERSION_ACTIVATED: "A policy version became the organisation's active one.",
+    AuditAction.POLICY_DECISION_DENIED: "The policy engine denied a support action.",
+    AuditAction.AUDIT_EXPORTED: "The audit log was exported.",
+}

@@ -1,0 +1,59 @@
+"""Alembic driven from code: the server migrates on start, tests go up, down and up again."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from auxilio.server.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def _in_thread(fn: object, *args: object) -> None:
+    # env.py drives the async engine with asyncio.run(); from inside a running loop it must run
+    # in a thread of its own.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        fn(*args)  # type: ignore[operator]
+        return
+    import threading
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn(*args)  # type: ignore[operator]
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    _in_thread(command.upgrade, alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str = "base") -> None:
+    _in_thread(command.downgrade, alembic_config(database_url), revision)
+
+
+def migrate(settings: Settings) -> None:
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)

@@ -1,0 +1,117 @@
+"""The DomainError hierarchy: every error a service raises, each with a stable ``code``.
+
+Codes never change once shipped. The HTTP mapping lives only in ``auxilio.server.api.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    default_message: ClassVar[str] = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+
+class BadRequest(DomainError):
+    code = "bad_request"
+
+
+class ValidationFailed(DomainError):
+    code = "validation_failed"
+    status = 422
+    default_message = "The request is not valid."
+
+
+class Unauthenticated(DomainError):
+    code = "unauthenticated"
+    status = 401
+    default_message = "Authentication is required."
+
+
+class InvalidCredentials(Unauthenticated):
+    code = "invalid_credentials"
+    default_message = "The email or password is wrong."
+
+
+class MfaRequired(Unauthenticated):
+    code = "mfa_required"
+    default_message = "A TOTP code is required."
+
+
+class MfaEnrolmentRequired(DomainError):
+    code = "mfa_enrolment_required"
+    status = 403
+    default_message = "Two-factor authentication must be enrolled before logging in."
+
+
+class InvalidTotp(Unauthenticated):
+    code = "invalid_totp"
+    default_message = "The TOTP or recovery code is wrong, expired or already used."
+
+
+class TokenInvalid(Unauthenticated):
+    code = "token_invalid"
+    default_message = "The token is unknown, expired or revoked."
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+    default_message = "You are not allowed to do this."
+
+
+class PolicyDenied(Forbidden):
+    code = "policy_denied"
+    default_message = "The policy does not allow this."
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    default_message = "Not found."
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+    default_message = "The request conflicts with the current state."
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+    default_message = "That state change is not allowed from the current state."
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+    default_message = "It already exists."
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
+    default_message = "The request body is too large."
+
+
+class AccountLocked(DomainError):
+    code = "account_locked"
+    status = 429
+    default_message = "Too many failed attempts; try again later."
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests; try again later."
+
+
+class NotStaff(Conflict):
+    code = "not_staff"
+    default_message = "Only staff members have a profile."

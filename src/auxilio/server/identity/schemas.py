@@ -1,0 +1,137 @@
+"""Request and response bodies of the identity routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from auxilio.policy.roles import Role
+from auxilio.server.validation import Name, Password, ShortName
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class LoginIn(Strict):
+    email: str = Field(max_length=254)
+    password: Password
+    totp_code: str | None = Field(default=None, max_length=16)
+    recovery_code: str | None = Field(default=None, max_length=32)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    is_active: bool
+    timezone: str
+    skills: list[str]
+    languages: list[str]
+    working_hours: dict[str, list[str]]
+    mfa_enrolled: bool
+    created_at: datetime
+
+
+class LoginOut(BaseModel):
+    token: str
+    expires_at: datetime
+    user: UserOut
+    mfa_enrolment_required: bool
+    recovery_codes: list[str]
+
+
+class TotpEnrolOut(BaseModel):
+    provisioning_uri: str
+
+
+class TotpConfirmIn(Strict):
+    code: str = Field(max_length=16)
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str]
+
+
+class TokenIn(Strict):
+    name: ShortName
+    scopes: list[str] | None = None
+    ttl_days: int = Field(default=90, ge=1, le=366)
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str] | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreatedOut(TokenOut):
+    token: str
+
+
+class UserCreateIn(Strict):
+    email: str = Field(max_length=254)
+    display_name: Name
+    role: Role
+    password: Password
+    timezone: str = Field(default="UTC", max_length=64)
+    skills: list[ShortName] = Field(default_factory=list, max_length=50)
+    languages: list[ShortName] = Field(default_factory=list, max_length=20)
+    working_hours: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class UserCreatedOut(UserOut):
+    totp_provisioning_uri: str | None = None
+
+
+class UserUpdateIn(Strict):
+    display_name: Name | None = None
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class StaffProfileIn(Strict):
+    timezone: str | None = Field(default=None, max_length=64)
+    skills: list[ShortName] | None = Field(default=None, max_length=50)
+    languages: list[ShortName] | None = Field(default=None, max_length=20)
+    working_hours: dict[str, list[str]] | None = None
+
+
+class TrainingIn(Strict):
+    training_id: ShortName
+    title: Name
+    completed_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+
+
+class TrainingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    training_id: str
+    title: str
+    completed_at: AwareDatetime
+    expires_at: datetime | None
+
+
+class OrganisationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    mfa_required_for_staff: bool
+    created_at: datetime

@@ -1,0 +1,87 @@
+"""The one Settings object, built at start-up from a TOML file and ``AUXILIO_*`` variables.
+
+Precedence, highest first: explicit overrides (CLI flags), environment, the TOML file, defaults.
+Nothing here runs at import time; ``load_settings`` is called by the CLI and by tests.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUXILIO_", extra="forbid", frozen=True)
+
+    data_dir: Path = Path("auxilio-data")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; empty means SQLite in the data directory",
+    )
+    bus: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    node_id: str = "node-1"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    public_url: str = ""
+
+    log_json: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Bodies larger than this are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    audit_checkpoint_every: int = Field(default=1000, ge=1)
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+
+    # Lockout: after `lockout_threshold` failures, each further failure doubles the wait,
+    # starting at `lockout_base_seconds` and capped at `lockout_max_seconds`.
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_base_seconds: float = Field(default=30.0, gt=0)
+    lockout_max_seconds: float = Field(default=3600.0, gt=0)
+
+    login_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    # Staff roles must enrol TOTP before they can log in (the policy's staff.mfa_required
+    # overrides this per organisation once a policy is active).
+    mfa_required_for_staff: bool = True
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'auxilio.db').resolve()}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "keys" / "server-signing.pem"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the Settings from a TOML file (optional), the environment and explicit overrides."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as fh:
+            file_values = tomllib.load(fh)
+        file_values = file_values.get("auxilio", file_values)
+    # The environment beats the file: read it through a Settings built without the file,
+    # and keep only the fields the environment actually set.
+    from_env = Settings().model_dump(exclude_unset=True)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**{**file_values, **from_env, **given})

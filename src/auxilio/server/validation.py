@@ -1,0 +1,45 @@
+"""Annotated text types for request schemas.
+
+Text is NFC-normalised; C0/C1 control characters are refused (tab and newline are allowed in
+multi-line text); bidirectional override characters are refused everywhere, since they let a
+name display as something other than what it is (the "Trojan Source" trick). SQL-like text is
+just text: every query is parameterised.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _clean(value: str, *, multiline: bool) -> str:
+    value = unicodedata.normalize("NFC", value)
+    for ch in value:
+        if ch in _BIDI:
+            raise ValueError("bidirectional control characters are not allowed")
+        if multiline and ch in "\n\t\r":
+            continue
+        if unicodedata.category(ch) == "Cc":
+            raise ValueError("control characters are not allowed")
+    return value
+
+
+def _line(value: str) -> str:
+    value = _clean(value, multiline=False).strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _text(value: str) -> str:
+    return _clean(value, multiline=True)
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_line)]
+ShortName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_line)]
+LongText = Annotated[str, Field(max_length=20_000), AfterValidator(_text)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]

@@ -1,0 +1,108 @@
+"""Shared fixtures: a migrated database per backend, the real app, an HTTP client.
+
+Every database test runs on SQLite, and on PostgreSQL too when AUXILIO_TEST_POSTGRES_URL is
+set (scripts/test sets it when a server answers on 127.0.0.1:5432). Each backend is migrated
+once per run; each test then starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from auxilio.server.app import create_app
+from auxilio.server.db.migrate import downgrade, upgrade
+from auxilio.server.db.models import Base
+from auxilio.server.settings import Settings, load_settings
+
+POSTGRES_URL = os.environ.get("AUXILIO_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "auxilio.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> str:
+    if not POSTGRES_URL:
+        pytest.skip("AUXILIO_TEST_POSTGRES_URL is not set")
+    downgrade(POSTGRES_URL, "base")
+    upgrade(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+async def _truncate_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "data" / "auxilio.db"
+        path.parent.mkdir()
+        shutil.copy(sqlite_template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_migrated")
+    await _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(
+        data_dir=tmp_path / "data", database_url=database_url,
+        audit_checkpoint_every=50, audit_checkpoint_seconds=3600,
+    )
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+async def app(settings: Settings, signing_key: Ed25519PrivateKey) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, signing_key=signing_key)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A database session for arranging and checking state; the test commits what it arranges."""
+    async with app.state.sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Tests talk to 127.0.0.1 only; a proxy variable must never reroute them.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    yield
