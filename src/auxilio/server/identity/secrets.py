@@ -53,8 +53,11 @@ def provisioning_uri(secret: str, *, account: str, issuer: str) -> str:
     )
 
 
-def totp_code_at(secret: str, step: int) -> str:
-    return str(pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD).generate_otp(step))
+def totp_code_at(secret: str, step: int, *, digits: int = TOTP_DIGITS, digest: str = "sha1") -> str:
+    """The code of one time step (RFC 6238: HOTP of the step counter, RFC 4226 truncation)."""
+    return str(
+        pyotp.TOTP(secret, digits=digits, interval=TOTP_PERIOD, digest=digest).generate_otp(step)
+    )
 
 
 def match_totp(secret: str, code: str, *, now: datetime, last_step: int | None) -> int | None:

@@ -1,0 +1,344 @@
+"""Server-side commands: ``auxilio serve``, ``auxilio admin ...``, ``auxilio audit ...``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from auxilio.server.settings import Settings, load_settings
+
+console = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the database and keys live.")]
+Config = Annotated[Path | None, typer.Option("--config", help="A TOML settings file.", exists=True)]
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="Overrides AUXILIO_DATABASE_URL.")]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ValueError as exc:
+        console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    database_url: DbUrl = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS/WSS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS/WSS.")] = None,
+    log_json: Annotated[bool | None, typer.Option("--log-json/--no-log-json")] = None,
+) -> None:
+    """Run the server: migrate, make the signing key on first start, then serve."""
+    import uvicorn
+
+    from auxilio.server.app import create_app, prepare
+    from auxilio.server.keys import key_id
+    from auxilio.server.middleware import configure_logging
+
+    settings = _settings(config, host=host, port=port, data_dir=data_dir, database_url=database_url,
+                         tls_cert=tls_cert, tls_key=tls_key, log_json=log_json)
+    configure_logging(json_logs=settings.log_json, level=settings.log_level)
+    prepared = prepare(settings)
+    users = asyncio.run(_count_users(settings))
+    console.print(f"Auxilio data in [bold]{settings.data_dir.resolve()}[/bold]; "
+                  f"signing key {key_id(prepared.signing_key.public_key())}")
+    if users == 0:
+        console.print(
+            "No users yet. Create the first admin (2FA enrolment URI is printed):\n"
+            f"  echo 'a long password' | auxilio admin create-user admin@example.org "
+            f"--role admin --org my-org --password-stdin --data-dir {settings.data_dir}"
+        )
+    app = create_app(settings, signing_key=prepared.signing_key)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_config=None,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _count_users(settings: Settings) -> int:
+    from auxilio.server.db.engine import create_engine, create_sessionmaker
+    from auxilio.server.identity.service import count_users
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as db:
+            return await count_users(db)
+    finally:
+        await engine.dispose()
+
+
+admin_app = typer.Typer(help="Administration from the server's own machine.", no_args_is_help=True)
+
+
+@admin_app.command("create-org")
+def create_org(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Create an organisation."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    asyncio.run(_create_org(settings, slug, name or slug))
+
+
+async def _create_org(settings: Settings, slug: str, name: str) -> None:
+    from auxilio.server.context import Actor
+    from auxilio.server.errors import DomainError
+    from auxilio.server.identity import service
+
+    async with _cli_db(settings) as db:
+        try:
+            org = await service.create_organisation(db, slug=slug, name=name, actor=_cli_actor())
+        except DomainError as exc:
+            _fail(exc)
+        await db.commit()
+    typer.echo(f"created organisation {org.slug} ({org.id})")
+    del Actor
+
+
+@admin_app.command("create-user")
+def create_user(
+    email: str,
+    role: Annotated[str, typer.Option(help="end_user, technician, senior_technician, supervisor, admin or auditor.")],
+    org: Annotated[str, typer.Option(help="Organisation slug; created when it does not exist.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    skills: Annotated[str, typer.Option(help="Comma-separated skills, e.g. hardware,network.")] = "",
+    timezone: Annotated[str, typer.Option(help="IANA time zone.")] = "UTC",
+    hours: Annotated[str, typer.Option(help='Working hours, e.g. "mon-fri 09:00-17:00".')] = "",
+    data_dir: DataDir = None,
+    config: Config = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Create a user; prints the TOTP provisioning URI where two-factor authentication is required."""
+    from auxilio.policy.roles import Role
+
+    if not password_stdin:
+        console.print("[red]give the password on standard input with --password-stdin[/red]")
+        raise typer.Exit(2)
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        console.print(f"[red]unknown role {role!r}[/red]; one of {', '.join(r.value for r in Role)}")
+        raise typer.Exit(2) from exc
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    asyncio.run(_create_user(settings, email=email, role=role_value, org_slug=org, name=name,
+                             password=password, skills=[s for s in skills.split(",") if s],
+                             timezone=timezone, hours=_parse_hours(hours)))
+
+
+def _parse_hours(text: str) -> dict[str, list[str]]:
+    """"mon-fri 09:00-17:00; sat 10:00-14:00" -> {"mon": ["09:00-17:00"], ...}."""
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    result: dict[str, list[str]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        try:
+            span, window = part.split()
+            first, _, last = span.partition("-")
+            chosen = days[days.index(first): days.index(last or first) + 1]
+        except ValueError as exc:
+            console.print(f"[red]cannot read working hours {part!r}[/red] (like 'mon-fri 09:00-17:00')")
+            raise typer.Exit(2) from exc
+        for day in chosen:
+            result.setdefault(day, []).append(window)
+    return result
+
+
+async def _create_user(settings: Settings, *, email: str, role: Any, org_slug: str,
+                       name: str | None, password: str, skills: list[str], timezone: str,
+                       hours: dict[str, list[str]]) -> None:
+    from auxilio.server.errors import DomainError
+    from auxilio.server.identity import auth, service
+
+    async with _cli_db(settings) as db:
+        try:
+            org = await service.get_organisation_by_slug(db, slug=org_slug)
+            if org is None:
+                org = await service.create_organisation(db, slug=org_slug, name=org_slug,
+                                                        actor=_cli_actor())
+                typer.echo(f"created organisation {org.slug}")
+            user = await service.create_user(
+                db, organisation=org, email=email, display_name=name or email, role=role,
+                password=password, actor=_cli_actor(org.id), skills=skills, timezone=timezone,
+                working_hours=hours,
+            )
+            uri = None
+            if service.mfa_required(org, role):
+                uri = await auth.start_totp_enrolment(db, user=user, actor=_cli_actor(org.id))
+        except DomainError as exc:
+            _fail(exc)
+        await db.commit()
+    typer.echo(f"created {role.value} {user.email} in {org.slug} ({user.id})")
+    if uri:
+        typer.echo("Two-factor authentication is required. Add this to an authenticator app;")
+        typer.echo("the first login with a code from it completes the enrolment:")
+        typer.echo(uri)
+
+
+@admin_app.command("audit-events-doc")
+def audit_events_doc(
+    output: Annotated[Path, typer.Option(help="Where to write the Markdown.")] = Path("docs/audit-events.md"),
+) -> None:
+    """Generate docs/audit-events.md from the AuditAction enum."""
+    from auxilio.server.audit.docs import render_audit_events
+
+    output.write_text(render_audit_events(), encoding="utf-8")
+    typer.echo(f"wrote {output}")
+
+
+audit_app = typer.Typer(help="Verify and export the tamper-evident audit log.", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export_file: Annotated[Path | None, typer.Option("--export", help="Verify an export file instead of the database.", exists=True, dir_okay=False)] = None,
+    public_key: Annotated[Path | None, typer.Option(help="The server's public key (PEM). Default: the one in the data directory.")] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Check every chain; exit 0 when intact, 1 naming the first broken event."""
+    from auxilio.server.audit.export import ExportFileInvalid, verify_export
+    from auxilio.server.keys import load_public_key, public_path
+
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    key_path = public_key or public_path(settings.signing_key_path)
+    if not key_path.exists():
+        console.print(f"[red]no public key at {key_path}[/red]; give --public-key")
+        raise typer.Exit(2)
+    key = load_public_key(key_path)
+    if export_file is not None:
+        try:
+            with export_file.open("rb") as fh:
+                reports = verify_export(fh, public_key=key)
+        except ExportFileInvalid as exc:
+            console.print(f"[red]not a valid export:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    else:
+        reports = asyncio.run(_verify_db(settings, key))
+    broken = [r for r in reports if not r.ok]
+    for report in reports:
+        state = (
+            "intact" if report.broken is None
+            else f"BROKEN at event {report.broken.seq}: {report.broken.reason}"
+        )
+        typer.echo(f"chain {report.chain}: {report.events} events, "
+                   f"{report.checkpoints} signed checkpoints: {state}")
+    if broken:
+        raise typer.Exit(1)
+    typer.echo(f"audit log intact: {sum(r.events for r in reports)} events in {len(reports)} chains")
+
+
+async def _verify_db(settings: Settings, key: Any) -> Any:
+    from auxilio.server.audit.service import verify_database
+    from auxilio.server.db.engine import create_engine
+
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return await verify_database(conn, public_key=key)
+    finally:
+        await engine.dispose()
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The JSON Lines file to write.")],
+    org: Annotated[str | None, typer.Option(help="Only this organisation's chain.")] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Export chains as JSON Lines, verifiable with `auxilio audit verify --export`."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    count = asyncio.run(_export(settings, output, org))
+    typer.echo(f"exported {count} events to {output}")
+
+
+async def _export(settings: Settings, output: Path, org_slug: str | None) -> int:
+    from auxilio.server.audit.export import export_chain
+    from auxilio.server.audit.service import chain_for, list_chains
+    from auxilio.server.db.engine import create_engine
+    from auxilio.server.identity.models import Organisation
+    from auxilio.server.keys import load_or_create_signing_key
+    from sqlalchemy import select
+
+    key = load_or_create_signing_key(settings.signing_key_path).public_key()
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            if org_slug:
+                org_id = (await conn.execute(select(Organisation.id).where(Organisation.slug == org_slug))).scalar_one_or_none()
+                if org_id is None:
+                    console.print(f"[red]no organisation {org_slug!r}[/red]")
+                    raise typer.Exit(2)
+                chains = [chain_for(org_id)]
+            else:
+                chains = await list_chains(conn)
+            total = 0
+            with output.open("wb") as fh:
+                for chain in chains:
+                    total += await export_chain(conn, chain, fh, public_key=key)
+            return total
+    finally:
+        await engine.dispose()
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _cli_actor(organisation_id: Any = None) -> Any:
+    import getpass
+
+    from auxilio.server.context import Actor
+
+    return Actor(id=None, display_name=f"cli:{getpass.getuser()}", organisation_id=organisation_id)
+
+
+def _fail(exc: Any) -> None:
+    console.print(f"[red]{exc.code}:[/red] {exc.message}")
+    raise typer.Exit(1)
+
+
+class _cli_db:  # noqa: N801 -- reads as a context manager function
+    """A database session for one CLI command, migrated and able to sign checkpoints."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def __aenter__(self) -> Any:
+        from auxilio.server.app import prepare
+        from auxilio.server.audit.service import AuditSigner
+        from auxilio.server.context import RequestInfo, set_request
+        from auxilio.server.db.engine import create_engine, create_sessionmaker
+        from auxilio.server.keys import key_id
+
+        await asyncio.to_thread(prepare, self.settings)
+        from auxilio.server.keys import load_or_create_signing_key
+
+        key = load_or_create_signing_key(self.settings.signing_key_path)
+        set_request(RequestInfo(client_addr="cli"))
+        self.engine = create_engine(self.settings)
+        maker = create_sessionmaker(self.engine)
+        maker.configure(info={"audit_signer": AuditSigner(key=key, key_id=key_id(key.public_key()),
+                                                          every=self.settings.audit_checkpoint_every)})
+        self.db = maker()
+        return self.db
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.db.close()
+        await self.engine.dispose()
