@@ -69,8 +69,10 @@ async def database_url(
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return load_settings(
-        data_dir=tmp_path / "data", database_url=database_url,
-        audit_checkpoint_every=50, audit_checkpoint_seconds=3600,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        audit_checkpoint_every=50,
+        audit_checkpoint_seconds=3600,
     )
 
 

@@ -7,8 +7,11 @@ import typer
 
 from auxilio.server import commands as server_commands
 
-app = typer.Typer(help="Auxilio: remote technical support under an enforced, provable policy.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Auxilio: remote technical support under an enforced, provable policy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.command("serve")(server_commands.serve)
 app.add_typer(server_commands.admin_app, name="admin")
 app.add_typer(server_commands.audit_app, name="audit")

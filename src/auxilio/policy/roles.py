@@ -30,7 +30,7 @@ class Permission(StrEnum):
     USER_READ = "user:read"
     USER_MANAGE = "user:manage"
     STAFF_MANAGE = "staff:manage"
-    TOKEN_MANAGE_OWN = "token:manage_own"
+    TOKEN_MANAGE_OWN = "token:manage_own"  # noqa: S105 - a permission name, not a secret
     TICKET_CREATE = "ticket:create"
     TICKET_READ_OWN = "ticket:read_own"
     TICKET_READ_ALL = "ticket:read_all"

@@ -52,7 +52,9 @@ async def _checkpoint_loop(app: FastAPI, signer: AuditSigner, every: float) -> N
 
 def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = None) -> FastAPI:
     key = signing_key or load_or_create_signing_key(settings.signing_key_path)
-    signer = AuditSigner(key=key, key_id=key_id(key.public_key()), every=settings.audit_checkpoint_every)
+    signer = AuditSigner(
+        key=key, key_id=key_id(key.public_key()), every=settings.audit_checkpoint_every
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,9 +14,13 @@ from auxilio.server.settings import Settings, load_settings
 
 console = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the database and keys live.")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the database and keys live.")
+]
 Config = Annotated[Path | None, typer.Option("--config", help="A TOML settings file.", exists=True)]
-DbUrl = Annotated[str | None, typer.Option("--database-url", help="Overrides AUXILIO_DATABASE_URL.")]
+DbUrl = Annotated[
+    str | None, typer.Option("--database-url", help="Overrides AUXILIO_DATABASE_URL.")
+]
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
@@ -44,13 +48,23 @@ def serve(
     from auxilio.server.keys import key_id
     from auxilio.server.middleware import configure_logging
 
-    settings = _settings(config, host=host, port=port, data_dir=data_dir, database_url=database_url,
-                         tls_cert=tls_cert, tls_key=tls_key, log_json=log_json)
+    settings = _settings(
+        config,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        log_json=log_json,
+    )
     configure_logging(json_logs=settings.log_json, level=settings.log_level)
     prepared = prepare(settings)
     users = asyncio.run(_count_users(settings))
-    console.print(f"Auxilio data in [bold]{settings.data_dir.resolve()}[/bold]; "
-                  f"signing key {key_id(prepared.signing_key.public_key())}")
+    console.print(
+        f"Auxilio data in [bold]{settings.data_dir.resolve()}[/bold]; "
+        f"signing key {key_id(prepared.signing_key.public_key())}"
+    )
     if users == 0:
         console.print(
             "No users yet. Create the first admin (2FA enrolment URI is printed):\n"
@@ -59,7 +73,10 @@ def serve(
         )
     app = create_app(settings, signing_key=prepared.signing_key)
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=None,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=10,
@@ -95,7 +112,6 @@ def create_org(
 
 
 async def _create_org(settings: Settings, slug: str, name: str) -> None:
-    from auxilio.server.context import Actor
     from auxilio.server.errors import DomainError
     from auxilio.server.identity import service
 
@@ -106,24 +122,30 @@ async def _create_org(settings: Settings, slug: str, name: str) -> None:
             _fail(exc)
         await db.commit()
     typer.echo(f"created organisation {org.slug} ({org.id})")
-    del Actor
 
 
 @admin_app.command("create-user")
 def create_user(
     email: str,
-    role: Annotated[str, typer.Option(help="end_user, technician, senior_technician, supervisor, admin or auditor.")],
+    role: Annotated[
+        str,
+        typer.Option(help="end_user, technician, senior_technician, supervisor, admin or auditor."),
+    ],
     org: Annotated[str, typer.Option(help="Organisation slug; created when it does not exist.")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
-    skills: Annotated[str, typer.Option(help="Comma-separated skills, e.g. hardware,network.")] = "",
+    skills: Annotated[
+        str, typer.Option(help="Comma-separated skills, e.g. hardware,network.")
+    ] = "",
     timezone: Annotated[str, typer.Option(help="IANA time zone.")] = "UTC",
     hours: Annotated[str, typer.Option(help='Working hours, e.g. "mon-fri 09:00-17:00".')] = "",
     data_dir: DataDir = None,
     config: Config = None,
     database_url: DbUrl = None,
 ) -> None:
-    """Create a user; prints the TOTP provisioning URI where two-factor authentication is required."""
+    """Create a user; prints the TOTP provisioning URI where 2FA is required."""
     from auxilio.policy.roles import Role
 
     if not password_stdin:
@@ -133,34 +155,57 @@ def create_user(
     try:
         role_value = Role(role)
     except ValueError as exc:
-        console.print(f"[red]unknown role {role!r}[/red]; one of {', '.join(r.value for r in Role)}")
+        console.print(
+            f"[red]unknown role {role!r}[/red]; one of {', '.join(r.value for r in Role)}"
+        )
         raise typer.Exit(2) from exc
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    asyncio.run(_create_user(settings, email=email, role=role_value, org_slug=org, name=name,
-                             password=password, skills=[s for s in skills.split(",") if s],
-                             timezone=timezone, hours=_parse_hours(hours)))
+    asyncio.run(
+        _create_user(
+            settings,
+            email=email,
+            role=role_value,
+            org_slug=org,
+            name=name,
+            password=password,
+            skills=[s for s in skills.split(",") if s],
+            timezone=timezone,
+            hours=_parse_hours(hours),
+        )
+    )
 
 
 def _parse_hours(text: str) -> dict[str, list[str]]:
-    """"mon-fri 09:00-17:00; sat 10:00-14:00" -> {"mon": ["09:00-17:00"], ...}."""
+    """Read 'mon-fri 09:00-17:00; sat 10:00-14:00' into {"mon": ["09:00-17:00"], ...}."""
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     result: dict[str, list[str]] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         try:
             span, window = part.split()
             first, _, last = span.partition("-")
-            chosen = days[days.index(first): days.index(last or first) + 1]
+            chosen = days[days.index(first) : days.index(last or first) + 1]
         except ValueError as exc:
-            console.print(f"[red]cannot read working hours {part!r}[/red] (like 'mon-fri 09:00-17:00')")
+            console.print(
+                f"[red]cannot read working hours {part!r}[/red] (like 'mon-fri 09:00-17:00')"
+            )
             raise typer.Exit(2) from exc
         for day in chosen:
             result.setdefault(day, []).append(window)
     return result
 
 
-async def _create_user(settings: Settings, *, email: str, role: Any, org_slug: str,
-                       name: str | None, password: str, skills: list[str], timezone: str,
-                       hours: dict[str, list[str]]) -> None:
+async def _create_user(
+    settings: Settings,
+    *,
+    email: str,
+    role: Any,
+    org_slug: str,
+    name: str | None,
+    password: str,
+    skills: list[str],
+    timezone: str,
+    hours: dict[str, list[str]],
+) -> None:
     from auxilio.server.errors import DomainError
     from auxilio.server.identity import auth, service
 
@@ -168,12 +213,20 @@ async def _create_user(settings: Settings, *, email: str, role: Any, org_slug: s
         try:
             org = await service.get_organisation_by_slug(db, slug=org_slug)
             if org is None:
-                org = await service.create_organisation(db, slug=org_slug, name=org_slug,
-                                                        actor=_cli_actor())
+                org = await service.create_organisation(
+                    db, slug=org_slug, name=org_slug, actor=_cli_actor()
+                )
                 typer.echo(f"created organisation {org.slug}")
             user = await service.create_user(
-                db, organisation=org, email=email, display_name=name or email, role=role,
-                password=password, actor=_cli_actor(org.id), skills=skills, timezone=timezone,
+                db,
+                organisation=org,
+                email=email,
+                display_name=name or email,
+                role=role,
+                password=password,
+                actor=_cli_actor(org.id),
+                skills=skills,
+                timezone=timezone,
                 working_hours=hours,
             )
             uri = None
@@ -191,7 +244,9 @@ async def _create_user(settings: Settings, *, email: str, role: Any, org_slug: s
 
 @admin_app.command("audit-events-doc")
 def audit_events_doc(
-    output: Annotated[Path, typer.Option(help="Where to write the Markdown.")] = Path("docs/audit-events.md"),
+    output: Annotated[Path, typer.Option(help="Where to write the Markdown.")] = Path(
+        "docs/audit-events.md"
+    ),
 ) -> None:
     """Generate docs/audit-events.md from the AuditAction enum."""
     from auxilio.server.audit.docs import render_audit_events
@@ -200,13 +255,26 @@ def audit_events_doc(
     typer.echo(f"wrote {output}")
 
 
-audit_app = typer.Typer(help="Verify and export the tamper-evident audit log.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Verify and export the tamper-evident audit log.", no_args_is_help=True
+)
 
 
 @audit_app.command("verify")
 def audit_verify(
-    export_file: Annotated[Path | None, typer.Option("--export", help="Verify an export file instead of the database.", exists=True, dir_okay=False)] = None,
-    public_key: Annotated[Path | None, typer.Option(help="The server's public key (PEM). Default: the one in the data directory.")] = None,
+    export_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Verify an export file instead of the database.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="The server's public key (PEM). Default: the one in the data directory."),
+    ] = None,
     data_dir: DataDir = None,
     config: Config = None,
     database_url: DbUrl = None,
@@ -233,14 +301,19 @@ def audit_verify(
     broken = [r for r in reports if not r.ok]
     for report in reports:
         state = (
-            "intact" if report.broken is None
+            "intact"
+            if report.broken is None
             else f"BROKEN at event {report.broken.seq}: {report.broken.reason}"
         )
-        typer.echo(f"chain {report.chain}: {report.events} events, "
-                   f"{report.checkpoints} signed checkpoints: {state}")
+        typer.echo(
+            f"chain {report.chain}: {report.events} events, "
+            f"{report.checkpoints} signed checkpoints: {state}"
+        )
     if broken:
         raise typer.Exit(1)
-    typer.echo(f"audit log intact: {sum(r.events for r in reports)} events in {len(reports)} chains")
+    typer.echo(
+        f"audit log intact: {sum(r.events for r in reports)} events in {len(reports)} chains"
+    )
 
 
 async def _verify_db(settings: Settings, key: Any) -> Any:
@@ -270,19 +343,22 @@ def audit_export(
 
 
 async def _export(settings: Settings, output: Path, org_slug: str | None) -> int:
+    from sqlalchemy import select
+
     from auxilio.server.audit.export import export_chain
     from auxilio.server.audit.service import chain_for, list_chains
     from auxilio.server.db.engine import create_engine
     from auxilio.server.identity.models import Organisation
     from auxilio.server.keys import load_or_create_signing_key
-    from sqlalchemy import select
 
     key = load_or_create_signing_key(settings.signing_key_path).public_key()
     engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
             if org_slug:
-                org_id = (await conn.execute(select(Organisation.id).where(Organisation.slug == org_slug))).scalar_one_or_none()
+                org_id = (
+                    await conn.execute(select(Organisation.id).where(Organisation.slug == org_slug))
+                ).scalar_one_or_none()
                 if org_id is None:
                     console.print(f"[red]no organisation {org_slug!r}[/red]")
                     raise typer.Exit(2)
@@ -309,12 +385,12 @@ def _cli_actor(organisation_id: Any = None) -> Any:
     return Actor(id=None, display_name=f"cli:{getpass.getuser()}", organisation_id=organisation_id)
 
 
-def _fail(exc: Any) -> None:
+def _fail(exc: Any) -> NoReturn:
     console.print(f"[red]{exc.code}:[/red] {exc.message}")
     raise typer.Exit(1)
 
 
-class _cli_db:  # noqa: N801 -- reads as a context manager function
+class _cli_db:
     """A database session for one CLI command, migrated and able to sign checkpoints."""
 
     def __init__(self, settings: Settings) -> None:
@@ -334,8 +410,15 @@ class _cli_db:  # noqa: N801 -- reads as a context manager function
         set_request(RequestInfo(client_addr="cli"))
         self.engine = create_engine(self.settings)
         maker = create_sessionmaker(self.engine)
-        maker.configure(info={"audit_signer": AuditSigner(key=key, key_id=key_id(key.public_key()),
-                                                          every=self.settings.audit_checkpoint_every)})
+        maker.configure(
+            info={
+                "audit_signer": AuditSigner(
+                    key=key,
+                    key_id=key_id(key.public_key()),
+                    every=self.settings.audit_checkpoint_every,
+                )
+            }
+        )
         self.db = maker()
         return self.db
 

@@ -115,3 +115,36 @@ class RateLimited(DomainError):
 class NotStaff(Conflict):
     code = "not_staff"
     default_message = "Only staff members have a profile."
+
+
+class TicketNotFound(NotFound):
+    code = "ticket_not_found"
+    default_message = "No such ticket."
+
+
+class DeviceNotFound(NotFound):
+    code = "device_not_found"
+    default_message = "No such device."
+
+
+class InvalidRequester(DomainError):
+    code = "invalid_requester"
+    status = 422
+    default_message = "A ticket's requester must be an active end user of your organisation."
+
+
+class InvalidAssignee(DomainError):
+    code = "invalid_assignee"
+    status = 422
+    default_message = "The assignee must be an active technician of your organisation."
+
+
+class DeviceNotOwned(DomainError):
+    code = "device_not_owned"
+    status = 422
+    default_message = "The device does not belong to the ticket's requester."
+
+
+class TicketNotActive(Conflict):
+    code = "ticket_not_active"
+    default_message = "Resolved and closed tickets cannot be assigned."

@@ -42,4 +42,7 @@ def _text(value: str) -> str:
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_line)]
 ShortName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_line)]
 LongText = Annotated[str, Field(max_length=20_000), AfterValidator(_text)]
+# An email as typed at login: one line, checked for shape only where accounts are created, but
+# never with control characters (PostgreSQL refuses NUL in text: a 500 instead of a 401).
+LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=254), AfterValidator(_line)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]

@@ -60,10 +60,13 @@ class Identity:
     actor: Actor
 
 
-async def _audit_apart(request: Request, **kwargs: Any) -> None:
+async def _audit_apart(request: Request, db: AsyncSession, **kwargs: Any) -> None:
     # The request's own transaction is about to roll back; a denial must still be recorded.
-    async with _sessionmaker(request)() as db, db.begin():
-        await record(db, **kwargs)
+    # End it first: on SQLite it holds the write lock (BEGIN IMMEDIATE), and the audit
+    # transaction would queue behind it until the busy timeout, then fail.
+    await db.rollback()
+    async with _sessionmaker(request)() as audit_db, audit_db.begin():
+        await record(audit_db, **kwargs)
 
 
 def _bearer(request: Request) -> str:
@@ -79,7 +82,7 @@ async def _identify(request: Request, db: AsyncSession) -> Identity:
     try:
         token, user = await resolve_token(db, secret=secret)
     except TokenInvalid as exc:
-        await _audit_apart(request, action=AuditAction.TOKEN_REJECTED,
+        await _audit_apart(request, db, action=AuditAction.TOKEN_REJECTED,
                            actor=Actor(id=None, display_name="anonymous", organisation_id=None),
                            details={"reason": exc.details.get("reason"), "prefix": secret[:10],
                                     "path": request.url.path})
@@ -109,7 +112,7 @@ def require(permission: Permission) -> Any:
         decision = authorize_permission(identity.actor, permission)
         if not decision.allowed:
             await _audit_apart(
-                request, action=AuditAction.ACCESS_FORBIDDEN, actor=identity.actor,
+                request, db, action=AuditAction.ACCESS_FORBIDDEN, actor=identity.actor,
                 details={"permission": str(permission), "method": request.method,
                          "path": request.url.path, "rule": decision.rule},
             )

@@ -31,7 +31,9 @@ def _headers(exc: DomainError) -> dict[str, str] | None:
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)  # noqa: S101 -- registered for DomainError only
     return JSONResponse(
-        error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=_headers(exc)
+        error_body(exc.code, exc.message, exc.details),
+        status_code=exc.status,
+        headers=_headers(exc),
     )
 
 

@@ -29,8 +29,18 @@ CHECKPOINT_CONTEXT = b"auxilio/audit-checkpoint/v1\n"
 
 # The fields that are hashed, in the order they are documented (the JSON itself sorts keys).
 HASHED_FIELDS = (
-    "chain", "seq", "occurred_at", "organisation_id", "actor_id", "actor_name", "client_addr",
-    "action", "target_type", "target_id", "request_id", "details",
+    "chain",
+    "seq",
+    "occurred_at",
+    "organisation_id",
+    "actor_id",
+    "actor_name",
+    "client_addr",
+    "action",
+    "target_type",
+    "target_id",
+    "request_id",
+    "details",
 )
 
 

@@ -22,7 +22,9 @@ events or T seconds. See THREAT_MODEL.md for what this protects.
 
 def render_audit_events() -> str:
     lines = [HEADER]
-    for resource, actions in groupby(sorted(AuditAction, key=str), key=lambda a: a.value.split(":")[0]):
+    for resource, actions in groupby(
+        sorted(AuditAction, key=str), key=lambda a: a.value.split(":")[0]
+    ):
         lines.append(f"\n## {resource}\n\n| action | when |\n|---|---|")
         for action in actions:
             lines.append(f"| `{action.value}` | {DESCRIPTIONS.get(action, '')} |")

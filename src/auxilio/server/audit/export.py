@@ -41,7 +41,14 @@ async def export_chain(
     def line(obj: dict[str, Any]) -> None:
         out.write(orjson.dumps(obj) + b"\n")
 
-    line({"type": "header", "format": FORMAT, "chain": chain, "public_key": public_key_b64(public_key)})
+    line(
+        {
+            "type": "header",
+            "format": FORMAT,
+            "chain": chain,
+            "public_key": public_key_b64(public_key),
+        }
+    )
     for cp in await load_checkpoints(conn, chain):
         line({"type": "checkpoint", **cp})
     count = 0
@@ -67,7 +74,9 @@ def _records(lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, obj
 
 
-def verify_export(lines: Iterable[bytes], *, public_key: Ed25519PublicKey | None) -> list[ChainReport]:
+def verify_export(
+    lines: Iterable[bytes], *, public_key: Ed25519PublicKey | None
+) -> list[ChainReport]:
     """Verify an export. Checkpoints precede events in the file, so events stream through."""
     reports: list[ChainReport] = []
     verifier: ChainVerifier | None = None

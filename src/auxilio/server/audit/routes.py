@@ -33,7 +33,9 @@ async def list_events(
 ) -> s.AuditPage:
     query = (
         select(AuditEvent)
-        .where(AuditEvent.chain == chain_for(caller.user.organisation_id), AuditEvent.seq > after_seq)
+        .where(
+            AuditEvent.chain == chain_for(caller.user.organisation_id), AuditEvent.seq > after_seq
+        )
         .order_by(AuditEvent.seq)
         .limit(limit)
     )
@@ -56,8 +58,11 @@ async def export(caller: ReadAudit, db: DbSession, request: Request) -> Response
     conn = await db.connection()
     buffer = io.BytesIO()
     await export_chain(conn, chain, buffer, public_key=request.app.state.signing_key.public_key())
-    return Response(buffer.getvalue(), media_type="application/x-ndjson",
-                    headers={"content-disposition": f'attachment; filename="audit-{chain}.jsonl"'})
+    return Response(
+        buffer.getvalue(),
+        media_type="application/x-ndjson",
+        headers={"content-disposition": f'attachment; filename="audit-{chain}.jsonl"'},
+    )
 
 
 @router.get("/verify", response_model=s.VerifyOut)
@@ -68,7 +73,10 @@ async def verify(caller: ReadAudit, db: DbSession, request: Request) -> s.Verify
         conn, public_key=request.app.state.signing_key.public_key(), chains=[chain]
     )
     return s.VerifyOut(
-        chain=chain, intact=report.ok, events=report.events, checkpoints=report.checkpoints,
+        chain=chain,
+        intact=report.ok,
+        events=report.events,
+        checkpoints=report.checkpoints,
         first_broken_seq=report.broken.seq if report.broken else None,
         reason=report.broken.reason if report.broken else None,
     )
@@ -76,5 +84,6 @@ async def verify(caller: ReadAudit, db: DbSession, request: Request) -> s.Verify
 
 @router.get("/public-key", response_class=Response)
 async def public_key(caller: ReadAudit, request: Request) -> Response:
-    return Response(public_pem(request.app.state.signing_key.public_key()),
-                    media_type="application/x-pem-file")
+    return Response(
+        public_pem(request.app.state.signing_key.public_key()), media_type="application/x-pem-file"
+    )

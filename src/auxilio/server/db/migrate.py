@@ -35,7 +35,7 @@ def _in_thread(fn: object, *args: object) -> None:
     def target() -> None:
         try:
             fn(*args)  # type: ignore[operator]
-        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller's thread
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=target)

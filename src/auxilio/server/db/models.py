@@ -1,11 +1,11 @@
 """Imports every domain's models so that the metadata is complete (migrations, create_all)."""
 
 from auxilio.server.audit import models as audit_models
+from auxilio.server.db.base import Base
 from auxilio.server.devices import models as device_models
 from auxilio.server.identity import models as identity_models
 from auxilio.server.policies import models as policy_models
 from auxilio.server.tickets import models as ticket_models
-from auxilio.server.db.base import Base
 
 __all__ = [
     "Base",

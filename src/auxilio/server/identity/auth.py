@@ -68,7 +68,7 @@ class Lockout:
     def wait_after(self, failures: int) -> float:
         if failures < self.threshold:
             return 0.0
-        return min(self.base_seconds * 2 ** (failures - self.threshold), self.max_seconds)
+        return min(self.base_seconds * 2.0 ** (failures - self.threshold), self.max_seconds)
 
 
 async def _throttle(db: AsyncSession, key: str) -> LoginThrottle:
@@ -269,8 +269,13 @@ async def issue_token(
     now: datetime | None = None,
 ) -> tuple[str, ApiToken]:
     now = now or utcnow()
-    if scopes is not None and kind == "api":
+    if kind == "api":
         allowed = {str(p) for p in ROLE_PERMISSIONS[Role(user.role)]}
+        if actor.scopes is not None:
+            # A scoped token mints tokens at most as narrow as itself, never wider.
+            allowed &= actor.scopes
+            scopes = sorted(allowed) if scopes is None else scopes
+    if scopes is not None and kind == "api":
         unknown = sorted(set(scopes) - allowed)
         if unknown:
             raise ValidationFailed("A token cannot carry permissions its owner lacks.",

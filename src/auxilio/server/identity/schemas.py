@@ -5,18 +5,30 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from auxilio.policy.roles import Role
-from auxilio.server.validation import Name, Password, ShortName
+from auxilio.server.validation import LoginEmail, Name, Password, ShortName
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+class Patch(Strict):
+    """A partial update: a field left out is unchanged; an explicit null is refused, since none
+    of these columns can be empty (it would otherwise reach the database and fail there)."""
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Patch:
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null; leave it out to keep it")
+        return self
+
+
 class LoginIn(Strict):
-    email: str = Field(max_length=254)
+    email: LoginEmail
     password: Password
     totp_code: str | None = Field(default=None, max_length=16)
     recovery_code: str | None = Field(default=None, max_length=32)
@@ -97,13 +109,13 @@ class UserCreatedOut(UserOut):
     totp_provisioning_uri: str | None = None
 
 
-class UserUpdateIn(Strict):
+class UserUpdateIn(Patch):
     display_name: Name | None = None
     role: Role | None = None
     is_active: bool | None = None
 
 
-class StaffProfileIn(Strict):
+class StaffProfileIn(Patch):
     timezone: str | None = Field(default=None, max_length=64)
     skills: list[ShortName] | None = Field(default=None, max_length=50)
     languages: list[ShortName] | None = Field(default=None, max_length=20)

@@ -64,7 +64,9 @@ def match_totp(secret: str, code: str, *, now: datetime, last_step: int | None) 
     """The time step the code belongs to, or None. Steps at or before ``last_step`` never match,
     so each code (and any older one) is accepted once only."""
     code = code.strip().replace(" ", "")
-    if len(code) != TOTP_DIGITS or not code.isdigit():
+    # isascii(): str.isdigit() also accepts superscript and non-Latin digits, which
+    # hmac.compare_digest refuses with a TypeError (a 500 instead of a wrong code).
+    if len(code) != TOTP_DIGITS or not (code.isascii() and code.isdigit()):
         return None
     current = int(now.timestamp()) // TOTP_PERIOD
     for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):

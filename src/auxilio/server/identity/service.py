@@ -23,7 +23,8 @@ from auxilio.server.identity.models import Organisation, TrainingRecord, User
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}\.[^@\s\x00-\x1f.]{2,63}$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
+# A window may end at 24:00 (midnight), but there is no 24:30.
+WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 MIN_PASSWORD = 12
 
 
@@ -55,13 +56,15 @@ def check_working_hours(hours: Mapping[str, Sequence[str]]) -> dict[str, list[st
     clean: dict[str, list[str]] = {}
     for day, windows in hours.items():
         if day not in DAYS:
-            raise ValidationFailed(f"{day!r} is not a day (use {', '.join(DAYS)}).",
-                                   field="working_hours")
+            raise ValidationFailed(
+                f"{day!r} is not a day (use {', '.join(DAYS)}).", field="working_hours"
+            )
         for window in windows:
             match = WINDOW_RE.match(window)
             if not match or window[:5] >= window[6:]:
-                raise ValidationFailed(f"{window!r} is not a window like 09:00-17:00.",
-                                       field="working_hours")
+                raise ValidationFailed(
+                    f"{window!r} is not a window like 09:00-17:00.", field="working_hours"
+                )
         clean[day] = list(windows)
     return clean
 
@@ -76,13 +79,22 @@ async def create_organisation(
     org = Organisation(id=uuid.uuid4(), slug=slug, name=name.strip())
     db.add(org)
     await db.flush()
-    await record(db, action=AuditAction.ORGANISATION_CREATED, actor=actor, organisation_id=org.id,
-                 target_type="organisation", target_id=org.id, details={"slug": slug})
+    await record(
+        db,
+        action=AuditAction.ORGANISATION_CREATED,
+        actor=actor,
+        organisation_id=org.id,
+        target_type="organisation",
+        target_id=org.id,
+        details={"slug": slug},
+    )
     return org
 
 
 async def get_organisation_by_slug(db: AsyncSession, *, slug: str) -> Organisation | None:
-    return (await db.execute(select(Organisation).where(Organisation.slug == slug))).scalar_one_or_none()
+    return (
+        await db.execute(select(Organisation).where(Organisation.slug == slug))
+    ).scalar_one_or_none()
 
 
 async def get_organisation(db: AsyncSession, *, organisation_id: uuid.UUID) -> Organisation | None:
@@ -126,13 +138,21 @@ async def create_user(
     )
     db.add(user)
     await db.flush()
-    await record(db, action=AuditAction.USER_CREATED, actor=actor, organisation_id=organisation.id,
-                 target_type="user", target_id=user.id,
-                 details={"email": email, "role": str(role)})
+    await record(
+        db,
+        action=AuditAction.USER_CREATED,
+        actor=actor,
+        organisation_id=organisation.id,
+        target_type="user",
+        target_id=user.id,
+        details={"email": email, "role": str(role)},
+    )
     return user
 
 
-async def get_user(db: AsyncSession, *, organisation_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
+async def get_user(
+    db: AsyncSession, *, organisation_id: uuid.UUID, user_id: uuid.UUID
+) -> User | None:
     user = await db.get(User, user_id)
     # Another organisation's user is indistinguishable from one that does not exist.
     return user if user is not None and user.organisation_id == organisation_id else None
@@ -148,7 +168,9 @@ async def get_user_or_raise(
 
 
 async def get_user_by_email(db: AsyncSession, *, email: str) -> User | None:
-    return (await db.execute(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+    return (
+        await db.execute(select(User).where(User.email == email.strip().lower()))
+    ).scalar_one_or_none()
 
 
 async def list_users(
@@ -187,10 +209,19 @@ async def update_user(
         else AuditAction.USER_UPDATED
     )
     await db.flush()
-    await record(db, action=action, actor=actor, organisation_id=user.organisation_id,
-                 target_type="user", target_id=user.id,
-                 details={"changed": sorted(changes), "before": before,
-                          "after": {k: getattr(user, k) for k in changes}})
+    await record(
+        db,
+        action=action,
+        actor=actor,
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+        details={
+            "changed": sorted(changes),
+            "before": before,
+            "after": {k: getattr(user, k) for k in changes},
+        },
+    )
     return user
 
 
@@ -205,24 +236,39 @@ async def record_training(
     actor: Actor,
 ) -> TrainingRecord:
     if expires_at is not None and expires_at <= completed_at:
-        raise ValidationFailed("A training cannot expire before it was completed.",
-                               field="expires_at")
+        raise ValidationFailed(
+            "A training cannot expire before it was completed.", field="expires_at"
+        )
     row = TrainingRecord(
-        organisation_id=user.organisation_id, user_id=user.id, training_id=training_id,
-        title=title, completed_at=completed_at, expires_at=expires_at, recorded_by_id=actor.id,
+        organisation_id=user.organisation_id,
+        user_id=user.id,
+        training_id=training_id,
+        title=title,
+        completed_at=completed_at,
+        expires_at=expires_at,
+        recorded_by_id=actor.id,
     )
     db.add(row)
     await db.flush()
-    await record(db, action=AuditAction.TRAINING_RECORDED, actor=actor,
-                 organisation_id=user.organisation_id, target_type="user", target_id=user.id,
-                 details={"training_id": training_id,
-                          "expires_at": expires_at.isoformat() if expires_at else None})
+    await record(
+        db,
+        action=AuditAction.TRAINING_RECORDED,
+        actor=actor,
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+        details={
+            "training_id": training_id,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return row
 
 
 async def list_trainings(db: AsyncSession, *, user: User) -> list[TrainingRecord]:
     rows = await db.execute(
-        select(TrainingRecord).where(TrainingRecord.user_id == user.id)
+        select(TrainingRecord)
+        .where(TrainingRecord.user_id == user.id)
         .order_by(TrainingRecord.completed_at)
     )
     return list(rows.scalars())

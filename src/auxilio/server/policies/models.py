@@ -13,7 +13,9 @@ from auxilio.server.db.base import Base, UTCDateTime, new_id, utcnow
 
 class PolicyVersion(Base):
     __tablename__ = "policy_versions"
-    __table_args__ = (UniqueConstraint("organisation_id", "number", name="uq_policy_versions_org_number"),)
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "number", name="uq_policy_versions_org_number"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)

@@ -1,0 +1,183 @@
+"""Audit chain benchmark: append events/s (a commit per event, and batched) and verify events/s,
+on SQLite and (when AUXILIO_BENCH_POSTGRES_URL is set) PostgreSQL.
+
+References measured in the same run, on the same database:
+  - append: a plain INSERT of a row of the same width, committed the same way (no chain)
+  - verify: SHA-256 over the same canonical bytes alone (the floor any hash chain pays)
+Goals (issue 2): verify >= 130,000 events/s; append >= 3,000 events/s committing each on SQLite.
+
+    .venv/bin/python bench/bench_audit.py [--events 3000] [--verify-events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+
+from auxilio.server.audit.actions import AuditAction
+from auxilio.server.audit.chain import GENESIS_HASH, ChainVerifier, canonical, chain_hash
+from auxilio.server.audit.service import AuditSigner, chain_for, record, verify_database
+from auxilio.server.context import Actor
+from auxilio.server.db.engine import create_engine, create_sessionmaker
+from auxilio.server.db.migrate import downgrade, upgrade
+from auxilio.server.keys import key_id
+from auxilio.server.settings import load_settings
+
+KEY = Ed25519PrivateKey.generate()
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else float("inf")
+
+
+async def bench_backend(url: str, data_dir: Path, events: int) -> dict[str, Any]:
+    settings = load_settings(data_dir=data_dir, database_url=url)
+    engine = create_engine(settings)
+    maker = create_sessionmaker(engine)
+    maker.configure(info={"audit_signer": AuditSigner(KEY, key_id(KEY.public_key()), 1000)})
+    org = None
+    import uuid
+
+    org = uuid.uuid4()
+    actor = Actor(id=uuid.uuid4(), display_name="bench technician", organisation_id=org)
+    details = {"from": "open", "to": "resolved", "ticket": 1234}
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS bench_plain (id INTEGER PRIMARY KEY, "
+                "actor VARCHAR(200), action VARCHAR(80), details TEXT)"
+            )
+        )
+
+    # Reference: a plain insert, one commit each.
+    start = time.perf_counter()
+    for i in range(events):
+        async with maker() as db, db.begin():
+            await db.execute(
+                text(
+                    "INSERT INTO bench_plain (id, actor, action, details) VALUES (:i, :a, :b, :d)"
+                ),
+                {"i": i, "a": actor.display_name, "b": "x", "d": json.dumps(details)},
+            )
+    plain_each = rate(events, time.perf_counter() - start)
+
+    start = time.perf_counter()
+    for _ in range(events):
+        async with maker() as db, db.begin():
+            await record(
+                db,
+                action=AuditAction.TICKET_STATUS_CHANGED,
+                actor=actor,
+                target_type="ticket",
+                target_id="1234",
+                details=details,
+            )
+    append_each = rate(events, time.perf_counter() - start)
+
+    batch = 100
+    start = time.perf_counter()
+    for _ in range(events // batch):
+        async with maker() as db, db.begin():
+            for _ in range(batch):
+                await record(
+                    db,
+                    action=AuditAction.TICKET_STATUS_CHANGED,
+                    actor=actor,
+                    target_type="ticket",
+                    target_id="1234",
+                    details=details,
+                )
+    append_batched = rate(events // batch * batch, time.perf_counter() - start)
+
+    start = time.perf_counter()
+    async with engine.connect() as conn:
+        [report] = await verify_database(conn, public_key=KEY.public_key(), chains=[chain_for(org)])
+    verify_seconds = time.perf_counter() - start
+    assert report.ok, report.broken
+    await engine.dispose()
+    return {
+        "append_commit_each_events_per_s": append_each,
+        "append_batched_100_events_per_s": append_batched,
+        "reference_plain_insert_commit_each_rows_per_s": plain_each,
+        "append_vs_plain_insert_ratio": round(append_each / plain_each, 3),
+        "verify_from_database_events_per_s": rate(report.events, verify_seconds),
+        "verified_events": report.events,
+    }
+
+
+def bench_verify_in_memory(n: int) -> dict[str, Any]:
+    events, prev = [], GENESIS_HASH
+    for seq in range(1, n + 1):
+        event = {
+            "chain": "c",
+            "seq": seq,
+            "occurred_at": "2026-11-24T10:00:00.123456Z",
+            "organisation_id": "ab" * 16,
+            "actor_id": "cd" * 16,
+            "actor_name": "Ana López",
+            "client_addr": "198.51.100.7",
+            "action": "ticket:status:changed",
+            "target_type": "ticket",
+            "target_id": str(seq),
+            "request_id": "ef" * 16,
+            "details": {"from": "open", "to": "resolved"},
+            "prev_hash": prev,
+        }
+        event["hash"] = prev = chain_hash(prev, event)
+        events.append(event)
+    start = time.perf_counter()
+    verifier = ChainVerifier("c", public_key=None)
+    for event in events:
+        verifier.feed(event)
+    seconds = time.perf_counter() - start
+    assert verifier.finish().ok
+    blobs = [bytes.fromhex(e["prev_hash"]) + canonical(e) for e in events]
+    start = time.perf_counter()
+    for blob in blobs:
+        hashlib.sha256(blob).hexdigest()
+    sha_only = time.perf_counter() - start
+    return {
+        "verify_in_memory_events_per_s": rate(n, seconds),
+        "reference_sha256_only_per_s": rate(n, sha_only),
+        "verify_goal_events_per_s": 130_000,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--verify-events", type=int, default=200_000)
+    args = parser.parse_args()
+    result: dict[str, Any] = {"benchmark": "audit", "python": sys.version.split()[0]}
+    result.update(bench_verify_in_memory(args.verify_events))
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        await asyncio.to_thread(upgrade, url)
+        result["sqlite"] = await bench_backend(url, Path(tmp), args.events)
+        result["sqlite"]["append_goal_commit_each_events_per_s"] = 3000
+    pg = os.environ.get("AUXILIO_BENCH_POSTGRES_URL")
+    if pg:
+        await asyncio.to_thread(downgrade, pg, "base")
+        await asyncio.to_thread(upgrade, pg)
+        with tempfile.TemporaryDirectory() as tmp:
+            result["postgresql"] = await bench_backend(pg, Path(tmp), args.events)
+        async with create_engine(load_settings(database_url=pg)).begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS bench_plain"))
+        await asyncio.to_thread(downgrade, pg, "base")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,445 @@
+"""The rules of each request kind, as generators of :class:`RuleOutcome` in evaluation order.
+
+Each generator yields every rule it considers: ``effect=None`` when the rule has no objection,
+an effect when it decides something.  A path that should succeed ends with an ALLOW carrying the
+obligations; without one the engine denies by default.  The engine stops reading at the first
+DENY when it only needs the decision, and reads everything for ``explain``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from auxilio.policy.compiled import CompiledCapability, CompiledPolicy
+from auxilio.policy.decision import Effect, Obligations, RuleOutcome
+from auxilio.policy.requests import (
+    AccessFile,
+    DeclareEmergency,
+    EvaluationContext,
+    ExtendSession,
+    StartSupportSession,
+    UseCapability,
+)
+from auxilio.policy.roles import Permission, Role, role_has_permission
+from auxilio.policy.schema import OnZoneAccess, Platform, SessionMode
+from auxilio.policy.zones import normalise_path
+
+Outcomes = Iterator[RuleOutcome]
+
+ALLOW, DENY = Effect.ALLOW, Effect.DENY
+CONSENT, APPROVAL = Effect.REQUIRE_CONSENT, Effect.REQUIRE_APPROVAL
+
+# Who outranks whom when an approval names a role; auditors observe and never approve.
+_RANK = {
+    Role.END_USER: 0,
+    Role.TECHNICIAN: 1,
+    Role.SENIOR_TECHNICIAN: 2,
+    Role.SUPERVISOR: 3,
+    Role.ADMIN: 4,
+    Role.AUDITOR: -1,
+}
+
+
+def _a(role: Role) -> str:
+    """ "a technician", "an admin": reasons are sentences a person reads."""
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
+
+
+def _pass(rule: str, reason: str) -> RuleOutcome:
+    return RuleOutcome(rule, None, reason)
+
+
+# ------------------------------------------------------------------------ support_session.start
+
+
+def start_rules(cp: CompiledPolicy, req: StartSupportSession, ctx: EvaluationContext) -> Outcomes:
+    policy = cp.policy
+    role, mode, now = req.technician_role, req.mode, ctx.now
+    if not role_has_permission(role, Permission.SUPPORT_SESSION_REQUEST):
+        yield RuleOutcome(f"roles.{role}", DENY, f"the role {role} may not start support sessions")
+    staff = policy.staff
+    if staff.mfa_required and not req.mfa_verified:
+        yield RuleOutcome(
+            "staff.mfa_required", DENY, "the technician has not verified a second factor"
+        )
+    trainings = req.trainings
+    for training_id, max_age, rule in cp.trainings:
+        done = trainings.get(training_id)
+        if done is None:
+            yield RuleOutcome(
+                rule, DENY, f"the technician has no record of the training {training_id!r}"
+            )
+        elif now - done > max_age:
+            yield RuleOutcome(
+                rule, DENY, f"the training {training_id!r} has expired and must be renewed"
+            )
+        else:
+            yield _pass(rule, "the training is current")
+    limit = staff.max_concurrent_sessions
+    if limit is not None and req.concurrent_sessions >= limit:
+        yield RuleOutcome(
+            "staff.max_concurrent_sessions",
+            DENY,
+            f"the technician already runs {req.concurrent_sessions} sessions (limit {limit})",
+        )
+    if not any(mode in c.modes and role in c.roles for c in cp.capabilities.values()):
+        yield RuleOutcome(
+            "capabilities", DENY, f"no approved capability allows {_a(role)} in {mode} mode"
+        )
+    if mode is SessionMode.UNATTENDED:
+        yield from _unattended_rules(cp, req, ctx)
+    if cp.schedule is not None and mode in cp.hours_apply_to:
+        yield _hours_rule(cp, req, ctx)
+    if mode is not SessionMode.UNATTENDED:
+        yield _session_consent_rule(cp, req, ctx)
+    yield _session_grant(cp, req, ctx)
+
+
+def _unattended_rules(
+    cp: CompiledPolicy, req: StartSupportSession, ctx: EvaluationContext
+) -> Outcomes:
+    unattended = cp.policy.unattended
+    if unattended is None:
+        yield RuleOutcome("unattended", DENY, "this policy does not allow unattended access")
+        return
+    if ctx.emergency_active and "lock_unattended" in cp.emergency_actions:
+        yield RuleOutcome(
+            "emergency.actions.lock_unattended",
+            DENY,
+            "unattended access is locked during an emergency",
+        )
+    if req.device_group not in cp.unattended_groups:
+        yield RuleOutcome(
+            "unattended.allowed_device_groups",
+            DENY,
+            f"the device group {req.device_group!r} is not approved for unattended access",
+        )
+    if unattended.ticket_required and not req.ticket_id:
+        yield RuleOutcome("unattended.ticket_required", DENY, "unattended access needs a ticket")
+    opa = unattended.owner_pre_authorisation
+    if opa is not None and opa.required:
+        at = req.owner_pre_authorised_at
+        if at is None:
+            yield RuleOutcome(
+                "unattended.owner_pre_authorisation",
+                DENY,
+                "the device owner has not pre-authorised access",
+            )
+        elif at > ctx.now or ctx.now - at > opa.window:
+            yield RuleOutcome(
+                "unattended.owner_pre_authorisation.window",
+                DENY,
+                "the owner's pre-authorisation is outside its validity window",
+            )
+        else:
+            yield _pass("unattended.owner_pre_authorisation", "the owner pre-authorised access")
+    if unattended.approval_required:
+        if req.approval_present:
+            yield _pass("unattended.approval_required", "an approval is recorded")
+        else:
+            yield RuleOutcome(
+                "unattended.approval_required", APPROVAL, "unattended access needs an approval"
+            )
+
+
+def _hours_rule(
+    cp: CompiledPolicy, req: StartSupportSession, ctx: EvaluationContext
+) -> RuleOutcome:
+    assert cp.schedule is not None  # noqa: S101 - narrowed by the caller; documents the invariant
+    check = cp.schedule.check(ctx.now)
+    if check.open:
+        return _pass(check.rule, check.reason)
+    outside = cp.policy.support_hours.outside_hours if cp.policy.support_hours else "deny"
+    if outside == "require_approval":
+        if req.approval_present:
+            return _pass(check.rule, f"{check.reason}; an approval is recorded")
+        return RuleOutcome(
+            check.rule, APPROVAL, f"{check.reason}; support outside hours needs an approval"
+        )
+    if outside == "emergency_only":
+        if req.emergency:
+            return _pass(check.rule, f"{check.reason}; allowed as an emergency")
+        return RuleOutcome(
+            check.rule, DENY, f"{check.reason}; only emergencies are served outside hours"
+        )
+    return RuleOutcome(check.rule, DENY, check.reason)
+
+
+def _consent_satisfied(cp: CompiledPolicy, subject: str, ctx: EvaluationContext) -> bool:
+    if subject in ctx.consented:
+        return True
+    if cp.policy.consent.scope == "per_session" and "session" in ctx.consented:
+        return True
+    return ctx.pre_authorised_by is not None and ctx.pre_authorised_by in cp.pre_authorise_roles
+
+
+def _session_consent_rule(
+    cp: CompiledPolicy, req: StartSupportSession, ctx: EvaluationContext
+) -> RuleOutcome:
+    if req.mode is SessionMode.CHAT_ONLY:
+        chat = cp.capabilities.get("chat")
+        consent, rule = (chat.consent, chat.consent_rule) if chat else (None, "consent.required")
+    else:
+        consent, rule = cp.session_consent, "consent.required"
+    if consent is None:
+        return _pass(rule, "this policy does not ask consent for this connection")
+    if _consent_satisfied(cp, "session", ctx):
+        return _pass(rule, "the user consented to the connection")
+    return RuleOutcome(
+        rule, CONSENT, "the user must consent before any connection", Obligations(consent=consent)
+    )
+
+
+def _session_grant(
+    cp: CompiledPolicy, req: StartSupportSession, ctx: EvaluationContext
+) -> RuleOutcome:
+    sessions = cp.policy.sessions
+    end_at = ctx.now + sessions.max_duration
+    consent = None
+    if req.mode is not SessionMode.UNATTENDED and not _consent_satisfied(cp, "session", ctx):
+        chat = cp.capabilities.get("chat")
+        consent = (
+            (chat.consent if chat else None)
+            if req.mode is SessionMode.CHAT_ONLY
+            else cp.session_consent
+        )
+    obligations = Obligations(
+        record=sessions.recording,
+        end_at=end_at,
+        warn_at=end_at - sessions.warn_before,
+        idle_timeout=sessions.idle_timeout,
+        consent=consent,
+        notify_user=sessions.notify_user_of_actions,
+        ticket_required=req.mode is SessionMode.UNATTENDED,
+    )
+    return RuleOutcome("sessions.max_duration", ALLOW, cp.session_grant_reason, obligations)
+
+
+# ---------------------------------------------------------------- capability.use / external tools
+
+
+def capability_rules(cp: CompiledPolicy, req: UseCapability, ctx: EvaluationContext) -> Outcomes:
+    name = req.capability
+    cap = cp.capabilities.get(name)
+    if cap is None:
+        yield RuleOutcome(
+            f"capabilities.{name}", DENY, f"{name!r} is not in the catalogue of approved tools"
+        )
+        return
+    role, mode = req.technician_role, req.mode
+    if role in cap.roles:
+        yield _pass(f"{cap.path}.roles", f"{_a(role)} may use {name}")
+    else:
+        yield RuleOutcome(f"{cap.path}.roles", DENY, f"{_a(role)} may not use {name}")
+    if mode in cap.modes:
+        yield _pass(f"{cap.path}.modes", f"{name} is approved in {mode} mode")
+    else:
+        yield RuleOutcome(f"{cap.path}.modes", DENY, f"{name} is not approved in {mode} mode")
+    yield from _limits(cp, cap, req, ctx)
+    yield _capability_consent(cp, cap, req, ctx)
+    yield _capability_grant(cp, cap, req, ctx)
+
+
+def _limits(
+    cp: CompiledPolicy, cap: CompiledCapability, req: UseCapability, ctx: EvaluationContext
+) -> Outcomes:
+    if cap.shells is not None and req.terminal_shell not in cap.shells:
+        yield RuleOutcome(
+            f"{cap.path}.shells", DENY, f"the shell {req.terminal_shell!r} is not approved"
+        )
+    if cap.approved_runbooks is not None and req.runbook_id not in cap.approved_runbooks:
+        yield RuleOutcome(
+            f"{cap.path}.approved", DENY, f"the runbook {req.runbook_id!r} is not approved"
+        )
+    if cap.directions is not None:
+        if req.direction not in cap.directions:
+            yield RuleOutcome(
+                f"{cap.path}.direction",
+                DENY,
+                f"file transfer {req.direction or '(unstated)'} is not allowed",
+            )
+        if cap.max_size is not None and req.size is not None and req.size > cap.max_size:
+            yield RuleOutcome(
+                f"{cap.path}.max_size",
+                DENY,
+                f"{req.size} bytes exceeds the limit of {cap.max_size}",
+            )
+        if req.path is not None and req.platform is not None:
+            yield from _zone_rules(cp, req.platform, req.path, req.reason, ctx, grant=False)
+    if cap.ticket_required and not req.ticket_id:
+        yield RuleOutcome(
+            f"{cap.path}.ticket_required", DENY, f"{cap.name} must be logged against a ticket"
+        )
+
+
+def _capability_consent(
+    cp: CompiledPolicy, cap: CompiledCapability, req: UseCapability, ctx: EvaluationContext
+) -> RuleOutcome:
+    if req.mode is SessionMode.UNATTENDED:
+        # Nobody is at the device: the owner's standing pre-authorisation replaces the prompt.
+        rule = "unattended.owner_pre_authorisation.scope"
+        if cap.name in cp.unattended_scope:
+            return _pass(rule, f"the owner pre-authorised {cap.name} for unattended use")
+        return RuleOutcome(rule, DENY, f"the owner's pre-authorisation does not cover {cap.name}")
+    if cap.consent is None:
+        return _pass(cap.consent_rule, f"{cap.name} needs no consent under this policy")
+    if _consent_satisfied(cp, cap.name, ctx):
+        return _pass(cap.consent_rule, f"the user consented to {cap.name}")
+    return RuleOutcome(
+        cap.consent_rule,
+        CONSENT,
+        f"the user must consent to {cap.name}",
+        Obligations(consent=cap.consent),
+    )
+
+
+def _capability_grant(
+    cp: CompiledPolicy, cap: CompiledCapability, req: UseCapability, ctx: EvaluationContext
+) -> RuleOutcome:
+    needs_consent = (
+        cap.consent is not None
+        and req.mode is not SessionMode.UNATTENDED
+        and not _consent_satisfied(cp, cap.name, ctx)
+    )
+    zones: tuple[str, ...] = ()
+    if cap.name in ("terminal", "file_transfer") and req.platform is not None:
+        zones = cp.zone_names[req.platform]
+    sessions = cp.policy.sessions
+    obligations = Obligations(
+        record=sessions.recording,
+        end_at=ctx.now + cap.max_duration if cap.max_duration else None,
+        consent=cap.consent if needs_consent else None,
+        zones=zones,
+        notify_user=sessions.notify_user_of_actions,
+        ticket_required=cap.ticket_required,
+        max_size=cap.max_size,
+    )
+    return RuleOutcome(cap.path, ALLOW, f"{cap.name} is an approved tool for this use", obligations)
+
+
+# ------------------------------------------------------------------------------------ file.access
+
+
+def file_rules(cp: CompiledPolicy, req: AccessFile, ctx: EvaluationContext) -> Outcomes:
+    yield from _zone_rules(cp, req.platform, req.path, req.reason, ctx, grant=True)
+
+
+def _zone_rules(
+    cp: CompiledPolicy,
+    platform: Platform,
+    path: str,
+    reason: str,
+    ctx: EvaluationContext,
+    *,
+    grant: bool,
+) -> Outcomes:
+    rule = "personal_data_zones"
+    normal = normalise_path(platform, path)
+    if normal is None:
+        yield RuleOutcome(rule, DENY, f"{path!r} is not an absolute path and cannot be judged")
+        return
+    matcher = cp.zones[platform]
+    if matcher.excepted(normal):
+        yield RuleOutcome(
+            f"{rule}.exceptions", ALLOW if grant else None, "the path is a listed exception"
+        )
+        return
+    zone = matcher.match(normal)
+    if zone is None:
+        if grant:
+            yield RuleOutcome(rule, ALLOW, "the path is outside every personal-data zone")
+        return
+    on_access = cp.policy.personal_data_zones.on_access
+    where = f"the path is in the personal-data zone {zone.name!r}"
+    if on_access is OnZoneAccess.DENY:
+        yield RuleOutcome(f"{rule}.on_access", DENY, f"{where}; access is denied")
+        return
+    if not reason.strip():
+        yield RuleOutcome(f"{rule}.on_access", DENY, f"{where}; access needs a stated reason")
+        return
+    subject = f"zone:{zone.name}"
+    obligation = cp.zone_consent[zone.name]
+    # A zone needs its own consent: the session's or the capability's consent never covers it.
+    if subject in ctx.consented:
+        yield _pass(f"{rule}.on_access", f"{where}; the user consented to it")
+    else:
+        yield RuleOutcome(
+            f"{rule}.on_access",
+            CONSENT,
+            f"{where}; the user must consent to it",
+            Obligations(consent=obligation, zones=(zone.name,)),
+        )
+    if grant:
+        yield RuleOutcome(
+            rule,
+            ALLOW,
+            f"{where}; access follows the user's consent",
+            Obligations(zones=(zone.name,)),
+        )
+
+
+# --------------------------------------------------------------------------------- session.extend
+
+
+def extend_rules(cp: CompiledPolicy, req: ExtendSession, ctx: EvaluationContext) -> Outcomes:
+    sessions = cp.policy.sessions
+    ext = sessions.extension
+    if ext is None:
+        yield RuleOutcome("sessions.extension", DENY, "this policy allows no extensions")
+        return
+    if ext.reason_required and not req.reason.strip():
+        yield RuleOutcome(
+            "sessions.extension.reason_required", DENY, "an extension needs a written reason"
+        )
+    if req.extended_so_far + req.requested > ext.max:
+        yield RuleOutcome(
+            "sessions.extension.max", DENY, "the extension exceeds the most the policy allows"
+        )
+    if ext.max_count is not None and req.extensions_so_far >= ext.max_count:
+        yield RuleOutcome(
+            "sessions.extension.max_count",
+            DENY,
+            f"the session was already extended {req.extensions_so_far} times",
+        )
+    if ext.approver_role is not None:
+        rule = "sessions.extension.approver_role"
+        if req.approver_role is None:
+            yield RuleOutcome(
+                rule, APPROVAL, f"the extension needs {_a(ext.approver_role)}'s approval"
+            )
+        elif _RANK[req.approver_role] < _RANK[ext.approver_role] or _RANK[req.approver_role] < 0:
+            yield RuleOutcome(
+                rule, DENY, f"{_a(req.approver_role)} cannot approve; {_a(ext.approver_role)} must"
+            )
+        else:
+            yield _pass(rule, f"approved by {_a(req.approver_role)}")
+    end_at = req.current_end_at + req.requested
+    yield RuleOutcome(
+        "sessions.extension",
+        ALLOW,
+        "the extension is within the policy's documented exceptions",
+        Obligations(
+            end_at=end_at,
+            warn_at=end_at - sessions.warn_before,
+            record=sessions.recording,
+            approver_role=ext.approver_role,
+            notify_user=sessions.notify_user_of_actions,
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------ emergency.declare
+
+
+def emergency_rules(cp: CompiledPolicy, req: DeclareEmergency, ctx: EvaluationContext) -> Outcomes:
+    rule = "emergency.declare_roles"
+    if req.role not in cp.emergency_roles:
+        yield RuleOutcome(rule, DENY, f"{_a(req.role)} may not declare an emergency")
+        return
+    actions = cp.policy.emergency.actions
+    yield RuleOutcome(
+        rule,
+        ALLOW,
+        f"{_a(req.role)} may declare an emergency",
+        Obligations(emergency_actions=cp.emergency_actions, escalate_to=actions.escalate_to),
+    )

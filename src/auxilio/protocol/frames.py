@@ -1,0 +1,351 @@
+"""Control messages: the JSON text frames of the ``/ws/agent`` and ``/ws/technician`` endpoints.
+
+Every message is one JSON object with a dotted lowercase ``type`` and a sender-chosen ``id``
+(echoed as ``ref`` by an ``error`` that answers it). One pydantic class per type; ``ControlMessage``
+is their discriminated union and ``parse_message`` is the single way in from the network.
+Session content never appears here: it travels end-to-end encrypted in binary frames (see
+``binary.py``). The server can read these messages; they carry only metadata and signed documents.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
+
+from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
+from auxilio.protocol.states import SupportSessionState
+from auxilio.protocol.types import (
+    Base64Url,
+    Capability,
+    CapabilityLimits,
+    Identifier,
+    Key32,
+    ShortText,
+    Signature64,
+    SignedDocument,
+    TimeoutDefault,
+    UtcDatetime,
+    WireModel,
+)
+
+# Large enough for a grant with many capabilities plus a long legal text, small enough that a
+# hostile peer cannot make the server buffer megabytes of JSON.
+MAX_CONTROL_MESSAGE_BYTES = 128 * 1024
+
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LongText = Annotated[str, StringConstraints(max_length=16 * 1024)]
+
+
+class Party(StrEnum):
+    """Who did something, as the other peers are told."""
+
+    END_USER = "end_user"
+    TECHNICIAN = "technician"
+    SUPERVISOR = "supervisor"
+    SERVER = "server"
+    AGENT = "agent"
+
+
+class EndReason(StrEnum):
+    USER_ENDED = "user_ended"
+    TECHNICIAN_ENDED = "technician_ended"
+    SUPERVISOR_ENDED = "supervisor_ended"
+    TIME_LIMIT = "time_limit"
+    CONSENT_REFUSED = "consent_refused"
+    CONSENT_TIMED_OUT = "consent_timed_out"
+    POLICY = "policy"
+    EMERGENCY = "emergency"
+    CONNECTION_LOST = "connection_lost"
+    PROTOCOL_ERROR = "protocol_error"
+
+
+class ActivityKind(StrEnum):
+    COMMAND_RUN = "command_run"
+    FILE_LISTED = "file_listed"
+    FILE_READ = "file_read"
+    FILE_WRITTEN = "file_written"
+    FILE_DELETED = "file_deleted"
+    SCREEN_VIEWED = "screen_viewed"
+    INPUT_SENT = "input_sent"
+    DIAGNOSTICS_COLLECTED = "diagnostics_collected"
+    RUNBOOK_RUN = "runbook_run"
+    TERMINAL_OPENED = "terminal_opened"
+    TERMINAL_CLOSED = "terminal_closed"
+
+
+class _Message(WireModel):
+    id: MessageId
+
+
+# -- connection set-up ------------------------------------------------------------------------
+
+
+class ServerHello(_Message):
+    """Server -> agent, first message: the agreed version and a challenge for the device key."""
+
+    type: Literal["server.hello"] = "server.hello"
+    protocol_version: int = Field(ge=1)
+    server_fingerprint: ShortText
+    challenge: Annotated[Base64Url, StringConstraints(min_length=22, max_length=128)]
+    server_time: UtcDatetime
+
+
+class AgentHello(_Message):
+    type: Literal["agent.hello"] = "agent.hello"
+    device_id: Identifier | None = None  # None before enrolment (an attended one-off join)
+    device_public_key: Key32
+    agent_version: ShortText
+    platform: ShortText
+    protocol_version: int = Field(ge=1)
+    min_protocol_version: int = Field(ge=1)
+
+
+class AgentAuth(_Message):
+    """Agent -> server: proof of the device key, a signature over the server's challenge."""
+
+    type: Literal["agent.auth"] = "agent.auth"
+    signature: Signature64
+
+
+class AgentHeartbeat(_Message):
+    type: Literal["agent.heartbeat"] = "agent.heartbeat"
+    sent_at: UtcDatetime
+
+
+class TechAttach(_Message):
+    type: Literal["tech.attach"] = "tech.attach"
+    support_session_id: Identifier
+    token: Annotated[str, StringConstraints(min_length=16, max_length=512)]
+
+
+# -- consent ----------------------------------------------------------------------------------
+
+
+class SessionJoin(_Message):
+    type: Literal["session.join"] = "session.join"
+    join_code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9-]{4,32}$")]
+
+
+class RequestedCapability(WireModel):
+    capability: Capability
+    limits: CapabilityLimits = CapabilityLimits()
+    purpose: LongText = ""
+
+
+class ConsentPrompt(WireModel):
+    """Everything the agent shows the person before they decide. The agent checks it against the
+    signed grant in the same offer; the text actually shown is hashed into the consent receipt."""
+
+    technician_name: ShortText
+    organisation_name: ShortText
+    technician_fingerprint: ShortText
+    ticket_ref: ShortText | None = None
+    capabilities: tuple[RequestedCapability, ...] = Field(min_length=1, max_length=16)
+    max_duration_seconds: int = Field(gt=0, le=24 * 3600)
+    recorded: bool
+    legal_text: LongText
+    timeout_seconds: int = Field(gt=0, le=3600)
+    timeout_default: TimeoutDefault = "refused"
+
+
+class SessionOffer(_Message):
+    type: Literal["session.offer"] = "session.offer"
+    support_session_id: Identifier
+    grant: SignedDocument
+    prompt: ConsentPrompt
+
+
+class ConsentDecisionMessage(_Message):
+    type: Literal["consent.decision"] = "consent.decision"
+    support_session_id: Identifier
+    receipt: SignedDocument
+
+
+# -- end-to-end key agreement (relayed unchanged by the server) -------------------------------
+
+
+class E2EHello(_Message):
+    """Agent -> technician: the agent's ephemeral X25519 key, signed by the device key."""
+
+    type: Literal["e2e.hello"] = "e2e.hello"
+    support_session_id: Identifier
+    device_id: Identifier
+    agent_ephemeral_key: Key32
+    technician_ephemeral_key: Key32
+    signature: Signature64
+
+
+class E2EAccept(_Message):
+    """Technician -> agent: the ephemeral key named in the grant and the technician's
+    key-confirmation frame (base64url of a sealed binary frame)."""
+
+    type: Literal["e2e.accept"] = "e2e.accept"
+    support_session_id: Identifier
+    technician_ephemeral_key: Key32
+    confirmation: Annotated[Base64Url, StringConstraints(max_length=256)]
+
+
+class E2EConfirm(_Message):
+    """Agent -> technician: the agent's key-confirmation frame."""
+
+    type: Literal["e2e.confirm"] = "e2e.confirm"
+    support_session_id: Identifier
+    confirmation: Annotated[Base64Url, StringConstraints(max_length=256)]
+
+
+# -- an active support session ----------------------------------------------------------------
+
+
+class SessionActivity(_Message):
+    """Agent -> server: what was done, for the audit and the person's feed. Metadata only: a
+    command line or a path, never file content or terminal output."""
+
+    type: Literal["session.activity"] = "session.activity"
+    support_session_id: Identifier
+    at: UtcDatetime
+    capability: Capability
+    kind: ActivityKind
+    subject: Annotated[str, StringConstraints(max_length=4096)]
+
+
+class SessionWarning(_Message):
+    type: Literal["session.warning"] = "session.warning"
+    support_session_id: Identifier
+    ends_at: UtcDatetime
+    remaining_seconds: int = Field(ge=0)
+
+
+class SessionExtendRequest(_Message):
+    type: Literal["session.extend.request"] = "session.extend.request"
+    support_session_id: Identifier
+    requested_seconds: int = Field(gt=0, le=24 * 3600)
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class SessionExtendDecision(_Message):
+    """Server -> agent and technician. An approved extension carries a new grant, because the
+    agent enforces the signed ``not_after`` and nothing else."""
+
+    type: Literal["session.extend.decision"] = "session.extend.decision"
+    support_session_id: Identifier
+    approved: bool
+    decided_by: Party
+    new_not_after: UtcDatetime | None = None
+    grant: SignedDocument | None = None
+    reason: LongText = ""
+
+
+class CapabilityRevoke(_Message):
+    type: Literal["capability.revoke"] = "capability.revoke"
+    support_session_id: Identifier
+    capability: Capability
+    revoked_by: Party
+    reason: LongText = ""
+
+
+class SessionEnd(_Message):
+    type: Literal["session.end"] = "session.end"
+    support_session_id: Identifier
+    ended_by: Party
+    reason: EndReason
+    detail: LongText = ""
+
+
+class SessionStateMessage(_Message):
+    """Server -> technician (and agent): the support session moved to ``state``."""
+
+    type: Literal["session.state"] = "session.state"
+    support_session_id: Identifier
+    state: SupportSessionState
+    changed_at: UtcDatetime
+    not_after: UtcDatetime | None = None
+    granted: tuple[Capability, ...] = ()
+    reason: LongText = ""
+
+
+class ErrorMessage(_Message):
+    type: Literal["error"] = "error"
+    code: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=100)]
+    message: LongText
+    ref: MessageId | None = None
+
+
+ControlMessage = Annotated[
+    ServerHello
+    | AgentHello
+    | AgentAuth
+    | AgentHeartbeat
+    | TechAttach
+    | SessionJoin
+    | SessionOffer
+    | ConsentDecisionMessage
+    | E2EHello
+    | E2EAccept
+    | E2EConfirm
+    | SessionActivity
+    | SessionWarning
+    | SessionExtendRequest
+    | SessionExtendDecision
+    | CapabilityRevoke
+    | SessionEnd
+    | SessionStateMessage
+    | ErrorMessage,
+    Field(discriminator="type"),
+]
+
+CONTROL_MESSAGE_ADAPTER: TypeAdapter[ControlMessage] = TypeAdapter(ControlMessage)
+
+MESSAGE_TYPES: dict[str, type[_Message]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        ServerHello, AgentHello, AgentAuth, AgentHeartbeat, TechAttach, SessionJoin,
+        SessionOffer, ConsentDecisionMessage, E2EHello, E2EAccept, E2EConfirm, SessionActivity,
+        SessionWarning, SessionExtendRequest, SessionExtendDecision, CapabilityRevoke,
+        SessionEnd, SessionStateMessage, ErrorMessage,
+    )
+}  # fmt: skip
+
+
+def parse_message(data: str | bytes) -> ControlMessage:
+    """Parse one control frame, raising ``ProtocolError`` with a stable code on any bad input."""
+    raw = data.encode() if isinstance(data, str) else data
+    if len(raw) > MAX_CONTROL_MESSAGE_BYTES:
+        raise ProtocolError(
+            ProtocolErrorCode.TOO_LARGE,
+            f"control message is {len(raw)} bytes, the limit is {MAX_CONTROL_MESSAGE_BYTES}",
+        )
+    try:
+        obj: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(ProtocolErrorCode.MALFORMED, f"not UTF-8 JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ProtocolError(ProtocolErrorCode.MALFORMED, "a control message is a JSON object")
+    message_type = obj.get("type")
+    if not isinstance(message_type, str):
+        raise ProtocolError(ProtocolErrorCode.MALFORMED, "missing string field 'type'")
+    if message_type not in MESSAGE_TYPES:
+        raise ProtocolError(
+            ProtocolErrorCode.UNKNOWN_TYPE, f"unknown message type {message_type[:64]!r}"
+        )
+    try:
+        # Strict: a number sent as a string or a bool as 0/1 is a peer bug worth seeing, not
+        # something to coerce. The JSON is parsed twice; control messages are small and rare.
+        return CONTROL_MESSAGE_ADAPTER.validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise ProtocolError(ProtocolErrorCode.INVALID_FIELD, _describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    # The union puts the type tag first in the location; the field path is what helps.
+    location = ".".join(str(part) for part in first["loc"][1:]) or "(message)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{location}: {first['msg']}{more}"
+
+
+def encode_message(message: _Message) -> str:
+    """Serialise a control message to the JSON text sent on the WebSocket."""
+    return message.model_dump_json()

@@ -1,0 +1,94 @@
+"""Field types and small models shared by control messages, grants and receipts.
+
+Binary values (keys, signatures, nonces) travel as unpadded base64url text, the encoding WebCrypto
+and JWK use, so the browser client needs no extra codec.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+# Ids are opaque to the protocol (the server may use UUIDs or integers); the alphabet keeps them
+# safe to log and to put in a URL.
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+# 32 bytes as unpadded base64url is exactly 43 characters (Ed25519 and X25519 public keys).
+Key32 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
+# 64 bytes (an Ed25519 signature) is exactly 86 characters.
+Signature64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")]
+Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]*$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+UtcDatetime = AwareDatetime
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: immutable, and unknown fields are an error rather than ignored,
+    so a typo in a peer's field name is caught instead of silently dropping a limit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Capability(StrEnum):
+    """What a technician can be allowed to do on a device (DESIGN §3, agent capabilities)."""
+
+    CHAT = "chat"
+    TERMINAL = "terminal"
+    FILES = "files"
+    DIAGNOSTICS = "diagnostics"
+    RUNBOOKS = "runbooks"
+    SCREEN = "screen"
+    INPUT = "input"
+
+
+class ConsentDecision(StrEnum):
+    GRANTED = "granted"
+    REFUSED = "refused"
+    TIMED_OUT = "timed_out"
+
+
+# What a prompt left unanswered means. Only the policy can make it "granted" (unattended devices);
+# the protocol allows both so the receipt records what was actually applied.
+TimeoutDefault = Literal["granted", "refused"]
+
+# "download" moves data from the device to the technician, "upload" the other way.
+FileDirection = Literal["download", "upload", "both"]
+
+
+class CapabilityLimits(WireModel):
+    """Limits that travel with a capability; ``None`` means the capability's own default.
+
+    ``paths`` are the only path prefixes the technician may touch; the agent still applies its
+    personal-data zones on top of them.
+    """
+
+    paths: tuple[Annotated[str, StringConstraints(min_length=1, max_length=4096)], ...] | None = (
+        Field(default=None, max_length=64)
+    )
+    direction: FileDirection | None = None
+    max_bytes: Annotated[int, Field(ge=0)] | None = None
+    shell: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+
+
+class CapabilityGrant(WireModel):
+    capability: Capability
+    limits: CapabilityLimits = CapabilityLimits()
+    expires_at: UtcDatetime
+
+    def is_live(self, now: datetime) -> bool:
+        return now < self.expires_at
+
+
+class SignedDocument(WireModel):
+    """A signed payload as it travels: the exact signed bytes and the signature over them.
+
+    ``body`` is the canonical JSON ``{"kind": ..., "payload": ...}`` encoded as base64url. The bytes
+    are carried rather than re-serialised so that no JSON library on the way can change them.
+    See ``auxilio.crypto.signing``.
+    """
+
+    body: Annotated[Base64Url, StringConstraints(min_length=4, max_length=128 * 1024)]
+    signature: Signature64

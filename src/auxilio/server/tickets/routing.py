@@ -1,0 +1,84 @@
+"""Automatic assignment: which technician should take a ticket right now?
+
+A pure function of the candidates and ``now``; it never reads the clock or the database, so the
+service gathers the facts and the tests can pin any instant and any time zone.
+
+Eligible: has the skill the category names (``account`` and ``other`` need no particular
+skill: any technician may take them) and is inside one of their working-hour windows at
+``now`` in their own IANA time zone. Among the eligible the least loaded wins (fewest tickets in
+new/open/pending); ties go to whoever waited longest since their last assignment (never assigned
+counts as longest), then to the smallest id so the choice is deterministic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+GENERALIST_CATEGORIES = frozenset({"account", "other"})
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    user_id: uuid.UUID
+    timezone: str
+    working_hours: Mapping[str, Sequence[str]]
+    skills: frozenset[str] = field(default_factory=frozenset)
+    open_tickets: int = 0
+    last_assigned_at: datetime | None = None
+
+
+def has_skill(candidate: Candidate, category: str) -> bool:
+    return category in GENERALIST_CATEGORIES or category in candidate.skills
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def is_working(candidate: Candidate, now: datetime) -> bool:
+    """Whether ``now`` falls in one of the candidate's windows, read on their own wall clock.
+
+    Windows are ``HH:MM-HH:MM`` with the start included and the end excluded (``24:00`` ends
+    at midnight). A zone or window that does not parse makes the candidate ineligible rather
+    than failing the whole assignment: profiles are validated on write, this is the backstop.
+    """
+    if now.tzinfo is None:
+        raise ValueError("routing needs an aware datetime")
+    try:
+        local = now.astimezone(ZoneInfo(candidate.timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    minute = local.hour * 60 + local.minute
+    for window in candidate.working_hours.get(_DAYS[local.weekday()], ()):
+        try:
+            start, end = (_minutes(part) for part in window.split("-"))
+        except ValueError:
+            continue
+        if start <= minute < end:
+            return True
+    return False
+
+
+def eligible(candidates: Iterable[Candidate], *, category: str, now: datetime) -> list[Candidate]:
+    return [c for c in candidates if has_skill(c, category) and is_working(c, now)]
+
+
+def _rank(candidate: Candidate) -> tuple[int, datetime, str]:
+    waited_since = candidate.last_assigned_at or _EPOCH
+    return (candidate.open_tickets, waited_since, str(candidate.user_id))
+
+
+def choose_technician(
+    candidates: Iterable[Candidate], *, category: str, now: datetime
+) -> Candidate | None:
+    """The technician who should take a ticket of ``category`` at ``now``, or None."""
+    pool = eligible(candidates, category=category, now=now)
+    return min(pool, key=_rank) if pool else None
+

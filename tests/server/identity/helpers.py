@@ -1,0 +1,111 @@
+"""Local helpers of the identity tests: fresh reads of the database, TOTP codes, logins."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from auxilio.server.audit.actions import AuditAction
+from auxilio.server.audit.models import AuditEvent
+from auxilio.server.db.base import utcnow
+from auxilio.server.db.models import Base
+from auxilio.server.identity import secrets as sec
+from auxilio.server.identity.models import LoginThrottle, User
+from tests.factories import PASSWORD
+
+LOGIN = "/api/v1/auth/login"
+
+
+@contextlib.contextmanager
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(sec, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
+                                                       parallelism=1))
+    monkeypatch.setattr(sec, "_DUMMY_HASH", None)
+    yield
+
+
+async def load_user(app: FastAPI, user_id: uuid.UUID) -> User:
+    async with app.state.sessionmaker() as db:
+        user = await db.get(User, user_id)
+        assert user is not None
+        return user
+
+
+async def audit_count(app: FastAPI, action: AuditAction, *, target_id: uuid.UUID | None = None) -> int:
+    query = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == str(action))
+    if target_id is not None:
+        query = query.where(AuditEvent.target_id == target_id.hex)
+    async with app.state.sessionmaker() as db:
+        return int((await db.execute(query)).scalar_one())
+
+
+async def audit_details(app: FastAPI, action: AuditAction) -> list[dict[str, Any]]:
+    query = select(AuditEvent.details).where(AuditEvent.action == str(action)).order_by(AuditEvent.id)
+    async with app.state.sessionmaker() as db:
+        return list((await db.execute(query)).scalars())
+
+
+async def row_counts(app: FastAPI) -> dict[str, int]:
+    """Rows in every table: equal before and after a refused request means nothing was written."""
+    counts: dict[str, int] = {}
+    async with app.state.sessionmaker() as db:
+        for table in Base.metadata.sorted_tables:
+            counts[table.name] = int(
+                (await db.execute(select(func.count()).select_from(table))).scalar_one()
+            )
+    return counts
+
+
+async def throttle(app: FastAPI, key: str) -> LoginThrottle | None:
+    async with app.state.sessionmaker() as db:
+        query = select(LoginThrottle).where(LoginThrottle.key == key)
+        return (await db.execute(query)).scalar_one_or_none()
+
+
+def current_step(now: datetime | None = None) -> int:
+    return int((now or utcnow()).timestamp()) // sec.TOTP_PERIOD
+
+
+def wrong_code(secret: str, now: datetime | None = None) -> str:
+    """Six digits that match no step of the acceptance window."""
+    step = current_step(now)
+    window = {sec.totp_code_at(secret, s) for s in range(step - 2, step + 3)}
+    return next(c for c in (str(d) * 6 for d in range(10)) if c not in window)
+
+
+async def fresh_code(app: FastAPI, user_id: uuid.UUID, secret: str) -> str:
+    """A code the server has not accepted yet: the current step, or the next after the last used."""
+    user = await load_user(app, user_id)
+    step = current_step()
+    if user.totp_last_step is not None:
+        step = max(step, user.totp_last_step + 1)
+    return sec.totp_code_at(secret, step)
+
+
+def secret_of(provisioning_uri: str) -> str:
+    return parse_qs(urlparse(provisioning_uri).query)["secret"][0]
+
+
+async def login(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **extra: Any
+) -> httpx.Response:
+    return await client.post(LOGIN, json={"email": email, "password": password, **extra})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def error_code(response: httpx.Response) -> str:
+    code: str = response.json()["error"]["code"]
+    return code

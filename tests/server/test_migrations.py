@@ -1,0 +1,52 @@
+"""Migrations go up, down and up again, and the models match what they build."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from auxilio.server.db.migrate import downgrade, upgrade
+from auxilio.server.db.models import Base
+
+
+def urls(tmp_path: Path) -> list[str]:
+    found = [f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"]
+    if os.environ.get("AUXILIO_TEST_POSTGRES_URL"):
+        found.append(os.environ["AUXILIO_TEST_POSTGRES_URL"])
+    return found
+
+
+async def tables_and_diff(url: str) -> tuple[set[str], list[object]]:
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+
+        def inspect_it(sync_conn: object) -> tuple[set[str], list[object]]:
+            names = set(inspect(sync_conn).get_table_names()) - {"alembic_version"}
+            ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+            return names, compare_metadata(ctx, Base.metadata)
+
+        result = await conn.run_sync(inspect_it)
+    await engine.dispose()
+    return result
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_migrations_go_up_down_and_up_again(tmp_path: Path, backend: str) -> None:
+    candidates = urls(tmp_path)
+    url = candidates[0] if backend == "sqlite" else (candidates[1] if len(candidates) > 1 else None)
+    if url is None:
+        pytest.skip("AUXILIO_TEST_POSTGRES_URL is not set")
+    upgrade(url)
+    tables, diff = await tables_and_diff(url)
+    assert tables == set(Base.metadata.tables)
+    assert diff == [], f"models and migrations differ: {diff}"
+    downgrade(url, "base")
+    assert (await tables_and_diff(url))[0] == set()
+    upgrade(url)
+    assert (await tables_and_diff(url))[0] == set(Base.metadata.tables)
