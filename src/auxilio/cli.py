@@ -17,15 +17,15 @@ app.add_typer(server_commands.admin_app, name="admin")
 app.add_typer(server_commands.audit_app, name="audit")
 
 
-def _mount_optional() -> None:
-    try:
-        from auxilio.policy.cli import app as policy_app
-    except ImportError:  # the policy CLI is being written alongside; absent, the rest still works
-        return
-    app.add_typer(policy_app, name="policy", help="Check, explain and simulate policies.")
+def _policy_app() -> typer.Typer:
+    from auxilio.policy.cli import app as policy_app
+
+    # simulate needs the database, so it lives with the server commands.
+    policy_app.command("simulate")(server_commands.policy_simulate)
+    return policy_app
 
 
-_mount_optional()
+app.add_typer(_policy_app(), name="policy", help="Check, explain, list templates, simulate.")
 
 
 def main() -> None:

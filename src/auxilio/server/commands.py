@@ -425,3 +425,74 @@ class _cli_db:
     async def __aexit__(self, *exc: object) -> None:
         await self.db.close()
         await self.engine.dispose()
+
+
+def policy_simulate(
+    draft: Annotated[
+        Path, typer.Argument(help="The draft policy (YAML).", exists=True, dir_okay=False)
+    ],
+    since: Annotated[
+        str,
+        typer.Option(
+            help="Replay decisions recorded since this date (YYYY-MM-DD or ISO time, UTC)."
+        ),
+    ],
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Replay recorded decisions against a draft policy and list what would change."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError as exc:
+        console.print(f"[red]--since {since!r} is not a date or ISO time[/red]")
+        raise typer.Exit(2) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    asyncio.run(_simulate(settings, draft.read_text(encoding="utf-8"), moment, org, as_json))
+
+
+async def _simulate(
+    settings: Settings, draft: str, since: Any, org_slug: str, as_json: bool
+) -> None:
+    import json
+    from dataclasses import asdict
+
+    from auxilio.server.errors import DomainError
+    from auxilio.server.identity import service as identity
+    from auxilio.server.policies import service
+
+    async with _cli_db(settings) as db:
+        org = await identity.get_organisation_by_slug(db, slug=org_slug)
+        if org is None:
+            console.print(f"[red]no organisation {org_slug!r}[/red]")
+            raise typer.Exit(2)
+        try:
+            result = await service.simulate(db, organisation_id=org.id, draft=draft, since=since)
+        except DomainError as exc:
+            for problem in exc.details.get("errors", []):
+                console.print(f"{problem['path']}: {problem['message']} (line {problem['line']})")
+            _fail(exc)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {**asdict(result), "changes": [asdict(c) for c in result.changes]},
+                default=str,
+                indent=2,
+            )
+        )
+        return
+    typer.echo(
+        f"replayed {result.replayed} decisions: {result.unchanged} unchanged, "
+        f"{len(result.changes)} would change, {result.skipped} skipped"
+    )
+    for c in result.changes:
+        typer.echo(
+            f"  event {c.seq} {c.occurred_at:%Y-%m-%d %H:%M} {c.request_kind}: "
+            f"{c.was_effect} ({c.was_rule}) -> {c.now_effect} ({c.now_rule}): {c.now_reason}"
+        )

@@ -7,10 +7,12 @@ from fastapi import APIRouter
 from auxilio.server.audit.routes import router as audit_router
 from auxilio.server.devices.routes import router as devices_router
 from auxilio.server.identity.routes import router as identity_router
+from auxilio.server.policies.routes import router as policies_router
 from auxilio.server.tickets.routes import router as tickets_router
 
 api_router = APIRouter()
 api_router.include_router(identity_router)
 api_router.include_router(audit_router)
+api_router.include_router(policies_router)
 api_router.include_router(tickets_router)
 api_router.include_router(devices_router)

@@ -44,6 +44,24 @@ class AuditAction(StrEnum):
     POLICY_VERSION_UPLOADED = "policy:version:uploaded"
     POLICY_VERSION_ACTIVATED = "policy:version:activated"
     POLICY_DECISION_DENIED = "policy:decision:denied"
+    POLICY_DECISION_MADE = "policy:decision:made"
+    # Support sessions
+    SUPPORT_SESSION_REQUESTED = "support_session:session:requested"
+    SUPPORT_SESSION_DENIED = "support_session:session:denied"
+    SUPPORT_SESSION_OFFERED = "support_session:session:offered"
+    SUPPORT_SESSION_ACTIVATED = "support_session:session:activated"
+    SUPPORT_SESSION_ENDED = "support_session:session:ended"
+    SUPPORT_SESSION_WARNING_SENT = "support_session:warning:sent"
+    JOIN_CODE_REJECTED = "support_session:join_code:rejected"
+    CONSENT_RECORDED = "support_session:consent:recorded"
+    RECEIPT_REJECTED = "support_session:receipt:rejected"
+    ACTIVITY_REPORTED = "support_session:activity:reported"
+    EXTENSION_REQUESTED = "support_session:extension:requested"
+    EXTENSION_APPROVED = "support_session:extension:approved"
+    EXTENSION_DENIED = "support_session:extension:denied"
+    CAPABILITY_REVOKED = "support_session:capability:revoked"
+    E2E_ERROR_REPORTED = "support_session:e2e:error_reported"
+    SUMMARY_WRITTEN = "support_session:summary:written"
     # Audit itself
     AUDIT_EXPORTED = "audit:log:exported"
 
@@ -78,6 +96,35 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     AuditAction.DEVICE_LINKED: "A device was linked to a ticket.",
     AuditAction.POLICY_VERSION_UPLOADED: "A policy version was stored.",
     AuditAction.POLICY_VERSION_ACTIVATED: "A policy version became the organisation's active one.",
-    AuditAction.POLICY_DECISION_DENIED: "The policy engine denied a support action.",
+    AuditAction.POLICY_DECISION_DENIED: "The policy engine denied a support action "
+    "(details: request, context, rule path, policy version).",
+    AuditAction.POLICY_DECISION_MADE: "The policy engine allowed a support action, or allowed it "
+    "under consent or approval (details as for denied); replayed by `policy simulate`.",
+    AuditAction.SUPPORT_SESSION_REQUESTED: "A technician requested a support session; the "
+    "policy allowed it (details: rule, policy version, mode, capabilities).",
+    AuditAction.SUPPORT_SESSION_DENIED: "A support session request was denied by the policy "
+    "(details: rule, reason, policy version).",
+    AuditAction.SUPPORT_SESSION_OFFERED: "An agent joined with a valid code; the signed grant "
+    "and consent prompt were sent to the device.",
+    AuditAction.SUPPORT_SESSION_ACTIVATED: "The person consented to at least one capability; "
+    "the support session is active (details: granted, not_after).",
+    AuditAction.SUPPORT_SESSION_ENDED: "A support session ended, was rejected or expired "
+    "(details: ended_by, reason, detail).",
+    AuditAction.SUPPORT_SESSION_WARNING_SENT: "Both peers were warned that the time limit is "
+    "near.",
+    AuditAction.JOIN_CODE_REJECTED: "An agent offered a wrong, expired or already used join code.",
+    AuditAction.CONSENT_RECORDED: "A device-signed consent receipt was verified and stored "
+    "(details: each capability's decision).",
+    AuditAction.RECEIPT_REJECTED: "A consent receipt was refused: bad signature, malformed, or "
+    "not for this grant.",
+    AuditAction.ACTIVITY_REPORTED: "The agent reported an action (a command line, a path); "
+    "never content.",
+    AuditAction.EXTENSION_REQUESTED: "A longer support session was requested, with a reason.",
+    AuditAction.EXTENSION_APPROVED: "An extension was allowed; a new grant went to the device.",
+    AuditAction.EXTENSION_DENIED: "An extension was refused by the policy or an approver.",
+    AuditAction.CAPABILITY_REVOKED: "A capability was revoked during a support session.",
+    AuditAction.E2E_ERROR_REPORTED: "A peer reported an end-to-end error (replayed, altered, "
+    "truncated frame...) and the support session ended.",
+    AuditAction.SUMMARY_WRITTEN: "The technician wrote the summary of an ended support session.",
     AuditAction.AUDIT_EXPORTED: "The audit log was exported.",
 }

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from auxilio.policy.roles import Permission, role_has_permission
+from auxilio.policy import Decision, Permission, authorize
+from auxilio.policy.decision import Effect
 from auxilio.server.context import Actor
 
 
-@dataclass(frozen=True, slots=True)
-class PermissionDecision:
-    allowed: bool
-    rule: str
-
-
-def authorize_permission(actor: Actor, permission: Permission) -> PermissionDecision:
+def authorize_permission(actor: Actor, permission: Permission) -> Decision:
+    """The engine's answer for the actor's role, narrowed further by a token's scopes."""
     if actor.role is None:
-        return PermissionDecision(False, "default")
-    if actor.scopes is not None and str(permission) not in actor.scopes:
-        return PermissionDecision(False, "token.scopes")
-    allowed = role_has_permission(actor.role, permission)
-    return PermissionDecision(allowed, f"roles.{actor.role.value}" if allowed else "default")
+        return authorize("", permission)
+    decision = authorize(actor.role, permission)
+    if decision.allowed and actor.scopes is not None and str(permission) not in actor.scopes:
+        return decision._replace(
+            effect=Effect.DENY,
+            rule="token.scopes",
+            reason=f"The token is not scoped for {permission}.",
+        )
+    return decision
