@@ -318,11 +318,12 @@ def audit_verify(
 
 async def _verify_db(settings: Settings, key: Any) -> Any:
     from auxilio.server.audit.service import verify_database
-    from auxilio.server.db.engine import create_engine
+    from auxilio.server.db.engine import READ_ONLY_OPTS, create_engine
 
     engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
+            await conn.execution_options(**READ_ONLY_OPTS)
             return await verify_database(conn, public_key=key)
     finally:
         await engine.dispose()
@@ -347,7 +348,7 @@ async def _export(settings: Settings, output: Path, org_slug: str | None) -> int
 
     from auxilio.server.audit.export import export_chain
     from auxilio.server.audit.service import chain_for, list_chains
-    from auxilio.server.db.engine import create_engine
+    from auxilio.server.db.engine import READ_ONLY_OPTS, create_engine
     from auxilio.server.identity.models import Organisation
     from auxilio.server.keys import load_or_create_signing_key
 
@@ -355,6 +356,7 @@ async def _export(settings: Settings, output: Path, org_slug: str | None) -> int
     engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
+            await conn.execution_options(**READ_ONLY_OPTS)
             if org_slug:
                 org_id = (
                     await conn.execute(select(Organisation.id).where(Organisation.slug == org_slug))

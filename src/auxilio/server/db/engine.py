@@ -17,6 +17,11 @@ from sqlalchemy.ext.asyncio import (
 from auxilio.server.settings import Settings
 
 
+# Execution option for connections that only read: `await conn.execution_options(**READ_ONLY_OPTS)`.
+READ_ONLY = "auxilio_read_only"
+READ_ONLY_OPTS = {READ_ONLY: True}
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
@@ -67,7 +72,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: two transactions that read the audit head
         # and then write can never deadlock on a lock upgrade, they queue on busy_timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only work (verify, export) asks for READ_ONLY and never waits for writers (WAL).
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
