@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import (
 
 from auxilio.server.settings import Settings
 
-
 # Execution option for connections that only read: `await conn.execution_options(**READ_ONLY_OPTS)`.
 READ_ONLY = "auxilio_read_only"
 READ_ONLY_OPTS = {READ_ONLY: True}
