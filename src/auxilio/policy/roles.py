@@ -31,6 +31,10 @@ class Permission(StrEnum):
     USER_MANAGE = "user:manage"
     STAFF_MANAGE = "staff:manage"
     TOKEN_MANAGE_OWN = "token:manage_own"  # noqa: S105 - a permission name, not a secret
+    # Reading is granted to every role; what each one sees is narrowed by ticket:read_all vs
+    # ticket:read_own (device:read_all vs device:read_own) in the service.
+    TICKET_READ = "ticket:read"
+    DEVICE_READ = "device:read"
     TICKET_CREATE = "ticket:create"
     TICKET_READ_OWN = "ticket:read_own"
     TICKET_READ_ALL = "ticket:read_all"
@@ -55,12 +59,13 @@ class Permission(StrEnum):
 
 _P = Permission
 
-_END_USER = {
+_EVERYONE = {_P.TICKET_READ, _P.DEVICE_READ}
+_END_USER = _EVERYONE | {
     _P.USER_READ_SELF, _P.TOKEN_MANAGE_OWN, _P.TICKET_CREATE, _P.TICKET_READ_OWN,
     _P.TICKET_COMMENT, _P.DEVICE_REGISTER_OWN, _P.DEVICE_READ_OWN, _P.SUPPORT_SESSION_READ_OWN,
     _P.POLICY_READ,
 }
-_TECHNICIAN = {
+_TECHNICIAN = _EVERYONE | {
     _P.USER_READ_SELF, _P.USER_READ, _P.TOKEN_MANAGE_OWN, _P.ORG_READ, _P.TICKET_CREATE,
     _P.TICKET_READ_ALL, _P.TICKET_UPDATE, _P.TICKET_COMMENT, _P.TICKET_COMMENT_INTERNAL,
     _P.DEVICE_READ_ALL, _P.SUPPORT_SESSION_REQUEST, _P.SUPPORT_SESSION_READ_ALL, _P.POLICY_READ,
@@ -71,7 +76,7 @@ _SUPERVISOR = _SENIOR | {
 }
 _ADMIN = _SUPERVISOR | {_P.ORG_MANAGE, _P.USER_MANAGE, _P.AUDIT_READ, _P.POLICY_MANAGE}
 # An auditor reads everything that is evidence and never writes (its own tokens aside).
-_AUDITOR = {
+_AUDITOR = _EVERYONE | {
     _P.USER_READ_SELF, _P.USER_READ, _P.TOKEN_MANAGE_OWN, _P.ORG_READ, _P.TICKET_READ_ALL,
     _P.DEVICE_READ_ALL, _P.AUDIT_READ, _P.POLICY_READ, _P.SUPPORT_SESSION_READ_ALL,
     _P.REPORT_READ,

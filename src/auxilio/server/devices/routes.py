@@ -20,7 +20,7 @@ from auxilio.server.devices import service
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 RegisterDevice = Annotated[Identity, require(Permission.DEVICE_REGISTER_OWN)]
-ReadDevices = Annotated[Identity, require(Permission.USER_READ_SELF)]
+ReadDevices = Annotated[Identity, require(Permission.DEVICE_READ)]
 
 
 @router.post("", response_model=s.DeviceOut, status_code=201)

@@ -101,6 +101,18 @@ async def get_organisation(db: AsyncSession, *, organisation_id: uuid.UUID) -> O
     return await db.get(Organisation, organisation_id)
 
 
+async def allocate_ticket_number(db: AsyncSession, *, organisation_id: uuid.UUID) -> int:
+    """The organisation's next ticket number. The row lock makes concurrent openings queue
+    here, so numbers never repeat or skip."""
+    org = (
+        await db.execute(
+            select(Organisation).where(Organisation.id == organisation_id).with_for_update()
+        )
+    ).scalar_one()
+    org.ticket_counter += 1
+    return org.ticket_counter
+
+
 def mfa_required(org: Organisation, role: Role) -> bool:
     return role in STAFF_ROLES and org.mfa_required_for_staff
 

@@ -45,7 +45,7 @@ from auxilio.server.tickets.states import TicketStatus
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
 CreateTickets = Annotated[Identity, require(Permission.TICKET_CREATE)]
-ReadTickets = Annotated[Identity, require(Permission.USER_READ_SELF)]
+ReadTickets = Annotated[Identity, require(Permission.TICKET_READ)]
 UpdateTickets = Annotated[Identity, require(Permission.TICKET_UPDATE)]
 AssignTickets = Annotated[Identity, require(Permission.TICKET_ASSIGN)]
 CommentTickets = Annotated[Identity, require(Permission.TICKET_COMMENT)]

@@ -44,9 +44,10 @@ from auxilio.server.errors import (
     IllegalTransition,
     InvalidRequester,
     TicketNotFound,
+    ValidationFailed,
 )
 from auxilio.server.identity import service as identity
-from auxilio.server.identity.models import Organisation
+from auxilio.server.identity import service as identity_service
 from auxilio.server.policies.authorize import authorize_permission
 from auxilio.server.tickets.assignment import auto_assign
 from auxilio.server.tickets.models import Ticket, TicketComment, TimeEntry
@@ -80,14 +81,7 @@ def _org(actor: Actor) -> uuid.UUID:
 
 
 async def _next_number(db: AsyncSession, organisation_id: uuid.UUID) -> int:
-    # The row lock makes concurrent openings queue here, so numbers never repeat or skip.
-    org = (
-        await db.execute(
-            select(Organisation).where(Organisation.id == organisation_id).with_for_update()
-        )
-    ).scalar_one()
-    org.ticket_counter += 1
-    return org.ticket_counter
+    return await identity_service.allocate_ticket_number(db, organisation_id=organisation_id)
 
 
 async def _requester(db: AsyncSession, actor: Actor, requester_id: uuid.UUID | None) -> uuid.UUID:
@@ -181,7 +175,8 @@ async def update_ticket(
     allowed = {"title", "category", "priority", "device_id"}
     unknown = set(changes) - allowed
     if unknown:
-        raise Forbidden(f"{', '.join(sorted(unknown))} cannot be changed here.")
+        raise ValidationFailed(f"{', '.join(sorted(unknown))} cannot be changed here.",
+                               fields=sorted(unknown))
     if changes.get("device_id") is not None:
         await _check_device(db, actor, ticket.requester_id, changes["device_id"])
     changed = {k: v for k, v in changes.items() if getattr(ticket, k) != v}

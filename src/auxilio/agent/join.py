@@ -1,0 +1,188 @@
+"""``auxilio agent join``: connect, present the join code, verify the offer, ask, run, report.
+
+Order matters for safety: the grant is verified before the prompt is shown (a forged or foreign
+grant never reaches the person), and the receipt is signed and stored before it is sent, so the
+person keeps evidence of what they decided even if the connection drops right after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from rich.console import Console
+
+from auxilio.agent.connection import AgentConnection, ConnectionLost, new_id, server_address
+from auxilio.agent.consent import ask_consent, sign_consent, utc_now
+from auxilio.agent.errors import AgentError
+from auxilio.agent.feed import Feed
+from auxilio.agent.grants import check_offer
+from auxilio.agent.report import build_report, render_report
+from auxilio.agent.session import SupportSessionRunner
+from auxilio.agent.state import AgentState
+from auxilio.agent.userinput import LineInput
+from auxilio.protocol.errors import ProtocolError
+from auxilio.protocol.frames import (
+    ConsentDecisionMessage,
+    EndReason,
+    ErrorMessage,
+    Party,
+    SessionEnd,
+    SessionJoin,
+    SessionOffer,
+)
+
+OFFER_TIMEOUT_SECONDS = 30.0
+
+
+async def _wait_offer(connection: AgentConnection) -> SessionOffer:
+    while True:
+        try:
+            message = await asyncio.wait_for(connection.receive(), OFFER_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            raise AgentError("server.no_offer", "the server did not answer the join code") from exc
+        except ConnectionLost as exc:
+            raise AgentError("server.closed", "the server closed the connection") from exc
+        except ProtocolError as exc:
+            raise AgentError(
+                exc.code, f"the server sent an invalid message: {exc.message}"
+            ) from exc
+        if isinstance(message, ErrorMessage):
+            raise AgentError(message.code, message.message)
+        if isinstance(message, SessionOffer):
+            return message
+
+
+async def join(
+    *,
+    code: str,
+    server: str,
+    state_dir: Path,
+    console: Console,
+    ca_file: str | None = None,
+) -> int:
+    """Run one attended support session; the process exit code."""
+    address = server_address(server)
+    state = AgentState(state_dir)
+    feed = Feed(console)
+    lines = LineInput()
+    main_task = asyncio.current_task()
+    consenting = False
+
+    def on_interrupt() -> None:
+        # Ctrl-C refuses (during the prompt) or ends (during the session); before either, it
+        # simply stops the agent.
+        if consenting or runner_started:
+            lines.interrupt()
+        elif main_task is not None:
+            main_task.cancel()
+
+    runner_started = False
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    connection = AgentConnection(address, state, notify=feed.info, ca_file=ca_file)
+    try:
+        feed.info(f"Connecting to {address.websocket_url} ...")
+        pinned = await connection.open()
+        await connection.send(SessionJoin(id=new_id(), join_code=code.strip().upper()))
+        offer = await _wait_offer(connection)
+        try:
+            grant = check_offer(
+                offer,
+                server_key=pinned.public_key,
+                device_key=state.device_public_key,
+                device_id=pinned.device_id,
+                now=utc_now(),
+            )
+        except AgentError as exc:
+            await connection.send(
+                SessionEnd(
+                    id=new_id(),
+                    support_session_id=offer.support_session_id,
+                    ended_by=Party.AGENT,
+                    reason=EndReason.PROTOCOL_ERROR,
+                    detail=exc.code,
+                )
+            )
+            raise
+        state.remember_device_id(address.origin, grant.device_id)
+        log = state.session_log(grant.support_session_id)
+        log.append(
+            "offered",
+            support_session_id=grant.support_session_id,
+            technician_name=grant.technician_name,
+            organisation_name=grant.organisation_name,
+            technician_fingerprint=grant.technician_key_fingerprint,
+            recorded=grant.recorded,
+            capabilities=[str(item.capability) for item in grant.capabilities],
+            not_after=grant.not_after.isoformat(),
+            server=address.origin,
+        )
+        consenting = True
+        consent_task = asyncio.create_task(ask_consent(console, lines, grant, offer.prompt))
+        early_end = await _watch_during_consent(connection, consent_task)
+        consenting = False
+        if early_end is not None:
+            feed.warning(f"The request was withdrawn ({early_end.reason}).")
+            log.append("ended", ended_by=str(early_end.ended_by), reason=str(early_end.reason),
+                       detail=early_end.detail)  # fmt: skip
+            render_report(console, build_report(log.events()))
+            return 0
+        result = consent_task.result()
+        signed, receipt = sign_consent(state.device_key, grant, result)
+        path = state.save_receipt(
+            signed,
+            receipt,
+            technician_name=grant.technician_name,
+            organisation_name=grant.organisation_name,
+            server=address.origin,
+        )
+        log.append("consent", decisions={str(k): str(v) for k, v in result.decisions.items()})
+        feed.info(f"Consent receipt signed and kept in {path}")
+        await connection.send(
+            ConsentDecisionMessage(
+                id=new_id(), support_session_id=grant.support_session_id, receipt=signed
+            )
+        )
+        runner = SupportSessionRunner(
+            link=connection,
+            feed=feed,
+            lines=lines,
+            log=log,
+            device_key=state.device_key,
+            server_key=pinned.public_key,
+            grant=grant,
+            receipt=receipt,
+        )
+        runner_started = True
+        ended = await runner.run()
+        render_report(console, build_report(log.events()))
+        return 1 if ended.reason == EndReason.PROTOCOL_ERROR and ended.ended_by == "agent" else 0
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        await connection.close()
+
+
+async def _watch_during_consent(
+    connection: AgentConnection, consent: asyncio.Task[object]
+) -> SessionEnd | None:
+    """While the person decides, the technician may withdraw the request: a ``session.end`` then
+    closes the prompt. Anything else the server sends before the decision is not actionable."""
+    while not consent.done():
+        receive = asyncio.create_task(connection.receive())
+        done, _ = await asyncio.wait({receive, consent}, return_when=asyncio.FIRST_COMPLETED)
+        if receive not in done:
+            receive.cancel()
+            break
+        try:
+            message = receive.result()
+        except ProtocolError:
+            continue
+        except ConnectionLost:
+            await connection.reconnect()
+            continue
+        if isinstance(message, SessionEnd):
+            consent.cancel()
+            return message
+    return None

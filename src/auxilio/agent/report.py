@@ -1,0 +1,103 @@
+"""The person's session report, built from the agent's own activity log (not the server's).
+
+Stable lines (for tests):
+
+    Session report
+    Technician: <name> (<organisation>)
+    Started: <time>            Ended: <time>            Duration: <h:mm:ss>
+    Capabilities granted: <list>
+    Capabilities used: <list>
+    Commands run: <n>
+    Recorded: yes|no
+    End reason: <reason> (by <party>)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+
+
+@dataclass
+class SessionReport:
+    support_session_id: str = "?"
+    technician: str = "?"
+    organisation: str = "?"
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    granted: list[str] = field(default_factory=list)
+    used: list[str] = field(default_factory=list)
+    commands: list[tuple[str, str]] = field(default_factory=list)
+    recorded: bool | None = None
+    ended_by: str = "?"
+    reason: str = "?"
+    detail: str = ""
+
+    @property
+    def duration_seconds(self) -> float:
+        if self.started_at is None or self.ended_at is None:
+            return 0.0
+        return max(0.0, (self.ended_at - self.started_at).total_seconds())
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def build_report(events: list[dict[str, Any]]) -> SessionReport:
+    report = SessionReport()
+    for event in events:
+        kind = event.get("event")
+        if kind == "offered":
+            report.support_session_id = event["support_session_id"]
+            report.technician = event["technician_name"]
+            report.organisation = event["organisation_name"]
+            report.recorded = bool(event["recorded"])
+        elif kind == "activated" and report.started_at is None:
+            report.started_at = _time(event["at"])
+            report.granted = sorted(event["granted"])
+        elif kind == "capability_used" and event["capability"] not in report.used:
+            report.used.append(event["capability"])
+        elif kind == "command_run":
+            report.commands.append((event["at"], event["subject"]))
+        elif kind == "revoked" and event["capability"] in report.granted:
+            report.granted = [c for c in report.granted if c != event["capability"]] + [
+                f"{event['capability']} (revoked)"
+            ]
+        elif kind == "ended":
+            report.ended_at = _time(event["at"])
+            report.ended_by = event["ended_by"]
+            report.reason = event["reason"]
+            report.detail = event.get("detail", "")
+    return report
+
+
+def _clock(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
+
+
+def render_report(console: Console, report: SessionReport) -> None:
+    seconds = int(report.duration_seconds)
+    recorded = "?" if report.recorded is None else ("yes" if report.recorded else "no")
+    lines = [
+        "Session report",
+        f"Support session: {report.support_session_id}",
+        f"Technician: {report.technician} ({report.organisation})",
+        f"Started: {_clock(report.started_at) if report.started_at else 'never started'}",
+        f"Ended: {_clock(report.ended_at)}",
+        f"Duration: {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
+        f"Capabilities granted: {', '.join(report.granted) or 'none'}",
+        f"Capabilities used: {', '.join(report.used) or 'none'}",
+        f"Commands run: {len(report.commands)}",
+        *(f"  {at}  {subject}" for at, subject in report.commands),
+        f"Recorded: {recorded}",
+        f"End reason: {report.reason} (by {report.ended_by})"
+        + (f": {report.detail}" if report.detail else ""),
+    ]
+    console.rule("Session report", style="bold")
+    for line in lines[1:]:
+        console.print(line, markup=False, highlight=False)
+    console.rule(style="bold")

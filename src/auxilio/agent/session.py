@@ -1,0 +1,430 @@
+"""The support session loop, after consent: E2E, capabilities, time limit, end.
+
+One asyncio task consumes one queue of events (messages from the server, lines from the person,
+terminal output, the clock), so no two handlers ever race on the session's state.
+
+The agent enforces the session itself (docs/support-sessions.md §3): a capability is used only
+while it is granted by BOTH the verified grant (and still live there) and the person's own receipt,
+is not revoked, and the session is active. Nothing the server or the technician sends changes
+that set, except a newly signed grant that can only extend time, and revocations that shrink it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from auxilio.agent.capabilities import chat
+from auxilio.agent.capabilities.terminal import TerminalHost
+from auxilio.agent.channel import CHANNEL_OF, E2EChannel
+from auxilio.agent.connection import ConnectionLost, Link, new_id
+from auxilio.agent.consent import Clock, utc_now
+from auxilio.agent.dispatch import AppDispatcher
+from auxilio.agent.errors import AgentError
+from auxilio.agent.feed import HELP, Feed
+from auxilio.agent.grants import check_extension
+from auxilio.agent.state import ActivityLog
+from auxilio.agent.userinput import Line, LineInput, Signal
+from auxilio.crypto.errors import E2EError
+from auxilio.crypto.grants import Grant
+from auxilio.crypto.receipts import ConsentReceipt
+from auxilio.protocol.app import TerminalOutput
+from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
+from auxilio.protocol.frames import (
+    CapabilityRevoke,
+    ControlMessage,
+    E2EAccept,
+    EndReason,
+    ErrorMessage,
+    Party,
+    SessionEnd,
+    SessionExtendDecision,
+    SessionStateMessage,
+    SessionWarning,
+)
+from auxilio.protocol.states import SupportSessionState
+from auxilio.protocol.types import Capability, ConsentDecision
+
+TICK_SECONDS = 1.0
+STATUS_EVERY_SECONDS = 60.0
+# All refused: the server ends the session; if it does not say so, stop waiting after this.
+NOTHING_GRANTED_WAIT_SECONDS = 10.0
+MAX_TERMINALS = 4
+_FINAL_STATES = {
+    SupportSessionState.ENDED, SupportSessionState.REJECTED, SupportSessionState.EXPIRED,
+    SupportSessionState.DENIED,
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    ended_by: str
+    reason: str
+    detail: str
+
+
+class SupportSessionRunner:
+    def __init__(
+        self,
+        *,
+        link: Link,
+        feed: Feed,
+        lines: LineInput,
+        log: ActivityLog,
+        device_key: Ed25519PrivateKey,
+        server_key: Ed25519PublicKey,
+        grant: Grant,
+        receipt: ConsentReceipt,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._link = link
+        self._feed = feed
+        self._lines = lines
+        self._log = log
+        self._device_key = device_key
+        self._server_key = server_key
+        self.grant = grant
+        self._consented = receipt.granted()
+        self._all_timed_out = all(
+            item.decision is ConsentDecision.TIMED_OUT for item in receipt.decisions
+        )
+        self._clock = clock
+        self._revoked: set[Capability] = set()
+        self.active = False
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._channel = E2EChannel(link, device_key=device_key)
+        self.terminals = TerminalHost(
+            on_output=lambda tid, data: self._queue.put_nowait(("output", (tid, data))),
+            on_exit=lambda tid, exited: self._queue.put_nowait(("exit", (tid, exited))),
+            max_terminals=MAX_TERMINALS,
+        )
+        self._apps = AppDispatcher(
+            gate=self.allowed,
+            grant=lambda: self.grant,
+            channel=self._channel,
+            link=link,
+            terminals=self.terminals,
+            feed=feed,
+            log=log,
+            clock=clock,
+        )
+        self.ended: Ended | None = None
+        self._warned = False
+        self._last_status = 0.0
+        self._started = clock()
+
+    # -- the granted set ------------------------------------------------------------------------
+
+    def allowed(self, capability: Capability) -> bool:
+        """Granted in the verified grant (and live now) AND in the person's receipt, not revoked,
+        in an active session. The only gate every capability passes through."""
+        return (
+            self.active
+            and self.ended is None
+            and capability in self._consented
+            and capability not in self._revoked
+            and self.grant.capability(capability, now=self._clock()) is not None
+        )
+
+    def granted_now(self) -> list[str]:
+        return [
+            str(item.capability)
+            for item in self.grant.capabilities
+            if self.allowed(item.capability)
+        ]
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> Ended:
+        pumps = [asyncio.create_task(self._pump_link()), asyncio.create_task(self._pump_lines())]
+        if not self._consented:
+            self._feed.info("You allowed nothing; waiting for the server to close the request.")
+        try:
+            while self.ended is None:
+                try:
+                    kind, value = await asyncio.wait_for(self._queue.get(), TICK_SECONDS)
+                except TimeoutError:
+                    kind, value = "tick", None
+                await self._handle(kind, value)
+                if kind == "lost":
+                    pumps[0] = asyncio.create_task(self._pump_link())
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            await self.terminals.stop_all()
+            await self._link.close()
+        return self.ended
+
+    async def _pump_link(self) -> None:
+        while True:
+            try:
+                item = await self._link.receive()
+            except ProtocolError as exc:
+                await self._queue.put(("bad", exc))
+                continue
+            except ConnectionLost as exc:
+                await self._queue.put(("lost", exc))
+                return
+            await self._queue.put(("net", item))
+
+    async def _pump_lines(self) -> None:
+        while True:
+            line = await self._lines.get()
+            await self._queue.put(("line", line))
+            if line is Signal.EOF:
+                return
+
+    async def _handle(self, kind: str, value: Any) -> None:
+        if kind == "net":
+            if isinstance(value, bytes):
+                await self._on_frame(value)
+            else:
+                await self._on_control(value)
+        elif kind == "line":
+            await self._on_line(value)
+        elif kind == "output":
+            terminal_id, data = value
+            await self._channel.send(TerminalOutput(terminal_id=terminal_id, data=data))
+        elif kind == "exit":
+            await self._apps.terminal_exited(*value)
+        elif kind == "bad":
+            if value.code is ProtocolErrorCode.UNKNOWN_TYPE:
+                self._log.append("ignored", what=value.message)  # a newer server; not fatal
+            else:
+                await self._fail(value.code, f"the server sent an invalid message: {value}")
+        elif kind == "lost":
+            await self._on_lost()
+        await self._on_tick()
+
+    # -- control messages -----------------------------------------------------------------------
+
+    async def _on_control(self, message: ControlMessage) -> None:
+        if isinstance(message, SessionEnd):
+            self._finish(message.ended_by, message.reason, message.detail)
+        elif isinstance(message, SessionStateMessage):
+            await self._on_state(message)
+        elif isinstance(message, E2EAccept):
+            await self._on_accept(message)
+        elif isinstance(message, SessionWarning):
+            self._feed.warning(
+                f"The session ends in {message.remaining_seconds // 60} min "
+                f"{message.remaining_seconds % 60} s (at {message.ends_at:%H:%M:%S} UTC)."
+            )
+            self._warned = True
+        elif isinstance(message, SessionExtendDecision):
+            self._on_extension(message)
+        elif isinstance(message, CapabilityRevoke):
+            if message.support_session_id == self.grant.support_session_id:
+                await self._revoke(message.capability, by=str(message.revoked_by), tell=False)
+        elif isinstance(message, ErrorMessage):
+            self._feed.alert(f"Server error {message.code}: {message.message}")
+            self._log.append("server_error", code=message.code, message=message.message)
+
+    async def _on_state(self, message: SessionStateMessage) -> None:
+        if message.support_session_id != self.grant.support_session_id:
+            return
+        if message.state in _FINAL_STATES:
+            self._finish(Party.SERVER, message.reason or str(message.state), "")
+            return
+        if message.state is not SupportSessionState.ACTIVE:
+            return
+        if not self.active:
+            self.active = True
+            granted = self.granted_now()
+            self._log.append("activated", granted=granted)
+            self._feed.activity(f"Session active. You allowed: {', '.join(granted) or 'nothing'}.")
+            self._feed.info(HELP)
+            self._status(force=True)
+        if message.reason == "technician_ready":
+            await self._start_handshake()
+
+    async def _start_handshake(self) -> None:
+        # A technician (re)attached: new ephemeral keys; terminals of the old channel are closed
+        # because nobody can read them any more.
+        await self.terminals.stop_all()
+        await self._channel.start(self.grant)
+
+    async def _on_accept(self, message: E2EAccept) -> None:
+        try:
+            done = await self._channel.accept(message)
+        except E2EError as exc:
+            await self._fail(exc.code, f"the encrypted channel could not be set up: {exc}")
+            return
+        if not done:
+            self._log.append("ignored", what="e2e.accept without e2e.hello")
+            return
+        self._feed.activity(
+            f"End-to-end encrypted channel open with {self.grant.technician_name} "
+            f"(technician key {self.grant.technician_key_fingerprint})."
+        )
+
+    def _on_extension(self, message: SessionExtendDecision) -> None:
+        if not message.approved:
+            self._feed.info(f"An extension was refused ({message.reason or 'no reason given'}).")
+            return
+        try:
+            new = check_extension(
+                self.grant,
+                message.grant,
+                server_key=self._server_key,
+                device_key=self._device_key.public_key(),
+                now=self._clock(),
+            )
+        except AgentError as exc:
+            self._feed.alert(f"Extension NOT applied: the new grant was refused ({exc.code}).")
+            self._log.append("extension_refused", code=exc.code)
+            return
+        self.grant = new
+        self._warned = False
+        self._log.append("extended", not_after=new.not_after.isoformat(), reason=message.reason)
+        self._feed.warning(
+            f"Session extended until {new.not_after:%H:%M:%S} UTC"
+            + (f": {message.reason}" if message.reason else ".")
+        )
+
+    # -- E2E frames ----------------------------------------------------------------------------
+
+    async def _on_frame(self, frame: bytes) -> None:
+        try:
+            opened = self._channel.open(frame)
+        except E2EError as exc:
+            await self._fail(exc.code, f"an encrypted frame was rejected ({exc})")
+            return
+        except ProtocolError as exc:
+            await self._fail(exc.code, f"the technician sent an invalid message ({exc})")
+            return
+        if opened is None:
+            self._log.append("ignored", what="binary frame before the encrypted channel")
+            return
+        channel, message = opened
+        if CHANNEL_OF[type(message)] is not channel:
+            self._log.append("ignored", what=f"{message.type} on channel {channel.name}")
+            return
+        await self._apps.handle(message)
+
+    # -- the person -----------------------------------------------------------------------------
+
+    async def _on_line(self, line: Line) -> None:
+        if line is Signal.EOF:
+            return
+        if line is Signal.INTERRUPT or line.strip().lower() in {"q", "quit"}:
+            await self._end(Party.END_USER, EndReason.USER_ENDED, "")
+            return
+        words = line.split()
+        if not words:
+            return
+        if words[0].lower() == "r" and len(words) == 2:
+            try:
+                capability = Capability(words[1].lower())
+            except ValueError:
+                self._feed.info(f"Unknown capability {words[1]!r}.")
+                return
+            await self._revoke(capability, by=str(Party.END_USER), tell=True)
+        elif words[0].lower() in {"s", "status"} and len(words) == 1:
+            self._status(force=True)
+        elif words[0] in {"h", "?", "help"} and len(words) == 1:
+            self._feed.info(HELP)
+        elif self.allowed(Capability.CHAT) and self._channel.ready:
+            for message in chat.outgoing(line, now=self._clock()):
+                await self._channel.send(message)
+            self._apps.mark_used(Capability.CHAT)
+            self._feed.chat("You", line)
+        else:
+            self._feed.info("Chat is not available now. " + HELP)
+
+    async def _revoke(self, capability: Capability, *, by: str, tell: bool) -> None:
+        if capability in self._revoked:
+            return
+        was_allowed = self.allowed(capability)
+        self._revoked.add(capability)
+        if capability is Capability.TERMINAL:
+            await self.terminals.stop_all()
+        self._log.append("revoked", capability=str(capability), by=by)
+        self._feed.warning(f"{capability} revoked ({by}); it is stopped.")
+        if tell and was_allowed:
+            await self._send_control(
+                CapabilityRevoke(
+                    id=new_id(),
+                    support_session_id=self.grant.support_session_id,
+                    capability=capability,
+                    revoked_by=Party.END_USER,
+                    reason="revoked by the person on the device",
+                )
+            )
+
+    # -- time, connection, end ------------------------------------------------------------------
+
+    async def _on_tick(self) -> None:
+        if self.ended is not None:
+            return
+        now = self._clock()
+        if now >= self.grant.not_after:
+            self._feed.warning("The time allowed for this session is over.")
+            await self._end(Party.AGENT, EndReason.TIME_LIMIT, "grant_not_after")
+            return
+        if (
+            not self._consented
+            and (now - self._started).total_seconds() > NOTHING_GRANTED_WAIT_SECONDS
+        ):
+            reason = (
+                EndReason.CONSENT_TIMED_OUT if self._all_timed_out else EndReason.CONSENT_REFUSED
+            )
+            self._finish(Party.END_USER, reason, "")
+            return
+        if self.terminals and not self.allowed(Capability.TERMINAL):
+            await self.terminals.stop_all()  # the terminal capability expired inside the grant
+        self._status()
+
+    def _status(self, *, force: bool = False) -> None:
+        if not self.active:
+            return
+        loop_time = asyncio.get_running_loop().time()
+        left = (self.grant.not_after - self._clock()).total_seconds()
+        if force or loop_time - self._last_status >= STATUS_EVERY_SECONDS:
+            self._last_status = loop_time
+            self._feed.status(
+                technician=self.grant.technician_name,
+                granted=self.granted_now(),
+                seconds_left=left,
+            )
+
+    async def _on_lost(self) -> None:
+        # The technician's keys and terminals do not survive a new connection.
+        await self.terminals.stop_all()
+        self._channel.reset()
+        try:
+            await self._link.reconnect()
+        except AgentError as exc:
+            self._feed.alert(f"The connection to the server is lost: {exc.message}")
+            self._finish(Party.AGENT, EndReason.CONNECTION_LOST, exc.code)
+
+    async def _fail(self, code: str, message: str) -> None:
+        self._feed.alert(f"Security check failed, ending the session: {message}")
+        await self._end(Party.AGENT, EndReason.PROTOCOL_ERROR, code)
+
+    async def _end(self, ended_by: Party, reason: EndReason, detail: str) -> None:
+        await self._send_control(
+            SessionEnd(
+                id=new_id(),
+                support_session_id=self.grant.support_session_id,
+                ended_by=ended_by,
+                reason=reason,
+                detail=detail,
+            )
+        )
+        self._finish(ended_by, reason, detail)
+
+    async def _send_control(self, message: ControlMessage) -> None:
+        try:
+            await self._link.send(message)
+        except ConnectionLost:
+            self._log.append("dropped", what=message.type)
+
+    def _finish(self, ended_by: str, reason: str, detail: str) -> None:
+        if self.ended is None:
+            self.ended = Ended(str(ended_by), str(reason), detail)
+            self._log.append("ended", ended_by=str(ended_by), reason=str(reason), detail=detail)
+            self._feed.warning(f"Session ended ({reason}, by {ended_by}).")

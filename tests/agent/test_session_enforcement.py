@@ -1,0 +1,214 @@
+"""The agent is the last line of defence: it opens only what both the grant and the person's
+receipt allow, ends on any E2E error, on the person's word, and at the grant's end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from auxilio.agent.report import build_report
+from auxilio.agent.state import AgentState
+from auxilio.agent.userinput import Signal
+from auxilio.protocol.app import (
+    ChatMessage,
+    TerminalExit,
+    TerminalInput,
+    TerminalOpen,
+    TerminalOutput,
+)
+from auxilio.protocol.binary import ChannelId
+from auxilio.protocol.frames import (
+    CapabilityRevoke,
+    SessionActivity,
+    SessionEnd,
+    SessionExtendDecision,
+)
+from auxilio.protocol.types import Capability, ConsentDecision
+
+from .factories import make_grant, now
+from .sessionkit import Harness
+
+GRANTED = ConsentDecision.GRANTED
+REFUSED = ConsentDecision.REFUSED
+
+
+def harness(
+    state: AgentState,
+    server_key: Ed25519PrivateKey,
+    technician_key: X25519PrivateKey,
+    *,
+    chat: ConsentDecision = GRANTED,
+    terminal: ConsentDecision = GRANTED,
+    **grant_args: object,
+) -> Harness:
+    _, grant = make_grant(server_key, state.device_public_key, technician_key, **grant_args)  # type: ignore[arg-type]
+    consent = {Capability.CHAT: chat, Capability.TERMINAL: terminal}
+    made = Harness(state, grant, technician_key, consent, server_key.public_key())
+    made.start()
+    return made
+
+
+async def test_terminal_refused_by_the_person_is_never_opened(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    h = harness(state, server_key, technician_key, terminal=REFUSED)
+    # The broker claims terminal is granted; the agent's own receipt says otherwise.
+    await h.activate(granted=("chat", "terminal"))
+    await h.send_app(ChannelId.TERMINAL, TerminalOpen(terminal_id=1, cols=80, rows=24))
+    answer = await h.next_app()
+    assert answer == TerminalExit(terminal_id=1, exit_code=126)
+    assert len(h.runner.terminals) == 0
+    await h.send_app(ChannelId.TERMINAL, TerminalInput(terminal_id=1, data=b"rm -rf ~\r"))
+    await h.lines.queue.put("q")
+    await h.finished()
+    events = [e["event"] for e in h.log.events()]
+    assert "refused_request" in events and "command_run" not in events
+    assert "Refused: the technician tried to open a terminal" in h.console.export_text()
+
+
+async def test_a_capability_missing_from_the_grant_is_never_opened(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    h = harness(state, server_key, technician_key, capabilities=(Capability.CHAT,))
+    await h.activate(granted=("chat", "terminal"))
+    await h.send_app(ChannelId.TERMINAL, TerminalOpen(terminal_id=5, cols=80, rows=24))
+    assert await h.next_app() == TerminalExit(terminal_id=5, exit_code=126)
+    assert len(h.runner.terminals) == 0
+    await h.lines.queue.put(Signal.INTERRUPT)  # Ctrl-C
+    end = await h.next_sent(SessionEnd)
+    assert (end.ended_by, end.reason) == ("end_user", "user_ended")
+    await h.finished()
+
+
+async def test_terminal_runs_reports_commands_and_stops_on_revoke(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    h = harness(state, server_key, technician_key)
+    await h.activate()
+    await h.send_app(ChannelId.TERMINAL, TerminalOpen(terminal_id=1, cols=80, rows=24))
+    opened = await h.next_sent(SessionActivity)
+    assert (opened.kind, opened.subject) == ("terminal_opened", "/bin/sh")
+    await h.send_app(ChannelId.TERMINAL, TerminalInput(terminal_id=1, data=b"echo hel''lo\r"))
+    activity = await h.next_sent(SessionActivity)
+    assert (activity.kind, activity.subject, activity.capability) == (
+        "command_run", "echo hel''lo", "terminal",
+    )  # fmt: skip
+    output = b""
+    while b"hello" not in output:
+        message = await h.next_app()
+        if isinstance(message, TerminalOutput):
+            output += message.data
+    await h.lines.queue.put("r terminal")
+    revoke = await h.next_sent(CapabilityRevoke)
+    assert (revoke.capability, revoke.revoked_by) == ("terminal", "end_user")
+    assert len(h.runner.terminals) == 0
+    await h.send_app(ChannelId.TERMINAL, TerminalOpen(terminal_id=2, cols=80, rows=24))
+    while True:
+        message = await h.next_app()
+        if isinstance(message, TerminalExit) and message.terminal_id == 2:
+            break
+    assert message.exit_code == 126
+    await h.lines.queue.put("q")
+    await h.finished()
+    report = build_report(h.log.events())
+    assert report.commands[0][1] == "echo hel''lo"
+    assert "terminal" in report.used and "terminal (revoked)" in report.granted
+
+
+async def test_chat_goes_both_ways(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    h = harness(state, server_key, technician_key)
+    await h.activate()
+    await h.send_app(ChannelId.CHAT, ChatMessage(text="Hola, soy Ana", sent_at=now()))
+    await h.lines.queue.put("Gracias, el correo no funciona")
+    reply = await h.next_app()
+    assert isinstance(reply, ChatMessage) and reply.text == "Gracias, el correo no funciona"
+    await h.lines.queue.put("q")
+    await h.finished()
+    assert "Ana López: Hola, soy Ana" in h.console.export_text()
+
+
+@pytest.mark.parametrize("attack", ["tampered", "replayed", "out_of_order", "truncated"])
+async def test_any_e2e_error_ends_the_session_with_protocol_error(
+    attack: str,
+    state: AgentState,
+    server_key: Ed25519PrivateKey,
+    technician_key: X25519PrivateKey,
+) -> None:
+    h = harness(state, server_key, technician_key)
+    await h.activate()
+    assert h.tech is not None
+    message = ChatMessage(text="hola", sent_at=now())
+    if attack == "tampered":
+        frame = bytearray(h.tech.seal(ChannelId.CHAT, b'{"x":1}'))
+        frame[-1] ^= 1
+        await h.link.incoming.put(bytes(frame))
+    elif attack == "replayed":
+        frame = await h.send_app(ChannelId.CHAT, message)
+        await h.link.incoming.put(frame)
+    elif attack == "out_of_order":
+        h.tech.seal(ChannelId.CHAT, b"dropped by the relay")
+        await h.send_app(ChannelId.CHAT, message)
+    else:
+        await h.link.incoming.put(b"\x01\x01\x00short")
+    end = await h.next_sent(SessionEnd)
+    assert (end.ended_by, end.reason, end.detail) == ("agent", "protocol_error", f"e2e.{attack}")
+    ended = await h.finished()
+    assert ended.reason == "protocol_error"
+
+
+async def test_the_agent_ends_the_session_at_the_grants_end(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    issued = datetime.now(UTC) - timedelta(seconds=58)
+    h = harness(state, server_key, technician_key, issued_at=issued, minutes=1)
+    await h.activate()
+    end = await h.next_sent(SessionEnd, seconds=10)
+    assert (end.ended_by, end.reason) == ("agent", "time_limit")
+    await h.finished()
+
+
+async def test_a_verified_extension_moves_the_end_and_a_forged_one_does_not(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    h = harness(state, server_key, technician_key)
+    await h.activate()
+    before = h.runner.grant.not_after
+    forged, _ = make_grant(
+        Ed25519PrivateKey.generate(), state.device_public_key, technician_key, minutes=90
+    )
+    decision = {"support_session_id": "ss-1001", "approved": True, "decided_by": "server"}
+    await h.link.incoming.put(SessionExtendDecision(id="x1", grant=forged, **decision))  # type: ignore[arg-type]
+    later, _ = make_grant(
+        server_key, state.device_public_key, technician_key,
+        issued_at=h.grant.issued_at, minutes=90,
+    )  # fmt: skip
+    await h.link.incoming.put(SessionExtendDecision(id="x2", grant=later, **decision))  # type: ignore[arg-type]
+    await h.eventually(lambda: h.runner.grant.not_after != before)
+    assert h.runner.grant.not_after == before + timedelta(minutes=60)
+    assert "Extension NOT applied" in h.console.export_text()
+    await h.lines.queue.put("q")
+    await h.finished()
+
+
+async def test_server_end_finishes_with_a_report_and_lost_connection_ends_cleanly(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    h = harness(state, server_key, technician_key)
+    await h.activate()
+    await h.link.incoming.put(
+        SessionEnd(id="e1", support_session_id="ss-1001", ended_by="technician",  # type: ignore[arg-type]
+                   reason="technician_ended")  # type: ignore[arg-type]
+    )  # fmt: skip
+    ended = await h.finished()
+    assert (ended.ended_by, ended.reason) == ("technician", "technician_ended")
+
+    again = harness(state, server_key, technician_key)
+    await again.activate()
+    await again.link.incoming.put(None)  # the connection drops and cannot be re-established
+    ended = await again.finished()
+    assert (ended.ended_by, ended.reason) == ("agent", "connection_lost")
