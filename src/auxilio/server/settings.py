@@ -46,11 +46,27 @@ class Settings(BaseSettings):
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_base_seconds: float = Field(default=30.0, gt=0)
     lockout_max_seconds: float = Field(default=3600.0, gt=0)
+    # A counter quiet for this long starts again from zero (never sooner than the longest wait).
+    lockout_forget_seconds: float = Field(default=86400.0, gt=0)
 
     login_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     # Staff roles must enrol TOTP before they can log in (the policy's staff.mfa_required
     # overrides this per organisation once a policy is active).
     mfa_required_for_staff: bool = True
+
+    # Support sessions and the relay (docs/support-sessions.md).
+    # An agent that lost its connection has this long to come back before the session ends.
+    agent_grace_seconds: float = Field(default=15.0, gt=0)
+    # Per-connection send queue: the relay stops reading from a sender while its peer's queue is
+    # full (backpressure), so memory per connection is bounded by these two numbers.
+    relay_queue_frames: int = Field(default=64, ge=1)
+    relay_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    # A peer whose queue stays full this long is dropped rather than stalling its sender forever.
+    relay_stuck_seconds: float = Field(default=30.0, gt=0)
+    # A WebSocket must authenticate within this time (agent.auth / tech.attach).
+    ws_auth_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often the support-session scheduler looks for warnings, time limits and idle sessions.
+    support_session_tick_seconds: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

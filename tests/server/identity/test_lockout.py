@@ -150,7 +150,7 @@ async def test_it_resets_the_account_counter_after_a_success(
     now += timedelta(seconds=31)
     assert isinstance(await _attempt(app, lockout, email, PASSWORD, now), auth.LoginResult)
 
-    account = await throttle(app, f"account:{person.user.id}")
+    account = await throttle(app, auth.email_throttle_key(person.user.email))
     assert account is not None and account.failures == 0 and account.locked_until is None
     # As many failures as the threshold allows, less one, and the account is still open.
     for _ in range(lockout.lockout_threshold - 1):
@@ -200,3 +200,30 @@ async def test_it_counts_unknown_emails_against_the_address(
     assert isinstance(await _attempt(app, lockout, "ghost@example.test", WRONG, now),
                       AccountLocked)
     assert await audit_count(app, AuditAction.LOGIN_LOCKED) == 1
+
+
+async def test_an_unknown_email_locks_out_like_an_existing_one(
+    app: FastAPI, lockout: Settings
+) -> None:
+    known = (await make_user(app, await make_org(app), Role.END_USER)).user.email
+    unknown = "nobody-here@example.test"
+    now = utcnow()
+    answers = {}
+    for email in (known, unknown):
+        for _ in range(lockout.lockout_threshold):
+            await _attempt(app, lockout, email, WRONG, now, addr=f"192.0.2.{len(answers) + 1}")
+        answers[email] = await _attempt(app, lockout, email, WRONG, now, addr="192.0.2.99")
+    # Same type and same wait: the lockout does not tell which emails have accounts.
+    assert _retry_after(answers[known]) == _retry_after(answers[unknown])
+
+
+async def test_a_quiet_counter_is_forgotten(app: FastAPI, lockout: Settings) -> None:
+    email = (await make_user(app, await make_org(app), Role.END_USER)).user.email
+    now = utcnow()
+    for _ in range(lockout.lockout_threshold - 1):
+        await _attempt(app, lockout, email, WRONG, now)
+    later = now + timedelta(seconds=lockout.lockout_forget_seconds + 1)
+    await _attempt(app, lockout, email, WRONG, later)
+    # One failure after a long quiet spell counts as the first, not the threshold-th.
+    row = await throttle(app, auth.email_throttle_key(email))
+    assert row is not None and row.failures == 1 and row.locked_until is None

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from auxilio.policy.roles import Role
 from auxilio.server.audit.actions import AuditAction
+from auxilio.server.identity import auth
 from auxilio.server.identity import secrets as sec
 from tests.factories import PASSWORD, make_org, make_user
 from tests.server.identity.helpers import (
@@ -51,7 +52,7 @@ async def test_it_asks_an_enrolled_staff_member_for_a_totp_code(
     assert error_code(response) == "mfa_required"
     assert response.headers["www-authenticate"] == "Bearer"
     # The first leg of a two-step login is not a failure.
-    account = await throttle(app, f"account:{tech.user.id}")
+    account = await throttle(app, auth.email_throttle_key(tech.user.email))
     assert account is not None and account.failures == 0
     assert await audit_count(app, AuditAction.LOGIN_FAILED) == 0
     assert await audit_count(app, AuditAction.TOTP_FAILED) == 0
@@ -97,7 +98,7 @@ async def test_it_rejects_a_wrong_totp_code(app: FastAPI, client: httpx.AsyncCli
     assert await audit_count(app, AuditAction.TOTP_FAILED, target_id=tech.user.id) == 1
     assert await audit_count(app, AuditAction.LOGIN_SUCCEEDED) == 0
     # A wrong second factor counts towards the lockout like a wrong password.
-    account = await throttle(app, f"account:{tech.user.id}")
+    account = await throttle(app, auth.email_throttle_key(tech.user.email))
     assert account is not None and account.failures == 1
 
 

@@ -237,3 +237,17 @@ async def test_a_permission_the_role_lacks_is_forbidden_and_audited(
         "user:read", "GET", "/api/v1/users")
     # Which rule decided is the engine's business; that one is named is the audit's.
     assert details["rule"]
+
+
+async def test_an_api_token_cannot_start_totp_enrolment(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    person = await make_user(app, await make_org(app), Role.END_USER)
+    created = await client.post("/api/v1/me/tokens", json={"name": "automation"},
+                                headers=person.headers)
+    api_token = {"Authorization": f"Bearer {created.json()['token']}"}
+    response = await client.post("/api/v1/auth/totp/enrol", headers=api_token)
+    assert response.status_code == 403
+    async with app.state.sessionmaker() as db:
+        user = await db.get(User, person.user.id)
+        assert user is not None and user.totp_secret is None

@@ -293,3 +293,26 @@ async def test_a_training_needs_a_time_zone(app: FastAPI, client: httpx.AsyncCli
     assert response.status_code == 422
     assert error_code(response) == "validation_failed"
     assert await row_counts(app) == before
+
+
+async def test_an_empty_profile_update_is_refused_and_writes_nothing(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    org = await make_org(app)
+    supervisor = await make_user(app, org, Role.SUPERVISOR)
+    tech = await make_user(app, org, Role.TECHNICIAN)
+    before = await audit_total(app)
+    response = await client.put(f"/api/v1/users/{tech.user.id}/profile", json={},
+                                headers=supervisor.headers)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_failed"
+    assert await audit_total(app) == before
+
+
+async def audit_total(app: FastAPI) -> int:
+    from sqlalchemy import func, select
+
+    from auxilio.server.audit.models import AuditEvent
+
+    async with app.state.sessionmaker() as db:
+        return int((await db.execute(select(func.count()).select_from(AuditEvent))).scalar_one())

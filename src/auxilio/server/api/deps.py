@@ -82,18 +82,32 @@ async def _identify(request: Request, db: AsyncSession) -> Identity:
     try:
         token, user = await resolve_token(db, secret=secret)
     except TokenInvalid as exc:
-        await _audit_apart(request, db, action=AuditAction.TOKEN_REJECTED,
-                           actor=Actor(id=None, display_name="anonymous", organisation_id=None),
-                           details={"reason": exc.details.get("reason"), "prefix": secret[:10],
-                                    "path": request.url.path})
+        await _audit_apart(
+            request,
+            db,
+            action=AuditAction.TOKEN_REJECTED,
+            actor=Actor(id=None, display_name="anonymous", organisation_id=None),
+            details={
+                "reason": exc.details.get("reason"),
+                "prefix": secret[:10],
+                "path": request.url.path,
+            },
+        )
         raise
     actor = actor_for(user, scopes=token.scopes, mfa_verified=token.mfa_verified)
     return Identity(user=user, token=token, actor=actor)
 
 
 async def enrolment_identity(request: Request, db: DbSession) -> Identity:
-    """Any authenticated caller, including a login token limited to TOTP enrolment."""
-    return await _identify(request, db)
+    """A person who just logged in, including with a token limited to TOTP enrolment.
+
+    API tokens are refused: a leaked automation token must not be able to bind the account's
+    second factor to someone else's authenticator.
+    """
+    identity = await _identify(request, db)
+    if identity.token.kind != "login":
+        raise Forbidden("Two-factor enrolment needs a login, not an API token.")
+    return identity
 
 
 EnrolmentCaller = Annotated[Identity, Depends(enrolment_identity)]
@@ -112,9 +126,16 @@ def require(permission: Permission) -> Any:
         decision = authorize_permission(identity.actor, permission)
         if not decision.allowed:
             await _audit_apart(
-                request, db, action=AuditAction.ACCESS_FORBIDDEN, actor=identity.actor,
-                details={"permission": str(permission), "method": request.method,
-                         "path": request.url.path, "rule": decision.rule},
+                request,
+                db,
+                action=AuditAction.ACCESS_FORBIDDEN,
+                actor=identity.actor,
+                details={
+                    "permission": str(permission),
+                    "method": request.method,
+                    "path": request.url.path,
+                    "rule": decision.rule,
+                },
             )
             raise Forbidden(permission=str(permission))
         return identity

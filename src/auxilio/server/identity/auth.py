@@ -6,12 +6,14 @@ A failed login is itself a state change (the failure counters) and an audit even
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.policy.roles import ROLE_PERMISSIONS, Permission, Role
@@ -40,7 +42,9 @@ ENROLMENT_TTL = timedelta(minutes=15)
 ISSUER = "Auxilio"
 
 
-def actor_for(user: User, *, scopes: Sequence[str] | None = None, mfa_verified: bool = False) -> Actor:
+def actor_for(
+    user: User, *, scopes: Sequence[str] | None = None, mfa_verified: bool = False
+) -> Actor:
     return Actor(
         id=user.id,
         display_name=user.display_name,
@@ -62,8 +66,9 @@ class Lockout:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lockout:
-        return cls(settings.lockout_threshold, settings.lockout_base_seconds,
-                   settings.lockout_max_seconds)
+        return cls(
+            settings.lockout_threshold, settings.lockout_base_seconds, settings.lockout_max_seconds
+        )
 
     def wait_after(self, failures: int) -> float:
         if failures < self.threshold:
@@ -71,13 +76,40 @@ class Lockout:
         return min(self.base_seconds * 2.0 ** (failures - self.threshold), self.max_seconds)
 
 
-async def _throttle(db: AsyncSession, key: str) -> LoginThrottle:
-    row = (await db.execute(select(LoginThrottle).where(LoginThrottle.key == key))).scalar_one_or_none()
-    if row is None:
-        row = LoginThrottle(key=key, failures=0)
-        db.add(row)
-        await db.flush()
+async def _throttle(
+    db: AsyncSession, key: str, *, now: datetime, forget_after: float
+) -> LoginThrottle:
+    """The counter row for ``key``, locked for this transaction.
+
+    Insert-or-ignore then ``SELECT ... FOR UPDATE``: two first failures at once cannot collide
+    on the unique key, and parallel guesses queue on the row instead of both reading the old
+    count (SQLite transactions begin IMMEDIATE, which serialises them the same way).
+    """
+    dialect = (await db.connection()).dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await db.execute(
+        insert(LoginThrottle)
+        .values(id=uuid.uuid4(), key=key, failures=0, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    row = (
+        await db.execute(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
+    ).scalar_one()
+    # Old failures fade: a counter that has been quiet for longer than the longest lockout
+    # starts again, so a shared office address does not drift into lockouts over months.
+    if (
+        row.failures
+        and _locked_for(row, now) == 0
+        and (now - row.updated_at).total_seconds() > forget_after
+    ):
+        row.failures = 0
     return row
+
+
+def email_throttle_key(email: str) -> str:
+    """The failure counter of an email, whether or not an account has it (hashed: the table
+    must not become a list of every address someone typed)."""
+    return "email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:48]
 
 
 def _locked_for(row: LoginThrottle, now: datetime) -> float:
@@ -86,14 +118,16 @@ def _locked_for(row: LoginThrottle, now: datetime) -> float:
     return (row.locked_until - now).total_seconds()
 
 
-async def _note_failure(db: AsyncSession, rows: Sequence[LoginThrottle], policy: Lockout,
-                        now: datetime) -> None:
+async def _note_failure(
+    db: AsyncSession, rows: Sequence[LoginThrottle], policy: Lockout, now: datetime
+) -> None:
     for row in rows:
         row.failures += 1
         # The address counter tolerates more failures: many people may share one address.
         scale = 4 if row.key.startswith("addr:") else 1
-        wait = Lockout(policy.threshold * scale, policy.base_seconds,
-                       policy.max_seconds).wait_after(row.failures)
+        wait = Lockout(
+            policy.threshold * scale, policy.base_seconds, policy.max_seconds
+        ).wait_after(row.failures)
         row.locked_until = now + timedelta(seconds=wait) if wait else None
         row.updated_at = now
 
@@ -124,23 +158,42 @@ async def login(
     now = now or utcnow()
     policy = Lockout.from_settings(settings)
     user = await get_user_by_email(db, email=email)
-    rows = [await _throttle(db, f"addr:{client_addr or 'unknown'}")]
-    if user is not None:
-        rows.append(await _throttle(db, f"account:{user.id}"))
-    anonymous = Actor(id=None, display_name=email.strip().lower()[:200] or "anonymous",
-                      organisation_id=user.organisation_id if user else None)
+    forget = max(settings.lockout_forget_seconds, settings.lockout_max_seconds)
+    # Counted per email whether or not the account exists, so that a lockout does not reveal
+    # which emails have accounts.
+    email_key = email_throttle_key(email)
+    rows = [
+        await _throttle(db, f"addr:{client_addr or 'unknown'}", now=now, forget_after=forget),
+        await _throttle(db, email_key, now=now, forget_after=forget),
+    ]
+    anonymous = Actor(
+        id=None,
+        display_name=email.strip().lower()[:200] or "anonymous",
+        organisation_id=user.organisation_id if user else None,
+    )
     wait = max(_locked_for(r, now) for r in rows)
     if wait:
-        await record(db, action=AuditAction.LOGIN_LOCKED, actor=anonymous,
-                     target_type="user", target_id=user.id if user else None,
-                     details={"retry_after_seconds": round(wait)})
+        await record(
+            db,
+            action=AuditAction.LOGIN_LOCKED,
+            actor=anonymous,
+            target_type="user",
+            target_id=user.id if user else None,
+            details={"retry_after_seconds": round(wait)},
+        )
         return AccountLocked(retry_after_seconds=round(wait))
 
     async def fail(reason: str, error: DomainError) -> DomainError:
         await _note_failure(db, rows, policy, now)
         action = AuditAction.TOTP_FAILED if reason.startswith("totp") else AuditAction.LOGIN_FAILED
-        await record(db, action=action, actor=anonymous, target_type="user",
-                     target_id=user.id if user else None, details={"reason": reason})
+        await record(
+            db,
+            action=action,
+            actor=anonymous,
+            target_type="user",
+            target_id=user.id if user else None,
+            details={"reason": reason},
+        )
         return error
 
     if user is None:
@@ -158,8 +211,13 @@ async def login(
         if recovery_code:
             if not await _spend_recovery_code(db, user=user, code=recovery_code, now=now):
                 return await fail("totp_bad_recovery_code", InvalidTotp())
-            await record(db, action=AuditAction.RECOVERY_CODE_USED, actor=actor_for(user),
-                         target_type="user", target_id=user.id)
+            await record(
+                db,
+                action=AuditAction.RECOVERY_CODE_USED,
+                actor=actor_for(user),
+                target_type="user",
+                target_id=user.id,
+            )
         elif not totp_code:
             # Not a failure: the first leg of a two-step login.
             return MfaRequired()
@@ -176,19 +234,38 @@ async def login(
         enrolment_required = True
 
     for row in rows:
-        if row.key.startswith("account:"):
+        if row.key.startswith("email:"):
             row.failures, row.locked_until = 0, None
     user.last_login_at = now
-    ttl = ENROLMENT_TTL if enrolment_required else timedelta(seconds=settings.login_token_ttl_seconds)
-    token, token_row = await issue_token(
-        db, user=user, kind="login", name="login", ttl=ttl, mfa_verified=mfa_verified,
-        scopes=[ENROLMENT_SCOPE] if enrolment_required else None, actor=actor_for(user), now=now,
+    ttl = (
+        ENROLMENT_TTL if enrolment_required else timedelta(seconds=settings.login_token_ttl_seconds)
     )
-    await record(db, action=AuditAction.LOGIN_SUCCEEDED, actor=actor_for(user), target_type="user",
-                 target_id=user.id, details={"mfa": mfa_verified,
-                                             "enrolment_only": enrolment_required})
-    return LoginResult(user=user, token=token, token_row=token_row,
-                       mfa_enrolment_required=enrolment_required, recovery_codes=recovery_codes)
+    token, token_row = await issue_token(
+        db,
+        user=user,
+        kind="login",
+        name="login",
+        ttl=ttl,
+        mfa_verified=mfa_verified,
+        scopes=[ENROLMENT_SCOPE] if enrolment_required else None,
+        actor=actor_for(user),
+        now=now,
+    )
+    await record(
+        db,
+        action=AuditAction.LOGIN_SUCCEEDED,
+        actor=actor_for(user),
+        target_type="user",
+        target_id=user.id,
+        details={"mfa": mfa_verified, "enrolment_only": enrolment_required},
+    )
+    return LoginResult(
+        user=user,
+        token=token,
+        token_row=token_row,
+        mfa_enrolment_required=enrolment_required,
+        recovery_codes=recovery_codes,
+    )
 
 
 def _accept_totp(user: User, code: str, now: datetime) -> bool:
@@ -221,8 +298,14 @@ async def start_totp_enrolment(db: AsyncSession, *, user: User, actor: Actor) ->
         raise Conflict("Two-factor authentication is already enrolled.")
     user.totp_secret = sec.new_totp_secret()
     user.totp_last_step = None
-    await record(db, action=AuditAction.TOTP_ENROLMENT_STARTED, actor=actor,
-                 organisation_id=user.organisation_id, target_type="user", target_id=user.id)
+    await record(
+        db,
+        action=AuditAction.TOTP_ENROLMENT_STARTED,
+        actor=actor,
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+    )
     return sec.provisioning_uri(user.totp_secret, account=user.email, issuer=ISSUER)
 
 
@@ -235,9 +318,15 @@ async def confirm_totp_enrolment(
     if not user.totp_secret:
         return Conflict("Start the enrolment first.")
     if not _accept_totp(user, code, now):
-        await record(db, action=AuditAction.TOTP_FAILED, actor=actor,
-                     organisation_id=user.organisation_id, target_type="user", target_id=user.id,
-                     details={"reason": "totp_bad_code", "during": "enrolment"})
+        await record(
+            db,
+            action=AuditAction.TOTP_FAILED,
+            actor=actor,
+            organisation_id=user.organisation_id,
+            target_type="user",
+            target_id=user.id,
+            details={"reason": "totp_bad_code", "during": "enrolment"},
+        )
         return InvalidTotp()
     return await _confirm_enrolment(db, user=user, now=now)
 
@@ -247,9 +336,15 @@ async def _confirm_enrolment(db: AsyncSession, *, user: User, now: datetime) -> 
     codes = sec.new_recovery_codes()
     for code in codes:
         db.add(RecoveryCode(user_id=user.id, code_hash=sec.hash_password(code)))
-    await record(db, action=AuditAction.TOTP_ENROLLED, actor=actor_for(user, mfa_verified=True),
-                 organisation_id=user.organisation_id, target_type="user", target_id=user.id,
-                 details={"recovery_codes": len(codes)})
+    await record(
+        db,
+        action=AuditAction.TOTP_ENROLLED,
+        actor=actor_for(user, mfa_verified=True),
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+        details={"recovery_codes": len(codes)},
+    )
     return codes
 
 
@@ -278,24 +373,38 @@ async def issue_token(
     if scopes is not None and kind == "api":
         unknown = sorted(set(scopes) - allowed)
         if unknown:
-            raise ValidationFailed("A token cannot carry permissions its owner lacks.",
-                                   field="scopes", not_allowed=unknown)
+            raise ValidationFailed(
+                "A token cannot carry permissions its owner lacks.",
+                field="scopes",
+                not_allowed=unknown,
+            )
     if ttl <= timedelta(0) or ttl > timedelta(days=366):
         raise ValidationFailed("A token lives between one second and 366 days.", field="ttl")
     secret = sec.new_token_secret()
     row = ApiToken(
-        organisation_id=user.organisation_id, user_id=user.id, kind=kind, name=name,
-        prefix=secret[:10], token_hash=sec.token_digest(secret),
-        scopes=list(scopes) if scopes is not None else None, mfa_verified=mfa_verified,
-        created_at=now, expires_at=now + ttl,
+        organisation_id=user.organisation_id,
+        user_id=user.id,
+        kind=kind,
+        name=name,
+        prefix=secret[:10],
+        token_hash=sec.token_digest(secret),
+        scopes=list(scopes) if scopes is not None else None,
+        mfa_verified=mfa_verified,
+        created_at=now,
+        expires_at=now + ttl,
     )
     db.add(row)
     await db.flush()
     if kind == "api":
-        await record(db, action=AuditAction.TOKEN_CREATED, actor=actor,
-                     organisation_id=user.organisation_id, target_type="token", target_id=row.id,
-                     details={"name": name, "scopes": row.scopes,
-                              "expires_at": row.expires_at.isoformat()})
+        await record(
+            db,
+            action=AuditAction.TOKEN_CREATED,
+            actor=actor,
+            organisation_id=user.organisation_id,
+            target_type="token",
+            target_id=row.id,
+            details={"name": name, "scopes": row.scopes, "expires_at": row.expires_at.isoformat()},
+        )
     return secret, row
 
 
@@ -323,7 +432,8 @@ async def resolve_token(
 
 async def list_tokens(db: AsyncSession, *, user: User) -> list[ApiToken]:
     rows = await db.execute(
-        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == "api")
+        select(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.kind == "api")
         .order_by(ApiToken.created_at)
     )
     return list(rows.scalars())
@@ -337,8 +447,14 @@ async def revoke_token(
         raise NotFound("No such token.", token_id=str(token_id))
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        await record(db, action=AuditAction.TOKEN_REVOKED, actor=actor,
-                     organisation_id=user.organisation_id, target_type="token", target_id=row.id)
+        await record(
+            db,
+            action=AuditAction.TOKEN_REVOKED,
+            actor=actor,
+            organisation_id=user.organisation_id,
+            target_type="token",
+            target_id=row.id,
+        )
     return row
 
 
@@ -354,6 +470,12 @@ def permissions_of(actor: Actor) -> frozenset[Permission]:
 async def revoke_login_token(db: AsyncSession, *, token: ApiToken, actor: Actor) -> None:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
-        await record(db, action=AuditAction.TOKEN_REVOKED, actor=actor,
-                     organisation_id=token.organisation_id, target_type="token",
-                     target_id=token.id, details={"kind": token.kind, "reason": "logout"})
+        await record(
+            db,
+            action=AuditAction.TOKEN_REVOKED,
+            actor=actor,
+            organisation_id=token.organisation_id,
+            target_type="token",
+            target_id=token.id,
+            details={"kind": token.kind, "reason": "logout"},
+        )

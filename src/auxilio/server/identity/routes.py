@@ -26,18 +26,26 @@ ReadOrg = Annotated[Identity, require(Permission.ORG_READ)]
 
 
 @router.post("/auth/login", response_model=s.LoginOut)
-async def login(body: s.LoginIn, request: Request, db: DbSession, settings: SettingsDep) -> s.LoginOut:
+async def login(
+    body: s.LoginIn, request: Request, db: DbSession, settings: SettingsDep
+) -> s.LoginOut:
     client = request.client.host if request.client else None
     outcome = await auth.login(
-        db, email=body.email, password=body.password, totp_code=body.totp_code,
-        recovery_code=body.recovery_code, client_addr=client, settings=settings,
+        db,
+        email=body.email,
+        password=body.password,
+        totp_code=body.totp_code,
+        recovery_code=body.recovery_code,
+        client_addr=client,
+        settings=settings,
     )
     if not isinstance(outcome, auth.LoginResult):
         # The failure counters and the audit event must survive the error response.
         await db.commit()
         raise outcome
     return s.LoginOut(
-        token=outcome.token, expires_at=outcome.token_row.expires_at,
+        token=outcome.token,
+        expires_at=outcome.token_row.expires_at,
         user=s.UserOut.model_validate(outcome.user),
         mfa_enrolment_required=outcome.mfa_enrolment_required,
         recovery_codes=outcome.recovery_codes,
@@ -56,8 +64,12 @@ async def totp_enrol(caller: EnrolmentCaller, db: DbSession) -> s.TotpEnrolOut:
 
 
 @router.post("/auth/totp/confirm", response_model=s.RecoveryCodesOut)
-async def totp_confirm(body: s.TotpConfirmIn, caller: EnrolmentCaller, db: DbSession) -> s.RecoveryCodesOut:
-    outcome = await auth.confirm_totp_enrolment(db, user=caller.user, code=body.code, actor=caller.actor)
+async def totp_confirm(
+    body: s.TotpConfirmIn, caller: EnrolmentCaller, db: DbSession
+) -> s.RecoveryCodesOut:
+    outcome = await auth.confirm_totp_enrolment(
+        db, user=caller.user, code=body.code, actor=caller.actor
+    )
     if not isinstance(outcome, list):
         await db.commit()
         raise outcome
@@ -75,10 +87,18 @@ async def list_my_tokens(caller: ManageOwnTokens, db: DbSession) -> list[s.Token
 
 
 @router.post("/me/tokens", response_model=s.TokenCreatedOut, status_code=201)
-async def create_my_token(body: s.TokenIn, caller: ManageOwnTokens, db: DbSession) -> s.TokenCreatedOut:
+async def create_my_token(
+    body: s.TokenIn, caller: ManageOwnTokens, db: DbSession
+) -> s.TokenCreatedOut:
     secret, row = await auth.issue_token(
-        db, user=caller.user, kind="api", name=body.name, scopes=body.scopes,
-        ttl=timedelta(days=body.ttl_days), mfa_verified=caller.token.mfa_verified, actor=caller.actor,
+        db,
+        user=caller.user,
+        kind="api",
+        name=body.name,
+        scopes=body.scopes,
+        ttl=timedelta(days=body.ttl_days),
+        mfa_verified=caller.token.mfa_verified,
+        actor=caller.actor,
     )
     return s.TokenCreatedOut(token=secret, **s.TokenOut.model_validate(row).model_dump())
 
@@ -104,22 +124,36 @@ async def create_user(body: s.UserCreateIn, caller: ManageUsers, db: DbSession) 
     org = await db.get(Organisation, caller.user.organisation_id)
     assert org is not None  # noqa: S101 -- the caller's own organisation
     user = await service.create_user(
-        db, organisation=org, email=body.email, display_name=body.display_name, role=body.role,
-        password=body.password, timezone=body.timezone, skills=body.skills,
-        languages=body.languages, working_hours=body.working_hours, actor=caller.actor,
+        db,
+        organisation=org,
+        email=body.email,
+        display_name=body.display_name,
+        role=body.role,
+        password=body.password,
+        timezone=body.timezone,
+        skills=body.skills,
+        languages=body.languages,
+        working_hours=body.working_hours,
+        actor=caller.actor,
     )
     return s.UserCreatedOut(**s.UserOut.model_validate(user).model_dump())
 
 
 @router.get("/users/{user_id}", response_model=s.UserOut)
 async def get_user(user_id: uuid.UUID, caller: ReadUsers, db: DbSession) -> s.UserOut:
-    user = await service.get_user_or_raise(db, organisation_id=caller.user.organisation_id, user_id=user_id)
+    user = await service.get_user_or_raise(
+        db, organisation_id=caller.user.organisation_id, user_id=user_id
+    )
     return s.UserOut.model_validate(user)
 
 
 @router.patch("/users/{user_id}", response_model=s.UserOut)
-async def update_user(user_id: uuid.UUID, body: s.UserUpdateIn, caller: ManageUsers, db: DbSession) -> s.UserOut:
-    user = await service.get_user_or_raise(db, organisation_id=caller.user.organisation_id, user_id=user_id)
+async def update_user(
+    user_id: uuid.UUID, body: s.UserUpdateIn, caller: ManageUsers, db: DbSession
+) -> s.UserOut:
+    user = await service.get_user_or_raise(
+        db, organisation_id=caller.user.organisation_id, user_id=user_id
+    )
     changes = body.model_dump(exclude_unset=True)
     if user.id == caller.user.id and ("role" in changes or changes.get("is_active") is False):
         raise Forbidden("You cannot change your own role or deactivate yourself.")
@@ -131,7 +165,9 @@ async def update_user(user_id: uuid.UUID, body: s.UserUpdateIn, caller: ManageUs
 async def update_staff_profile(
     user_id: uuid.UUID, body: s.StaffProfileIn, caller: ManageStaff, db: DbSession
 ) -> s.UserOut:
-    user = await service.get_user_or_raise(db, organisation_id=caller.user.organisation_id, user_id=user_id)
+    user = await service.get_user_or_raise(
+        db, organisation_id=caller.user.organisation_id, user_id=user_id
+    )
     if Role(user.role) not in STAFF_ROLES:
         raise NotStaff()
     changes = body.model_dump(exclude_unset=True)
@@ -140,8 +176,12 @@ async def update_staff_profile(
 
 
 @router.get("/users/{user_id}/trainings", response_model=list[s.TrainingOut])
-async def list_trainings(user_id: uuid.UUID, caller: ReadUsers, db: DbSession) -> list[s.TrainingOut]:
-    user = await service.get_user_or_raise(db, organisation_id=caller.user.organisation_id, user_id=user_id)
+async def list_trainings(
+    user_id: uuid.UUID, caller: ReadUsers, db: DbSession
+) -> list[s.TrainingOut]:
+    user = await service.get_user_or_raise(
+        db, organisation_id=caller.user.organisation_id, user_id=user_id
+    )
     return [s.TrainingOut.model_validate(t) for t in await service.list_trainings(db, user=user)]
 
 
@@ -149,9 +189,16 @@ async def list_trainings(user_id: uuid.UUID, caller: ReadUsers, db: DbSession) -
 async def record_training(
     user_id: uuid.UUID, body: s.TrainingIn, caller: ManageStaff, db: DbSession
 ) -> s.TrainingOut:
-    user = await service.get_user_or_raise(db, organisation_id=caller.user.organisation_id, user_id=user_id)
+    user = await service.get_user_or_raise(
+        db, organisation_id=caller.user.organisation_id, user_id=user_id
+    )
     row = await service.record_training(
-        db, user=user, training_id=body.training_id, title=body.title,
-        completed_at=body.completed_at, expires_at=body.expires_at, actor=caller.actor,
+        db,
+        user=user,
+        training_id=body.training_id,
+        title=body.title,
+        completed_at=body.completed_at,
+        expires_at=body.expires_at,
+        actor=caller.actor,
     )
     return s.TrainingOut.model_validate(row)

@@ -198,6 +198,8 @@ async def update_user(
     db: AsyncSession, *, user: User, actor: Actor, changes: Mapping[str, Any]
 ) -> User:
     """Change display name, role, activity or the staff profile; audits exactly what changed."""
+    if not changes:
+        raise ValidationFailed("Nothing to change: give at least one field.")
     before: dict[str, Any] = {}
     for name, value in changes.items():
         if name == "timezone":
