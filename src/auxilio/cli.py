@@ -28,5 +28,14 @@ def _policy_app() -> typer.Typer:
 app.add_typer(_policy_app(), name="policy", help="Check, explain, list templates, simulate.")
 
 
+def _agent_app() -> typer.Typer:
+    from auxilio.agent.cli import app as agent_app
+
+    return agent_app
+
+
+app.add_typer(_agent_app(), name="agent", help="The agent on the person's device: join, receipts.")
+
+
 def main() -> None:
     app()
