@@ -230,7 +230,7 @@ async def _create_user(
                 working_hours=hours,
             )
             uri = None
-            if service.mfa_required(org, role):
+            if await service.mfa_required(db, org=org, role=role):
                 uri = await auth.start_totp_enrolment(db, user=user, actor=_cli_actor(org.id))
         except DomainError as exc:
             _fail(exc)

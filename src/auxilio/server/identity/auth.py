@@ -230,7 +230,7 @@ async def login(
             return await fail("totp_bad_code", InvalidTotp())
         recovery_codes = await _confirm_enrolment(db, user=user, now=now)
         mfa_verified = True
-    elif mfa_required(org, Role(user.role)):
+    elif await mfa_required(db, org=org, role=Role(user.role)):
         enrolment_required = True
 
     for row in rows:

@@ -8,12 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 
+from auxilio.policy import review_overdue
 from auxilio.policy.roles import STAFF_ROLES, Permission, Role
 from auxilio.server.api.deps import DbSession, EnrolmentCaller, Identity, SettingsDep, require
+from auxilio.server.db.base import utcnow
 from auxilio.server.errors import Forbidden, NotStaff
 from auxilio.server.identity import auth, service
 from auxilio.server.identity import schemas as s
 from auxilio.server.identity.models import Organisation
+from auxilio.server.policies.service import get_active_policy
 
 router = APIRouter(tags=["identity"])
 
@@ -43,7 +46,16 @@ async def login(
         # The failure counters and the audit event must survive the error response.
         await db.commit()
         raise outcome
+    warnings = []
+    if outcome.user.role == Role.ADMIN:
+        active = await get_active_policy(db, organisation_id=outcome.user.organisation_id)
+        if review_overdue(active.policy, utcnow().date()):
+            warnings.append(
+                f"policy_review_overdue: the active policy ({active.version_label}) was due for "
+                f"review on {active.policy.review_by}; review and activate a new version."
+            )
     return s.LoginOut(
+        warnings=warnings,
         token=outcome.token,
         expires_at=outcome.token_row.expires_at,
         user=s.UserOut.model_validate(outcome.user),

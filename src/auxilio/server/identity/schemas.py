@@ -57,6 +57,8 @@ class LoginOut(BaseModel):
     user: UserOut
     mfa_enrolment_required: bool
     recovery_codes: list[str]
+    # Things an admin must act on, e.g. "policy_review_overdue: ..." (R19).
+    warnings: list[str] = []
 
 
 class TotpEnrolOut(BaseModel):

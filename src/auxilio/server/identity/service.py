@@ -19,6 +19,7 @@ from auxilio.server.context import Actor
 from auxilio.server.errors import AlreadyExists, NotFound, ValidationFailed
 from auxilio.server.identity import secrets as sec
 from auxilio.server.identity.models import Organisation, TrainingRecord, User
+from auxilio.server.policies.service import get_active_policy, get_active_version
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}\.[^@\s\x00-\x1f.]{2,63}$")
@@ -113,8 +114,15 @@ async def allocate_ticket_number(db: AsyncSession, *, organisation_id: uuid.UUID
     return org.ticket_counter
 
 
-def mfa_required(org: Organisation, role: Role) -> bool:
-    return role in STAFF_ROLES and org.mfa_required_for_staff
+async def mfa_required(db: AsyncSession, *, org: Organisation, role: Role) -> bool:
+    """Whether ``role`` must use TOTP: the active policy's ``staff.mfa_required`` decides; an
+    organisation with no activated version keeps its own setting (default: required)."""
+    if role not in STAFF_ROLES:
+        return False
+    if await get_active_version(db, organisation_id=org.id) is None:
+        return org.mfa_required_for_staff
+    active = await get_active_policy(db, organisation_id=org.id)
+    return active.policy.staff.mfa_required
 
 
 async def create_user(
