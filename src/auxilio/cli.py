@@ -37,5 +37,14 @@ def _agent_app() -> typer.Typer:
 app.add_typer(_agent_app(), name="agent", help="The agent on the person's device: join, receipts.")
 
 
+def _register_client() -> None:
+    from auxilio.client.cli import register
+
+    register(app)  # login, logout, connect: the technician client
+
+
+_register_client()
+
+
 def main() -> None:
     app()

@@ -178,6 +178,9 @@ class AgentConnection:
                 open_timeout=HELLO_TIMEOUT_SECONDS,
                 # Our own heartbeats carry liveness; websocket pings would only duplicate them.
                 ping_interval=None,
+                # Frames are ciphertext, which does not compress: deflate would only burn CPU
+                # on both ends (docs/adr/0003).
+                compression=None,
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectionFailed(

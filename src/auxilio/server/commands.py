@@ -80,6 +80,10 @@ def serve(
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=10,
+        # docs/adr/0003: the sans-I/O websockets implementation relays fastest; deflate would
+        # spend CPU compressing ciphertext, which does not compress.
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
     )
 
 

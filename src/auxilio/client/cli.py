@@ -1,0 +1,174 @@
+"""Technician commands: ``auxilio login``, ``logout`` and ``connect``.
+
+Exit codes of ``connect``: 0 the session ran and ended; 1 an API, network or script failure;
+2 bad usage; 3 the request was denied or the person refused (or did not answer); 4 an end-to-end
+or protocol error (the session was ended with ``protocol_error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from auxilio.client import credentials as creds
+from auxilio.client.api import ApiClient, ApiError, normalise_server
+from auxilio.client.connect import ConnectOptions, run_connect
+from auxilio.client.script import ScriptError, load_actions
+from auxilio.crypto.errors import CryptoError
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return getpass.getpass("Password: ")
+
+
+def login(
+    server: Annotated[str, typer.Option(help="Server URL, e.g. https://help.example.org")],
+    email: Annotated[str, typer.Option(help="Your account's email address.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    totp_code: Annotated[
+        str | None, typer.Option("--totp-code", help="TOTP code, instead of being asked.")
+    ] = None,
+) -> None:
+    """Log in as a technician and keep the token for the other commands."""
+    try:
+        url = normalise_server(server)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    password = _read_password(password_stdin)
+    try:
+        result = asyncio.run(_login(url, email, password, totp_code))
+    except ApiError as exc:
+        if exc.code == "mfa_enrolment_required":
+            _fail(
+                f"{exc.message}\nTwo-factor authentication is required for your role. Ask an "
+                "administrator for your enrolment link (auxilio admin create-user prints it), add "
+                "it to an authenticator app, then log in again with a code from it.",
+            )
+        _fail(f"login failed: {exc}")
+    path = creds.save_credentials(
+        creds.Credentials(
+            server=url, token=result["token"], email=email, expires_at=result.get("expires_at")
+        )
+    )
+    user = result.get("user", {})
+    typer.echo(f"logged in to {url} as {user.get('display_name', email)} ({user.get('role', '?')})")
+    typer.echo(f"token kept in {path}")
+    for code in result.get("recovery_codes") or []:
+        typer.echo(f"recovery code (shown once, keep it safe): {code}")
+    if result.get("mfa_enrolment_required"):
+        typer.echo(
+            "This token only allows enrolling two-factor authentication; enrol, log in again."
+        )
+
+
+async def _login(url: str, email: str, password: str, totp_code: str | None) -> Any:
+    async with ApiClient(url) as api:
+        try:
+            return await api.login(email=email, password=password, totp_code=totp_code)
+        except ApiError as exc:
+            if exc.code != "mfa_required" or totp_code:
+                raise
+        # The first leg said a second factor is needed: ask for it, as a person would expect.
+        code = await asyncio.to_thread(_prompt_totp)
+        return await api.login(email=email, password=password, totp_code=code)
+
+
+def _prompt_totp() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("TOTP code: ").strip()
+    typer.echo("TOTP code: ", nl=False)
+    return sys.stdin.readline().strip()
+
+
+def logout() -> None:
+    """Revoke the stored token on the server and forget it here."""
+    try:
+        stored = creds.load_credentials()
+    except creds.ClientStateError:
+        typer.echo("not logged in")
+        return
+    try:
+        asyncio.run(_logout(stored))
+    except ApiError as exc:
+        # The token may already be expired or revoked; forgetting it locally is still right.
+        typer.echo(f"the server did not confirm the logout: {exc}", err=True)
+    creds.delete_credentials()
+    typer.echo(f"logged out of {stored.server}")
+
+
+async def _logout(stored: creds.Credentials) -> None:
+    async with ApiClient(stored.server, stored.token) as api:
+        await api.logout()
+
+
+def connect(
+    support_session: Annotated[
+        str | None,
+        typer.Argument(help="Attach again to this support session (its key is kept locally)."),
+    ] = None,
+    ticket: Annotated[
+        str | None, typer.Option(help="Ticket number or id to open a support session for.")
+    ] = None,
+    capability: Annotated[
+        list[str] | None, typer.Option("--capability", "-c", help="chat, terminal, ... (repeat).")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="attended or chat_only.")] = "attended",
+    send: Annotated[
+        list[str] | None,
+        typer.Option(help="Scripted action: chat:TEXT, term:LINE, expect:TEXT, wait:S, end."),
+    ] = None,
+    script: Annotated[Path | None, typer.Option(help="File of scripted actions.")] = None,
+    summary: Annotated[str | None, typer.Option(help="Summary written when it ends.")] = None,
+) -> None:
+    """Open a support session on a ticket (or attach to one) and help the person."""
+    if (ticket is None) == (support_session is None):
+        _fail("give either --ticket N (a new session) or a SESSION id to attach to", EXIT_USAGE)
+    if mode not in ("attended", "chat_only"):
+        _fail("--mode is attended or chat_only", EXIT_USAGE)
+    try:
+        actions = load_actions(send or [], script)
+    except ScriptError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    try:
+        stored = creds.load_credentials()
+    except creds.ClientStateError as exc:
+        _fail(str(exc))
+    options = ConnectOptions(
+        ticket=ticket,
+        support_session_id=support_session,
+        capabilities=capability or ["chat"],
+        mode=mode,
+        actions=actions,
+        scripted=bool(send or script),
+        summary=summary,
+    )
+    try:
+        code = asyncio.run(run_connect(stored, options))
+    except ApiError as exc:
+        _fail(str(exc), 3 if exc.code in ("policy_denied", "approval_required") else 1)
+    except (creds.ClientStateError, CryptoError) as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the technician commands at the top level of ``auxilio``."""
+    app.command("login")(login)
+    app.command("logout")(logout)
+    app.command("connect")(connect)

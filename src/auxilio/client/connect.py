@@ -1,0 +1,181 @@
+"""``auxilio connect`` from request to report: the steps around a ``TechnicianSession``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from auxilio.client import credentials as creds
+from auxilio.client.api import ApiClient, ApiError
+from auxilio.client.interactive import InteractiveDriver
+from auxilio.client.output import InteractiveOutput, PrefixedOutput
+from auxilio.client.runner import ScriptRunner
+from auxilio.client.script import Action
+from auxilio.client.session import EXIT_FAILED, EXIT_REFUSED, Outcome, TechnicianSession
+from auxilio.crypto.errors import CryptoError
+from auxilio.crypto.keys import decode_ed25519_public_key, encode_public_key, fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOptions:
+    ticket: str | None
+    support_session_id: str | None
+    capabilities: list[str]
+    mode: str
+    actions: list[Action] = field(default_factory=list)
+    scripted: bool = False
+    summary: str | None = None
+
+
+async def fetch_server_key(api: ApiClient) -> Ed25519PublicKey:
+    """The server's signing key, pinned for this server URL on first use (as the agent does)."""
+    answer = await api.server_key()
+    try:
+        key = decode_ed25519_public_key(str(answer["public_key"]))
+    except (KeyError, TypeError, CryptoError) as exc:
+        raise ApiError(0, "bad_server_key", "the server's /server-key answer has no key") from exc
+    claimed = answer.get("fingerprint")
+    if claimed is not None and claimed != fingerprint(key):
+        raise ApiError(0, "bad_server_key", "the server's key and its fingerprint disagree")
+    if creds.pin_server_key(api.server, encode_public_key(key)):
+        typer.echo(f"pinned the server key {fingerprint(key)} for {api.server}")
+    return key
+
+
+def join_code_banner(code: str, expires_at: str) -> str:
+    spaced = " ".join(code)
+    width = len(spaced) + 8
+    return "\n".join(
+        [
+            "",
+            "  Read this join code to the person; they type it in `auxilio agent join`:",
+            "  +" + "-" * width + "+",
+            "  |" + " " * width + "|",
+            "  |    " + spaced + "    |",
+            "  |" + " " * width + "|",
+            "  +" + "-" * width + "+",
+            f"  valid until {expires_at}, once.",
+            "",
+        ]
+    )
+
+
+async def _request(
+    api: ApiClient, options: ConnectOptions, output: PrefixedOutput
+) -> tuple[str, X25519PrivateKey]:
+    assert options.ticket is not None  # noqa: S101 -- the CLI checked it
+    ticket_id = await api.resolve_ticket(options.ticket)
+    # Made before the request: its public half goes into the request and so into the grant.
+    key = X25519PrivateKey.generate()
+    answer = await api.request_support_session(
+        ticket_id=ticket_id,
+        mode=options.mode,
+        capabilities=options.capabilities,
+        technician_e2e_key=encode_public_key(key.public_key()),
+    )
+    support_session_id = str(answer["id"])
+    creds.save_session_key(support_session_id, key)
+    output.info(join_code_banner(answer["join_code"], answer.get("join_code_expires_at", "?")))
+    output.state(
+        f"requested id={support_session_id} join_code={answer['join_code']} "
+        f"max_duration_seconds={answer.get('max_duration_seconds', '?')} "
+        f"policy_version={answer.get('policy_version', '?')}"
+    )
+    output.info(f"your key fingerprint (the person sees it too): {fingerprint(key.public_key())}")
+    return support_session_id, key
+
+
+async def run_connect(stored: creds.Credentials, options: ConnectOptions) -> int:
+    driver: ScriptRunner | InteractiveDriver
+    output: PrefixedOutput
+    if options.scripted:
+        output, driver = PrefixedOutput(), ScriptRunner(options.actions)
+    else:
+        interactive = InteractiveOutput()
+        output, driver = interactive, InteractiveDriver(interactive)
+    async with ApiClient(stored.server, stored.token) as api:
+        server_key = await fetch_server_key(api)
+        if options.support_session_id is None:
+            support_session_id, key = await _request(api, options, output)
+        else:
+            support_session_id = options.support_session_id
+            key = creds.load_session_key(support_session_id)
+        output.info("waiting for the person to join and answer the consent prompt...")
+        session = TechnicianSession(
+            api=api,
+            token=stored.token,
+            support_session_id=support_session_id,
+            technician_key=key,
+            server_key=server_key,
+            output=output,
+        )
+        outcome = await session.run(driver)
+        if _reached_end(outcome):
+            await _write_summary(api, support_session_id, options)
+            await _print_report(api, support_session_id, output)
+    return outcome.exit_code
+
+
+def _reached_end(outcome: Outcome) -> bool:
+    """Refused or never attached sessions have nothing to summarise."""
+    return outcome.exit_code != EXIT_REFUSED and not (
+        outcome.exit_code == EXIT_FAILED and outcome.reason in ("connection_lost", "")
+    )
+
+
+async def _write_summary(api: ApiClient, support_session_id: str, options: ConnectOptions) -> None:
+    summary = options.summary
+    if summary is None and not options.scripted and sys.stdin.isatty():
+        summary = await asyncio.to_thread(_prompt_summary)
+    if not summary:
+        typer.echo("no summary written; it is required: auxilio connect ... --summary TEXT")
+        return
+    try:
+        await api.write_summary(support_session_id, summary)
+    except ApiError as exc:
+        typer.secho(f"the summary was not saved: {exc}", fg=typer.colors.RED, err=True)
+        return
+    typer.echo("summary saved")
+
+
+def _prompt_summary() -> str:
+    typer.echo("Summary of what you did (an empty line finishes):")
+    lines: list[str] = []
+    while True:
+        line = input()
+        if not line.strip():
+            return "\n".join(lines).strip()
+        lines.append(line)
+
+
+def _report_lines(value: Any, prefix: str = "") -> list[str]:
+    if isinstance(value, dict):
+        lines: list[str] = []
+        for key, item in value.items():
+            lines.extend(_report_lines(item, f"{prefix}{key}."))
+        return lines
+    if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+        return [f"{prefix.rstrip('.')}: {', '.join(str(v) for v in value)}"]
+    if isinstance(value, list):
+        lines = []
+        for index, item in enumerate(value):
+            lines.extend(_report_lines(item, f"{prefix}{index}."))
+        return lines
+    return [f"{prefix.rstrip('.')}: {value}"]
+
+
+async def _print_report(api: ApiClient, support_session_id: str, output: PrefixedOutput) -> None:
+    try:
+        report = await api.report(support_session_id)
+    except ApiError as exc:
+        output.error(f"no session report: {exc}")
+        return
+    output.info("Session report:")
+    for line in _report_lines(report):
+        output.info(f"report< {line}")

@@ -1,0 +1,137 @@
+"""The interactive mode of ``auxilio connect``: chat by default, the remote terminal on ``/term``.
+
+Standard input is read with the event loop's reader on file descriptor 0 in both modes: in chat
+mode the TTY is cooked and each read is a line; in terminal mode it is raw and every key goes to
+the agent as typed, until Ctrl-] (the telnet/ssh-style escape) returns to chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import termios
+import tty
+from typing import Any
+
+from auxilio.client.output import InteractiveOutput
+from auxilio.client.session import TechnicianSession
+
+ESCAPE = b"\x1d"  # Ctrl-]
+HELP = (
+    "Type a line to send it as a chat message. Commands: /term opens the remote terminal "
+    "(Ctrl-] comes back here), /end ends the session, /help shows this."
+)
+
+
+class InteractiveDriver:
+    def __init__(self, output: InteractiveOutput) -> None:
+        self.output = output
+        self._fd = sys.stdin.fileno()
+        self._saved: list[Any] | None = None
+        self._pending = b""
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def __call__(self, session: TechnicianSession) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._fd, self._on_stdin)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(
+                signal.SIGWINCH, lambda: asyncio.ensure_future(self._resize(session))
+            )
+        self.output.info(HELP)
+        try:
+            while not session.ended.is_set():
+                data = await self._next(session)
+                if data is None:
+                    break
+                if self.output.raw_terminal:
+                    await self._terminal_keys(session, data)
+                else:
+                    await self._chat_input(session, data)
+        finally:
+            self._leave_raw()
+            loop.remove_reader(self._fd)
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGWINCH)
+
+    def _on_stdin(self) -> None:
+        try:
+            data = os.read(self._fd, 4096)
+        except OSError:
+            data = b""
+        self._queue.put_nowait(data)
+
+    async def _next(self, session: TechnicianSession) -> bytes | None:
+        getter = asyncio.ensure_future(self._queue.get())
+        ended = asyncio.ensure_future(session.ended.wait())
+        await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        if not getter.done():
+            getter.cancel()
+            return None
+        data = getter.result()
+        if not data:  # end of input: the technician closed stdin, end as with /end
+            await session.end()
+            return None
+        return data
+
+    async def _chat_input(self, session: TechnicianSession, data: bytes) -> None:
+        self._pending += data
+        while b"\n" in self._pending:
+            raw, self._pending = self._pending.split(b"\n", 1)
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line:
+                continue
+            if line == "/end":
+                await session.end()
+                return
+            if line == "/help":
+                self.output.info(HELP)
+            elif line == "/term":
+                await self._enter_terminal(session)
+                return
+            else:
+                await session.send_chat(line)
+
+    async def _enter_terminal(self, session: TechnicianSession) -> None:
+        if "terminal" not in session.granted:
+            self.output.info("the terminal was not granted in this session")
+            return
+        if not os.isatty(self._fd):
+            self.output.info("/term needs a terminal on standard input")
+            return
+        cols, rows = shutil.get_terminal_size()
+        if not session.terminal_open:
+            await session.open_terminal(cols, rows)
+        self.output.info("remote terminal; Ctrl-] returns to chat")
+        self._saved = termios.tcgetattr(self._fd)
+        tty.setraw(self._fd)
+        self.output.raw_terminal = True
+
+    async def _terminal_keys(self, session: TechnicianSession, data: bytes) -> None:
+        if ESCAPE in data:
+            before = data.split(ESCAPE, 1)[0]
+            if before:
+                await session.terminal_input(before)
+            self._leave_raw()
+            self.output.info("back in chat")
+            return
+        if not session.terminal_open:
+            self._leave_raw()
+            self.output.info("the remote terminal is closed; back in chat")
+            return
+        await session.terminal_input(data)
+
+    def _leave_raw(self) -> None:
+        if self._saved is not None:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+        self.output.raw_terminal = False
+
+    async def _resize(self, session: TechnicianSession) -> None:
+        cols, rows = shutil.get_terminal_size()
+        await session.resize_terminal(cols, rows)
