@@ -31,10 +31,11 @@ class Permission(StrEnum):
     USER_MANAGE = "user:manage"
     STAFF_MANAGE = "staff:manage"
     TOKEN_MANAGE_OWN = "token:manage_own"  # noqa: S105 - a permission name, not a secret
-    # Reading is granted to every role; what each one sees is narrowed by ticket:read_all vs
-    # ticket:read_own (device:read_all vs device:read_own) in the service.
+    # Reading is granted to every role; what each one sees is narrowed in the service by
+    # ticket:read_all vs ticket:read_own (likewise for devices and support sessions).
     TICKET_READ = "ticket:read"
     DEVICE_READ = "device:read"
+    SUPPORT_SESSION_READ = "support_session:read"
     TICKET_CREATE = "ticket:create"
     TICKET_READ_OWN = "ticket:read_own"
     TICKET_READ_ALL = "ticket:read_all"
@@ -59,7 +60,7 @@ class Permission(StrEnum):
 
 _P = Permission
 
-_EVERYONE = {_P.TICKET_READ, _P.DEVICE_READ}
+_EVERYONE = {_P.TICKET_READ, _P.DEVICE_READ, _P.SUPPORT_SESSION_READ}
 _END_USER = _EVERYONE | {
     _P.USER_READ_SELF, _P.TOKEN_MANAGE_OWN, _P.TICKET_CREATE, _P.TICKET_READ_OWN,
     _P.TICKET_COMMENT, _P.DEVICE_REGISTER_OWN, _P.DEVICE_READ_OWN, _P.SUPPORT_SESSION_READ_OWN,

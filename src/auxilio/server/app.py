@@ -21,6 +21,8 @@ from auxilio.server.db.migrate import migrate
 from auxilio.server.keys import key_id, load_or_create_signing_key
 from auxilio.server.middleware import RequestContextMiddleware
 from auxilio.server.settings import Settings
+from auxilio.server.support_sessions.lifecycle import start_support_sessions, stop_support_sessions
+from auxilio.server.support_sessions.ws import install_websockets
 
 log = logging.getLogger("auxilio.server")
 
@@ -63,10 +65,13 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.sessionmaker.configure(info={"audit_signer": signer})
         task = asyncio.create_task(_checkpoint_loop(app, signer, settings.audit_checkpoint_seconds))
+        # Support sessions: relay hub, bus and scheduler; ends this node's unfinished sessions.
+        await start_support_sessions(app, settings=settings, signing_key=key)
         log.info("auxilio %s ready on node %s", __version__, settings.node_id)
         try:
             yield
         finally:
+            await stop_support_sessions(app)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -86,6 +91,7 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
     app.state.audit_signer = signer
     install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
+    install_websockets(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

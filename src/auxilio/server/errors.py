@@ -148,3 +148,42 @@ class DeviceNotOwned(DomainError):
 class TicketNotActive(Conflict):
     code = "ticket_not_active"
     default_message = "Resolved and closed tickets cannot be assigned."
+
+
+# ---- support sessions ------------------------------------------------------------------------
+
+
+class ApprovalRequired(Forbidden):
+    code = "approval_required"
+    default_message = "The policy requires an approval for this."
+
+
+class SupportSessionNotFound(NotFound):
+    code = "support_session_not_found"
+    default_message = "No such support session."
+
+
+class ExtensionNotFound(NotFound):
+    code = "extension_not_found"
+    default_message = "No such extension request."
+
+
+class SupportSessionNotEnded(Conflict):
+    code = "support_session_not_ended"
+    default_message = "The summary can be written only after the support session ended."
+
+
+class SupportSessionNotActive(Conflict):
+    code = "support_session_not_active"
+    default_message = "The support session is not active."
+
+
+class ExtensionNotPending(Conflict):
+    code = "extension_not_pending"
+    default_message = "The extension was already decided."
+
+
+class InvalidCapabilities(DomainError):
+    code = "invalid_capabilities"
+    status = 422
+    default_message = "The capabilities are not valid for this mode."

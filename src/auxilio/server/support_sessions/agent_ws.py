@@ -1,0 +1,268 @@
+"""``/ws/agent``: the device's side (docs/support-sessions.md, steps 2, 3, 5 and 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auxilio.crypto.errors import KeyEncodingInvalid, SignatureInvalid
+from auxilio.crypto.keys import b64url_encode, decode_ed25519_public_key, fingerprint
+from auxilio.crypto.signing import verify_agent_challenge
+from auxilio.protocol.frames import (
+    AgentAuth,
+    AgentHeartbeat,
+    AgentHello,
+    CapabilityRevoke,
+    ConsentDecisionMessage,
+    ControlMessage,
+    E2EConfirm,
+    E2EHello,
+    Party,
+    ServerHello,
+    SessionActivity,
+    SessionEnd,
+    SessionJoin,
+    SessionOffer,
+    encode_message,
+)
+from auxilio.protocol.states import SupportSessionState
+from auxilio.protocol.version import negotiate_version
+from auxilio.server.context import Actor
+from auxilio.server.errors import DomainError
+from auxilio.server.relay.connection import CLOSE_POLICY
+from auxilio.server.relay.hub import Peer
+from auxilio.server.support_sessions import clock, consent, during, service
+from auxilio.server.support_sessions.consent import AgentRefused, Offer
+from auxilio.server.support_sessions.models import SupportSession
+from auxilio.server.support_sessions.runtime import end_text, message_id, state_text
+from auxilio.server.support_sessions.ws import PeerHandler, WireRefusal
+
+S = SupportSessionState
+MAX_JOIN_TRIES = 5
+# How long after a lost session a reconnecting agent is still told that it ended.
+LOST_NOTICE = timedelta(minutes=10)
+
+
+class AgentHandler(PeerHandler):
+    peer = Peer.AGENT
+
+    device_key: str = ""
+    platform: str = ""
+    join_failures = 0
+    organisation_id: uuid.UUID | None = None
+
+    def actor(self) -> Actor:
+        return Actor(id=None, display_name="agent", organisation_id=self.organisation_id)
+
+    # -- authentication --------------------------------------------------------------------------
+
+    async def authenticate(self) -> bool:
+        settings = self.runtime.settings
+        server_fp = fingerprint(self.runtime.signing_key.public_key())
+        try:
+            async with asyncio.timeout(settings.ws_auth_timeout_seconds):
+                hello: AgentHello | None = await self.expect(AgentHello)
+                if hello is None:
+                    return False
+                version = negotiate_version(peer_max=hello.protocol_version,
+                                            peer_min=hello.min_protocol_version)
+                challenge = b64url_encode(os.urandom(32))
+                await self.send(encode_message(ServerHello(
+                    id=message_id(), protocol_version=version, server_fingerprint=server_fp,
+                    challenge=challenge, server_time=clock.now(),
+                )))
+                auth: AgentAuth | None = await self.expect(AgentAuth)
+                if auth is None:
+                    return False
+        except TimeoutError:
+            raise WireRefusal("auth.timeout", "authenticate within "
+                              f"{settings.ws_auth_timeout_seconds:g} seconds") from None
+        try:
+            verify_agent_challenge(decode_ed25519_public_key(hello.device_public_key),
+                                   auth.signature, challenge=challenge,
+                                   server_fingerprint=server_fp)
+        except (SignatureInvalid, KeyEncodingInvalid):
+            raise WireRefusal("signature.invalid", "agent.auth does not verify with the "
+                              "device key", ref=auth.id) from None
+        self.device_key = hello.device_public_key
+        self.platform = hello.platform
+        self.conn.authenticated()
+        self.conn.log.info("agent authenticated (device key %s)", self.device_key[:12])
+        await self.resume()
+        return True
+
+    async def resume(self) -> None:
+        """A reconnecting agent: back into its live session, or told that it ended."""
+
+        async def find(db: AsyncSession) -> tuple[SupportSession | None, SupportSession | None]:
+            live = await service.find_for_device(db, device_public_key=self.device_key)
+            if live is not None:
+                return live, None
+            lost = await service.find_lost_for_device(
+                db, device_public_key=self.device_key, since=clock.now() - LOST_NOTICE)
+            return None, lost
+
+        live, lost = await self.runtime.in_transaction(find)
+        if lost is not None:
+            await self.send(end_text(lost))
+            return
+        if live is None:
+            return
+        await self.bind(live)
+        if live.state == S.AWAITING_CONSENT:
+            offer = consent.current_offer(live)
+            if offer is not None:
+                await self.send_offer(offer)
+            return
+        self.active = True
+        await self.send(state_text(live, "resumed"))
+        await self.runtime.announce_state(live, "agent_back", to=(Peer.TECHNICIAN,))
+        await self.runtime.announce_technician_ready(live)
+
+    async def bind(self, support_session: SupportSession) -> None:
+        self.support_session_id = support_session.id
+        self.organisation_id = support_session.organisation_id
+        self.attachment = await self.runtime.hub.attach(self.sid, Peer.AGENT, self.conn)
+
+    async def send_offer(self, offer: Offer) -> None:
+        await self.send(encode_message(SessionOffer(
+            id=message_id(), support_session_id=str(offer.support_session.id),
+            grant=offer.grant, prompt=offer.prompt,
+        )))
+
+    # -- commands --------------------------------------------------------------------------------
+
+    async def handle(self, message: ControlMessage, raw: str) -> None:
+        if isinstance(message, SessionJoin):
+            await self.join(message)
+        elif isinstance(message, ConsentDecisionMessage):
+            await self.consent(message)
+        elif isinstance(message, E2EHello | E2EConfirm):
+            await self.relay_unchanged(raw, message.support_session_id, message.id)
+        elif isinstance(message, SessionActivity):
+            await self.activity(message)
+        elif isinstance(message, CapabilityRevoke):
+            await self.revoke(message, raw)
+        elif isinstance(message, SessionEnd):
+            await self.end(message)
+        elif isinstance(message, AgentHeartbeat):
+            return
+        else:
+            raise WireRefusal("protocol.unexpected_message",
+                              f"{message.type} is not sent by an agent", ref=message.id)
+
+    def _check_bound(self, support_session_id: str, ref: str) -> uuid.UUID:
+        if self.support_session_id is None or support_session_id != self.sid:
+            raise WireRefusal("session.not_found", "this connection is not in that support "
+                              "session", ref=ref)
+        return self.support_session_id
+
+    async def join(self, message: SessionJoin) -> None:
+        if self.support_session_id is not None:
+            raise WireRefusal("protocol.unexpected_message", "this connection already joined a "
+                              "support session", ref=message.id)
+        refused: AgentRefused | None = None
+        offer: Offer | None = None
+        async with self.runtime.sessionmaker() as db, db.begin():
+            # Caught inside the transaction so that the audit of the refusal is committed.
+            try:
+                offer = await consent.join_support_session(
+                    db, join_code=message.join_code, device_public_key=self.device_key,
+                    platform=self.platform, server_key=self.runtime.signing_key)
+            except AgentRefused as exc:
+                refused = exc
+        if refused is not None or offer is None:
+            self.join_failures += 1
+            code = refused.code if refused else "join_code.invalid"
+            close = self.join_failures >= MAX_JOIN_TRIES
+            raise WireRefusal(code, refused.message if refused else "join failed",
+                              ref=message.id, close=close)
+        await self.bind(offer.support_session)
+        await self.send_offer(offer)
+        await self.runtime.announce_state(offer.support_session, "offered", to=(Peer.TECHNICIAN,))
+
+    async def consent(self, message: ConsentDecisionMessage) -> None:
+        sid = self._check_bound(message.support_session_id, message.id)
+        refused: AgentRefused | None = None
+        result: SupportSession | None = None
+        async with self.runtime.sessionmaker() as db, db.begin():
+            found = await service.get_for_update(db, sid)
+            assert found is not None  # noqa: S101 -- bound sessions exist
+            try:
+                result = await consent.record_consent(db, support_session=found,
+                                                      receipt=message.receipt)
+            except AgentRefused as exc:
+                refused = exc
+        if refused is not None or result is None:
+            raise WireRefusal(refused.code if refused else "receipt.malformed",
+                              refused.message if refused else "", ref=message.id)
+        if result.state == S.ACTIVE:
+            self.active = True
+            await self.runtime.announce_state(result, "consented")
+            await self.runtime.announce_technician_ready(result)
+        else:
+            await self.runtime.announce_end(result)
+
+    async def activity(self, message: SessionActivity) -> None:
+        sid = self._check_bound(message.support_session_id, message.id)
+
+        async def work(db: AsyncSession) -> None:
+            found = await service.get_for_update(db, sid)
+            assert found is not None  # noqa: S101 -- bound sessions exist
+            await during.report_activity(db, support_session=found, message=message,
+                                         actor=self.actor())
+
+        try:
+            await self.runtime.in_transaction(work)
+        except DomainError as exc:
+            raise WireRefusal("session.not_active", exc.message, ref=message.id) from exc
+
+    async def revoke(self, message: CapabilityRevoke, raw: str) -> None:
+        sid = self._check_bound(message.support_session_id, message.id)
+
+        async def work(db: AsyncSession) -> None:
+            found = await service.get_for_update(db, sid)
+            assert found is not None  # noqa: S101 -- bound sessions exist
+            await during.revoke_capability(db, support_session=found,
+                                           capability=message.capability,
+                                           revoked_by=message.revoked_by, reason=message.reason,
+                                           actor=self.actor())
+
+        try:
+            await self.runtime.in_transaction(work)
+        except DomainError as exc:
+            raise WireRefusal("session.not_active", exc.message, ref=message.id) from exc
+        await self.relay_unchanged(raw, message.support_session_id, message.id)
+
+    async def end(self, message: SessionEnd) -> None:
+        sid = self._check_bound(message.support_session_id, message.id)
+        # The device speaks for the person or for itself, never for the technician or server.
+        ended_by = message.ended_by if message.ended_by in (Party.END_USER, Party.AGENT) \
+            else Party.AGENT
+        ended = await self.runtime.end(sid, ended_by=ended_by, reason=message.reason,
+                                       detail=message.detail, actor=self.actor())
+        if ended is None:
+            await self.conn.close(CLOSE_POLICY, "support session already ended")
+
+    # -- leaving ---------------------------------------------------------------------------------
+
+    async def detach(self) -> None:
+        if self.attachment is None:
+            return
+        attachment, self.attachment = self.attachment, None
+        sid = self.support_session_id
+        assert sid is not None  # noqa: S101 -- attached connections are bound
+
+        async def state(db: AsyncSession) -> SupportSession | None:
+            return await db.get(SupportSession, sid)
+
+        found = await self.runtime.in_transaction(state)
+        live = found is not None and not service.is_final(found)
+        lost = await self.runtime.hub.detach(attachment, session_live=live)
+        if lost and found is not None:
+            self.conn.log.info("agent left live support session %s; grace period starts", sid)
+            await self.runtime.announce_state(found, "agent_lost", to=(Peer.TECHNICIAN,))

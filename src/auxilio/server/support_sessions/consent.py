@@ -1,0 +1,350 @@
+"""Joining with a code, the signed offer, and the device's consent receipt (steps 2 and 3 of
+docs/support-sessions.md).
+
+Refusals here are answered on the agent's WebSocket with a stable ``code``; they are audited in
+the caller's transaction, which the caller commits even though the join or consent failed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auxilio.crypto.errors import KeyEncodingInvalid, ReceiptError
+from auxilio.crypto.grants import issue_grant, read_grant
+from auxilio.crypto.keys import (
+    decode_ed25519_public_key,
+    decode_x25519_public_key,
+    fingerprint,
+)
+from auxilio.crypto.receipts import verify_receipt
+from auxilio.protocol.frames import ConsentPrompt, EndReason, Party, RequestedCapability
+from auxilio.protocol.states import SupportSessionState
+from auxilio.protocol.types import (
+    Capability,
+    CapabilityGrant,
+    CapabilityLimits,
+    ConsentDecision,
+    SignedDocument,
+)
+from auxilio.server.audit.actions import AuditAction
+from auxilio.server.audit.service import record
+from auxilio.server.context import Actor
+from auxilio.server.devices import service as devices
+from auxilio.server.identity import service as identity
+from auxilio.server.identity.auth import actor_for
+from auxilio.server.policies import service as policies
+from auxilio.server.support_sessions import clock
+from auxilio.server.support_sessions.models import ConsentReceiptRecord, JoinCode, SupportSession
+from auxilio.server.support_sessions.service import (
+    audit_target,
+    end_support_session,
+    join_code_digest,
+    move,
+)
+
+S = SupportSessionState
+
+PURPOSES: dict[str, str] = {
+    "chat": "Write messages with you.",
+    "terminal": "Run commands in a terminal on this device.",
+    "files": "List, copy and change files on this device.",
+    "diagnostics": "Collect information about the hardware, system and network.",
+    "runbooks": "Run approved scripted fixes.",
+    "screen": "See your screen.",
+    "input": "Control your mouse and keyboard.",
+}
+DEFAULT_LEGAL_TEXT = (
+    "A technician asks to access your computer to resolve your issue. "
+    "You can end the session at any moment."
+)
+
+
+class AgentRefused(Exception):
+    """A join or consent refused with a wire error ``code`` (docs/support-sessions.md)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def agent_actor(support_session: SupportSession) -> Actor:
+    """Who acts for the device in the audit log: the agent, for the ticket's requester."""
+    return Actor(id=None, display_name=f"agent of device {support_session.device_id}",
+                 organisation_id=support_session.organisation_id)
+
+
+# ---- join ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    support_session: SupportSession
+    grant: SignedDocument
+    prompt: ConsentPrompt
+
+
+def _platform(text: str) -> str:
+    low = text.lower()
+    if low.startswith("linux"):
+        return "linux"
+    if low.startswith(("darwin", "mac")):
+        return "macos"
+    if low.startswith("win"):
+        return "windows"
+    return "other"
+
+
+async def _reject_code(
+    db: AsyncSession, code: str, message: str, organisation_id: uuid.UUID | None,
+    support_session_id: uuid.UUID | None,
+) -> AgentRefused:
+    await record(db, action=AuditAction.JOIN_CODE_REJECTED,
+                 actor=Actor(id=None, display_name="agent", organisation_id=organisation_id),
+                 target_type="support_session" if support_session_id else None,
+                 target_id=support_session_id, details={"code": code})
+    return AgentRefused(code, message)
+
+
+async def _device_for(
+    db: AsyncSession, support_session: SupportSession, public_key: str, platform: str
+) -> uuid.UUID:
+    """The requester's device with this key, or a new one registered to the requester."""
+    org = support_session.organisation_id
+    requester = await identity.get_user(db, organisation_id=org,
+                                        user_id=support_session.requester_id)
+    if requester is None:
+        raise AgentRefused("join_code.invalid", "the ticket's requester no longer exists")
+    owner = actor_for(requester)
+    rows, _ = await devices.list_devices(db, actor=owner, owner_id=requester.id, limit=200)
+    for device in rows:
+        if device.public_key == public_key:
+            return device.id
+    device = await devices.register_device(
+        db, name=f"{_platform(platform)} device (agent)", platform=_platform(platform),
+        device_group=None, actor=owner,
+    )
+    device.public_key = public_key
+    device.fingerprint = fingerprint(decode_ed25519_public_key(public_key))
+    await db.flush()
+    return device.id
+
+
+def _legal_text(policy: policies.ActivePolicy) -> str:
+    texts = policy.policy.privacy.consent_text
+    return texts.get("en") or next(iter(texts.values()), DEFAULT_LEGAL_TEXT)
+
+
+def _capability_grants(
+    support_session: SupportSession, issued_at: datetime, not_after: datetime
+) -> list[CapabilityGrant]:
+    grants = []
+    for name in support_session.requested_capabilities:
+        entry = support_session.capability_limits.get(name, {})
+        max_seconds = entry.get("max_seconds")
+        expires = not_after
+        if max_seconds:
+            expires = min(not_after, issued_at + timedelta(seconds=max_seconds))
+        grants.append(CapabilityGrant(capability=Capability(name),
+                                      limits=CapabilityLimits(**entry.get("limits", {})),
+                                      expires_at=expires))
+    return grants
+
+
+async def sign_grant_for(
+    db: AsyncSession, *, support_session: SupportSession, server_key: Ed25519PrivateKey,
+    issued_at: datetime, not_after: datetime, capabilities: list[CapabilityGrant],
+) -> SignedDocument:
+    org = await identity.get_organisation(db, organisation_id=support_session.organisation_id)
+    technician = await identity.get_user(db, organisation_id=support_session.organisation_id,
+                                         user_id=support_session.technician_id)
+    assert org is not None and technician is not None  # noqa: S101 -- foreign keys guarantee it
+    assert support_session.device_id is not None  # noqa: S101 -- set at join, before any grant
+    assert support_session.device_public_key is not None  # noqa: S101 -- set with device_id
+    signed = issue_grant(
+        server_key, support_session_id=str(support_session.id), organisation_id=str(org.id),
+        organisation_name=org.name, technician_id=str(technician.id),
+        technician_name=technician.display_name,
+        technician_e2e_key=decode_x25519_public_key(support_session.technician_e2e_key),
+        device_id=str(support_session.device_id),
+        device_public_key=decode_ed25519_public_key(support_session.device_public_key),
+        capabilities=capabilities, policy_version=support_session.policy_version or "unknown",
+        issued_at=issued_at, not_after=not_after, recorded=support_session.recorded,
+    )
+    support_session.grant_body = signed.body
+    support_session.grant_signature = signed.signature
+    support_session.grant_nonce = read_grant(server_key.public_key(), signed).nonce
+    support_session.not_after = not_after
+    return signed
+
+
+async def join_support_session(
+    db: AsyncSession, *, join_code: str, device_public_key: str, platform: str,
+    server_key: Ed25519PrivateKey,
+) -> Offer:
+    now = clock.now()
+    row = (
+        await db.execute(
+            select(JoinCode).where(JoinCode.code_hash == join_code_digest(join_code))
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise await _reject_code(db, "join_code.invalid", "no such join code", None, None)
+    support_session = await db.get(SupportSession, row.support_session_id, with_for_update=True)
+    assert support_session is not None  # noqa: S101 -- foreign key with cascade
+    org, sid = support_session.organisation_id, support_session.id
+    if row.used_at is not None:
+        raise await _reject_code(db, "join_code.used", "this join code was already used", org, sid)
+    if row.expires_at <= now:
+        raise await _reject_code(db, "join_code.expired", "this join code has expired", org, sid)
+    if support_session.state != S.REQUESTED:
+        raise await _reject_code(db, "join_code.used", "this support session is not waiting "
+                                 "for a device", org, sid)
+    row.used_at = now
+    support_session.device_id = await _device_for(db, support_session, device_public_key, platform)
+    support_session.device_public_key = device_public_key
+    not_after = now + timedelta(seconds=support_session.max_duration_seconds)
+    capabilities = _capability_grants(support_session, now, not_after)
+    grant = await sign_grant_for(db, support_session=support_session, server_key=server_key,
+                                 issued_at=now, not_after=not_after, capabilities=capabilities)
+    technician = await identity.get_user(db, organisation_id=org,
+                                         user_id=support_session.technician_id)
+    organisation = await identity.get_organisation(db, organisation_id=org)
+    assert technician is not None and organisation is not None  # noqa: S101 -- foreign keys
+    prompt = ConsentPrompt(
+        technician_name=technician.display_name, organisation_name=organisation.name,
+        technician_fingerprint=fingerprint(
+            decode_x25519_public_key(support_session.technician_e2e_key)
+        ),
+        ticket_ref=support_session.ticket_ref,
+        capabilities=tuple(
+            RequestedCapability(capability=c.capability, limits=c.limits,
+                                purpose=PURPOSES.get(str(c.capability), ""))
+            for c in capabilities
+        ),
+        max_duration_seconds=support_session.max_duration_seconds,
+        recorded=support_session.recorded,
+        legal_text=_legal_text(await policies.get_active_policy(db, organisation_id=org)),
+        timeout_seconds=support_session.consent_timeout_seconds,
+        timeout_default="granted" if support_session.consent_timeout_default == "granted"
+        else "refused",
+    )
+    support_session.offer_prompt = prompt.model_dump(mode="json")
+    support_session.offered_at = now
+    move(support_session, S.AWAITING_CONSENT)
+    await record(db, action=AuditAction.SUPPORT_SESSION_OFFERED, actor=agent_actor(support_session),
+                 details={"device_id": str(support_session.device_id),
+                          "not_after": not_after.isoformat(),
+                          "capabilities": support_session.requested_capabilities,
+                          "grant_nonce": support_session.grant_nonce},
+                 **audit_target(support_session))
+    return Offer(support_session=support_session, grant=grant, prompt=prompt)
+
+
+def current_offer(support_session: SupportSession) -> Offer | None:
+    """The offer already made, for an agent that reconnects before answering it."""
+    if support_session.grant_body is None or support_session.grant_signature is None:
+        return None
+    if support_session.offer_prompt is None:
+        return None
+    return Offer(
+        support_session=support_session,
+        grant=SignedDocument(body=support_session.grant_body,
+                             signature=support_session.grant_signature),
+        prompt=ConsentPrompt.model_validate(support_session.offer_prompt),
+    )
+
+
+# ---- consent ---------------------------------------------------------------------------------
+
+
+async def _refuse_receipt(
+    db: AsyncSession, support_session: SupportSession, code: str, message: str
+) -> AgentRefused:
+    await record(db, action=AuditAction.RECEIPT_REJECTED, actor=agent_actor(support_session),
+                 details={"code": code, "message": message}, **audit_target(support_session))
+    return AgentRefused(code, message)
+
+
+async def record_consent(
+    db: AsyncSession, *, support_session: SupportSession, receipt: SignedDocument
+) -> SupportSession:
+    """Verify and keep the receipt; the session becomes active, rejected or expired."""
+    if support_session.state != S.AWAITING_CONSENT:
+        raise AgentRefused("protocol.illegal_transition",
+                           f"the support session is {support_session.state}, not awaiting consent")
+    assert support_session.device_public_key is not None  # noqa: S101 -- set at join
+    try:
+        body = verify_receipt(decode_ed25519_public_key(support_session.device_public_key),
+                              receipt)
+    except (ReceiptError, KeyEncodingInvalid) as exc:
+        raise await _refuse_receipt(db, support_session, exc.code, str(exc)) from exc
+    if (
+        body.support_session_id != str(support_session.id)
+        or body.device_id != str(support_session.device_id)
+        or body.grant_nonce != support_session.grant_nonce
+    ):
+        raise await _refuse_receipt(db, support_session, "receipt.wrong_grant",
+                                    "the receipt does not answer this support session's grant")
+    assert support_session.device_id is not None  # noqa: S101 -- checked through the receipt
+    decisions = {str(d.capability): str(d.decision) for d in body.decisions}
+    db.add(ConsentReceiptRecord(
+        organisation_id=support_session.organisation_id, support_session_id=support_session.id,
+        device_id=support_session.device_id, body=receipt.body, signature=receipt.signature,
+        decisions=decisions, prompt_sha256=body.prompt_sha256, decided_at=body.decided_at,
+        received_at=clock.now(),
+    ))
+    actor = agent_actor(support_session)
+    await record(db, action=AuditAction.CONSENT_RECORDED, actor=actor,
+                 details={"decisions": decisions, "decided_at": body.decided_at.isoformat(),
+                          "timeout_default": body.timeout_default,
+                          "prompt_sha256": body.prompt_sha256},
+                 **audit_target(support_session))
+    # The agent enforces the same intersection itself: receipt and grant must both say yes.
+    granted = sorted(
+        str(c) for c in body.granted() if str(c) in support_session.requested_capabilities
+    )
+    if granted:
+        move(support_session, S.ACTIVE)
+        support_session.granted_capabilities = granted
+        support_session.activated_at = clock.now()
+        await record(db, action=AuditAction.SUPPORT_SESSION_ACTIVATED, actor=actor,
+                     details={"granted": granted,
+                              "not_after": support_session.not_after.isoformat()
+                              if support_session.not_after else None},
+                     **audit_target(support_session))
+        return support_session
+    all_timed_out = all(d.decision == ConsentDecision.TIMED_OUT for d in body.decisions)
+    if all_timed_out:
+        return await end_support_session(
+            db, support_session=support_session, ended_by=Party.AGENT,
+            reason=EndReason.CONSENT_TIMED_OUT, actor=actor, state=S.EXPIRED,
+        )
+    return await end_support_session(
+        db, support_session=support_session, ended_by=Party.END_USER,
+        reason=EndReason.CONSENT_REFUSED, actor=actor, state=S.REJECTED,
+    )
+
+
+async def list_receipts(
+    db: AsyncSession, *, support_session_id: uuid.UUID | None = None,
+    requester_id: uuid.UUID | None = None, organisation_id: uuid.UUID,
+) -> list[ConsentReceiptRecord]:
+    query = select(ConsentReceiptRecord).where(
+        ConsentReceiptRecord.organisation_id == organisation_id
+    )
+    if support_session_id is not None:
+        query = query.where(ConsentReceiptRecord.support_session_id == support_session_id)
+    if requester_id is not None:
+        query = query.join(
+            SupportSession, SupportSession.id == ConsentReceiptRecord.support_session_id
+        ).where(SupportSession.requester_id == requester_id)
+    rows = await db.execute(query.order_by(ConsentReceiptRecord.received_at))
+    return list(rows.scalars())

@@ -1,0 +1,169 @@
+"""The support-session side of the running server: state changes that must also reach the
+connected peers. Each method commits its transaction first and tells the peers after, so a peer
+never hears of a change that was rolled back (Zulip's "publish after commit")."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auxilio.protocol.frames import (
+    EndReason,
+    ErrorMessage,
+    Party,
+    SessionEnd,
+    SessionExtendDecision,
+    SessionStateMessage,
+    SessionWarning,
+    encode_message,
+)
+from auxilio.protocol.states import SupportSessionState
+from auxilio.protocol.types import Capability, SignedDocument
+from auxilio.server.context import Actor
+from auxilio.server.relay.bus import BusMessage
+from auxilio.server.relay.hub import Hub, Peer
+from auxilio.server.settings import Settings
+from auxilio.server.support_sessions import clock, service
+from auxilio.server.support_sessions.models import SupportSession
+
+log = logging.getLogger("auxilio.support_sessions")
+T = TypeVar("T")
+
+
+def message_id() -> str:
+    return secrets.token_urlsafe(9)
+
+
+def error_text(code: str, message: str, ref: str | None = None) -> str:
+    return encode_message(ErrorMessage(id=message_id(), code=code, message=message[:4000],
+                                       ref=ref))
+
+
+def end_text(support_session: SupportSession) -> str:
+    return encode_message(SessionEnd(
+        id=message_id(), support_session_id=str(support_session.id),
+        ended_by=Party(support_session.ended_by or Party.SERVER),
+        reason=EndReason(support_session.end_reason or EndReason.POLICY),
+        detail=support_session.end_detail or "",
+    ))
+
+
+def state_text(support_session: SupportSession, reason: str = "") -> str:
+    return encode_message(SessionStateMessage(
+        id=message_id(), support_session_id=str(support_session.id),
+        state=SupportSessionState(support_session.state), changed_at=clock.now(),
+        not_after=support_session.not_after,
+        granted=tuple(Capability(c) for c in support_session.granted_capabilities),
+        reason=reason,
+    ))
+
+
+@dataclass
+class SupportSessionRuntime:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    hub: Hub
+    settings: Settings
+    signing_key: Ed25519PrivateKey
+
+    async def in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.sessionmaker() as db, db.begin():
+            return await work(db)
+
+    # -- telling the peers -----------------------------------------------------------------------
+
+    async def announce_end(self, support_session: SupportSession) -> None:
+        """``session.end`` to both peers, then close their connections."""
+        sid = str(support_session.id)
+        await self.hub.send_both(sid, BusMessage.text(end_text(support_session)))
+        await self.hub.send_both(sid, BusMessage.close(1000, "support session ended"))
+        self.hub.forget(sid)
+
+    async def announce_state(
+        self, support_session: SupportSession, reason: str = "", *,
+        to: tuple[Peer, ...] = tuple(Peer),
+    ) -> None:
+        text = state_text(support_session, reason)
+        for peer in to:
+            await self.hub.send(str(support_session.id), peer, BusMessage.text(text))
+
+    async def announce_technician_ready(self, support_session: SupportSession) -> None:
+        """Start (or restart) the E2E handshake: only when active and both peers are here."""
+        sid = str(support_session.id)
+        if support_session.state != SupportSessionState.ACTIVE:
+            return
+        if await self.hub.is_attached(sid, Peer.TECHNICIAN) and await self.hub.is_attached(
+            sid, Peer.AGENT
+        ):
+            await self.announce_state(support_session, "technician_ready", to=(Peer.AGENT,))
+
+    async def announce_extension(
+        self, support_session: SupportSession, *, approved: bool, decided_by: Party,
+        grant: SignedDocument | None, reason: str,
+    ) -> None:
+        text = encode_message(SessionExtendDecision(
+            id=message_id(), support_session_id=str(support_session.id), approved=approved,
+            decided_by=decided_by, new_not_after=support_session.not_after if approved else None,
+            grant=grant, reason=reason[:16000],
+        ))
+        await self.hub.send_both(str(support_session.id), BusMessage.text(text))
+
+    async def announce_warning(self, support_session: SupportSession, remaining: int) -> None:
+        assert support_session.not_after is not None  # noqa: S101 -- active sessions have one
+        text = encode_message(SessionWarning(
+            id=message_id(), support_session_id=str(support_session.id),
+            ends_at=support_session.not_after, remaining_seconds=remaining,
+        ))
+        await self.hub.send_both(str(support_session.id), BusMessage.text(text))
+
+    # -- ending ----------------------------------------------------------------------------------
+
+    async def end(
+        self, support_session_id: uuid.UUID, *, ended_by: Party, reason: EndReason,
+        detail: str = "", actor: Actor | None = None,
+        state: SupportSessionState = SupportSessionState.ENDED,
+    ) -> SupportSession | None:
+        """End a live session (no-op on a final one) and tell both peers."""
+
+        async def work(db: AsyncSession) -> SupportSession | None:
+            found = await service.get_for_update(db, support_session_id)
+            if found is None or service.is_final(found):
+                return None
+            return await service.end_support_session(
+                db, support_session=found, ended_by=ended_by, reason=reason, detail=detail,
+                actor=actor or Actor.system(found.organisation_id), state=state,
+            )
+
+        ended = await self.in_transaction(work)
+        if ended is not None:
+            log.info("support session %s ended: %s %s %s", ended.id, ended_by, reason, detail)
+            await self.announce_end(ended)
+        return ended
+
+    async def end_unfinished(self) -> int:
+        """On start: this node's live sessions lost their connections with the old process."""
+
+        async def work(db: AsyncSession) -> list[uuid.UUID]:
+            rows = await service.list_for_node(db, node_id=self.settings.node_id)
+            return [row.id for row in rows]
+
+        count = 0
+        for sid in await self.in_transaction(work):
+            ended = await self.end(sid, ended_by=Party.SERVER, reason=EndReason.CONNECTION_LOST,
+                                   detail="server_restart")
+            count += ended is not None
+        if count:
+            log.warning("ended %d support sessions left unfinished by a previous run", count)
+        return count
+
+
+def remaining_seconds(support_session: SupportSession, now: datetime) -> float:
+    assert support_session.not_after is not None  # noqa: S101 -- callers check the state
+    return (support_session.not_after - now).total_seconds()

@@ -1,0 +1,152 @@
+"""Request and response bodies of the support-session routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from auxilio.protocol.types import Capability, Key32
+from auxilio.server.validation import LongText
+
+
+class SupportSessionCreateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_id: uuid.UUID
+    mode: Literal["attended", "chat_only"]
+    capabilities: list[Capability] = Field(min_length=1, max_length=7)
+    technician_e2e_key: Key32
+
+    @field_validator("capabilities")
+    @classmethod
+    def _unique(cls, value: list[Capability]) -> list[Capability]:
+        if len(set(value)) != len(value):
+            raise ValueError("a capability appears twice")
+        return value
+
+
+class SupportSessionCreatedOut(BaseModel):
+    id: uuid.UUID
+    state: str
+    join_code: str
+    join_code_expires_at: AwareDatetime
+    max_duration_seconds: int
+    policy_version: str | None
+
+
+class SignedGrantOut(BaseModel):
+    body: str
+    signature: str
+
+
+class SupportSessionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_ref: str
+    requester_id: uuid.UUID
+    technician_id: uuid.UUID
+    device_id: uuid.UUID | None
+    mode: str
+    state: str
+    requested_capabilities: list[str]
+    granted_capabilities: list[str]
+    policy_version: str | None
+    decision_rule: str | None
+    max_duration_seconds: int
+    warn_before_seconds: int
+    idle_timeout_seconds: int | None
+    recorded: bool
+    not_after: AwareDatetime | None
+    created_at: AwareDatetime
+    offered_at: AwareDatetime | None
+    activated_at: AwareDatetime | None
+    ended_at: AwareDatetime | None
+    ended_by: str | None
+    end_reason: str | None
+    end_detail: str | None
+    summary: str | None
+    summary_at: AwareDatetime | None
+    # The server-signed grant, for the session's technician only: the client checks it against
+    # the pinned server key before it trusts the device key it names (E2E handshake).
+    grant: SignedGrantOut | None = None
+
+
+class SupportSessionPage(BaseModel):
+    items: list[SupportSessionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class ExtensionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    minutes: int = Field(ge=1, le=24 * 60)
+    reason: Reason
+
+
+class ExtensionOut(BaseModel):
+    id: uuid.UUID
+    support_session_id: uuid.UUID
+    minutes: float
+    reason: str
+    state: str
+    decision_rule: str | None
+    decided_at: datetime | None
+    new_not_after: AwareDatetime | None = None
+
+
+class SummaryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    summary: Annotated[LongText, StringConstraints(min_length=1)]
+
+
+class ReceiptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    support_session_id: uuid.UUID
+    device_id: uuid.UUID
+    body: str
+    signature: str
+    decisions: dict[str, str]
+    prompt_sha256: str
+    decided_at: AwareDatetime
+    received_at: AwareDatetime
+
+
+class ReportOut(BaseModel):
+    support_session_id: uuid.UUID
+    ticket_id: uuid.UUID
+    ticket_ref: str
+    technician: dict[str, Any]
+    state: str
+    started_at: AwareDatetime | None
+    ended_at: AwareDatetime | None
+    duration_seconds: float | None
+    capabilities_requested: list[str]
+    capabilities_granted: list[str]
+    capabilities_used: list[str]
+    commands_run: list[str]
+    activities: list[dict[str, Any]]
+    recorded: bool
+    ended_by: str | None
+    end_reason: str | None
+    end_detail: str | None
+    summary: str | None
+
+
+class ServerKeyOut(BaseModel):
+    algorithm: Literal["ed25519"] = "ed25519"
+    public_key: str  # unpadded base64url of the raw 32 bytes, as in grants
+    public_key_pem: str
+    fingerprint: str

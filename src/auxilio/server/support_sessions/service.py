@@ -1,0 +1,420 @@
+"""Requesting, ending and finding support sessions.
+
+Every state change locks the session row (``FOR UPDATE`` on PostgreSQL; SQLite transactions are
+serialised by ``BEGIN IMMEDIATE``), moves it through ``auxilio.protocol.states`` and writes its
+audit event in the same transaction. Telling the connected peers happens after the commit, in
+``runtime.py``. Joining and consent live in ``consent.py``; extensions, activity and the report
+in ``during.py``.
+
+Visibility: holders of ``support_session:read_all`` see their organisation's sessions; holders
+of ``support_session:read_own`` (end users) see the sessions of tickets they requested.
+Anything else is ``support_session_not_found``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auxilio.crypto.errors import KeyEncodingInvalid
+from auxilio.crypto.keys import decode_x25519_public_key
+from auxilio.policy import (
+    Decision,
+    Effect,
+    EvaluationContext,
+    StartSupportSession,
+    UseCapability,
+)
+from auxilio.policy.roles import Permission
+from auxilio.policy.schema import FileTransferRule, Policy, RunbooksRule, SessionMode, TerminalRule
+from auxilio.protocol.errors import ProtocolError
+from auxilio.protocol.frames import EndReason, Party
+from auxilio.protocol.states import FINAL_STATES, SupportSessionState, check_transition
+from auxilio.protocol.types import Capability
+from auxilio.server.audit.actions import AuditAction
+from auxilio.server.audit.service import record
+from auxilio.server.context import Actor
+from auxilio.server.errors import (
+    Forbidden,
+    IllegalTransition,
+    InvalidCapabilities,
+    SupportSessionNotFound,
+    ValidationFailed,
+)
+from auxilio.server.identity import service as identity
+from auxilio.server.policies import service as policies
+from auxilio.server.policies.authorize import authorize_permission
+from auxilio.server.support_sessions import clock
+from auxilio.server.support_sessions.models import JoinCode, SupportSession
+from auxilio.server.tickets import service as tickets
+
+S = SupportSessionState
+LIVE_STATES = (S.REQUESTED, S.AWAITING_CONSENT, S.ACTIVE)
+
+# Wire capability -> the policy catalogue's name for it.
+POLICY_NAMES: dict[Capability, str] = {
+    Capability.CHAT: "chat",
+    Capability.TERMINAL: "terminal",
+    Capability.FILES: "file_transfer",
+    Capability.DIAGNOSTICS: "diagnostics",
+    Capability.RUNBOOKS: "runbooks",
+    Capability.SCREEN: "screen_view",
+    Capability.INPUT: "remote_control",
+}
+
+# Read aloud over the phone: no 0/O, 1/I/L, 2/Z, 5/S, 8/B, 6/G look-alikes.
+JOIN_CODE_ALPHABET = "ACDEFHJKMNPQRTUVWXY3479"
+JOIN_CODE_TTL = timedelta(minutes=10)
+
+
+def new_join_code() -> str:
+    raw = "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(9))
+    return f"{raw[:3]}-{raw[3:6]}-{raw[6:]}"
+
+
+def join_code_digest(code: str) -> str:
+    normalised = code.strip().upper().replace("-", "")
+    return hashlib.sha256(normalised.encode("ascii", "replace")).hexdigest()
+
+
+def move(support_session: SupportSession, new: SupportSessionState) -> None:
+    """The one place a session changes state; an illegal move is a 409."""
+    try:
+        check_transition(SupportSessionState(support_session.state), new)
+    except ProtocolError as exc:
+        raise IllegalTransition(
+            exc.message, from_state=support_session.state, to_state=str(new)
+        ) from exc
+    support_session.state = str(new)
+
+
+def audit_target(support_session: SupportSession) -> dict[str, Any]:
+    return {
+        "organisation_id": support_session.organisation_id,
+        "target_type": "support_session",
+        "target_id": support_session.id,
+    }
+
+
+# ---- request ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    decision: Decision
+    support_session: SupportSession | None  # None when an approval is required (nothing kept)
+    join_code: str | None = None
+    join_code_expires_at: datetime | None = None
+
+
+def _org(actor: Actor) -> uuid.UUID:
+    if actor.organisation_id is None or actor.id is None or actor.role is None:
+        raise Forbidden("Support sessions belong to a person of an organisation.")
+    return actor.organisation_id
+
+
+async def _trainings(db: AsyncSession, actor: Actor, now: datetime) -> dict[str, datetime]:
+    org = _org(actor)
+    assert actor.id is not None  # noqa: S101 -- _org checked it
+    user = await identity.get_user(db, organisation_id=org, user_id=actor.id)
+    if user is None:
+        return {}
+    done: dict[str, datetime] = {}
+    for row in await identity.list_trainings(db, user=user):
+        if row.expires_at is not None and row.expires_at <= now:
+            continue
+        if row.training_id not in done or done[row.training_id] < row.completed_at:
+            done[row.training_id] = row.completed_at
+    return done
+
+
+async def _running(db: AsyncSession, technician_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(SupportSession).where(
+        SupportSession.technician_id == technician_id, SupportSession.state == str(S.ACTIVE)
+    )
+    return int((await db.execute(query)).scalar_one())
+
+
+def _capability_request(
+    policy: Policy, capability: Capability, actor: Actor, mode: SessionMode, ticket_id: str
+) -> tuple[UseCapability, dict[str, Any]]:
+    """The policy question for one capability, and the limits the grant will carry.
+
+    The request body names capabilities only; where the policy needs a detail (a shell, a
+    direction, a runbook) the question is asked for what the policy itself approves, and the
+    grant carries that limit to the agent.
+    """
+    assert actor.role is not None  # noqa: S101 -- _org checked it
+    name = POLICY_NAMES[capability]
+    rule = policy.capabilities.get(name)
+    limits: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(rule, TerminalRule):
+        extra["terminal_shell"] = limits["shell"] = rule.shells[0]
+    if isinstance(rule, FileTransferRule):
+        limits["direction"] = rule.direction.value
+        extra["direction"] = "upload" if rule.direction.value == "upload" else "download"
+        if rule.max_size is not None:
+            limits["max_bytes"] = rule.max_size
+    if isinstance(rule, RunbooksRule):
+        extra["runbook_id"] = rule.approved[0]
+    max_seconds = int(rule.max_duration.total_seconds()) if rule and rule.max_duration else None
+    request = UseCapability(
+        capability=name, technician_role=actor.role, mode=mode, ticket_id=ticket_id, **extra
+    )
+    return request, {"limits": limits, "max_seconds": max_seconds}
+
+
+async def request_support_session(
+    db: AsyncSession,
+    *,
+    ticket_id: uuid.UUID,
+    mode: SessionMode,
+    capabilities: Sequence[Capability],
+    technician_e2e_key: str,
+    actor: Actor,
+    node_id: str,
+) -> RequestOutcome:
+    """Ask the policy (start, then each capability); keep a denied or a requested session."""
+    now = clock.now()
+    org = _org(actor)
+    assert actor.id is not None and actor.role is not None  # noqa: S101 -- _org checked it
+    if mode is SessionMode.CHAT_ONLY and set(capabilities) != {Capability.CHAT}:
+        raise InvalidCapabilities("A chat_only session can use chat and nothing else.")
+    try:
+        decode_x25519_public_key(technician_e2e_key)
+    except KeyEncodingInvalid as exc:
+        raise ValidationFailed(str(exc), field="technician_e2e_key") from exc
+    ticket = await tickets.get_visible_ticket_or_raise(db, ticket_id=ticket_id, actor=actor)
+    sid = uuid.uuid4()
+    context = EvaluationContext(now=now)
+    decision = await policies.decide(
+        db, actor=actor, organisation_id=org, context=context, target_type="support_session",
+        target_id=sid,
+        request=StartSupportSession(
+            mode=mode, technician_role=actor.role, mfa_verified=actor.mfa_verified,
+            trainings=await _trainings(db, actor, now),
+            concurrent_sessions=await _running(db, actor.id), ticket_id=str(ticket.id),
+        ),
+    )
+    start = decision
+    active = await policies.get_active_policy(db, organisation_id=org)
+    granted: dict[str, Any] = {}
+    for capability in dict.fromkeys(capabilities):
+        if decision.effect in (Effect.DENY, Effect.REQUIRE_APPROVAL):
+            break
+        question, limits = _capability_request(
+            active.policy, capability, actor, mode, str(ticket.id)
+        )
+        decision = await policies.decide(
+            db, actor=actor, organisation_id=org, request=question, context=context,
+            target_type="support_session", target_id=sid,
+        )
+        granted[str(capability)] = limits
+    if decision.effect is Effect.REQUIRE_APPROVAL:
+        return RequestOutcome(decision=decision, support_session=None)
+    # A refusal is explained by the rule that refused; a go-ahead by the session rule.
+    if decision.effect is not Effect.DENY:
+        decision = start
+
+    obligations = start.obligations
+    sessions = active.policy.sessions
+    end_at = obligations.end_at or now + sessions.max_duration
+    warn_at = obligations.warn_at or end_at - sessions.warn_before
+    consent = obligations.consent
+    support_session = SupportSession(
+        id=sid, organisation_id=org, ticket_id=ticket.id, requester_id=ticket.requester_id,
+        ticket_ref=f"#{ticket.number} {ticket.title}"[:200], technician_id=actor.id,
+        mode=str(mode), state=str(S.REQUESTED),
+        requested_capabilities=[str(c) for c in dict.fromkeys(capabilities)],
+        granted_capabilities=[], capability_limits=granted,
+        policy_version=decision.policy_version, decision_rule=decision.rule,
+        decision_reason=decision.reason,
+        max_duration_seconds=int((end_at - now).total_seconds()),
+        warn_before_seconds=int((end_at - warn_at).total_seconds()),
+        idle_timeout_seconds=(
+            int(obligations.idle_timeout.total_seconds()) if obligations.idle_timeout else None
+        ),
+        consent_timeout_seconds=max(1, int(consent.timeout.total_seconds())) if consent else 60,
+        consent_timeout_default=(
+            "granted" if consent and consent.on_timeout == "allow" else "refused"
+        ),
+        # Recording (ciphertext sealed to the auditor key) is not built yet: the person is told
+        # the truth, "not recorded", and the audit notes what the policy asked for.
+        recorded=False, created_at=now, node_id=node_id,
+        technician_e2e_key=technician_e2e_key,
+    )
+    db.add(support_session)
+    await db.flush()
+    details = {"rule": decision.rule, "reason": decision.reason,
+               "policy_version": decision.policy_version, "mode": str(mode),
+               "capabilities": support_session.requested_capabilities,
+               "ticket_id": str(ticket.id),
+               "recording_asked": str(obligations.record),
+               "recording_available": False}
+    if decision.effect is Effect.DENY:
+        move(support_session, S.DENIED)
+        support_session.ended_at = now
+        support_session.ended_by = str(Party.SERVER)
+        support_session.end_reason = str(EndReason.POLICY)
+        support_session.end_detail = decision.rule
+        await record(db, action=AuditAction.SUPPORT_SESSION_DENIED, actor=actor, details=details,
+                     **audit_target(support_session))
+        return RequestOutcome(decision=decision, support_session=support_session)
+
+    code = new_join_code()
+    expires_at = now + JOIN_CODE_TTL
+    db.add(JoinCode(code_hash=join_code_digest(code), support_session_id=sid,
+                    expires_at=expires_at))
+    await db.flush()
+    await record(db, action=AuditAction.SUPPORT_SESSION_REQUESTED, actor=actor,
+                 details={**details, "max_duration_seconds": support_session.max_duration_seconds},
+                 **audit_target(support_session))
+    return RequestOutcome(decision=decision, support_session=support_session, join_code=code,
+                          join_code_expires_at=expires_at)
+
+
+# ---- end -------------------------------------------------------------------------------------
+
+
+async def end_support_session(
+    db: AsyncSession,
+    *,
+    support_session: SupportSession,
+    ended_by: Party,
+    reason: EndReason,
+    detail: str = "",
+    actor: Actor,
+    state: SupportSessionState = S.ENDED,
+) -> SupportSession:
+    now = clock.now()
+    move(support_session, state)
+    support_session.ended_at = now
+    support_session.ended_by = str(ended_by)
+    support_session.end_reason = str(reason)
+    support_session.end_detail = detail
+    started = support_session.activated_at
+    await record(db, action=AuditAction.SUPPORT_SESSION_ENDED, actor=actor,
+                 details={"state": str(state), "ended_by": str(ended_by), "reason": str(reason),
+                          "detail": detail,
+                          "duration_seconds": (now - started).total_seconds() if started else 0},
+                 **audit_target(support_session))
+    if reason is EndReason.PROTOCOL_ERROR and detail.startswith("e2e."):
+        await record(db, action=AuditAction.E2E_ERROR_REPORTED, actor=actor,
+                     details={"code": detail, "reported_by": str(ended_by)},
+                     **audit_target(support_session))
+    return support_session
+
+
+async def end_by_request(
+    db: AsyncSession, *, support_session: SupportSession, actor: Actor
+) -> SupportSession:
+    """``POST .../end``: the session's technician, or a supervisor holding ``end_any``."""
+    if actor.id == support_session.technician_id:
+        ended_by, reason = Party.TECHNICIAN, EndReason.TECHNICIAN_ENDED
+    elif authorize_permission(actor, Permission.SUPPORT_SESSION_END_ANY).allowed:
+        ended_by, reason = Party.SUPERVISOR, EndReason.SUPERVISOR_ENDED
+    else:
+        raise Forbidden("Only the session's technician or a supervisor can end it.",
+                        permission=str(Permission.SUPPORT_SESSION_END_ANY))
+    return await end_support_session(db, support_session=support_session, ended_by=ended_by,
+                                     reason=reason, actor=actor)
+
+
+# ---- finding ---------------------------------------------------------------------------------
+
+
+async def get_for_update(db: AsyncSession, support_session_id: uuid.UUID) -> SupportSession | None:
+    query = select(SupportSession).where(SupportSession.id == support_session_id)
+    return (await db.execute(query.with_for_update())).scalar_one_or_none()
+
+
+def sees_all(actor: Actor) -> bool:
+    if authorize_permission(actor, Permission.SUPPORT_SESSION_READ_ALL).allowed:
+        return True
+    if authorize_permission(actor, Permission.SUPPORT_SESSION_READ_OWN).allowed:
+        return False
+    raise Forbidden(permission=str(Permission.SUPPORT_SESSION_READ_OWN))
+
+
+def _visible(actor: Actor) -> Select[SupportSession]:
+    query = select(SupportSession).where(SupportSession.organisation_id == _org(actor))
+    if not sees_all(actor):
+        query = query.where(SupportSession.requester_id == actor.id)
+    return query
+
+
+async def get_visible_or_raise(
+    db: AsyncSession, *, support_session_id: uuid.UUID, actor: Actor, lock: bool = False
+) -> SupportSession:
+    query = _visible(actor).where(SupportSession.id == support_session_id)
+    if lock:
+        query = query.with_for_update()
+    found = (await db.execute(query)).scalar_one_or_none()
+    if found is None:
+        raise SupportSessionNotFound(support_session_id=str(support_session_id))
+    return found
+
+
+async def list_visible(
+    db: AsyncSession, *, actor: Actor, ticket_id: uuid.UUID | None = None,
+    limit: int = 50, offset: int = 0,
+) -> tuple[list[SupportSession], int]:
+    query = _visible(actor)
+    if ticket_id is not None:
+        query = query.where(SupportSession.ticket_id == ticket_id)
+    total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await db.execute(
+        query.order_by(SupportSession.created_at.desc(), SupportSession.id)
+        .limit(limit).offset(offset)
+    )
+    return list(rows.scalars()), int(total)
+
+
+async def list_for_node(
+    db: AsyncSession, *, node_id: str, states: Sequence[SupportSessionState] = LIVE_STATES
+) -> list[SupportSession]:
+    rows = await db.execute(
+        select(SupportSession).where(
+            SupportSession.node_id == node_id,
+            SupportSession.state.in_([str(s) for s in states]),
+        )
+    )
+    return list(rows.scalars())
+
+
+def is_final(support_session: SupportSession) -> bool:
+    return SupportSessionState(support_session.state) in FINAL_STATES
+
+
+async def find_for_device(db: AsyncSession, *, device_public_key: str) -> SupportSession | None:
+    """The live session a reconnecting agent belongs to (matched by the key it proved)."""
+    rows = await db.execute(
+        select(SupportSession).where(
+            SupportSession.device_public_key == device_public_key,
+            SupportSession.state.in_([str(S.AWAITING_CONSENT), str(S.ACTIVE)]),
+        ).order_by(SupportSession.offered_at.desc()).limit(1)
+    )
+    return rows.scalar_one_or_none()
+
+
+async def find_lost_for_device(
+    db: AsyncSession, *, device_public_key: str, since: datetime
+) -> SupportSession | None:
+    """A session of this device that ended while its agent was away, so the agent is told."""
+    rows = await db.execute(
+        select(SupportSession).where(
+            SupportSession.device_public_key == device_public_key,
+            SupportSession.end_reason == str(EndReason.CONNECTION_LOST),
+            SupportSession.ended_at >= since,
+        ).order_by(SupportSession.ended_at.desc()).limit(1)
+    )
+    return rows.scalar_one_or_none()
