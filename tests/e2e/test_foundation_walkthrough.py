@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
 
+from tests.e2e.conftest import AUXILIO, PASSWORD
+
 pytestmark = pytest.mark.e2e
 
-AUXILIO = [sys.executable, "-m", "auxilio"]
-PASSWORD = "a long enough password"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    # Checkpoints every 10 events, so the walkthrough's chain carries signed checkpoints.
+    return {"AUXILIO_AUDIT_CHECKPOINT_EVERY": "10"}
 
 
 def cli(*args: str, stdin: str | None = None, data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -37,40 +32,6 @@ def cli(*args: str, stdin: str | None = None, data_dir: Path) -> subprocess.Comp
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def server(data_dir: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "AUXILIO_AUDIT_CHECKPOINT_EVERY": "10"}
-    proc = subprocess.Popen(
-        [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start: {proc.communicate()[0]}")
-    yield url
-    proc.terminate()
-    # communicate() reaps the process and closes its pipe; the log helps when a test failed.
-    log = proc.communicate(timeout=15)[0]
-    assert "Traceback" not in log, log
 
 
 def next_code(secret: str) -> str:

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,55 +20,18 @@ import pexpect
 import pyotp
 import pytest
 
+from tests.e2e.conftest import AUXILIO, PASSWORD
+
 pytestmark = pytest.mark.e2e
 
-AUXILIO = [sys.executable, "-m", "auxilio"]
-PASSWORD = "a long enough password"
 ORG = "e2e-support"
 JOIN_CODE = re.compile(r"join_code=([A-Z0-9]{3}-[A-Z0-9]{3}-[A-Z0-9]{3})")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
 
 
 @pytest.fixture
 def client_env(tmp_path: Path) -> dict[str, str]:
     # The client keeps its token and session keys here, never in the real home directory.
     return {**os.environ, "AUXILIO_CONFIG_DIR": str(tmp_path / "client-config")}
-
-
-@pytest.fixture
-def server(data_dir: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start: {proc.communicate()[0]}")
-    yield url
-    proc.terminate()
-    log = proc.communicate(timeout=15)[0]
-    assert "Traceback" not in log, log
 
 
 def create_user(data_dir: Path, email: str, role: str) -> str:

@@ -28,25 +28,12 @@ from auxilio.crypto.keys import (
     encode_public_key,
     fingerprint,
     load_or_create_signing_key,
+    write_private_file,
 )
 from auxilio.crypto.receipts import ConsentReceipt, SignedReceipt, verify_receipt
 from auxilio.protocol.types import SignedDocument
 
 DEFAULT_STATE_DIR = Path("~/.local/share/auxilio-agent")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +127,7 @@ class AgentState:
             "pinned_at": _now_text(),
             "device_id": None,
         }
-        _write_private(self._known_path, json.dumps(known, indent=2).encode())
+        write_private_file(self._known_path, json.dumps(known, indent=2).encode())
         pinned = self.pinned(origin)
         assert pinned is not None  # noqa: S101 - written just above
         return pinned
@@ -150,7 +137,7 @@ class AgentState:
         known = self._known()
         if origin in known and known[origin].get("device_id") != device_id:
             known[origin]["device_id"] = device_id
-            _write_private(self._known_path, json.dumps(known, indent=2).encode())
+            write_private_file(self._known_path, json.dumps(known, indent=2).encode())
 
     # -- consent receipts -----------------------------------------------------------------------
 
@@ -172,7 +159,7 @@ class AgentState:
             "server": server,
             "signed": signed.model_dump(mode="json"),
         }
-        _write_private(path, json.dumps(record, indent=2).encode())
+        write_private_file(path, json.dumps(record, indent=2).encode())
         return path
 
     def list_receipts(self) -> list[StoredReceipt]:

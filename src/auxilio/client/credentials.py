@@ -24,7 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.crypto.errors import CryptoError
-from auxilio.crypto.keys import load_auditor_key, save_private_key
+from auxilio.crypto.keys import load_auditor_key, save_private_key, write_private_file
 
 CREDENTIALS_FILE = "credentials.json"
 KNOWN_SERVERS_FILE = "known_servers.json"
@@ -52,22 +52,6 @@ class Credentials:
     expires_at: str | None = None
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomic write, mode 0600 from creation: a crash never leaves half a token on disk."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _read_private_json(path: Path) -> Any:
     if os.name == "posix" and path.stat().st_mode & 0o077:
         raise ClientStateError(f"{path} is readable by other users; run: chmod 600 {path}")
@@ -79,7 +63,7 @@ def _read_private_json(path: Path) -> Any:
 
 def save_credentials(credentials: Credentials, *, directory: Path | None = None) -> Path:
     path = (directory or config_dir()) / CREDENTIALS_FILE
-    _write_private(path, json.dumps(asdict(credentials), indent=2).encode() + b"\n")
+    write_private_file(path, json.dumps(asdict(credentials), indent=2).encode() + b"\n")
     return path
 
 
@@ -132,7 +116,7 @@ def pin_server_key(server: str, public_key: str, *, directory: Path | None = Non
             f"rotated on purpose, remove its line from {path}"
         )
     known[server] = public_key
-    _write_private(path, json.dumps(known, indent=2, sort_keys=True).encode() + b"\n")
+    write_private_file(path, json.dumps(known, indent=2, sort_keys=True).encode() + b"\n")
     return True
 
 

@@ -1,0 +1,60 @@
+"""Real processes: ``auxilio serve`` on a free loopback port with its own data directory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+AUXILIO = [sys.executable, "-m", "auxilio"]
+PASSWORD = "a long enough password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    """Extra AUXILIO_* settings for the server process; a test module may override it."""
+    return {}
+
+
+@pytest.fixture
+def server(data_dir: Path, server_env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **server_env},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not start: {proc.communicate()[0]}")
+    yield url
+    proc.terminate()
+    # communicate() reaps the process and closes its pipe; the log helps when a test failed.
+    log = proc.communicate(timeout=15)[0]
+    assert "Traceback" not in log, log
