@@ -8,6 +8,7 @@ never fork a chain.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from auxilio.server.audit.chain import (
 from auxilio.server.audit.models import AuditCheckpoint, AuditEvent, AuditHead
 from auxilio.server.context import Actor, current_request
 from auxilio.server.db.base import utcnow
+from auxilio.server.db.sqlite_inline import sqlite3_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,34 @@ async def _lock_head(conn: AsyncConnection, chain: str) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
+# The same three statements in plain SQL, for SQLite's inline driver (see _append_sqlite).
+_SQLITE_SELECT_HEAD = "SELECT seq, hash FROM audit_heads WHERE chain = ?"
+_SQLITE_INSERT_HEAD = (
+    "INSERT INTO audit_heads (chain, seq, hash, updated_at) VALUES (?, 0, ?, ?) "
+    "ON CONFLICT (chain) DO NOTHING"
+)
+_SQLITE_INSERT_EVENT = (
+    "INSERT INTO audit_events (chain, seq, occurred_at, organisation_id, actor_id, actor_name, "
+    "client_addr, action, target_type, target_id, request_id, details, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_UPDATE_HEAD = "UPDATE audit_heads SET seq = ?, hash = ?, updated_at = ? WHERE chain = ?"
+
+
+def _sqlite_time(value: datetime) -> str:
+    # What SQLAlchemy's SQLite DateTime stores: naive UTC, always six fractional digits.
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_head(raw: sqlite3.Connection, chain: str) -> tuple[int, str]:
+    # The transaction began IMMEDIATE: this connection already holds SQLite's write lock.
+    row = raw.execute(_SQLITE_SELECT_HEAD, (chain,)).fetchone()
+    if row is None:
+        raw.execute(_SQLITE_INSERT_HEAD, (chain, GENESIS_HASH, _sqlite_time(utcnow())))
+        row = raw.execute(_SQLITE_SELECT_HEAD, (chain,)).fetchone()
+    return int(row[0]), str(row[1])
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedEvent:
     chain: str
@@ -110,7 +140,11 @@ async def record(
     org = organisation_id if organisation_id is not None else actor.organisation_id
     chain = chain_for(org)
     conn = await db.connection()
-    seq, prev_hash = await _lock_head(conn, chain)
+    raw = sqlite3_connection((await conn.get_raw_connection()).driver_connection)
+    if raw is not None:
+        seq, prev_hash = _sqlite_head(raw, chain)
+    else:
+        seq, prev_hash = await _lock_head(conn, chain)
     seq += 1
     request = current_request()
     occurred_at = utcnow()
@@ -130,21 +164,35 @@ async def record(
         "details": orjson.loads(orjson.dumps(dict(details or {}), default=str)),
     }
     digest = chain_hash(prev_hash, fields)
-    await conn.execute(
-        _INSERT_EVENT,
-        {
-            **fields,
-            "occurred_at": occurred_at,
-            "organisation_id": org,
-            "actor_id": actor.id,
-            "prev_hash": prev_hash,
-            "hash": digest,
-        },
-    )
-    await conn.execute(
-        _UPDATE_HEAD,
-        {"head_chain": chain, "head_seq": seq, "head_hash": digest, "head_updated_at": occurred_at},
-    )
+    if raw is not None:
+        # SQLAlchemy costs ~100 µs a statement; on SQLite the three statements run directly on
+        # the connection of the transaction it began, in exactly the formats it stores
+        # (naive UTC text times, 32-hex UUIDs, JSON text). docs/adr/0002.
+        raw.execute(
+            _SQLITE_INSERT_EVENT,
+            (chain, seq, _sqlite_time(occurred_at), fields["organisation_id"], fields["actor_id"],
+             fields["actor_name"], fields["client_addr"], fields["action"], target_type,
+             fields["target_id"], fields["request_id"], orjson.dumps(fields["details"]).decode(),
+             prev_hash, digest),
+        )  # fmt: skip
+        raw.execute(_SQLITE_UPDATE_HEAD, (seq, digest, _sqlite_time(occurred_at), chain))
+    else:
+        await conn.execute(
+            _INSERT_EVENT,
+            {
+                **fields,
+                "occurred_at": occurred_at,
+                "organisation_id": org,
+                "actor_id": actor.id,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            },
+        )
+        await conn.execute(
+            _UPDATE_HEAD,
+            {"head_chain": chain, "head_seq": seq, "head_hash": digest,
+             "head_updated_at": occurred_at},
+        )  # fmt: skip
     signer: AuditSigner | None = db.info.get("audit_signer")
     if signer is not None and seq % signer.every == 0:
         await conn.execute(_INSERT_CHECKPOINT, _checkpoint(signer, chain, seq, digest, occurred_at))

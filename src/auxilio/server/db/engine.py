@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from auxilio.server.db.sqlite_inline import sqlite3_connection
 from auxilio.server.settings import Settings
 
 # Execution option for connections that only read: `await conn.execution_options(**READ_ONLY_OPTS)`.
@@ -32,6 +33,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url = url.replace("sqlite+aiosqlite://", "sqlite+inline://", 1)
         engine = create_async_engine(
             url,
+            # Every transaction here ends in a commit or an explicit rollback (sessions and
+            # connections are used as context managers), so the pool's extra rollback on
+            # check-in would be a wasted call on the hot path.
+            pool_reset_on_return=None,
             connect_args={"timeout": 10},
             pool_size=1,
             max_overflow=0,
@@ -73,7 +78,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # and then write can never deadlock on a lock upgrade, they queue on busy_timeout.
         # Read-only work (verify, export) asks for READ_ONLY and never waits for writers (WAL).
         read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        statement = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        raw = sqlite3_connection(conn.connection.driver_connection)
+        if raw is not None:
+            raw.execute(statement)  # no cursor and execution context for a bare BEGIN
+        else:
+            conn.exec_driver_sql(statement)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

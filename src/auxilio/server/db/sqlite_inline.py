@@ -187,3 +187,14 @@ class SQLiteDialect_inline(SQLiteDialect_aiosqlite):
     @classmethod
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
         return pool.AsyncAdaptedQueuePool
+
+
+def sqlite3_connection(driver_connection: Any) -> sqlite3.Connection | None:
+    """The stdlib connection behind a pooled connection of this dialect (None for others).
+
+    For the hottest write path (the audit append), whose statements run in the transaction
+    SQLAlchemy already began on this very connection: docs/adr/0002.
+    """
+    if isinstance(driver_connection, _Connection) and driver_connection._connection is not None:
+        return driver_connection._conn
+    return None
