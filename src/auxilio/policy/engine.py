@@ -8,7 +8,8 @@ and unless some rule grants (ALLOW) the answer is deny with rule ``default``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from auxilio.policy.compiled import CompiledPolicy, compile_policy
 from auxilio.policy.decision import (
@@ -38,7 +39,7 @@ from auxilio.policy.rules import (
     file_rules,
     start_rules,
 )
-from auxilio.policy.schema import Policy
+from auxilio.policy.schema import Platform, Policy, SessionMode
 
 _DENY, _ALLOW = Effect.DENY, Effect.ALLOW
 _APPROVAL = Effect.REQUIRE_APPROVAL
@@ -48,18 +49,31 @@ EFFECT_ORDER = STRENGTH
 RuleSet = Callable[[CompiledPolicy, Any, EvaluationContext], Iterator[RuleOutcome]]
 
 
+@dataclass(frozen=True, slots=True)
+class _ExternalToolAsk:
+    """An external tool asked as the catalogue entry "external_tools.<tool>". A plain
+    dataclass: building a pydantic model here cost more than the whole decision."""
+
+    capability: str
+    technician_role: Role
+    mode: SessionMode
+    ticket_id: str | None
+    platform: Platform | None = None
+    path: str | None = None
+    direction: Literal["upload", "download"] | None = None
+    size: int | None = None
+    runbook_id: str | None = None
+    terminal_shell: str | None = None
+    reason: str = ""
+
+
 def _external_tool_rules(
     cp: CompiledPolicy, req: UseExternalTool, ctx: EvaluationContext
 ) -> Iterator[RuleOutcome]:
-    # An external tool is a catalogue entry like any capability, named "external_tools.<tool>".
-    # model_construct: the fields come from an already validated request.
-    as_capability = UseCapability.model_construct(
-        capability=f"external_tools.{req.tool}",
-        technician_role=req.technician_role,
-        mode=req.mode,
-        ticket_id=req.ticket_id,
+    ask = _ExternalToolAsk(
+        f"external_tools.{req.tool}", req.technician_role, req.mode, req.ticket_id
     )
-    return capability_rules(cp, as_capability, ctx)
+    return capability_rules(cp, ask, ctx)
 
 
 _RULES: dict[type, RuleSet] = {

@@ -9,6 +9,7 @@ DENY when it only needs the decision, and reads everything for ``explain``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal, Protocol
 
 from auxilio.policy.compiled import CompiledCapability, CompiledPolicy
 from auxilio.policy.decision import Effect, Obligations, RuleOutcome
@@ -18,11 +19,39 @@ from auxilio.policy.requests import (
     EvaluationContext,
     ExtendSession,
     StartSupportSession,
-    UseCapability,
 )
 from auxilio.policy.roles import Permission, Role, role_has_permission
 from auxilio.policy.schema import OnZoneAccess, Platform, SessionMode
 from auxilio.policy.zones import normalise_path
+
+
+class CapabilityAsk(Protocol):
+    """What the capability rules read: a ``UseCapability``, or the engine's lighter view of an
+    external tool as a catalogue entry (no pydantic model built per decision)."""
+
+    @property
+    def capability(self) -> str: ...
+    @property
+    def technician_role(self) -> Role: ...
+    @property
+    def mode(self) -> SessionMode: ...
+    @property
+    def platform(self) -> Platform | None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def direction(self) -> Literal["upload", "download"] | None: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def runbook_id(self) -> str | None: ...
+    @property
+    def terminal_shell(self) -> str | None: ...
+    @property
+    def ticket_id(self) -> str | None: ...
+    @property
+    def reason(self) -> str: ...
+
 
 Outcomes = Iterator[RuleOutcome]
 
@@ -218,7 +247,7 @@ def _session_grant(
 # ---------------------------------------------------------------- capability.use / external tools
 
 
-def capability_rules(cp: CompiledPolicy, req: UseCapability, ctx: EvaluationContext) -> Outcomes:
+def capability_rules(cp: CompiledPolicy, req: CapabilityAsk, ctx: EvaluationContext) -> Outcomes:
     name = req.capability
     cap = cp.capabilities.get(name)
     if cap is None:
@@ -241,7 +270,7 @@ def capability_rules(cp: CompiledPolicy, req: UseCapability, ctx: EvaluationCont
 
 
 def _limits(
-    cp: CompiledPolicy, cap: CompiledCapability, req: UseCapability, ctx: EvaluationContext
+    cp: CompiledPolicy, cap: CompiledCapability, req: CapabilityAsk, ctx: EvaluationContext
 ) -> Outcomes:
     if cap.shells is not None and req.terminal_shell not in cap.shells:
         yield RuleOutcome(
@@ -273,7 +302,7 @@ def _limits(
 
 
 def _capability_consent(
-    cp: CompiledPolicy, cap: CompiledCapability, req: UseCapability, ctx: EvaluationContext
+    cp: CompiledPolicy, cap: CompiledCapability, req: CapabilityAsk, ctx: EvaluationContext
 ) -> RuleOutcome:
     if req.mode is SessionMode.UNATTENDED:
         # Nobody is at the device: the owner's standing pre-authorisation replaces the prompt.
@@ -294,7 +323,7 @@ def _capability_consent(
 
 
 def _capability_grant(
-    cp: CompiledPolicy, cap: CompiledCapability, req: UseCapability, ctx: EvaluationContext
+    cp: CompiledPolicy, cap: CompiledCapability, req: CapabilityAsk, ctx: EvaluationContext
 ) -> RuleOutcome:
     needs_consent = (
         cap.consent is not None
