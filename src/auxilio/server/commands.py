@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -63,13 +64,19 @@ def serve(
     users = asyncio.run(_count_users(settings))
     console.print(
         f"Auxilio data in [bold]{settings.data_dir.resolve()}[/bold]; "
-        f"signing key {key_id(prepared.signing_key.public_key())}"
+        f"signing key {key_id(prepared.signing_key.public_key())}",
+        soft_wrap=True,
     )
     if users == 0:
+        # The path this command was started by, so the hint works from a virtualenv too.
+        started_as = sys.argv[0] if sys.argv and sys.argv[0].endswith("auxilio") else "auxilio"
         console.print(
-            "No users yet. Create the first admin (2FA enrolment URI is printed):\n"
-            f"  echo 'a long password' | auxilio admin create-user admin@example.org "
-            f"--role admin --org my-org --password-stdin --data-dir {settings.data_dir}"
+            "No users yet. Create the first admin (the 2FA enrolment URI is printed):\n"
+            f"  echo 'a long password' | {shlex.quote(started_as)} admin create-user "
+            f"admin@example.org --role admin --org my-org --password-stdin "
+            f"--data-dir {shlex.quote(str(settings.data_dir))}",
+            soft_wrap=True,
+            markup=False,
         )
     app = create_app(settings, signing_key=prepared.signing_key)
     uvicorn.run(
