@@ -280,11 +280,25 @@ _RAW_EVENTS = text(
 )
 
 
+# PostgreSQL formats the values as the canonical text itself: building datetime, UUID and JSON
+# objects per row only for the verifier to format them back cost three quarters of the time.
+_RAW_EVENTS_PG = text(
+    "SELECT chain, seq, "
+    "to_char(occurred_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    "replace(organisation_id::text, '-', ''), replace(actor_id::text, '-', ''), "
+    "actor_name, client_addr, action, target_type, target_id, request_id, details::text, "
+    "prev_hash, hash FROM audit_events "
+    "WHERE chain = :chain AND seq > :after ORDER BY seq LIMIT :limit"
+)
+
+
 def _raw_time(value: Any) -> str:
     if isinstance(value, datetime):
         return format_time(value.replace(tzinfo=UTC) if value.tzinfo is None else value)
-    # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC, always six digits).
     text_value = str(value)
+    if text_value.endswith("Z"):
+        return text_value  # formatted by PostgreSQL already (_RAW_EVENTS_PG)
+    # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC, always six digits).
     return (
         f"{text_value[:10]}T{text_value[11:]}Z"
         if "." in text_value
@@ -308,10 +322,9 @@ async def iter_events(
     """
     after = 0
     loads = orjson.loads
+    query = _RAW_EVENTS_PG if conn.dialect.name == "postgresql" else _RAW_EVENTS
     while True:
-        rows = (
-            await conn.execute(_RAW_EVENTS, {"chain": chain, "after": after, "limit": batch})
-        ).all()
+        rows = (await conn.execute(query, {"chain": chain, "after": after, "limit": batch})).all()
         if not rows:
             return
         for row in rows:
