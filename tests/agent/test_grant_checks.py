@@ -108,11 +108,21 @@ def test_an_extension_may_only_move_the_end_later(
         server_key, state.device_public_key, technician_key, issued_at=issued, minutes=60,
         capabilities=(Capability.CHAT, Capability.TERMINAL, Capability.FILES),
     )  # fmt: skip
+    other_shell, _ = make_grant(  # noqa: S604 - a grant limit, nothing is run
+        server_key, state.device_public_key, technician_key, issued_at=issued, minutes=60,
+        shell="/usr/bin/python3",
+    )  # fmt: skip
+    recorded, _ = make_grant(
+        server_key, state.device_public_key, technician_key, issued_at=issued, minutes=60,
+        recorded=True,
+    )  # fmt: skip
     forged, _ = make_grant(
         Ed25519PrivateKey.generate(), state.device_public_key, technician_key, minutes=60
     )
     for bad, code in (
         (wider, "grant.mismatch"),
+        (other_shell, "grant.mismatch"),
+        (recorded, "grant.mismatch"),
         (forged, "grant.bad_signature"),
         (None, "grant.missing"),
     ):

@@ -70,15 +70,19 @@ def check_extension(
     now: datetime,
 ) -> Grant:
     """A new grant may move ``not_after`` later and nothing else that widens the session: same
-    support session, same technician key, no capability that the person was not asked about."""
+    support session, same technician key, no capability that the person was not asked about,
+    the same limits for each, not recorded unless it already was."""
     if signed is None:
         raise AgentError("grant.missing", "the approved extension carries no grant")
     new = _verify(server_key, signed, device_key=device_key, device_id=current.device_id, now=now)
-    asked = {item.capability for item in current.capabilities}
+    # Same limits as asked about (a new grant must not swap the shell or widen paths, bytes),
+    # and not recorded if the person was told it would not be.
+    asked = {item.capability: item.limits for item in current.capabilities}
     if (
         new.support_session_id != current.support_session_id
         or new.technician_e2e_key != current.technician_e2e_key
-        or not {item.capability for item in new.capabilities} <= asked
+        or any(asked.get(item.capability) != item.limits for item in new.capabilities)
+        or (new.recorded and not current.recorded)
         or new.not_after < current.not_after
     ):
         raise AgentError("grant.mismatch", "the new grant is not an extension of this one")

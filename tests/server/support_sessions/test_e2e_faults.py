@@ -3,6 +3,7 @@ detects it, the session ends with a clear error, and the server audits the code.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -12,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from auxilio.crypto.errors import CryptoError
 from auxilio.protocol.app import ChatMessage, encode_app_message
 from auxilio.protocol.binary import ChannelId
-from auxilio.protocol.frames import EndReason, Party, SessionEnd
+from auxilio.protocol.frames import CapabilityRevoke, EndReason, Party, SessionEnd
+from auxilio.protocol.types import Capability
 from tests.server.support_sessions.conftest import World
 from tests.server.support_sessions.flow import active
 from tests.server.support_sessions.peers import mid
@@ -82,3 +84,21 @@ async def test_a_broken_frame_ends_the_session_with_its_code_audited(
     assert row.end_reason == "protocol_error" and row.end_detail == code
     reported = await world.events("support_session:e2e:error_reported")
     assert [(e["code"], e["reported_by"]) for e in reported] == [(code, "agent")]
+
+
+async def test_an_agent_cannot_record_a_revocation_as_someone_elses(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    running = await active(http, world, signing_key)
+    await running.agent.send(CapabilityRevoke(
+        id=mid(), support_session_id=running.sid, capability=Capability.CHAT,
+        revoked_by=Party.SUPERVISOR, reason="pretending",
+    ))  # fmt: skip
+    revoked = await running.technician.expect("capability.revoke")
+    assert revoked.capability == "chat"
+    for _ in range(50):
+        events = await world.events("support_session:capability:revoked")
+        if events:
+            break
+        await asyncio.sleep(0.1)
+    assert [e["revoked_by"] for e in events] == ["agent"]

@@ -223,13 +223,17 @@ class AgentHandler(PeerHandler):
 
     async def revoke(self, message: CapabilityRevoke, raw: str) -> None:
         sid = self._check_bound(message.support_session_id, message.id)
+        # As for session.end: the device speaks for the person or itself, so the audit never
+        # records a revocation it sent as the technician's or a supervisor's.
+        revoked_by = message.revoked_by if message.revoked_by in (Party.END_USER, Party.AGENT) \
+            else Party.AGENT
 
         async def work(db: AsyncSession) -> None:
             found = await service.get_for_update(db, sid)
             assert found is not None  # noqa: S101 -- bound sessions exist
             await during.revoke_capability(db, support_session=found,
                                            capability=message.capability,
-                                           revoked_by=message.revoked_by, reason=message.reason,
+                                           revoked_by=revoked_by, reason=message.reason,
                                            actor=self.actor())
 
         try:
