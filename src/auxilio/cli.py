@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from auxilio.server import commands as server_commands
+from auxilio.server.audit import commands as audit_commands
 
 app = typer.Typer(
     help="Auxilio: remote technical support under an enforced, provable policy.",
@@ -14,7 +15,7 @@ app = typer.Typer(
 )
 app.command("serve")(server_commands.serve)
 app.add_typer(server_commands.admin_app, name="admin")
-app.add_typer(server_commands.audit_app, name="audit")
+app.add_typer(audit_commands.audit_app, name="audit")
 
 
 def _policy_app() -> typer.Typer:

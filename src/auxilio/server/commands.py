@@ -24,7 +24,7 @@ DbUrl = Annotated[
 ]
 
 
-def _settings(config: Path | None, **overrides: Any) -> Settings:
+def settings_from_cli(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **overrides)
     except ValueError as exc:
@@ -49,7 +49,7 @@ def serve(
     from auxilio.server.keys import key_id
     from auxilio.server.middleware import configure_logging
 
-    settings = _settings(
+    settings = settings_from_cli(
         config,
         host=host,
         port=port,
@@ -118,7 +118,7 @@ def create_org(
     database_url: DbUrl = None,
 ) -> None:
     """Create an organisation."""
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings = settings_from_cli(config, data_dir=data_dir, database_url=database_url)
     asyncio.run(_create_org(settings, slug, name or slug))
 
 
@@ -170,7 +170,7 @@ def create_user(
             f"[red]unknown role {role!r}[/red]; one of {', '.join(r.value for r in Role)}"
         )
         raise typer.Exit(2) from exc
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings = settings_from_cli(config, data_dir=data_dir, database_url=database_url)
     asyncio.run(
         _create_user(
             settings,
@@ -266,127 +266,6 @@ def audit_events_doc(
     typer.echo(f"wrote {output}")
 
 
-audit_app = typer.Typer(
-    help="Verify and export the tamper-evident audit log.", no_args_is_help=True
-)
-
-
-@audit_app.command("verify")
-def audit_verify(
-    export_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--export",
-            help="Verify an export file instead of the database.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
-    public_key: Annotated[
-        Path | None,
-        typer.Option(help="The server's public key (PEM). Default: the one in the data directory."),
-    ] = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    database_url: DbUrl = None,
-) -> None:
-    """Check every chain; exit 0 when intact, 1 naming the first broken event."""
-    from auxilio.server.audit.export import ExportFileInvalid, verify_export
-    from auxilio.server.keys import load_public_key, public_path
-
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    key_path = public_key or public_path(settings.signing_key_path)
-    if not key_path.exists():
-        console.print(f"[red]no public key at {key_path}[/red]; give --public-key")
-        raise typer.Exit(2)
-    key = load_public_key(key_path)
-    if export_file is not None:
-        try:
-            with export_file.open("rb") as fh:
-                reports = verify_export(fh, public_key=key)
-        except ExportFileInvalid as exc:
-            console.print(f"[red]not a valid export:[/red] {exc}")
-            raise typer.Exit(2) from exc
-    else:
-        reports = asyncio.run(_verify_db(settings, key))
-    broken = [r for r in reports if not r.ok]
-    for report in reports:
-        state = (
-            "intact"
-            if report.broken is None
-            else f"BROKEN at event {report.broken.seq}: {report.broken.reason}"
-        )
-        typer.echo(
-            f"chain {report.chain}: {report.events} events, "
-            f"{report.checkpoints} signed checkpoints: {state}"
-        )
-    if broken:
-        raise typer.Exit(1)
-    typer.echo(
-        f"audit log intact: {sum(r.events for r in reports)} events in {len(reports)} chains"
-    )
-
-
-async def _verify_db(settings: Settings, key: Any) -> Any:
-    from auxilio.server.audit.service import verify_database
-    from auxilio.server.db.engine import READ_ONLY_OPTS, create_engine
-
-    engine = create_engine(settings)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(**READ_ONLY_OPTS)
-            return await verify_database(conn, public_key=key)
-    finally:
-        await engine.dispose()
-
-
-@audit_app.command("export")
-def audit_export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="The JSON Lines file to write.")],
-    org: Annotated[str | None, typer.Option(help="Only this organisation's chain.")] = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    database_url: DbUrl = None,
-) -> None:
-    """Export chains as JSON Lines, verifiable with `auxilio audit verify --export`."""
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    count = asyncio.run(_export(settings, output, org))
-    typer.echo(f"exported {count} events to {output}")
-
-
-async def _export(settings: Settings, output: Path, org_slug: str | None) -> int:
-    from sqlalchemy import select
-
-    from auxilio.server.audit.export import export_chain
-    from auxilio.server.audit.service import chain_for, list_chains
-    from auxilio.server.db.engine import READ_ONLY_OPTS, create_engine
-    from auxilio.server.identity.models import Organisation
-    from auxilio.server.keys import load_or_create_signing_key
-
-    key = load_or_create_signing_key(settings.signing_key_path).public_key()
-    engine = create_engine(settings)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(**READ_ONLY_OPTS)
-            if org_slug:
-                org_id = (
-                    await conn.execute(select(Organisation.id).where(Organisation.slug == org_slug))
-                ).scalar_one_or_none()
-                if org_id is None:
-                    console.print(f"[red]no organisation {org_slug!r}[/red]")
-                    raise typer.Exit(2)
-                chains = [chain_for(org_id)]
-            else:
-                chains = await list_chains(conn)
-            total = 0
-            with output.open("wb") as fh:
-                for chain in chains:
-                    total += await export_chain(conn, chain, fh, public_key=key)
-            return total
-    finally:
-        await engine.dispose()
-
-
 # ---- helpers ---------------------------------------------------------------------------------
 
 
@@ -466,7 +345,7 @@ def policy_simulate(
         raise typer.Exit(2) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings = settings_from_cli(config, data_dir=data_dir, database_url=database_url)
     asyncio.run(_simulate(settings, draft.read_text(encoding="utf-8"), moment, org, as_json))
 
 
