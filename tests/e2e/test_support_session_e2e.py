@@ -121,7 +121,7 @@ def test_a_technician_helps_through_chat_and_terminal_end_to_end(
     agent = pexpect.spawn(
         AUXILIO[0],
         [*AUXILIO[1:], "agent", "join", code, "--server", server,
-         "--state-dir", str(tmp_path / "agent-state")],
+         "--state-dir", str(tmp_path / "agent-state"), "--terminal"],
         encoding="utf-8", timeout=60, dimensions=(50, 160),
     )  # fmt: skip
     try:

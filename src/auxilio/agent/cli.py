@@ -44,6 +44,14 @@ def join_command(
         str | None,
         typer.Option("--ca-file", help="CA certificate to trust for a wss:// server."),
     ] = None,
+    terminal: Annotated[
+        bool,
+        typer.Option(
+            "--terminal",
+            help="Ask for consent in this terminal even when a display is available "
+            "(by default a window opens where there is one).",
+        ),
+    ] = False,
 ) -> None:
     """Join the support session of CODE: you see who asks for what, and decide."""
     from auxilio.agent.join import join
@@ -57,6 +65,7 @@ def join_command(
                 state_dir=state_dir,
                 console=console,
                 ca_file=ca_file,
+                window=not terminal,
             )
         )
     except AgentError as exc:

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from auxilio.agent.connection import AgentConnection, ConnectionLost, new_id, server_address
 from auxilio.agent.consent import ask_consent, sign_consent, utc_now
+from auxilio.agent.consent_window import ask_consent_in_window, window_available
 from auxilio.agent.errors import AgentError
 from auxilio.agent.feed import Feed
 from auxilio.agent.grants import check_offer
@@ -61,8 +62,10 @@ async def join(
     state_dir: Path,
     console: Console,
     ca_file: str | None = None,
+    window: bool = False,
 ) -> int:
-    """Run one attended support session; the process exit code."""
+    """Run one attended support session; the process exit code. ``window``: ask for consent
+    in a Tk window when a display is available (the terminal prompt otherwise)."""
     address = server_address(server)
     state = AgentState(state_dir)
     feed = Feed(console)
@@ -120,7 +123,11 @@ async def join(
             server=address.origin,
         )
         consenting = True
-        consent_task = asyncio.create_task(ask_consent(console, lines, grant, offer.prompt))
+        if window and window_available():
+            asking = ask_consent_in_window(console, grant, offer.prompt)
+        else:
+            asking = ask_consent(console, lines, grant, offer.prompt)
+        consent_task = asyncio.create_task(asking)
         early_end = await _watch_during_consent(connection, consent_task)
         consenting = False
         if early_end is not None:
