@@ -80,12 +80,24 @@ def login(
 async def _login(url: str, email: str, password: str, totp_code: str | None) -> Any:
     async with ApiClient(url) as api:
         try:
-            return await api.login(email=email, password=password, totp_code=totp_code)
+            result = await api.login(email=email, password=password, totp_code=totp_code)
         except ApiError as exc:
             if exc.code != "mfa_required" or totp_code:
                 raise
-        # The first leg said a second factor is needed: ask for it, as a person would expect.
+            # The first leg said a second factor is needed: ask for it, as a person would expect.
+            code = await asyncio.to_thread(_prompt_totp)
+            return await api.login(email=email, password=password, totp_code=code)
+        if not result.get("mfa_enrolment_required") or totp_code:
+            return result
+        # Not enrolled yet. Someone created with `auxilio admin create-user` already has the
+        # enrolment link in an authenticator: a first code from it completes the enrolment.
+        typer.echo(
+            "Two-factor authentication is not enrolled yet. If you added the enrolment "
+            "link to an authenticator app, enter a code from it (Enter to skip)."
+        )
         code = await asyncio.to_thread(_prompt_totp)
+        if not code:
+            return result
         return await api.login(email=email, password=password, totp_code=code)
 
 
