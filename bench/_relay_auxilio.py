@@ -18,51 +18,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_crypto import handshake_setup
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.crypto.e2e import E2ESession
-from auxilio.crypto.grants import issue_grant, read_grant, verify_grant
+from auxilio.crypto.grants import read_grant, verify_grant
 from auxilio.crypto.handshake import Handshake
 from auxilio.crypto.keys import encode_public_key
 from auxilio.crypto.receipts import sign_receipt
 from auxilio.crypto.signing import sign_agent_challenge
 from auxilio.protocol import frames as f
-from auxilio.protocol.types import Capability, CapabilityGrant, ConsentDecision
+from auxilio.protocol.types import ConsentDecision
 
 ALWAYS = {day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
 def session_pair() -> tuple[E2ESession, E2ESession]:
     """An agent and a technician E2E session that completed the real handshake in-process."""
-    server, device, technician = (
-        Ed25519PrivateKey.generate(),
-        Ed25519PrivateKey.generate(),
-        X25519PrivateKey.generate(),
-    )
-    now = datetime.now(UTC)
-    signed = issue_grant(
-        server,
-        support_session_id="bench",
-        organisation_id="org",
-        organisation_name="Bench",
-        technician_id="t",
-        technician_name="T",
-        technician_e2e_key=technician.public_key(),
-        device_id="d",
-        device_public_key=device.public_key(),
-        capabilities=[
-            CapabilityGrant(capability=Capability.TERMINAL, expires_at=now + timedelta(hours=1))
-        ],
-        policy_version="bench",
-        issued_at=now,
-        not_after=now + timedelta(hours=1),
-    )
-    grant = read_grant(server.public_key(), signed)
-    offer = Handshake.agent_offer(device_key=device, grant=grant)
-    pending = Handshake.technician_accept(offer.hello, technician_key=technician, grant=grant)
-    agent, confirm = offer.complete(pending.accept)
-    return agent, pending.complete(confirm)
+    handshake, _ = handshake_setup()
+    return handshake()
 
 
 async def _set_up(data_dir: Path, database_url: str) -> dict[str, Any]:

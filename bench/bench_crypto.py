@@ -38,7 +38,7 @@ def _throughput(step: Callable[[], object], seconds: float) -> float:
     return count * FRAME / elapsed / 1e6
 
 
-def _handshake_setup() -> tuple[Callable[[], tuple[E2ESession, E2ESession]], Callable[[], object]]:
+def handshake_setup() -> tuple[Callable[[], tuple[E2ESession, E2ESession]], Callable[[], object]]:
     server, device, technician = (
         Ed25519PrivateKey.generate(),
         Ed25519PrivateKey.generate(),
@@ -79,7 +79,7 @@ def main() -> None:
     seconds = parser.parse_args().seconds
     data = os.urandom(FRAME)
 
-    handshake, verify = _handshake_setup()
+    handshake, verify = handshake_setup()
     agent, technician = handshake()
 
     def framed() -> object:
