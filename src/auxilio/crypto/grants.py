@@ -65,6 +65,9 @@ class Grant(WireModel):
     capabilities: tuple[CapabilityGrant, ...] = Field(max_length=16)
     policy_version: ShortText
     recorded: bool
+    # The organisation's X25519 auditor key: the agent seals activity details and a recorded
+    # session's keys to it. Signed, so a proxy cannot substitute a key of its own.
+    auditor_public_key: Key32 | None = None
     issued_at: UtcDatetime
     not_after: UtcDatetime
     nonce: Annotated[Base64Url, StringConstraints(min_length=22, max_length=64)]
@@ -123,6 +126,7 @@ def issue_grant(
     issued_at: datetime,
     not_after: datetime,
     recorded: bool = False,
+    auditor_public_key: X25519PublicKey | None = None,
 ) -> SignedGrant:
     """Build and sign a grant with a fresh 128-bit nonce (it ties the consent receipt to it)."""
     grant = Grant(
@@ -138,6 +142,9 @@ def issue_grant(
         capabilities=tuple(capabilities),
         policy_version=policy_version,
         recorded=recorded,
+        auditor_public_key=(
+            encode_public_key(auditor_public_key) if auditor_public_key is not None else None
+        ),
         issued_at=issued_at,
         not_after=not_after,
         nonce=b64url_encode(os.urandom(16)),

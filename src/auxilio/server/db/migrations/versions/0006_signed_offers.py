@@ -1,0 +1,21 @@
+"""signed offers and extensions (placeholder, filled by the offer work)
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-01 09:00:00
+"""
+
+from __future__ import annotations
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
