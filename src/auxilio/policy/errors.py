@@ -38,6 +38,10 @@ class PolicyInvalid(Exception):
 # Every code the loader can emit, so docs and tests can check the list is complete.
 ERROR_CODES: dict[str, str] = {
     "policy.yaml_syntax": "the text is not well-formed YAML",
+    "policy.yaml_alias": "a YAML anchor or alias (&name, *name); a policy writes every value out",
+    "policy.too_large": "the document is larger than a policy may be (64 KiB)",
+    "policy.too_deep": "collections nested deeper than a policy ever needs (16 levels)",
+    "policy.control_character": "a control character the YAML reader cannot accept",
     "policy.not_a_mapping": "the document (or a section) must be a mapping of fields",
     "policy.duplicate_key": "the same field is written twice in one mapping",
     "policy.unknown_field": "a field the schema does not know (often a typo)",

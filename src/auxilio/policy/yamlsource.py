@@ -4,13 +4,26 @@ PyYAML's ``safe_load`` throws the node marks away, so the document is composed i
 walked here: the walk records the line of every key and list item, rejects duplicate keys (which
 ``safe_load`` silently resolves to the last one, hiding typos) and keeps YAML 1.1 surprises out of
 the data (``off`` is not ``False`` for ``recording: off``; ``18:00`` is not the base-60 int 1080).
+
+The parse is bounded by construction, so that a document from anyone who may call
+``/policies/validate`` costs at most a few milliseconds of CPU and memory in proportion to its
+size: the text is capped (``MAX_DOCUMENT_BYTES``), control characters are refused before the
+scanner sees them, and the composer refuses every anchor and alias *as the event arrives*, before
+any node is shared, so a "billion laughs" document never expands; collections nested deeper than
+``MAX_DEPTH`` are refused before the composer recurses into them. A policy needs none of these.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, CollectionStartEvent, Event, NodeEvent
+from yaml.reader import Reader
+from yaml.resolver import Resolver
 
 from auxilio.policy.errors import PolicyError
 
@@ -20,9 +33,96 @@ _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 
+# The shipped templates are 2-3 KB; a policy with a long holiday list stays well under this.
+MAX_DOCUMENT_BYTES = 64 * 1024
+# The deepest field of a policy (personal_data_zones.zones.0.windows.0) is five levels down.
+MAX_DEPTH = 16
+# What the YAML reader itself refuses (C0/C1 controls other than tab and line breaks, DEL,
+# surrogates, U+FFFE/U+FFFF), found here first so the error names its line and column.
+_UNPRINTABLE = Reader.NON_PRINTABLE
+
+
+class _Refused(Exception):
+    """A construct the policy loader never accepts; carries its located error."""
+
+    def __init__(self, error: PolicyError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class _BoundedComposer(Composer):
+    """The composer, refusing anchors, aliases and deep nesting before it composes a node."""
+
+    _depth = 0
+    # Provided by the parser half of the loader (libyaml's or PyYAML's).
+    peek_event: Callable[[], Event | None]
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()
+        if event is None:
+            return super().compose_node(parent, index)
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        if isinstance(event, AliasEvent) or (
+            isinstance(event, NodeEvent) and event.anchor is not None
+        ):
+            found = f"*{event.anchor}" if isinstance(event, AliasEvent) else f"&{event.anchor}"
+            raise _Refused(
+                PolicyError(
+                    "",
+                    line,
+                    f"YAML anchors and aliases ({found}) are not allowed in a policy; "
+                    "write the value out where it is needed",
+                    "policy.yaml_alias",
+                )
+            )
+        if not isinstance(event, CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(
+                PolicyError(
+                    "",
+                    line,
+                    f"the document nests deeper than {MAX_DEPTH} levels",
+                    "policy.too_deep",
+                )
+            )
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+# libyaml's event parser is about five times faster than PyYAML's pure-Python one; the
+# composer above stays in Python either way, so the refusals are the same with both.
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _Loader(_BoundedComposer, CParser, SafeConstructor, Resolver):
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+else:  # pragma: no cover -- every PyYAML wheel ships libyaml
+    from yaml.parser import Parser
+    from yaml.scanner import Scanner
+
+    class _Loader(  # type: ignore[no-redef]  # the same loader on the pure-Python parser
+        _BoundedComposer, Reader, Scanner, Parser, SafeConstructor, Resolver
+    ):
+        def __init__(self, text: str) -> None:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
 
 class _Walker:
-    def __init__(self, loader: yaml.SafeLoader) -> None:
+    def __init__(self, loader: SafeConstructor) -> None:
         self.loader = loader
         self.lines: dict[Path, int] = {}
         self.errors: list[PolicyError] = []
@@ -85,9 +185,39 @@ def dotted(path: Path) -> str:
     return _dotted(path)
 
 
+def _precheck(text: str) -> PolicyError | None:
+    """Size and characters, checked before the YAML reader sees the text."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_DOCUMENT_BYTES:
+        return PolicyError(
+            "",
+            None,
+            f"the document is {size} bytes; a policy may be at most {MAX_DOCUMENT_BYTES}",
+            "policy.too_large",
+        )
+    bad = _UNPRINTABLE.search(text)
+    if bad is None:
+        return None
+    before = text[: bad.start()]
+    line = before.count("\n") + 1
+    column = bad.start() - (before.rfind("\n") + 1) + 1
+    return PolicyError(
+        "",
+        line,
+        f"control character U+{ord(bad.group()):04X} at column {column} is not allowed",
+        "policy.control_character",
+    )
+
+
 def load_yaml(text: str) -> tuple[Any, dict[Path, int], list[PolicyError]]:
-    """Parse ``text``; returns (data, lines, errors).  Syntax errors come back located."""
-    loader = yaml.SafeLoader(text)
+    """Parse ``text``; returns (data, lines, errors).  Every refusal comes back located."""
+    refused = _precheck(text)
+    if refused is not None:
+        return None, {}, [refused]
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader's own checks, should the precheck ever miss one
+        return None, {}, [PolicyError("", None, str(exc), "policy.yaml_syntax")]
     try:
         node = loader.get_single_node()
         if node is None:
@@ -96,6 +226,8 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int], list[PolicyError]]:
         walker.lines[()] = node.start_mark.line + 1
         data = walker.walk(node, ())
         return data, walker.lines, walker.errors
+    except _Refused as exc:
+        return None, {}, [exc.error]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
