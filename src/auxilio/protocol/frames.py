@@ -60,6 +60,7 @@ class EndReason(StrEnum):
     EMERGENCY = "emergency"
     CONNECTION_LOST = "connection_lost"
     PROTOCOL_ERROR = "protocol_error"
+    ACCESS_REVOKED = "access_revoked"
 
 
 class ActivityKind(StrEnum):

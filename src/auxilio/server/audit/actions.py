@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     PASSWORD_CHANGED = "identity:password:changed"  # noqa: S105 -- an audit action name, not a secret
     STAFF_PROFILE_UPDATED = "identity:staff_profile:updated"
     TRAINING_RECORDED = "identity:training:recorded"
+    TRAINING_REMOVED = "identity:training:removed"
     # Tickets
     TICKET_OPENED = "ticket:ticket:opened"
     TICKET_STATUS_CHANGED = "ticket:status:changed"
@@ -85,6 +86,7 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     AuditAction.PASSWORD_CHANGED: "A password was changed.",
     AuditAction.STAFF_PROFILE_UPDATED: "Skills, time zone, working hours or languages changed.",
     AuditAction.TRAINING_RECORDED: "A training completion was recorded for a staff member.",
+    AuditAction.TRAINING_REMOVED: "A training record was withdrawn from a staff member.",
     AuditAction.TICKET_OPENED: "A ticket was opened.",
     AuditAction.TICKET_STATUS_CHANGED: "A ticket moved between states (details: from, to).",
     AuditAction.TICKET_ASSIGNED: "A ticket's assignee changed, by hand or automatically.",

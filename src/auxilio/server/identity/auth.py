@@ -430,6 +430,36 @@ async def resolve_token(
     return row, user
 
 
+async def last_revocation(db: AsyncSession, *, user_id: uuid.UUID) -> datetime | None:
+    """When the user's most recently revoked token was revoked (None: never)."""
+    # ORDER BY + LIMIT rather than MAX(): the column type converts the value back to an aware
+    # datetime only when the column itself is selected.
+    latest = await db.execute(
+        select(ApiToken.revoked_at)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_not(None))
+        .order_by(ApiToken.revoked_at.desc())
+        .limit(1)
+    )
+    return latest.scalar_one_or_none()
+
+
+async def token_problem(
+    db: AsyncSession, *, token_id: uuid.UUID, now: datetime | None = None
+) -> str | None:
+    """Why a token no longer authenticates ("unknown", "revoked", "expired", "inactive_user"),
+    or None while it does: for connections that outlive the request that checked it."""
+    now = now or utcnow()
+    row = await db.get(ApiToken, token_id)
+    if row is None:
+        return "unknown"
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at <= now:
+        return "expired"
+    user = await db.get(User, row.user_id)
+    return "inactive_user" if user is None or not user.is_active else None
+
+
 async def list_tokens(db: AsyncSession, *, user: User) -> list[ApiToken]:
     rows = await db.execute(
         select(ApiToken)

@@ -214,3 +214,15 @@ async def record_training(
         actor=caller.actor,
     )
     return s.TrainingOut.model_validate(row)
+
+
+@router.delete("/users/{user_id}/trainings/{training_record_id}", status_code=204)
+async def remove_training(
+    user_id: uuid.UUID, training_record_id: uuid.UUID, caller: ManageStaff, db: DbSession
+) -> None:
+    user = await service.get_user_or_raise(
+        db, organisation_id=caller.user.organisation_id, user_id=user_id
+    )
+    await service.remove_training(
+        db, user=user, training_record_id=training_record_id, actor=caller.actor
+    )

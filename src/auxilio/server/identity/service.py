@@ -296,5 +296,40 @@ async def list_trainings(db: AsyncSession, *, user: User) -> list[TrainingRecord
     return list(rows.scalars())
 
 
+async def current_trainings(db: AsyncSession, *, user: User, now: datetime) -> dict[str, datetime]:
+    """Training id -> the latest completion whose record has not expired (the policy then
+    judges its age against ``staff.trainings_required``)."""
+    done: dict[str, datetime] = {}
+    for row in await list_trainings(db, user=user):
+        if row.expires_at is not None and row.expires_at <= now:
+            continue
+        if row.training_id not in done or done[row.training_id] < row.completed_at:
+            done[row.training_id] = row.completed_at
+    return done
+
+
+async def remove_training(
+    db: AsyncSession, *, user: User, training_record_id: uuid.UUID, actor: Actor
+) -> None:
+    """Withdraw a training record (entered by mistake, or the certificate was withdrawn).
+
+    A technician whose active policy requires that training loses it at once: the support-session
+    scheduler ends their live sessions at its next tick."""
+    row = await db.get(TrainingRecord, training_record_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("No such training record.", training_record_id=str(training_record_id))
+    await db.delete(row)
+    await db.flush()
+    await record(
+        db,
+        action=AuditAction.TRAINING_REMOVED,
+        actor=actor,
+        organisation_id=user.organisation_id,
+        target_type="user",
+        target_id=user.id,
+        details={"training_id": row.training_id, "training_record_id": str(row.id)},
+    )
+
+
 async def count_users(db: AsyncSession) -> int:
     return int((await db.execute(select(func.count()).select_from(User))).scalar_one())

@@ -8,7 +8,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -43,27 +43,44 @@ def message_id() -> str:
 
 
 def error_text(code: str, message: str, ref: str | None = None) -> str:
-    return encode_message(ErrorMessage(id=message_id(), code=code, message=message[:4000],
-                                       ref=ref))
+    return encode_message(ErrorMessage(id=message_id(), code=code, message=message[:4000], ref=ref))
 
 
 def end_text(support_session: SupportSession) -> str:
-    return encode_message(SessionEnd(
-        id=message_id(), support_session_id=str(support_session.id),
-        ended_by=Party(support_session.ended_by or Party.SERVER),
-        reason=EndReason(support_session.end_reason or EndReason.POLICY),
-        detail=support_session.end_detail or "",
-    ))
+    return encode_message(
+        SessionEnd(
+            id=message_id(),
+            support_session_id=str(support_session.id),
+            ended_by=Party(support_session.ended_by or Party.SERVER),
+            reason=EndReason(support_session.end_reason or EndReason.POLICY),
+            detail=support_session.end_detail or "",
+        )
+    )
 
 
 def state_text(support_session: SupportSession, reason: str = "") -> str:
-    return encode_message(SessionStateMessage(
-        id=message_id(), support_session_id=str(support_session.id),
-        state=SupportSessionState(support_session.state), changed_at=clock.now(),
-        not_after=support_session.not_after,
-        granted=tuple(Capability(c) for c in support_session.granted_capabilities),
-        reason=reason,
-    ))
+    return encode_message(
+        SessionStateMessage(
+            id=message_id(),
+            support_session_id=str(support_session.id),
+            state=SupportSessionState(support_session.state),
+            changed_at=clock.now(),
+            not_after=support_session.not_after,
+            granted=tuple(Capability(c) for c in support_session.granted_capabilities),
+            reason=reason,
+        )
+    )
+
+
+@dataclass(eq=False)
+class TechnicianLink:
+    """A technician WebSocket on this node and the token it authenticated with: the scheduler
+    re-checks the token every tick, since a connection outlives the check made at attach."""
+
+    support_session_id: uuid.UUID
+    token_id: uuid.UUID
+    # Stop serving the connection: an ``error`` with this code, then close.
+    stop: Callable[[str, str], Awaitable[None]]
 
 
 @dataclass
@@ -72,6 +89,7 @@ class SupportSessionRuntime:
     hub: Hub
     settings: Settings
     signing_key: Ed25519PrivateKey
+    technician_links: set[TechnicianLink] = field(default_factory=set)
 
     async def in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self.sessionmaker() as db, db.begin():
@@ -87,7 +105,10 @@ class SupportSessionRuntime:
         self.hub.forget(sid)
 
     async def announce_state(
-        self, support_session: SupportSession, reason: str = "", *,
+        self,
+        support_session: SupportSession,
+        reason: str = "",
+        *,
         to: tuple[Peer, ...] = tuple(Peer),
     ) -> None:
         text = state_text(support_session, reason)
@@ -105,29 +126,59 @@ class SupportSessionRuntime:
             await self.announce_state(support_session, "technician_ready", to=(Peer.AGENT,))
 
     async def announce_extension(
-        self, support_session: SupportSession, *, approved: bool, decided_by: Party,
-        grant: SignedDocument | None, reason: str,
+        self,
+        support_session: SupportSession,
+        *,
+        approved: bool,
+        decided_by: Party,
+        grant: SignedDocument | None,
+        reason: str,
+        to: tuple[Peer, ...] = tuple(Peer),
     ) -> None:
-        text = encode_message(SessionExtendDecision(
-            id=message_id(), support_session_id=str(support_session.id), approved=approved,
-            decided_by=decided_by, new_not_after=support_session.not_after if approved else None,
-            grant=grant, reason=reason[:16000],
-        ))
-        await self.hub.send_both(str(support_session.id), BusMessage.text(text))
+        """An extension decided. With a ``grant`` it goes to the device for the person's answer
+        (the technician is told it awaits them); without one it is the outcome."""
+        text = encode_message(
+            SessionExtendDecision(
+                id=message_id(),
+                support_session_id=str(support_session.id),
+                approved=approved,
+                decided_by=decided_by,
+                new_not_after=support_session.not_after if approved and grant is None else None,
+                grant=grant,
+                reason=reason[:16000],
+            )
+        )
+        if grant is not None:
+            await self.hub.send(str(support_session.id), Peer.AGENT, BusMessage.text(text))
+            await self.announce_state(
+                support_session, "extension_awaiting_person", to=(Peer.TECHNICIAN,)
+            )
+            return
+        for peer in to:
+            await self.hub.send(str(support_session.id), peer, BusMessage.text(text))
 
     async def announce_warning(self, support_session: SupportSession, remaining: int) -> None:
         assert support_session.not_after is not None  # noqa: S101 -- active sessions have one
-        text = encode_message(SessionWarning(
-            id=message_id(), support_session_id=str(support_session.id),
-            ends_at=support_session.not_after, remaining_seconds=remaining,
-        ))
+        text = encode_message(
+            SessionWarning(
+                id=message_id(),
+                support_session_id=str(support_session.id),
+                ends_at=support_session.not_after,
+                remaining_seconds=remaining,
+            )
+        )
         await self.hub.send_both(str(support_session.id), BusMessage.text(text))
 
     # -- ending ----------------------------------------------------------------------------------
 
     async def end(
-        self, support_session_id: uuid.UUID, *, ended_by: Party, reason: EndReason,
-        detail: str = "", actor: Actor | None = None,
+        self,
+        support_session_id: uuid.UUID,
+        *,
+        ended_by: Party,
+        reason: EndReason,
+        detail: str = "",
+        actor: Actor | None = None,
         state: SupportSessionState = SupportSessionState.ENDED,
     ) -> SupportSession | None:
         """End a live session (no-op on a final one) and tell both peers."""
@@ -137,8 +188,13 @@ class SupportSessionRuntime:
             if found is None or service.is_final(found):
                 return None
             return await service.end_support_session(
-                db, support_session=found, ended_by=ended_by, reason=reason, detail=detail,
-                actor=actor or Actor.system(found.organisation_id), state=state,
+                db,
+                support_session=found,
+                ended_by=ended_by,
+                reason=reason,
+                detail=detail,
+                actor=actor or Actor.system(found.organisation_id),
+                state=state,
             )
 
         ended = await self.in_transaction(work)
@@ -156,8 +212,12 @@ class SupportSessionRuntime:
 
         count = 0
         for sid in await self.in_transaction(work):
-            ended = await self.end(sid, ended_by=Party.SERVER, reason=EndReason.CONNECTION_LOST,
-                                   detail="server_restart")
+            ended = await self.end(
+                sid,
+                ended_by=Party.SERVER,
+                reason=EndReason.CONNECTION_LOST,
+                detail="server_restart",
+            )
             count += ended is not None
         if count:
             log.warning("ended %d support sessions left unfinished by a previous run", count)

@@ -28,7 +28,7 @@ from auxilio.server.relay.connection import CLOSE_POLICY
 from auxilio.server.relay.hub import Peer
 from auxilio.server.support_sessions import during, service
 from auxilio.server.support_sessions.models import SupportSession
-from auxilio.server.support_sessions.runtime import end_text, state_text
+from auxilio.server.support_sessions.runtime import TechnicianLink, end_text, state_text
 from auxilio.server.support_sessions.ws import PeerHandler, WireRefusal
 
 S = SupportSessionState
@@ -37,6 +37,8 @@ S = SupportSessionState
 class TechnicianHandler(PeerHandler):
     peer = Peer.TECHNICIAN
     technician: Actor | None = None
+    token_id: uuid.UUID | None = None
+    link: TechnicianLink | None = None
 
     def actor(self) -> Actor | None:
         return self.technician
@@ -59,6 +61,9 @@ class TechnicianHandler(PeerHandler):
         self.active = found.state == S.ACTIVE
         self.conn.authenticated()
         self.attachment = await self.runtime.hub.attach(self.sid, Peer.TECHNICIAN, self.conn)
+        assert self.token_id is not None  # noqa: S101 -- set by _check
+        self.link = TechnicianLink(found.id, self.token_id, self.stop_serving)
+        self.runtime.technician_links.add(self.link)
         self.conn.log.info("technician attached to support session %s", self.sid)
         await self.send(state_text(found, "attached"))
         await self.runtime.announce_technician_ready(found)
@@ -68,8 +73,9 @@ class TechnicianHandler(PeerHandler):
         try:
             token, user = await resolve_token(db, secret=attach.token)
         except TokenInvalid:
-            raise WireRefusal("auth.invalid_token", "the token is unknown, expired or revoked",
-                              ref=attach.id) from None
+            raise WireRefusal(
+                "auth.invalid_token", "the token is unknown, expired or revoked", ref=attach.id
+            ) from None
         actor = actor_for(user, scopes=token.scopes, mfa_verified=token.mfa_verified)
         try:
             sid = uuid.UUID(attach.support_session_id)
@@ -79,13 +85,22 @@ class TechnicianHandler(PeerHandler):
         if found is None or found.organisation_id != user.organisation_id:
             raise WireRefusal("session.not_found", "no such support session", ref=attach.id)
         if found.technician_id != user.id:
-            raise WireRefusal("session.not_yours", "this support session belongs to another "
-                              "technician", ref=attach.id)
+            raise WireRefusal(
+                "session.not_yours",
+                "this support session belongs to another technician",
+                ref=attach.id,
+            )
         if not authorize_permission(actor, Permission.SUPPORT_SESSION_REQUEST).allowed:
-            raise WireRefusal("auth.forbidden", "support_session:request is required",
-                              ref=attach.id)
+            raise WireRefusal(
+                "auth.forbidden", "support_session:request is required", ref=attach.id
+            )
         self.technician = actor
+        self.token_id = token.id
         return found
+
+    async def stop_serving(self, code: str, message: str) -> None:
+        """The token this connection authenticated with stopped working (the scheduler saw it)."""
+        await self.refuse(WireRefusal(code, message, close=True))
 
     async def refresh_active(self) -> bool:
         if not self.active and self.support_session_id is not None:
@@ -110,21 +125,35 @@ class TechnicianHandler(PeerHandler):
         elif isinstance(message, CapabilityRevoke):
             await self.revoke(message, raw)
         else:
-            raise WireRefusal("protocol.unexpected_message",
-                              f"{message.type} is not sent by a technician", ref=message.id)
+            raise WireRefusal(
+                "protocol.unexpected_message",
+                f"{message.type} is not sent by a technician",
+                ref=message.id,
+            )
 
     def _check_bound(self, support_session_id: str, ref: str) -> uuid.UUID:
         if self.support_session_id is None or support_session_id != self.sid:
-            raise WireRefusal("session.not_found", "this connection is not attached to that "
-                              "support session", ref=ref)
+            raise WireRefusal(
+                "session.not_found",
+                "this connection is not attached to that support session",
+                ref=ref,
+            )
         return self.support_session_id
 
     async def end(self, message: SessionEnd) -> None:
         sid = self._check_bound(message.support_session_id, message.id)
-        reason = (message.reason if message.reason is EndReason.PROTOCOL_ERROR
-                  else EndReason.TECHNICIAN_ENDED)
-        ended = await self.runtime.end(sid, ended_by=Party.TECHNICIAN, reason=reason,
-                                       detail=message.detail, actor=self.technician)
+        reason = (
+            message.reason
+            if message.reason is EndReason.PROTOCOL_ERROR
+            else EndReason.TECHNICIAN_ENDED
+        )
+        ended = await self.runtime.end(
+            sid,
+            ended_by=Party.TECHNICIAN,
+            reason=reason,
+            detail=message.detail,
+            actor=self.technician,
+        )
         if ended is None:
             await self.conn.close(CLOSE_POLICY, "support session already ended")
 
@@ -137,23 +166,36 @@ class TechnicianHandler(PeerHandler):
             assert found is not None  # noqa: S101 -- attached sessions exist
             assert self.technician is not None  # noqa: S101 -- set by authenticate
             return found, await during.request_extension(
-                db, support_session=found, seconds=message.requested_seconds,
-                reason=message.reason, actor=self.technician,
-                server_key=self.runtime.signing_key)
+                db,
+                support_session=found,
+                seconds=message.requested_seconds,
+                reason=message.reason,
+                actor=self.technician,
+                server_key=self.runtime.signing_key,
+            )
 
         try:
             found, outcome = await self.runtime.in_transaction(work)
         except DomainError as exc:
             raise WireRefusal(f"session.{exc.code}", exc.message, ref=message.id) from exc
         if outcome.grant is not None:
-            await self.runtime.announce_extension(found, approved=True, decided_by=Party.SERVER,
-                                                  grant=outcome.grant,
-                                                  reason=outcome.decision.reason)
+            await self.runtime.announce_extension(
+                found,
+                approved=True,
+                decided_by=Party.SERVER,
+                grant=outcome.grant,
+                reason=outcome.decision.reason,
+            )
         elif outcome.decision.effect is Effect.REQUIRE_APPROVAL:
             await self.send(state_text(found, "extension_pending"))
         else:
-            await self.runtime.announce_extension(found, approved=False, decided_by=Party.SERVER,
-                                                  grant=None, reason=outcome.decision.reason)
+            await self.runtime.announce_extension(
+                found,
+                approved=False,
+                decided_by=Party.SERVER,
+                grant=None,
+                reason=outcome.decision.reason,
+            )
 
     async def revoke(self, message: CapabilityRevoke, raw: str) -> None:
         sid = self._check_bound(message.support_session_id, message.id)
@@ -162,10 +204,14 @@ class TechnicianHandler(PeerHandler):
             found = await service.get_for_update(db, sid)
             assert found is not None  # noqa: S101 -- attached sessions exist
             assert self.technician is not None  # noqa: S101 -- set by authenticate
-            await during.revoke_capability(db, support_session=found,
-                                           capability=message.capability,
-                                           revoked_by=Party.TECHNICIAN, reason=message.reason,
-                                           actor=self.technician)
+            await during.revoke_capability(
+                db,
+                support_session=found,
+                capability=message.capability,
+                revoked_by=Party.TECHNICIAN,
+                reason=message.reason,
+                actor=self.technician,
+            )
 
         try:
             await self.runtime.in_transaction(work)
@@ -174,6 +220,9 @@ class TechnicianHandler(PeerHandler):
         await self.relay_unchanged(raw, message.support_session_id, message.id)
 
     async def detach(self) -> None:
+        if self.link is not None:
+            self.runtime.technician_links.discard(self.link)
+            self.link = None
         if self.attachment is None:
             return
         attachment, self.attachment = self.attachment, None
