@@ -15,10 +15,11 @@ from sqlalchemy import text
 from auxilio import __version__
 from auxilio.server.api.errors import install_error_handlers
 from auxilio.server.api.router import api_router
-from auxilio.server.audit.service import AuditSigner, checkpoint_stale_chains
+from auxilio.server.audit.failures import AUDIT_FAILURES, FailureAggregator, FailureFlusher
+from auxilio.server.audit.service import AuditSigner, checkpoint_stale_chains, make_audit_signer
 from auxilio.server.db.engine import create_engine, create_sessionmaker
 from auxilio.server.db.migrate import migrate
-from auxilio.server.keys import key_id, load_or_create_signing_key
+from auxilio.server.keys import load_or_create_signing_key
 from auxilio.server.middleware import RequestContextMiddleware
 from auxilio.server.settings import Settings
 from auxilio.server.support_sessions.lifecycle import start_support_sessions, stop_support_sessions
@@ -54,16 +55,16 @@ async def _checkpoint_loop(app: FastAPI, signer: AuditSigner, every: float) -> N
 
 def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = None) -> FastAPI:
     key = signing_key or load_or_create_signing_key(settings.signing_key_path)
-    signer = AuditSigner(
-        key=key, key_id=key_id(key.public_key()), every=settings.audit_checkpoint_every
-    )
+    signer = make_audit_signer(settings, key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.sessionmaker.configure(info={"audit_signer": signer})
+        failures = FailureAggregator()
+        app.state.sessionmaker.configure(info={"audit_signer": signer, AUDIT_FAILURES: failures})
+        flusher = FailureFlusher(app.state.sessionmaker, failures)
         task = asyncio.create_task(_checkpoint_loop(app, signer, settings.audit_checkpoint_seconds))
         # Support sessions: relay hub, bus and scheduler; ends this node's unfinished sessions.
         await start_support_sessions(app, settings=settings, signing_key=key)
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
             yield
         finally:
             await stop_support_sessions(app)
+            await flusher.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -290,10 +290,9 @@ class _cli_db:
 
     async def __aenter__(self) -> Any:
         from auxilio.server.app import prepare
-        from auxilio.server.audit.service import AuditSigner
+        from auxilio.server.audit.service import make_audit_signer
         from auxilio.server.context import RequestInfo, set_request
         from auxilio.server.db.engine import create_engine, create_sessionmaker
-        from auxilio.server.keys import key_id
 
         await asyncio.to_thread(prepare, self.settings)
         from auxilio.server.keys import load_or_create_signing_key
@@ -302,15 +301,7 @@ class _cli_db:
         set_request(RequestInfo(client_addr="cli"))
         self.engine = create_engine(self.settings)
         maker = create_sessionmaker(self.engine)
-        maker.configure(
-            info={
-                "audit_signer": AuditSigner(
-                    key=key,
-                    key_id=key_id(key.public_key()),
-                    every=self.settings.audit_checkpoint_every,
-                )
-            }
-        )
+        maker.configure(info={"audit_signer": make_audit_signer(self.settings, key)})
         self.db = maker()
         return self.db
 

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
 
     audit_checkpoint_every: int = Field(default=1000, ge=1)
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # Where each checkpoint is also appended, outside the database (server/audit/witness.py);
+    # unset means <data_dir>/witness. Put it on another volume than the database.
+    audit_witness_dir: Path | None = None
 
     # Lockout: after `lockout_threshold` failures, each further failure doubles the wait,
     # starting at `lockout_base_seconds` and capped at `lockout_max_seconds`.
@@ -48,6 +51,18 @@ class Settings(BaseSettings):
     lockout_max_seconds: float = Field(default=3600.0, gt=0)
     # A counter quiet for this long starts again from zero (never sooner than the longest wait).
     lockout_forget_seconds: float = Field(default=86400.0, gt=0)
+
+    # Token buckets against guessing (identity/ratelimit.py): each holds N attempts and refills
+    # at N a minute, per client address and node-wide. Over the limit: 429 / a WS error.
+    rate_join_per_address_per_minute: float = Field(default=10.0, gt=0)
+    rate_join_global_per_minute: float = Field(default=600.0, gt=0)
+    rate_login_per_address_per_minute: float = Field(default=30.0, gt=0)
+    rate_login_global_per_minute: float = Field(default=1200.0, gt=0)
+    rate_ws_per_address_per_minute: float = Field(default=120.0, gt=0)
+    rate_ws_global_per_minute: float = Field(default=6000.0, gt=0)
+    # Addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto
+    # are believed, comma-separated; empty: forwarded headers are ignored, the peer address counts.
+    trusted_proxies: str = ""
 
     login_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     # Staff roles must enrol TOTP before they can log in (the policy's staff.mfa_required
@@ -83,6 +98,10 @@ class Settings(BaseSettings):
     @property
     def signing_key_path(self) -> Path:
         return self.data_dir / "keys" / "server-signing.pem"
+
+    @property
+    def audit_witness_path(self) -> Path:
+        return self.audit_witness_dir or self.data_dir / "witness"
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from auxilio.server.audit.chain import (
     GENESIS_HASH,
+    BreakCode,
     ChainVerifier,
     chain_hash,
     sign_checkpoint,
+    sign_head,
 )
 
 KEY = Ed25519PrivateKey.generate()
@@ -56,13 +58,38 @@ def checkpoint(
     }
 
 
+def signed_head(
+    events: list[dict[str, Any]], seq: int | None = None, key: Ed25519PrivateKey = KEY
+) -> dict[str, Any]:
+    event = events[(seq or len(events)) - 1]
+    at = event["occurred_at"]
+    return {
+        "seq": event["seq"],
+        "hash": event["hash"],
+        "signed_at": at,
+        "signature": sign_head(key, event["chain"], event["seq"], event["hash"], at),
+    }
+
+
+def witnessed(events: list[dict[str, Any]], seq: int) -> dict[str, Any]:
+    """A witness entry as the server writes it: the checkpoint and the signed head at seq."""
+    head = signed_head(events, seq)
+    return {
+        **checkpoint(events, seq),
+        "head": {"signed_at": head["signed_at"], "signature": head["signature"]},
+    }
+
+
 def verify(
     events: list[dict[str, Any]],
     *,
     checkpoints: list[dict[str, Any]] | None = None,
     head: dict[str, Any] | None = None,
+    witness: list[dict[str, Any]] | None = None,
 ) -> Any:
-    verifier = ChainVerifier("c1", public_key=KEY.public_key(), checkpoints=checkpoints or [])
+    verifier = ChainVerifier(
+        "c1", public_key=KEY.public_key(), checkpoints=checkpoints or [], witness=witness or []
+    )
     for event in events:
         if not verifier.feed(event):
             break
@@ -74,7 +101,7 @@ def test_it_accepts_an_intact_chain_with_checkpoints_and_head() -> None:
     report = verify(
         events,
         checkpoints=[checkpoint(events, 10), checkpoint(events, 30)],
-        head={"seq": 30, "hash": events[-1]["hash"]},
+        head=signed_head(events),
     )
     assert report.ok and report.events == 30 and report.checkpoints == 2
 
@@ -132,7 +159,7 @@ def test_it_names_reordered_events() -> None:
 
 def test_it_names_the_first_missing_event_when_the_tail_is_deleted() -> None:
     events = build(10)
-    report = verify(events[:8], head={"seq": 10, "hash": events[-1]["hash"]})
+    report = verify(events[:8], head=signed_head(events))
     assert report.broken.seq == 9 and "missing" in report.broken.reason
 
 
@@ -159,3 +186,90 @@ def test_it_rejects_a_checkpoint_signed_by_another_key() -> None:
     events = build(5)
     report = verify(events, checkpoints=[checkpoint(events, 5, key=Ed25519PrivateKey.generate())])
     assert not report.ok and "signature" in report.broken.reason
+
+
+def test_it_refuses_a_chain_without_a_head() -> None:
+    report = verify(build(5))
+    assert report.broken.code == BreakCode.HEAD_MISSING and report.broken.seq == 5
+
+
+def test_it_refuses_an_unsigned_head() -> None:
+    events = build(5)
+    head = signed_head(events)
+    del head["signature"]
+    report = verify(events, head=head)
+    assert report.broken.code == BreakCode.HEAD_SIGNATURE_INVALID
+
+
+def test_it_refuses_a_head_signed_by_another_key() -> None:
+    events = build(5)
+    report = verify(events, head=signed_head(events, key=Ed25519PrivateKey.generate()))
+    assert report.broken.code == BreakCode.HEAD_SIGNATURE_INVALID
+
+
+def test_a_head_rewritten_over_a_deleted_tail_fails_its_signature() -> None:
+    events = build(10)
+    # The tail 8-10 is deleted and the head row rewritten to name event 7, keeping the old
+    # signature (nobody without the server key can make a new one).
+    forged = {**signed_head(events), "seq": 7, "hash": events[6]["hash"]}
+    report = verify(events[:7], head=forged)
+    assert report.broken.code == BreakCode.HEAD_SIGNATURE_INVALID
+    assert "event 7" in report.broken.reason and "deleted" in report.broken.reason
+
+
+def test_a_validly_signed_older_head_is_accepted_without_a_witness() -> None:
+    # Why the witness exists: a head restored from a backup carries a valid signature.
+    events = build(10)
+    assert verify(events[:7], head=signed_head(events, 7)).ok
+
+
+def test_the_witness_reveals_a_rollback_to_an_older_signed_head() -> None:
+    events = build(10)
+    report = verify(events[:7], head=signed_head(events, 7), witness=[witnessed(events, 9)])
+    assert report.broken.code == BreakCode.ROLLED_BACK
+    assert report.broken.seq == 8
+    assert "ends at event 7" in report.broken.reason and "event 9" in report.broken.reason
+
+
+def test_the_witness_reveals_a_history_rewritten_with_the_server_key() -> None:
+    events = build(10)
+    seen = witnessed(events, 6)
+    # A holder of the server key rewrites event 3, rehashes, re-signs checkpoint and head.
+    events[2]["actor_name"] = "mallory"
+    prev = events[1]["hash"]
+    for event in events[2:]:
+        event["prev_hash"] = prev
+        event["hash"] = prev = chain_hash(prev, event)
+    report = verify(
+        events, checkpoints=[checkpoint(events, 10)], head=signed_head(events), witness=[seen]
+    )
+    assert report.broken.code == BreakCode.REWRITTEN and report.broken.seq == 6
+
+
+def test_two_signed_witness_entries_for_one_event_mean_a_rewritten_history() -> None:
+    events = build(6)
+    original = witnessed(events, 6)
+    events[5]["actor_name"] = "mallory"
+    events[5]["hash"] = chain_hash(events[4]["hash"], events[5])
+    report = verify(events, head=signed_head(events), witness=[original, witnessed(events, 6)])
+    assert report.broken.code == BreakCode.REWRITTEN and "two different" in report.broken.reason
+
+
+def test_a_forged_witness_entry_is_refused() -> None:
+    events = build(6)
+    entry = witnessed(events, 4)
+    entry["signature"] = checkpoint(events, 4, key=Ed25519PrivateKey.generate())["signature"]
+    report = verify(events, head=signed_head(events), witness=[entry])
+    assert report.broken.code == BreakCode.WITNESS_SIGNATURE_INVALID and report.broken.seq == 4
+
+
+def test_a_chain_that_matches_its_witness_verifies_and_counts_the_witnessed_events() -> None:
+    events = build(12)
+    report = verify(
+        events,
+        checkpoints=[checkpoint(events, 6), checkpoint(events, 12)],
+        head=signed_head(events),
+        witness=[witnessed(events, 6), witnessed(events, 12)],
+    )
+    assert report.ok, report.broken
+    assert report.witnessed == 2 and report.checkpoints == 2

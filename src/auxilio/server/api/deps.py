@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auxilio.policy.roles import Permission
 from auxilio.server.audit.actions import AuditAction
+from auxilio.server.audit.failures import admit_failure
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.errors import Forbidden, MfaEnrolmentRequired, TokenInvalid, Unauthenticated
@@ -82,17 +83,16 @@ async def _identify(request: Request, db: AsyncSession) -> Identity:
     try:
         token, user = await resolve_token(db, secret=secret)
     except TokenInvalid as exc:
-        await _audit_apart(
-            request,
-            db,
-            action=AuditAction.TOKEN_REJECTED,
-            actor=Actor(id=None, display_name="anonymous", organisation_id=None),
-            details={
-                "reason": exc.details.get("reason"),
-                "prefix": secret[:10],
-                "path": request.url.path,
-            },
-        )
+        reason = str(exc.details.get("reason"))
+        # Anyone can send tokens: the first per address and minute is recorded, the rest counted.
+        if admit_failure(db, AuditAction.TOKEN_REJECTED, reason=reason):
+            await _audit_apart(
+                request,
+                db,
+                action=AuditAction.TOKEN_REJECTED,
+                actor=Actor(id=None, display_name="anonymous", organisation_id=None),
+                details={"reason": reason, "prefix": secret[:10], "path": request.url.path},
+            )
         raise
     actor = actor_for(user, scopes=token.scopes, mfa_verified=token.mfa_verified)
     return Identity(user=user, token=token, actor=actor)

@@ -60,11 +60,21 @@ class AuditAction(StrEnum):
     EXTENSION_REQUESTED = "support_session:extension:requested"
     EXTENSION_APPROVED = "support_session:extension:approved"
     EXTENSION_DENIED = "support_session:extension:denied"
+    EXTENSION_ACCEPTED = "support_session:extension:accepted"
+    EXTENSION_DECLINED = "support_session:extension:declined"
     CAPABILITY_REVOKED = "support_session:capability:revoked"
     E2E_ERROR_REPORTED = "support_session:e2e:error_reported"
     SUMMARY_WRITTEN = "support_session:summary:written"
+    # Recordings and auditor keys
+    AUDITOR_KEY_CREATED = "recording:auditor_key:created"
+    AUDITOR_KEY_ROTATED = "recording:auditor_key:rotated"
+    RECORDING_STARTED = "recording:recording:started"
+    RECORDING_KEY_STORED = "recording:key:stored"
+    RECORDING_EXPORTED = "recording:recording:exported"
+    RECORDING_DELETED = "recording:recording:deleted"
     # Audit itself
     AUDIT_EXPORTED = "audit:log:exported"
+    AUDIT_FAILURES_SUMMARISED = "audit:failures:summarised"
 
 
 DESCRIPTIONS: dict[AuditAction, str] = {
@@ -77,7 +87,8 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     AuditAction.RECOVERY_CODE_USED: "A single-use recovery code was spent.",
     AuditAction.TOKEN_CREATED: "An API or login token was issued.",
     AuditAction.TOKEN_REVOKED: "A token was revoked.",
-    AuditAction.TOKEN_REJECTED: "A request carried an unknown, expired or revoked token.",
+    AuditAction.TOKEN_REJECTED: "A request carried an unknown, expired or revoked token (the "
+    "first from an address in a minute; the rest are counted in audit:failures:summarised).",
     AuditAction.ACCESS_FORBIDDEN: "A request was denied by the role -> permission rules.",
     AuditAction.ORGANISATION_CREATED: "An organisation was created.",
     AuditAction.USER_CREATED: "A user account was created.",
@@ -114,19 +125,44 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     "(details: ended_by, reason, detail).",
     AuditAction.SUPPORT_SESSION_WARNING_SENT: "Both peers were warned that the time limit is "
     "near.",
-    AuditAction.JOIN_CODE_REJECTED: "An agent offered a wrong, expired or already used join code.",
+    AuditAction.JOIN_CODE_REJECTED: "An agent offered a wrong, expired or already used join code "
+    "(the first from an address in a minute; the rest are counted in audit:failures:summarised).",
     AuditAction.CONSENT_RECORDED: "A device-signed consent receipt was verified and stored "
     "(details: each capability's decision).",
     AuditAction.RECEIPT_REJECTED: "A consent receipt was refused: bad signature, malformed, or "
     "not for this grant.",
-    AuditAction.ACTIVITY_REPORTED: "The agent reported an action (a command line, a path); "
-    "never content.",
+    AuditAction.ACTIVITY_REPORTED: "The agent reported an action: its kind, capability, time "
+    "and source, and the SHA-256 of its details sealed to the auditor key; never the details.",
     AuditAction.EXTENSION_REQUESTED: "A longer support session was requested, with a reason.",
-    AuditAction.EXTENSION_APPROVED: "An extension was allowed; a new grant went to the device.",
+    AuditAction.EXTENSION_APPROVED: (
+        "An extension was allowed by the policy (and an approver); its grant went to the device "
+        "for the person's answer."
+    ),
+    AuditAction.EXTENSION_ACCEPTED: (
+        "The person accepted an extension on the device (signed answer); the session's end moved."
+    ),
+    AuditAction.EXTENSION_DECLINED: (
+        "The person refused an extension, or did not answer in time; the end did not move."
+    ),
     AuditAction.EXTENSION_DENIED: "An extension was refused by the policy or an approver.",
     AuditAction.CAPABILITY_REVOKED: "A capability was revoked during a support session.",
     AuditAction.E2E_ERROR_REPORTED: "A peer reported an end-to-end error (replayed, altered, "
     "truncated frame...) and the support session ended.",
     AuditAction.SUMMARY_WRITTEN: "The technician wrote the summary of an ended support session.",
+    AuditAction.AUDITOR_KEY_CREATED: "An organisation's first auditor public key was stored.",
+    AuditAction.AUDITOR_KEY_ROTATED: (
+        "A new auditor public key replaced the organisation's current one (rotation)."
+    ),
+    AuditAction.RECORDING_STARTED: (
+        "A support session will be recorded (ciphertext only), sealed to the named auditor key."
+    ),
+    AuditAction.RECORDING_KEY_STORED: (
+        "The agent's sealed E2E keys of one handshake epoch of a recording were stored."
+    ),
+    AuditAction.RECORDING_EXPORTED: "A recording was opened for export with the auditor key.",
+    AuditAction.RECORDING_DELETED: "A recording past its retention was deleted.",
     AuditAction.AUDIT_EXPORTED: "The audit log was exported.",
+    AuditAction.AUDIT_FAILURES_SUMMARISED: "Unauthenticated failures of one kind from one address "
+    "in one minute, after the first (details: action, client_addr, minute, count, reasons; "
+    'client_addr "*" when the per-minute address cap was reached, with the number of addresses).',
 }

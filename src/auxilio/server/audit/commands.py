@@ -31,12 +31,26 @@ def audit_verify(
         Path | None,
         typer.Option(help="The server's public key (PEM). Default: the one in the data directory."),
     ] = None,
+    witness: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--witness",
+            help="A witness directory to check against (repeat for one per node). Default: the "
+            "configured audit_witness_dir when it exists.",
+            file_okay=False,
+        ),
+    ] = None,
+    no_witness: Annotated[
+        bool, typer.Option("--no-witness", help="Check the chains alone, without a witness.")
+    ] = False,
     data_dir: DataDir = None,
     config: Config = None,
     database_url: DbUrl = None,
 ) -> None:
-    """Check every chain; exit 0 when intact, 1 naming the first broken event."""
+    """Check every chain; exit 0 when intact, 1 naming the first broken event, 2 when the
+    input (key, export, witness) cannot be read."""
     from auxilio.server.audit.export import ExportFileInvalid, verify_export
+    from auxilio.server.audit.witness import WitnessInvalid, read_witness
     from auxilio.server.keys import load_public_key, public_path
 
     settings = settings_from_cli(config, data_dir=data_dir, database_url=database_url)
@@ -45,25 +59,36 @@ def audit_verify(
         console.print(f"[red]no public key at {key_path}[/red]; give --public-key")
         raise typer.Exit(2)
     key = load_public_key(key_path)
+    directories = _witness_directories(settings, witness, no_witness)
+    try:
+        seen = read_witness(directories)
+    except WitnessInvalid as exc:
+        console.print(f"[red]witness unreadable:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for directory in directories:
+        typer.echo(f"witness: {directory}")
     if export_file is not None:
         try:
             with export_file.open("rb") as fh:
-                reports = verify_export(fh, public_key=key)
+                reports = verify_export(fh, public_key=key, witness=seen)
         except ExportFileInvalid as exc:
             console.print(f"[red]not a valid export:[/red] {exc}")
             raise typer.Exit(2) from exc
     else:
-        reports = asyncio.run(_verify_db(settings, key))
+        reports = asyncio.run(_verify_db(settings, key, seen))
     broken = [r for r in reports if not r.ok]
     for report in reports:
         state = (
             "intact"
             if report.broken is None
-            else f"BROKEN at event {report.broken.seq}: {report.broken.reason}"
+            else f"BROKEN at event {report.broken.seq}: {report.broken.reason} "
+            f"[{report.broken.code}]"
         )
+        name = f"{report.chain} ({report.organisation})" if report.organisation else report.chain
+        witnessed = f", {report.witnessed} witnessed" if directories else ""
         typer.echo(
-            f"chain {report.chain}: {report.events} events, "
-            f"{report.checkpoints} signed checkpoints: {state}"
+            f"chain {name}: {report.events} events, "
+            f"{report.checkpoints} signed checkpoints{witnessed}: {state}"
         )
     if broken:
         raise typer.Exit(1)
@@ -72,7 +97,25 @@ def audit_verify(
     )
 
 
-async def _verify_db(settings: Settings, key: Any) -> Any:
+def _witness_directories(
+    settings: Settings, given: list[Path] | None, no_witness: bool
+) -> list[Path]:
+    if no_witness:
+        if given:
+            console.print("[red]--witness and --no-witness exclude each other[/red]")
+            raise typer.Exit(2)
+        return []
+    if given:
+        return given
+    configured = settings.audit_witness_path
+    # Only an explicitly configured witness must exist; the default one appears with the
+    # first checkpoint.
+    if configured.is_dir() or settings.audit_witness_dir is not None:
+        return [configured]
+    return []
+
+
+async def _verify_db(settings: Settings, key: Any, witness: Any) -> Any:
     from auxilio.server.audit.service import verify_database
     from auxilio.server.db.engine import READ_ONLY_OPTS, create_engine
 
@@ -80,7 +123,7 @@ async def _verify_db(settings: Settings, key: Any) -> Any:
     try:
         async with engine.connect() as conn:
             await conn.execution_options(**READ_ONLY_OPTS)
-            return await verify_database(conn, public_key=key)
+            return await verify_database(conn, public_key=key, witness=witness)
     finally:
         await engine.dispose()
 

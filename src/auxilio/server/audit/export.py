@@ -4,21 +4,22 @@ File layout, one JSON object per line:
     {"type": "header", "format": "auxilio-audit-export/1", "chain": ..., "public_key": ...}
     {"type": "checkpoint", ...}   every signed checkpoint of the chain
     {"type": "event", ...}        every event in seq order, with prev_hash and hash
-    {"type": "head", "seq": ..., "hash": ...}
+    {"type": "head", "seq": ..., "hash": ..., "signed_at": ..., "key_id": ..., "signature": ...}
+A chain without its head line fails verification, as a chain without its head row does.
 A file may hold several chains one after another, each opened by its header.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from auxilio.server.audit.chain import Break, ChainReport, ChainVerifier
+from auxilio.server.audit.chain import Break, BreakCode, ChainReport, ChainVerifier
 from auxilio.server.audit.service import iter_events, load_checkpoints, load_head
 
 FORMAT = "auxilio-audit-export/1"
@@ -75,9 +76,14 @@ def _records(lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def verify_export(
-    lines: Iterable[bytes], *, public_key: Ed25519PublicKey | None
+    lines: Iterable[bytes],
+    *,
+    public_key: Ed25519PublicKey | None,
+    witness: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> list[ChainReport]:
-    """Verify an export. Checkpoints precede events in the file, so events stream through."""
+    """Verify an export (against the witness entries of its chains, when given). Checkpoints
+    precede events in the file, so events stream through."""
+    seen = witness or {}
     reports: list[ChainReport] = []
     verifier: ChainVerifier | None = None
     checkpoints: list[dict[str, Any]] = []
@@ -88,9 +94,14 @@ def verify_export(
         nonlocal verifier
         if chain:
             if verifier is None:
-                verifier = ChainVerifier(chain, public_key=public_key, checkpoints=checkpoints)
+                verifier = start()
             reports.append(verifier.finish(head=head))
         verifier = None
+
+    def start() -> ChainVerifier:
+        return ChainVerifier(
+            chain, public_key=public_key, checkpoints=checkpoints, witness=seen.get(chain, ())
+        )
 
     for number, obj in _records(lines):
         kind = obj["type"]
@@ -107,16 +118,22 @@ def verify_export(
             checkpoints.append(obj)
         elif kind == "event":
             if verifier is None:
-                verifier = ChainVerifier(chain, public_key=public_key, checkpoints=checkpoints)
+                verifier = start()
             if obj.get("chain") != chain:
                 verifier.report.broken = verifier.report.broken or Break(
-                    chain, int(obj.get("seq", 0)), "belongs to another chain"
+                    chain,
+                    int(obj.get("seq", 0)),
+                    "belongs to another chain",
+                    BreakCode.FOREIGN_EVENT,
                 )
             try:
                 verifier.feed(obj)
             except (KeyError, TypeError, ValueError) as exc:
                 verifier.report.broken = verifier.report.broken or Break(
-                    chain, int(obj.get("seq", 0) or 0), f"malformed event ({exc})"
+                    chain,
+                    int(obj.get("seq", 0) or 0),
+                    f"malformed event ({exc})",
+                    BreakCode.MALFORMED_EVENT,
                 )
         elif kind == "head":
             head = obj

@@ -40,7 +40,13 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """The last event of each chain: lets verify notice a deleted tail, and serialises writers."""
+    """The last event of each chain, signed by the server on every append: lets verify notice a
+    deleted tail or a rewritten head, and serialises writers.
+
+    ``signature`` signs (chain, seq, hash, updated_at) (``chain.head_message``). It is NULL only
+    for heads written before migration 0003 or by a writer without the server key; verify
+    fails such a head until the chain's next event signs it.
+    """
 
     __tablename__ = "audit_heads"
 
@@ -48,6 +54,8 @@ class AuditHead(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    key_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditCheckpoint(Base):

@@ -4,6 +4,11 @@
 it describes was committed. Writers of one chain are serialised by the chain's head row
 (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so concurrent requests
 never fork a chain.
+
+Every append signs the new head in the same transaction; every checkpoint is also handed to the
+witness (``witness.py``) once its transaction commits. ``verify_database`` finds the chains from
+the events, heads, checkpoints, the organisations and the witness, so that a deleted head row or
+a deleted chain cannot hide.
 """
 
 from __future__ import annotations
@@ -30,20 +35,38 @@ from auxilio.server.audit.chain import (
     chain_hash,
     format_time,
     sign_checkpoint,
+    sign_head,
 )
 from auxilio.server.audit.models import AuditCheckpoint, AuditEvent, AuditHead
+from auxilio.server.audit.witness import DirectoryWitness, witness_after_commit
 from auxilio.server.context import Actor, current_request
 from auxilio.server.db.base import utcnow
 from auxilio.server.db.sqlite_inline import sqlite3_connection
+from auxilio.server.identity.models import Organisation
+from auxilio.server.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class AuditSigner:
-    """The server's checkpoint signer; lives in ``db.info["audit_signer"]``."""
+    """The server's head and checkpoint signer, and the witness its checkpoints go to; lives in
+    ``db.info["audit_signer"]``."""
 
     key: Ed25519PrivateKey
     key_id: str
     every: int
+    witness: DirectoryWitness | None = None
+
+
+def make_audit_signer(settings: Settings, key: Ed25519PrivateKey) -> AuditSigner:
+    """The signer for a server or CLI process: the settings' checkpoint rule and witness."""
+    from auxilio.server.keys import key_id
+
+    return AuditSigner(
+        key=key,
+        key_id=key_id(key.public_key()),
+        every=settings.audit_checkpoint_every,
+        witness=DirectoryWitness(settings.audit_witness_path),
+    )
 
 
 def chain_for(organisation_id: uuid.UUID | None) -> str:
@@ -69,6 +92,8 @@ _UPDATE_HEAD = (
         seq=bindparam("head_seq"),
         hash=bindparam("head_hash"),
         updated_at=bindparam("head_updated_at"),
+        key_id=bindparam("head_key_id"),
+        signature=bindparam("head_signature"),
     )
 )
 _INSERT_CHECKPOINT = _CHECKPOINTS.insert()
@@ -98,7 +123,10 @@ _SQLITE_INSERT_EVENT = (
     "client_addr, action, target_type, target_id, request_id, details, prev_hash, hash) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SQLITE_UPDATE_HEAD = "UPDATE audit_heads SET seq = ?, hash = ?, updated_at = ? WHERE chain = ?"
+_SQLITE_UPDATE_HEAD = (
+    "UPDATE audit_heads SET seq = ?, hash = ?, updated_at = ?, key_id = ?, signature = ? "
+    "WHERE chain = ?"
+)
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -164,6 +192,13 @@ async def record(
         "details": orjson.loads(orjson.dumps(dict(details or {}), default=str)),
     }
     digest = chain_hash(prev_hash, fields)
+    signer: AuditSigner | None = db.info.get("audit_signer")
+    # The head is signed with the event's own time, so verify can recheck it from the row.
+    head_key_id, head_signature = (
+        (signer.key_id, sign_head(signer.key, chain, seq, digest, fields["occurred_at"]))
+        if signer is not None
+        else (None, None)
+    )
     if raw is not None:
         # SQLAlchemy costs ~100 µs a statement; on SQLite the three statements run directly on
         # the connection of the transaction it began, in exactly the formats it stores
@@ -175,7 +210,10 @@ async def record(
              fields["target_id"], fields["request_id"], orjson.dumps(fields["details"]).decode(),
              prev_hash, digest),
         )  # fmt: skip
-        raw.execute(_SQLITE_UPDATE_HEAD, (seq, digest, _sqlite_time(occurred_at), chain))
+        raw.execute(
+            _SQLITE_UPDATE_HEAD,
+            (seq, digest, _sqlite_time(occurred_at), head_key_id, head_signature, chain),
+        )
     else:
         await conn.execute(
             _INSERT_EVENT,
@@ -191,25 +229,34 @@ async def record(
         await conn.execute(
             _UPDATE_HEAD,
             {"head_chain": chain, "head_seq": seq, "head_hash": digest,
-             "head_updated_at": occurred_at},
+             "head_updated_at": occurred_at, "head_key_id": head_key_id,
+             "head_signature": head_signature},
         )  # fmt: skip
-    signer: AuditSigner | None = db.info.get("audit_signer")
     if signer is not None and seq % signer.every == 0:
-        await conn.execute(_INSERT_CHECKPOINT, _checkpoint(signer, chain, seq, digest, occurred_at))
+        head = {"signed_at": fields["occurred_at"], "key_id": head_key_id,
+                "signature": head_signature}  # fmt: skip
+        await _add_checkpoint(db, signer, chain, seq, digest, occurred_at, head)
     return RecordedEvent(chain=chain, seq=seq, hash=digest)
 
 
-def _checkpoint(
-    signer: AuditSigner, chain: str, seq: int, digest: str, at: datetime
-) -> dict[str, Any]:
-    return {
-        "chain": chain,
-        "seq": seq,
-        "hash": digest,
-        "signed_at": at,
-        "key_id": signer.key_id,
-        "signature": sign_checkpoint(signer.key, chain, seq, digest, format_time(at)),
-    }
+async def _add_checkpoint(
+    db: AsyncSession,
+    signer: AuditSigner,
+    chain: str,
+    seq: int,
+    digest: str,
+    at: datetime,
+    head: Mapping[str, Any] | None,
+) -> None:
+    """Sign a checkpoint in ``db``'s transaction; the witness gets it (and the signed head at
+    that seq) after the commit."""
+    signed_at = format_time(at)
+    signature = sign_checkpoint(signer.key, chain, seq, digest, signed_at)
+    row = {"chain": chain, "seq": seq, "hash": digest, "key_id": signer.key_id,
+           "signature": signature}  # fmt: skip
+    await db.execute(_INSERT_CHECKPOINT, {**row, "signed_at": at})
+    if signer.witness is not None:
+        witness_after_commit(db, signer.witness, {**row, "signed_at": signed_at, "head": head})
 
 
 async def checkpoint_stale_chains(db: AsyncSession, *, signer: AuditSigner) -> int:
@@ -226,8 +273,14 @@ async def checkpoint_stale_chains(db: AsyncSession, *, signer: AuditSigner) -> i
             )
         ).scalar_one_or_none()
         if last is None or last < head.seq:
-            await db.execute(
-                _INSERT_CHECKPOINT, _checkpoint(signer, head.chain, head.seq, head.hash, utcnow())
+            signed_head = (
+                {"signed_at": format_time(head.updated_at), "key_id": head.key_id,
+                 "signature": head.signature}
+                if head.signature is not None
+                else None
+            )  # fmt: skip
+            await _add_checkpoint(
+                db, signer, head.chain, head.seq, head.hash, utcnow(), signed_head
             )
             signed += 1
     return signed
@@ -268,9 +321,25 @@ def checkpoint_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+async def discover_chains(
+    conn: AsyncConnection | AsyncSession, *, also: Iterable[str] = ()
+) -> dict[str, str | None]:
+    """Every chain that exists or should: any chain with events, a head or checkpoints, every
+    organisation's (which at least recorded its creation), and ``also`` (the witness's). Maps
+    each chain to its organisation's slug where the organisation still exists."""
+    found: dict[str, str | None] = dict.fromkeys(also)
+    for table in (_EVENTS, _HEADS, _CHECKPOINTS):
+        # DISTINCT over the (chain, seq) unique index: no table scan on either database.
+        found.update(
+            dict.fromkeys(r[0] for r in await conn.execute(select(table.c.chain).distinct()))
+        )
+    for org_id, slug in await conn.execute(select(Organisation.id, Organisation.slug)):
+        found[chain_for(org_id)] = slug
+    return dict(sorted(found.items()))
+
+
 async def list_chains(conn: AsyncConnection | AsyncSession) -> list[str]:
-    rows = await conn.execute(select(AuditHead.chain).order_by(AuditHead.chain))
-    return [r[0] for r in rows]
+    return list(await discover_chains(conn))
 
 
 _RAW_EVENTS = text(
@@ -284,7 +353,7 @@ _RAW_EVENTS = text(
 # objects per row only for the verifier to format them back cost three quarters of the time.
 _RAW_EVENTS_PG = text(
     "SELECT chain, seq, "
-    "to_char(occurred_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    'to_char(occurred_at, \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\'), '
     "replace(organisation_id::text, '-', ''), replace(actor_id::text, '-', ''), "
     "actor_name, client_addr, action, target_type, target_id, request_id, details::text, "
     "prev_hash, hash FROM audit_events "
@@ -365,10 +434,16 @@ async def load_checkpoints(conn: AsyncConnection, chain: str) -> list[dict[str, 
 
 
 async def load_head(conn: AsyncConnection, chain: str) -> dict[str, Any] | None:
+    h = AuditHead
     row = (
-        await conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain))
+        await conn.execute(
+            select(h.seq, h.hash, h.updated_at, h.key_id, h.signature).where(h.chain == chain)
+        )
     ).first()
-    return {"seq": row[0], "hash": row[1]} if row else None
+    if row is None:
+        return None
+    return {"seq": row[0], "hash": row[1], "signed_at": format_time(row[2]), "key_id": row[3],
+            "signature": row[4]}  # fmt: skip
 
 
 async def verify_database(
@@ -376,15 +451,24 @@ async def verify_database(
     *,
     public_key: Ed25519PublicKey | None,
     chains: Iterable[str] | None = None,
+    witness: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> list[ChainReport]:
-    """Verify every chain (or the given ones) straight from the database."""
+    """Verify every chain (or the given ones) straight from the database, against the witness
+    entries (by chain, from ``witness.read_witness``) when given."""
+    seen = witness or {}
+    found = await discover_chains(conn, also=seen)
     reports = []
-    for chain in chains if chains is not None else await list_chains(conn):
+    for chain in chains if chains is not None else found:
         verifier = ChainVerifier(
-            chain, public_key=public_key, checkpoints=await load_checkpoints(conn, chain)
+            chain,
+            public_key=public_key,
+            checkpoints=await load_checkpoints(conn, chain),
+            witness=seen.get(chain, ()),
         )
         async for event in iter_events(conn, chain):
             if not verifier.feed(event):
                 break
-        reports.append(verifier.finish(head=await load_head(conn, chain)))
+        report = verifier.finish(head=await load_head(conn, chain))
+        report.organisation = found.get(chain)
+        reports.append(report)
     return reports
