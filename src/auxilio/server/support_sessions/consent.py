@@ -33,6 +33,7 @@ from auxilio.protocol.types import (
     SignedDocument,
 )
 from auxilio.server.audit.actions import AuditAction
+from auxilio.server.audit.failures import record_failure
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.devices import service as devices
@@ -105,7 +106,8 @@ async def _reject_code(
     db: AsyncSession, code: str, message: str, organisation_id: uuid.UUID | None,
     support_session_id: uuid.UUID | None,
 ) -> AgentRefused:
-    await record(db, action=AuditAction.JOIN_CODE_REJECTED,
+    # Anyone can offer codes: the first per address and minute is recorded, the rest counted.
+    await record_failure(db, action=AuditAction.JOIN_CODE_REJECTED, reason=code,
                  actor=Actor(id=None, display_name="agent", organisation_id=organisation_id),
                  target_type="support_session" if support_session_id else None,
                  target_id=support_session_id, details={"code": code})
