@@ -1,9 +1,15 @@
-"""Annotated text types for request schemas.
+"""Annotated text and number types for request schemas, path and query parameters.
 
 Text is NFC-normalised; C0/C1 control characters are refused (tab and newline are allowed in
 multi-line text); bidirectional override characters are refused everywhere, since they let a
 name display as something other than what it is (the "Trojan Source" trick). SQL-like text is
 just text: every query is parameterised.
+
+Integers that reach the database are bounded to what its columns hold (SQLite INTEGER and
+PostgreSQL BIGINT are signed 64-bit): a larger number is refused by validation with 422
+``validation_failed`` rather than overflowing the driver into a 500. Every integer a client
+sends is one of these types or carries its own smaller bounds; tests/server/test_bounded_integers.py
+checks the OpenAPI document for it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
+from annotated_types import Interval
 from pydantic import AfterValidator, Field, StringConstraints
 
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -46,3 +53,10 @@ LongText = Annotated[str, Field(max_length=20_000), AfterValidator(_text)]
 # never with control characters (PostgreSQL refuses NUL in text: a 500 instead of a 401).
 LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=254), AfterValidator(_line)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+# The largest value a signed 64-bit database integer holds.
+DB_INT_MAX = 2**63 - 1
+# A position in a sequence, such as an audit chain's ``seq`` (0 means "from the start").
+SequenceNumber = Annotated[int, Interval(ge=0, le=DB_INT_MAX)]
+# A number that counts from 1, such as a policy version's.
+OrdinalNumber = Annotated[int, Interval(ge=1, le=DB_INT_MAX)]

@@ -21,7 +21,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 def _headers(exc: DomainError) -> dict[str, str] | None:
     retry = exc.details.get("retry_after_seconds")
-    if exc.status == 429 and retry is not None:
+    if exc.status in (429, 503) and retry is not None:
         return {"Retry-After": str(max(1, int(retry)))}
     if exc.status == 401:
         return {"WWW-Authenticate": "Bearer"}

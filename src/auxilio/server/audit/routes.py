@@ -17,6 +17,7 @@ from auxilio.server.audit.export import export_chain
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.audit.service import chain_for, record, verify_database
 from auxilio.server.keys import public_pem
+from auxilio.server.validation import SequenceNumber
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -27,7 +28,7 @@ ReadAudit = Annotated[Identity, require(Permission.AUDIT_READ)]
 async def list_events(
     caller: ReadAudit,
     db: DbSession,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[SequenceNumber, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     action: Annotated[str | None, Query(max_length=80)] = None,
 ) -> s.AuditPage:

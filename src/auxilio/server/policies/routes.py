@@ -13,6 +13,7 @@ from auxilio.server.api.deps import DbSession, Identity, require
 from auxilio.server.db.base import utcnow
 from auxilio.server.policies import schemas as s
 from auxilio.server.policies import service
+from auxilio.server.validation import OrdinalNumber
 
 router = APIRouter(prefix="/policies", tags=["policies"])
 
@@ -20,8 +21,8 @@ ReadPolicy = Annotated[Identity, require(Permission.POLICY_READ)]
 ManagePolicy = Annotated[Identity, require(Permission.POLICY_MANAGE)]
 
 
-def _summary(document: str) -> dict[str, Any]:
-    policy = service.validate_document(document)
+async def _summary(document: str) -> dict[str, Any]:
+    policy = await service.parse_document(document)
     return {
         "name": policy.name,
         "capabilities": sorted(policy.capabilities.model_dump(exclude_none=True)),
@@ -59,7 +60,7 @@ async def templates(caller: ReadPolicy) -> list[s.TemplateOut]:
 @router.post("/validate", response_model=s.ValidationOut)
 async def validate(body: s.DocumentIn, caller: ReadPolicy) -> s.ValidationOut:
     try:
-        summary = _summary(body.document)
+        summary = await _summary(body.document)
     except service.PolicyDocumentInvalid as exc:
         return s.ValidationOut(valid=False, errors=exc.details["errors"], summary={})
     return s.ValidationOut(valid=True, errors=[], summary=summary)
@@ -81,7 +82,7 @@ async def upload(body: s.UploadIn, caller: ManagePolicy, db: DbSession) -> s.Ver
 async def explain(body: s.ExplainIn, caller: ReadPolicy, db: DbSession) -> dict[str, Any]:
     context = {"now": utcnow().isoformat(), **body.context}
     if body.document is not None:
-        policy: Any = service.validate_document(body.document, version_label="draft")
+        policy: Any = await service.parse_document(body.document, version_label="draft")
     else:
         policy = await service.get_active_policy(db, organisation_id=caller.user.organisation_id)
     return service.explain_request(policy, body.request, context)
@@ -101,7 +102,9 @@ async def simulate(body: s.SimulateIn, caller: ManagePolicy, db: DbSession) -> s
 
 
 @router.get("/{number}", response_model=s.VersionDocumentOut)
-async def get_version(number: int, caller: ReadPolicy, db: DbSession) -> s.VersionDocumentOut:
+async def get_version(
+    number: OrdinalNumber, caller: ReadPolicy, db: DbSession
+) -> s.VersionDocumentOut:
     version = await service.get_version_or_raise(
         db, organisation_id=caller.user.organisation_id, number=number
     )
@@ -109,7 +112,7 @@ async def get_version(number: int, caller: ReadPolicy, db: DbSession) -> s.Versi
 
 
 @router.get("/{number}/diff", response_model=s.DiffOut)
-async def diff(number: int, caller: ReadPolicy, db: DbSession) -> s.DiffOut:
+async def diff(number: OrdinalNumber, caller: ReadPolicy, db: DbSession) -> s.DiffOut:
     version = await service.get_version_or_raise(
         db, organisation_id=caller.user.organisation_id, number=number
     )
@@ -117,7 +120,7 @@ async def diff(number: int, caller: ReadPolicy, db: DbSession) -> s.DiffOut:
 
 
 @router.post("/{number}/activate", response_model=s.VersionOut)
-async def activate(number: int, caller: ManagePolicy, db: DbSession) -> s.VersionOut:
+async def activate(number: OrdinalNumber, caller: ManagePolicy, db: DbSession) -> s.VersionOut:
     version = await service.get_version_or_raise(
         db, organisation_id=caller.user.organisation_id, number=number
     )

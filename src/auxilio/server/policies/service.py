@@ -42,6 +42,7 @@ from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
 from auxilio.server.errors import NotFound, PolicyDenied, ValidationFailed
 from auxilio.server.policies.models import PolicyVersion
+from auxilio.server.policies.parsing import off_loop
 
 DEFAULT_TEMPLATE = "software-company"
 DECISION_ACTIONS = (AuditAction.POLICY_DECISION_MADE, AuditAction.POLICY_DECISION_DENIED)
@@ -66,6 +67,7 @@ _cache: dict[str, ActivePolicy] = {}
 
 
 def validate_document(document: str, *, version_label: str | None = None) -> Policy:
+    """Parse ``document`` on the calling thread; request handlers use ``parse_document``."""
     try:
         return parse_policy(document, version_label=version_label)
     except PolicyInvalid as exc:
@@ -77,16 +79,25 @@ def validate_document(document: str, *, version_label: str | None = None) -> Pol
         ) from exc
 
 
+async def parse_document(document: str, *, version_label: str | None = None) -> Policy:
+    """``validate_document`` off the event loop (see ``policies.parsing``)."""
+    return await off_loop(lambda: validate_document(document, version_label=version_label))
+
+
 def _label(number: int, sha: str) -> str:
     return f"v{number}:{sha[:12]}"
 
 
-def _load(document: str, label: str, version_id: uuid.UUID | None) -> ActivePolicy:
+def _compiled(document: str, label: str, version_id: uuid.UUID | None) -> ActivePolicy:
+    policy = validate_document(document, version_label=label)
+    return ActivePolicy(policy, compile_policy(policy), label, version_id)
+
+
+async def _load(document: str, label: str, version_id: uuid.UUID | None) -> ActivePolicy:
     key = hashlib.sha256(f"{label}\n{document}".encode()).hexdigest()
     cached = _cache.get(key)
     if cached is None:
-        policy = validate_document(document, version_label=label)
-        cached = ActivePolicy(policy, compile_policy(policy), label, version_id)
+        cached = await off_loop(lambda: _compiled(document, label, version_id))
         if len(_cache) > 256:
             _cache.clear()
         _cache[key] = cached
@@ -109,8 +120,8 @@ async def get_active_policy(db: AsyncSession, *, organisation_id: uuid.UUID) -> 
     """The organisation's active policy; the software-company template until one is activated."""
     version = await get_active_version(db, organisation_id=organisation_id)
     if version is None:
-        return _load(load_template(DEFAULT_TEMPLATE), f"template:{DEFAULT_TEMPLATE}", None)
-    return _load(version.document, _label(version.number, version.sha256), version.id)
+        return await _load(load_template(DEFAULT_TEMPLATE), f"template:{DEFAULT_TEMPLATE}", None)
+    return await _load(version.document, _label(version.number, version.sha256), version.id)
 
 
 def policy_denied(decision: Decision) -> PolicyDenied:
@@ -166,7 +177,7 @@ async def decide(
 async def upload_version(
     db: AsyncSession, *, organisation_id: uuid.UUID, document: str, comment: str, actor: Actor
 ) -> PolicyVersion:
-    validate_document(document)
+    await parse_document(document)
     number = (
         int(
             (
@@ -336,8 +347,9 @@ async def simulate(
     Each decision is replayed with the request and context recorded at the time (including
     the time itself), so the only difference is the policy.
     """
-    policy = validate_document(draft, version_label="draft")
-    compiled = compile_policy(policy)
+    compiled = await off_loop(
+        lambda: compile_policy(validate_document(draft, version_label="draft"))
+    )
     rows = await db.execute(
         select(AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.details)
         .where(
