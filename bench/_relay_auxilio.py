@@ -142,7 +142,7 @@ async def _open_session(base: str, setup: dict[str, Any]) -> tuple[Any, Any]:
         device_key, support_session_id=grant.support_session_id, device_id=grant.device_id,
         grant_nonce=grant.nonce, prompt_text="bench", decided_at=datetime.now(UTC),
         decisions={c.capability: ConsentDecision.GRANTED for c in grant.capabilities},
-        timeout_seconds=offer.prompt.timeout_seconds, timeout_default="refused",
+        timeout_seconds=grant.terms.timeout_seconds, timeout_default="refused",
     )  # fmt: skip
     await agent.send(f.encode_message(f.ConsentDecisionMessage(
         id="c1", support_session_id=grant.support_session_id, receipt=receipt

@@ -21,7 +21,7 @@ from auxilio.crypto.e2e import E2ESession
 from auxilio.crypto.grants import issue_grant, read_grant
 from auxilio.crypto.handshake import Handshake
 from auxilio.protocol.binary import ChannelId
-from auxilio.protocol.types import Capability, CapabilityGrant
+from auxilio.protocol.types import Capability, CapabilityGrant, ConsentTerms
 
 FRAME = 64 * 1024
 
@@ -61,6 +61,9 @@ def handshake_setup() -> tuple[Callable[[], tuple[E2ESession, E2ESession]], Call
         policy_version="1",
         issued_at=now,
         not_after=now + timedelta(hours=1),
+        terms=ConsentTerms(
+            legal_text="test", timeout_seconds=60, answer_by=now + timedelta(minutes=2)
+        ),
     )
     grant = read_grant(server.public_key(), signed)
 

@@ -44,8 +44,15 @@ async def main(args: argparse.Namespace) -> int:
         overrides["issued_at"] = now() - timedelta(hours=2)
     if args.tamper == "device":
         device_public = Ed25519PrivateKey.generate().public_key()
-    signed, grant = make_grant(signer, device_public, X25519PrivateKey.generate(), **overrides)
-    offer = make_offer(signed, grant, timeout_seconds=args.timeout, timeout_default=args.default)
+    signed, grant = make_grant(
+        signer,
+        device_public,
+        X25519PrivateKey.generate(),
+        timeout_seconds=args.timeout,
+        on_timeout=args.default,
+        **overrides,
+    )
+    offer = make_offer(signed, grant)
     console = Console(highlight=False)
     try:
         checked = check_offer(
@@ -58,7 +65,7 @@ async def main(args: argparse.Namespace) -> int:
     except AgentError as exc:
         print(f"REFUSED {exc.code}", flush=True)
         return 1
-    result = await ask_consent(console, LineInput(), checked, offer.prompt)
+    result = await ask_consent(console, LineInput(), checked)
     signed_receipt, _ = sign_consent(state.device_key, checked, result)
     print(
         "RESULT "

@@ -79,7 +79,7 @@ class Harness:
         self.technician_key = technician_key
         self.tech: E2ESession | None = None
         self.log = state.session_log(grant.support_session_id)
-        result = ConsentResult("prompt", consent, datetime.now(UTC), 60, "refused")
+        result = ConsentResult("prompt", consent, datetime.now(UTC), 60)
         _, receipt = sign_consent(state.device_key, grant, result)
         self.console = Console(record=True, width=200, force_terminal=False)
         self.runner = SupportSessionRunner(

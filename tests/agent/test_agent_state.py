@@ -82,7 +82,6 @@ def test_receipts_are_kept_and_listed_verified(
         },
         decided_at=now(),
         timeout_seconds=60,
-        timeout_default="refused",
     )
     signed, receipt = sign_consent(state.device_key, grant, result)
     path = state.save_receipt(
@@ -99,7 +98,7 @@ def test_an_altered_stored_receipt_is_listed_as_invalid(
     state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
 ) -> None:
     _, grant = make_grant(server_key, state.device_public_key, technician_key)
-    result = ConsentResult("t", {Capability.CHAT: ConsentDecision.REFUSED}, now(), 60, "refused")
+    result = ConsentResult("t", {Capability.CHAT: ConsentDecision.REFUSED}, now(), 60)
     signed, receipt = sign_consent(state.device_key, grant, result)
     path = state.save_receipt(
         signed, receipt, technician_name="A", organisation_name="B", server="x"

@@ -21,7 +21,7 @@ from auxilio.agent.consent import sign_consent
 from auxilio.agent.consent_window import ConsentWindow, ask_consent_in_window, window_available
 from auxilio.crypto.receipts import verify_receipt
 from auxilio.protocol.types import ConsentDecision
-from tests.agent.factories import make_grant, make_offer
+from tests.agent.factories import make_grant
 
 
 @pytest.fixture
@@ -40,14 +40,14 @@ def display(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
-def offer_and_keys(
+def grant_and_key(
     timeout: int = 10, default: str = "refused"
-) -> tuple[Any, Any, Ed25519PrivateKey]:
+) -> tuple[Any, Ed25519PrivateKey]:
     device_key = Ed25519PrivateKey.generate()
-    signed, grant = make_grant(Ed25519PrivateKey.generate(), device_key.public_key(),
-                               X25519PrivateKey.generate())  # fmt: skip
-    offer = make_offer(signed, grant, timeout_seconds=timeout, timeout_default=default)
-    return grant, offer, device_key
+    _, grant = make_grant(Ed25519PrivateKey.generate(), device_key.public_key(),
+                               X25519PrivateKey.generate(), timeout_seconds=timeout,
+                               on_timeout=default)  # fmt: skip
+    return grant, device_key
 
 
 def test_a_window_is_offered_only_where_there_is_a_display(
@@ -59,7 +59,7 @@ def test_a_window_is_offered_only_where_there_is_a_display(
 
 
 async def test_the_person_allows_one_capability_and_refuses_another(display: str) -> None:
-    grant, offer, device_key = offer_and_keys()
+    grant, device_key = grant_and_key()
     capabilities = [c.capability for c in grant.capabilities]
     assert len(capabilities) >= 2
     seen: dict[str, Any] = {}
@@ -74,7 +74,7 @@ async def test_the_person_allows_one_capability_and_refuses_another(display: str
         window.confirm.invoke()
 
     assert window_available()
-    result = await ask_consent_in_window(Console(quiet=True), grant, offer.prompt, on_ready=press)
+    result = await ask_consent_in_window(Console(quiet=True), grant, on_ready=press)
     assert seen == {"confirm_while_open": "disabled", "confirm_when_done": "normal"}
     assert result.decisions[capabilities[0]] is ConsentDecision.GRANTED
     assert all(result.decisions[c] is ConsentDecision.REFUSED for c in capabilities[1:])
@@ -85,21 +85,21 @@ async def test_the_person_allows_one_capability_and_refuses_another(display: str
 
 
 async def test_nobody_answering_applies_the_default(display: str) -> None:
-    grant, offer, _ = offer_and_keys(timeout=1)
-    result = await ask_consent_in_window(Console(quiet=True), grant, offer.prompt)
+    grant, _ = grant_and_key(timeout=1)
+    result = await ask_consent_in_window(Console(quiet=True), grant)
     assert set(result.decisions.values()) == {ConsentDecision.TIMED_OUT}
     assert result.granted() == frozenset()
 
 
 async def test_refuse_all_refuses_even_what_was_allowed_but_not_confirmed(display: str) -> None:
-    grant, offer, _ = offer_and_keys()
+    grant, _ = grant_and_key()
     first = grant.capabilities[0].capability
 
     def press(window: ConsentWindow) -> None:
         window.buttons[(first, "granted")].invoke()
         window.refuse_all.invoke()
 
-    result = await ask_consent_in_window(Console(quiet=True), grant, offer.prompt, on_ready=press)
+    result = await ask_consent_in_window(Console(quiet=True), grant, on_ready=press)
     assert set(result.decisions.values()) == {ConsentDecision.REFUSED}
     assert result.granted() == frozenset()
 
@@ -107,20 +107,20 @@ async def test_refuse_all_refuses_even_what_was_allowed_but_not_confirmed(displa
 async def test_at_the_deadline_given_answers_stand_and_the_rest_gets_the_default(
     display: str,
 ) -> None:
-    grant, offer, _ = offer_and_keys(timeout=1)
+    grant, _ = grant_and_key(timeout=1)
     first = grant.capabilities[0].capability
 
     def press(window: ConsentWindow) -> None:
         window.buttons[(first, "granted")].invoke()
 
-    result = await ask_consent_in_window(Console(quiet=True), grant, offer.prompt, on_ready=press)
+    result = await ask_consent_in_window(Console(quiet=True), grant, on_ready=press)
     assert result.decisions[first] is ConsentDecision.GRANTED
     assert all(d is ConsentDecision.TIMED_OUT for c, d in result.decisions.items() if c != first)
 
 
 async def test_a_withdrawn_request_closes_the_window(display: str) -> None:
-    grant, offer, _ = offer_and_keys(timeout=30)
-    task = asyncio.create_task(ask_consent_in_window(Console(quiet=True), grant, offer.prompt))
+    grant, _ = grant_and_key(timeout=30)
+    task = asyncio.create_task(ask_consent_in_window(Console(quiet=True), grant))
     await asyncio.sleep(0.5)
     task.cancel()
     started = time.monotonic()

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from auxilio.agent.report import build_report
 from auxilio.agent.state import AgentState
 from auxilio.agent.userinput import Signal
+from auxilio.crypto.receipts import verify_extension_receipt
 from auxilio.protocol.app import (
     ChatMessage,
     TerminalExit,
@@ -24,11 +25,12 @@ from auxilio.protocol.frames import (
     CapabilityRevoke,
     SessionActivity,
     SessionEnd,
+    SessionExtendAnswer,
     SessionExtendDecision,
 )
 from auxilio.protocol.types import Capability, ConsentDecision
 
-from .factories import make_grant, now
+from .factories import make_extension, make_grant, now
 from .sessionkit import Harness
 
 GRANTED = ConsentDecision.GRANTED
@@ -90,11 +92,12 @@ async def test_terminal_runs_reports_commands_and_stops_on_revoke(
     await h.activate()
     await h.send_app(ChannelId.TERMINAL, TerminalOpen(terminal_id=1, cols=80, rows=24))
     opened = await h.next_sent(SessionActivity)
-    assert (opened.kind, opened.subject) == ("terminal_opened", "/bin/sh")
+    # The grant names no auditor key: the kind goes, the details stay on the device.
+    assert (opened.kind, opened.sealed_details) == ("terminal_opened", None)
     await h.send_app(ChannelId.TERMINAL, TerminalInput(terminal_id=1, data=b"echo hel''lo\r"))
     activity = await h.next_sent(SessionActivity)
-    assert (activity.kind, activity.subject, activity.capability) == (
-        "command_run", "echo hel''lo", "terminal",
+    assert (activity.kind, activity.sealed_details, activity.capability) == (
+        "command_run", None, "terminal",
     )  # fmt: skip
     output = b""
     while b"hello" not in output:
@@ -172,25 +175,55 @@ async def test_the_agent_ends_the_session_at_the_grants_end(
     await h.finished()
 
 
-async def test_a_verified_extension_moves_the_end_and_a_forged_one_does_not(
+async def test_an_extension_moves_the_end_only_once_the_person_accepts_it(
     state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
 ) -> None:
     h = harness(state, server_key, technician_key)
     await h.activate()
     before = h.runner.grant.not_after
-    forged, _ = make_grant(
-        Ed25519PrivateKey.generate(), state.device_public_key, technician_key, minutes=90
-    )
     decision = {"support_session_id": "ss-1001", "approved": True, "decided_by": "server"}
+    forged, _ = make_extension(Ed25519PrivateKey.generate(), h.grant, minutes=30)
     await h.link.incoming.put(SessionExtendDecision(id="x1", grant=forged, **decision))  # type: ignore[arg-type]
-    later, _ = make_grant(
-        server_key, state.device_public_key, technician_key,
-        issued_at=h.grant.issued_at, minutes=90,
-    )  # fmt: skip
+    later, proposed = make_extension(server_key, h.grant, minutes=30, reason="the driver update")
     await h.link.incoming.put(SessionExtendDecision(id="x2", grant=later, **decision))  # type: ignore[arg-type]
-    await h.eventually(lambda: h.runner.grant.not_after != before)
-    assert h.runner.grant.not_after == before + timedelta(minutes=60)
-    assert "Extension NOT applied" in h.console.export_text()
+    await h.eventually(lambda: "driver update" in h.console.export_text(clear=False))
+    text = h.console.export_text()
+    assert "Extension NOT applied" in text
+    assert h.runner.grant.not_after == before  # asked, not yet applied
+    await h.lines.queue.put("y")
+    answer = await h.next_sent(SessionExtendAnswer)
+    body = verify_extension_receipt(state.device_public_key, answer.receipt)
+    assert (body.decision, body.grant_nonce) == (ConsentDecision.GRANTED, proposed.nonce)
+    assert body.new_not_after == before + timedelta(minutes=30)
+    assert h.runner.grant.not_after == before + timedelta(minutes=30)
+    await h.lines.queue.put("q")
+    await h.finished()
+
+
+async def test_an_extension_refused_or_unanswered_leaves_the_end_where_it_was(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    h = harness(state, server_key, technician_key)
+    await h.activate()
+    before = h.runner.grant.not_after
+    decision = {"support_session_id": "ss-1001", "approved": True, "decided_by": "server"}
+    refused, _ = make_extension(server_key, h.grant, minutes=10)
+    await h.link.incoming.put(SessionExtendDecision(id="x1", grant=refused, **decision))  # type: ignore[arg-type]
+    await h.eventually(lambda: "Allow the extension?" in h.console.export_text(clear=False))
+    await h.lines.queue.put("n")
+    answer = await h.next_sent(SessionExtendAnswer)
+    assert verify_extension_receipt(state.device_public_key, answer.receipt).decision == (
+        ConsentDecision.REFUSED
+    )
+    silent, _ = make_extension(
+        server_key, h.grant, minutes=10, note={"answer_within_seconds": 1}
+    )
+    await h.link.incoming.put(SessionExtendDecision(id="x2", grant=silent, **decision))  # type: ignore[arg-type]
+    answer = await h.next_sent(SessionExtendAnswer)
+    assert verify_extension_receipt(state.device_public_key, answer.receipt).decision == (
+        ConsentDecision.TIMED_OUT
+    )
+    assert h.runner.grant.not_after == before
     await h.lines.queue.put("q")
     await h.finished()
 

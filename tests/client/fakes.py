@@ -30,7 +30,7 @@ from auxilio.protocol.frames import (
     encode_message,
     parse_message,
 )
-from auxilio.protocol.types import Capability, CapabilityGrant
+from auxilio.protocol.types import Capability, CapabilityGrant, ConsentTerms
 
 SESSION_ID = "ss-1001"
 
@@ -61,6 +61,9 @@ def make_grant(keys: Keys, *, signer: Ed25519PrivateKey | None = None) -> Signed
         policy_version="test-1",
         issued_at=now,
         not_after=now + timedelta(hours=1),
+        terms=ConsentTerms(
+            legal_text="test", timeout_seconds=60, answer_by=now + timedelta(minutes=2)
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from auxilio.crypto.e2e import E2ESession
 from auxilio.crypto.grants import Grant, SignedGrant, issue_grant, read_grant
 from auxilio.crypto.handshake import Handshake
-from auxilio.protocol.types import Capability, CapabilityGrant, CapabilityLimits
+from auxilio.protocol.types import Capability, CapabilityGrant, CapabilityLimits, ConsentTerms
 
 from .factories import NOW, GrantFactory
 
@@ -66,6 +66,9 @@ def make_grant(
             "issued_at": NOW,
             "not_after": NOW + timedelta(hours=1),
             "recorded": True,
+            "terms": ConsentTerms(
+                legal_text="test", timeout_seconds=60, answer_by=NOW + timedelta(minutes=2)
+            ),
         }
         arguments.update(overrides)
         signed = issue_grant(server_key, **arguments)

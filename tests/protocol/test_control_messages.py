@@ -11,17 +11,15 @@ from auxilio.protocol.frames import (
     MAX_CONTROL_MESSAGE_BYTES,
     MESSAGE_TYPES,
     AgentHello,
-    ConsentPrompt,
     EndReason,
     ErrorMessage,
     Party,
-    RequestedCapability,
     SessionEnd,
     SessionOffer,
     encode_message,
     parse_message,
 )
-from auxilio.protocol.types import Capability, CapabilityLimits, SignedDocument
+from auxilio.protocol.types import SignedDocument
 
 KEY = "A" * 43
 SIGNATURE = "B" * 86
@@ -33,23 +31,6 @@ def _offer() -> SessionOffer:
         id="m-1",
         support_session_id="ss-1001",
         grant=SignedDocument(body="eyJ4IjoxfQ", signature=SIGNATURE),
-        prompt=ConsentPrompt(
-            technician_name="Ana López",
-            organisation_name="Escuela",
-            technician_fingerprint="SHA256:ab12 cd34",
-            ticket_ref="T-88",
-            capabilities=(
-                RequestedCapability(
-                    capability=Capability.FILES,
-                    limits=CapabilityLimits(paths=("/var/log",), direction="download"),
-                    purpose="read the printer log",
-                ),
-            ),
-            max_duration_seconds=3600,
-            recorded=True,
-            legal_text="Sus datos se tratan conforme al RGPD y la LFPDPPP.",
-            timeout_seconds=60,
-        ),
     )
 
 
@@ -63,7 +44,18 @@ def test_the_wire_form_has_the_dotted_type_and_the_id() -> None:
     wire = orjson.loads(encode_message(_offer()))
     assert wire["type"] == "session.offer"
     assert wire["id"] == "m-1"
-    assert wire["prompt"]["timeout_default"] == "refused"
+
+
+def test_an_offer_carries_nothing_outside_the_signed_grant() -> None:
+    # What the person is shown lives inside the grant's signature; an unsigned field beside it
+    # (the old prompt, its timeout and default) is refused rather than ignored.
+    wire = orjson.loads(encode_message(_offer()))
+    assert set(wire) == {"type", "id", "support_session_id", "grant"}
+    wire["prompt"] = {"timeout_seconds": 2, "timeout_default": "granted"}
+    with pytest.raises(ProtocolError) as caught:
+        parse_message(orjson.dumps(wire))
+    assert caught.value.code == "protocol.invalid_field"
+    assert caught.value.message.startswith("prompt")
 
 
 def test_every_type_name_is_dotted_lowercase() -> None:
@@ -149,13 +141,8 @@ _DELETE = object()
         (["support_session_id"], _DELETE, "support_session_id"),
         (["support_session_id"], "has spaces", "support_session_id"),
         (["grant", "signature"], "short", "grant.signature"),
-        (["prompt", "timeout_seconds"], "60", "prompt.timeout_seconds"),
-        (["prompt", "timeout_seconds"], 0, "prompt.timeout_seconds"),
-        (["prompt", "recorded"], 1, "prompt.recorded"),
-        (["prompt", "capabilities"], [], "prompt.capabilities"),
-        (["prompt", "capabilities", 0, "capability"], "mind_reading", "prompt.capabilities.0"),
-        (["prompt", "timeout_default"], "granted_forever", "prompt.timeout_default"),
-        (["prompt", "unexpected"], True, "prompt.unexpected"),
+        (["grant", "body"], "not base64!", "grant.body"),
+        (["grant", "unexpected"], True, "grant.unexpected"),
         (["id"], "", "id"),
     ],
 )

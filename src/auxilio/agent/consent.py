@@ -1,15 +1,15 @@
 """The consent prompt (R1): check the offer, show it, ask one question per capability, sign.
 
-The grant is verified before anything is shown (``grants.check_offer``); the text shown is built
-from the signed grant first (who, which capabilities, until when) and from the unsigned prompt only
-for what the grant does not carry (purposes, ticket, legal text, timeout). A capability the prompt
-lists but the grant does not is never shown nor asked. The exact text printed is what the receipt
-hashes.
+The grant is verified before anything is shown (``grants.check_offer``); every word of the text
+comes from the signed grant: who asks, which capabilities with their limits, until when, and its
+signed ``terms`` (purposes, ticket, legal text, timeout and what silence means). Silence is a
+refusal, whatever a grant says: an attended prompt that times out records ``timed_out``, never
+a yes. The exact text printed is what the receipt hashes.
 
 Lines an automated test can wait for (stable):
 
     Allow <capability>? [y/n]
-    <capability>: granted | refused | timed out (refused) | timed out (granted)
+    <capability>: granted | refused | timed out (refused)
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from rich.rule import Rule
 from auxilio.agent.userinput import LineInput, Signal
 from auxilio.crypto.grants import Grant
 from auxilio.crypto.receipts import ConsentReceipt, SignedReceipt, sign_receipt, verify_receipt
-from auxilio.protocol.frames import ConsentPrompt
 from auxilio.protocol.types import Capability, CapabilityGrant, CapabilityLimits, ConsentDecision
 
 Clock = Callable[[], datetime]
@@ -68,26 +67,31 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} minute" + ("s" if minutes != 1 else "")
 
 
-def _clock_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def clock_text(moment: datetime) -> str:
+    """A moment in the device's own time zone, with the zone's name."""
+    local = moment.astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "local time")
 
 
-def render_prompt(grant: Grant, prompt: ConsentPrompt, *, deadline: datetime) -> str:
+def consent_deadline(grant: Grant, started: datetime) -> datetime:
+    """The prompt's deadline: its signed timeout from now, never past the offer's answer-by."""
+    return min(started + timedelta(seconds=grant.terms.timeout_seconds), grant.terms.answer_by)
+
+
+def render_prompt(grant: Grant, *, deadline: datetime) -> str:
     """The full prompt text, exactly as shown and hashed into the receipt."""
-    purposes = {item.capability: item.purpose for item in prompt.capabilities}
-    max_seconds = min(
-        prompt.max_duration_seconds, (grant.not_after - grant.issued_at).total_seconds()
-    )
-    default = prompt.timeout_default
+    terms = grant.terms
+    purposes = {item.capability: item.purpose for item in terms.purposes}
+    max_seconds = (grant.not_after - grant.issued_at).total_seconds()
     lines = [
         "Remote support request",
         "",
         f"Technician:       {grant.technician_name}",
         f"Organisation:     {grant.organisation_name}",
         f"Technician key:   {grant.technician_key_fingerprint}",
-        f"Ticket:           {prompt.ticket_ref or '(none)'}",
+        f"Ticket:           {terms.ticket_ref or '(none)'}",
         f"Maximum duration: {_minutes(max_seconds)}, "
-        f"ending at the latest at {_clock_text(grant.not_after)}",
+        f"ending at the latest at {clock_text(grant.not_after)}",
         f"Recorded:         {'yes' if grant.recorded else 'no'}",
         f"Policy version:   {grant.policy_version}",
         "",
@@ -100,11 +104,15 @@ def render_prompt(grant: Grant, prompt: ConsentPrompt, *, deadline: datetime) ->
         lines.append(f"     limits: {_limits_text(item.limits)}")
     lines += [
         "",
-        prompt.legal_text.strip(),
+        terms.legal_text.strip(),
+    ]
+    if terms.privacy_notice.strip():
+        lines += ["", terms.privacy_notice.strip()]
+    lines += [
         "",
         "You are asked about each capability separately. You can end the session at any time.",
-        f"Answer within {prompt.timeout_seconds} seconds (until {_clock_text(deadline)}). "
-        f"No answer means: {default}.",
+        f"Answer within {terms.timeout_seconds} seconds (until {clock_text(deadline)}). "
+        "No answer means: refused.",
     ]
     return "\n".join(lines)
 
@@ -115,7 +123,6 @@ class ConsentResult:
     decisions: dict[Capability, ConsentDecision]
     decided_at: datetime
     timeout_seconds: int
-    timeout_default: str
 
     def granted(self) -> frozenset[Capability]:
         return frozenset(
@@ -123,31 +130,24 @@ class ConsentResult:
         )
 
 
-_YES = {"y", "yes", "s", "si", "sí"}
-_NO = {"n", "no"}
+YES_WORDS = {"y", "yes", "s", "si", "sí"}
+NO_WORDS = {"n", "no"}
 
 
 async def ask_consent(
     console: Console,
     lines: LineInput,
     grant: Grant,
-    prompt: ConsentPrompt,
     *,
     clock: Clock = utc_now,
 ) -> ConsentResult:
     """Show the prompt and ask about each capability of the grant until the deadline."""
-    started = clock()
-    deadline = started + timedelta(seconds=prompt.timeout_seconds)
-    text = render_prompt(grant, prompt, deadline=deadline)
+    deadline = consent_deadline(grant, clock())
+    text = render_prompt(grant, deadline=deadline)
     console.print(Rule("Auxilio: remote support request", style="bold yellow"))
     console.print(text, markup=False, highlight=False, soft_wrap=True)
     console.print(Rule(style="bold yellow"))
 
-    on_timeout = (
-        ConsentDecision.GRANTED
-        if prompt.timeout_default == "granted"
-        else ConsentDecision.TIMED_OUT
-    )
     decisions: dict[Capability, ConsentDecision] = {}
     pending: list[CapabilityGrant] = list(grant.capabilities)
     while pending:
@@ -171,22 +171,21 @@ async def ask_consent(
             pending = []
             break
         word = answer.strip().lower()
-        if word in _YES or word in _NO:
-            decision = ConsentDecision.GRANTED if word in _YES else ConsentDecision.REFUSED
+        if word in YES_WORDS or word in NO_WORDS:
+            decision = ConsentDecision.GRANTED if word in YES_WORDS else ConsentDecision.REFUSED
             decisions[item.capability] = decision
             _say(console, f"{item.capability}: {decision}")
             pending.pop(0)
         else:
             _say(console, "Please answer y (yes) or n (no).")
     for item in pending:
-        decisions[item.capability] = on_timeout
-        _say(console, f"{item.capability}: timed out ({prompt.timeout_default})")
+        decisions[item.capability] = ConsentDecision.TIMED_OUT
+        _say(console, f"{item.capability}: timed out (refused)")
     return ConsentResult(
         prompt_text=text,
         decisions=decisions,
         decided_at=clock(),
-        timeout_seconds=prompt.timeout_seconds,
-        timeout_default=prompt.timeout_default,
+        timeout_seconds=grant.terms.timeout_seconds,
     )
 
 
@@ -202,7 +201,8 @@ def sign_consent(
         decisions=result.decisions,
         decided_at=result.decided_at,
         timeout_seconds=result.timeout_seconds,
-        timeout_default="granted" if result.timeout_default == "granted" else "refused",
+        # What silence meant here: refusal, the only meaning an attended prompt gives it.
+        timeout_default="refused",
     )
     # Read back through the verifier: the copy kept and shown is exactly what was signed.
     return signed, verify_receipt(device_key.public_key(), signed)

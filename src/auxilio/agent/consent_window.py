@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Literal
 
 from rich.console import Console
 
-from auxilio.agent.consent import Clock, ConsentResult, render_prompt, utc_now
+from auxilio.agent.consent import (
+    Clock,
+    ConsentResult,
+    consent_deadline,
+    render_prompt,
+    utc_now,
+)
 from auxilio.crypto.grants import Grant
-from auxilio.protocol.frames import ConsentPrompt
 from auxilio.protocol.types import Capability, ConsentDecision
 
 Ending = Literal["confirmed", "timed_out", "closed", "stopped"]
@@ -136,28 +141,25 @@ class ConsentWindow:
 async def ask_consent_in_window(
     console: Console,
     grant: Grant,
-    prompt: ConsentPrompt,
     *,
     clock: Clock = utc_now,
     window: type[ConsentWindow] = ConsentWindow,
     on_ready: Any = None,
 ) -> ConsentResult:
     """The same questions as ``ask_consent``, answered in a window; the same result."""
-    deadline = clock() + timedelta(seconds=prompt.timeout_seconds)
-    text = render_prompt(grant, prompt, deadline=deadline)
+    deadline = consent_deadline(grant, clock())
+    text = render_prompt(grant, deadline=deadline)
+    seconds = max(1, math.ceil((deadline - clock()).total_seconds()))
     console.print("A window asks for your consent.", markup=False)
-    dialog = window(text, [c.capability for c in grant.capabilities], prompt.timeout_seconds,
+    dialog = window(text, [c.capability for c in grant.capabilities], seconds,
                     on_ready=on_ready)  # fmt: skip
     try:
         answers, ending = await asyncio.to_thread(dialog.run)
     except asyncio.CancelledError:
         dialog.stop.set()  # the request was withdrawn: close the window
         raise
-    on_timeout = (
-        ConsentDecision.GRANTED
-        if prompt.timeout_default == "granted"
-        else ConsentDecision.TIMED_OUT
-    )
+    # Silence is a refusal, recorded as such: never a yes, whatever the grant says.
+    on_timeout = ConsentDecision.TIMED_OUT
     decisions: dict[Capability, ConsentDecision] = {}
     for item in grant.capabilities:
         answer = answers.get(item.capability)
@@ -171,6 +173,5 @@ async def ask_consent_in_window(
         prompt_text=text,
         decisions=decisions,
         decided_at=clock(),
-        timeout_seconds=prompt.timeout_seconds,
-        timeout_default=prompt.timeout_default,
+        timeout_seconds=grant.terms.timeout_seconds,
     )

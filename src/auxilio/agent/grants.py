@@ -2,7 +2,7 @@
 
 Everything the person is asked about, and everything the agent later opens, comes from a grant
 that passed these checks: signed by the pinned server key, naming this device's key (and its id,
-once the server has assigned one), live now, and consistent with the prompt shown beside it.
+once the server has assigned one), live now, and, for an offer, not past its answer-by time.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from auxilio.agent.errors import AgentError
 from auxilio.crypto.errors import CryptoError
-from auxilio.crypto.grants import Grant, read_grant, verify_grant
+from auxilio.crypto.grants import DEFAULT_CLOCK_SKEW, Grant, read_grant, verify_grant
 from auxilio.protocol.frames import SessionOffer
-from auxilio.protocol.types import SignedDocument
+from auxilio.protocol.types import CapabilityGrant, SignedDocument
 
 
 def _verify(
@@ -46,18 +46,23 @@ def check_offer(
     device_id: str | None,
     now: datetime,
 ) -> Grant:
-    """The grant of ``offer``, verified; raises ``AgentError`` (with the grant error code)."""
+    """The grant of ``offer``, verified; raises ``AgentError`` (with the grant error code).
+
+    Everything the prompt shows comes from this grant (its ``terms`` included), so a passing
+    check means every word of the prompt is the server's signed word."""
     grant = _verify(server_key, offer.grant, device_key=device_key, device_id=device_id, now=now)
-    prompt = offer.prompt
-    if (
-        grant.support_session_id != offer.support_session_id
-        or grant.technician_key_fingerprint != prompt.technician_fingerprint
-        or grant.technician_name != prompt.technician_name
-        or grant.organisation_name != prompt.organisation_name
-    ):
-        raise AgentError("grant.mismatch", "the consent prompt does not match the signed grant")
+    if grant.support_session_id != offer.support_session_id:
+        raise AgentError("grant.mismatch", "the offer names another support session than its grant")
     if not grant.capabilities:
         raise AgentError("grant.malformed", "the grant allows no capability")
+    if grant.extension is not None:
+        raise AgentError("grant.mismatch", "an extension's grant cannot open a support session")
+    if now > grant.terms.answer_by + DEFAULT_CLOCK_SKEW:
+        raise AgentError(
+            "offer.expired",
+            f"the offer had to be answered by {grant.terms.answer_by.isoformat()}; "
+            "an old offer is never shown again",
+        )
     return grant
 
 
@@ -69,21 +74,55 @@ def check_extension(
     device_key: Ed25519PublicKey,
     now: datetime,
 ) -> Grant:
-    """A new grant may move ``not_after`` later and nothing else that widens the session: same
-    support session, same technician key, no capability that the person was not asked about,
-    the same limits for each, not recorded unless it already was."""
+    """A new grant may move ``not_after`` later and nothing else that widens the session, and
+    only within the extension terms of the first grant the person consented to: same support
+    session, technician key, terms and auditor key; the next extension in the chain; no
+    capability the person was not asked about, the same limits for each, a capability's own
+    shorter limit kept; not recorded unless it already was."""
     if signed is None:
         raise AgentError("grant.missing", "the approved extension carries no grant")
     new = _verify(server_key, signed, device_key=device_key, device_id=current.device_id, now=now)
-    # Same limits as asked about (a new grant must not swap the shell or widen paths, bytes),
-    # and not recorded if the person was told it would not be.
-    asked = {item.capability: item.limits for item in current.capabilities}
+    note = new.extension
+    if note is None:
+        raise AgentError("grant.mismatch", "the new grant does not say it is an extension")
+    asked = {item.capability: item for item in current.capabilities}
+    previous = current.extension
+    original = previous.original_not_after if previous is not None else current.not_after
     if (
         new.support_session_id != current.support_session_id
         or new.technician_e2e_key != current.technician_e2e_key
-        or any(asked.get(item.capability) != item.limits for item in new.capabilities)
+        or new.terms != current.terms
+        or new.extensions != current.extensions
+        or new.auditor_public_key != current.auditor_public_key
         or (new.recorded and not current.recorded)
-        or new.not_after < current.not_after
-    ):
+        or note.previous_nonce != current.nonce
+        or note.sequence != (previous.sequence if previous is not None else 0) + 1
+        or note.original_not_after != original
+        or new.not_after <= current.not_after
+        or any(not _same_or_narrower(asked.get(item.capability), item, current)
+               for item in new.capabilities)
+    ):  # fmt: skip
         raise AgentError("grant.mismatch", "the new grant is not an extension of this one")
+    terms = current.extensions
+    if note.sequence > terms.max_count:
+        raise AgentError(
+            "extension.beyond_limit",
+            f"this would be extension {note.sequence}; the session allows {terms.max_count}",
+        )
+    total = (new.not_after - original).total_seconds()
+    if total > terms.max_total_seconds:
+        raise AgentError(
+            "extension.beyond_limit",
+            f"the extensions would add {int(total)} s; the session allows "
+            f"{terms.max_total_seconds} s in all",
+        )
     return new
+
+
+def _same_or_narrower(before: CapabilityGrant | None, after: CapabilityGrant, grant: Grant) -> bool:
+    if before is None or before.limits != after.limits:
+        return False
+    # A capability with a shorter limit of its own (the terminal's 30 minutes) keeps it.
+    if before.expires_at < grant.not_after:
+        return after.expires_at <= before.expires_at
+    return True

@@ -91,13 +91,18 @@ async def join(
         await connection.send(SessionJoin(id=new_id(), join_code=code.strip().upper()))
         offer = await _wait_offer(connection)
         try:
+            now = utc_now()
             grant = check_offer(
                 offer,
                 server_key=pinned.public_key,
                 device_key=state.device_public_key,
                 device_id=pinned.device_id,
-                now=utc_now(),
+                now=now,
             )
+            if not state.remember_grant(grant.nonce, until=grant.not_after, now=now):
+                raise AgentError(
+                    "offer.replayed", "this offer was already shown once; it is never shown again"
+                )
         except AgentError as exc:
             await connection.send(
                 SessionEnd(
@@ -124,9 +129,9 @@ async def join(
         )
         consenting = True
         if window and window_available():
-            asking = ask_consent_in_window(console, grant, offer.prompt)
+            asking = ask_consent_in_window(console, grant)
         else:
-            asking = ask_consent(console, lines, grant, offer.prompt)
+            asking = ask_consent(console, lines, grant)
         consent_task = asyncio.create_task(asking)
         early_end = await _watch_during_consent(connection, consent_task)
         consenting = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -21,16 +22,17 @@ from auxilio.agent.capabilities import chat
 from auxilio.agent.capabilities.terminal import TerminalHost
 from auxilio.agent.channel import CHANNEL_OF, E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
-from auxilio.agent.consent import Clock, utc_now
+from auxilio.agent.consent import NO_WORDS, YES_WORDS, Clock, clock_text, utc_now
 from auxilio.agent.dispatch import AppDispatcher
 from auxilio.agent.errors import AgentError
 from auxilio.agent.feed import HELP, Feed
 from auxilio.agent.grants import check_extension
+from auxilio.agent.sealing import recording_key_message
 from auxilio.agent.state import ActivityLog
 from auxilio.agent.userinput import Line, LineInput, Signal
 from auxilio.crypto.errors import E2EError
 from auxilio.crypto.grants import Grant
-from auxilio.crypto.receipts import ConsentReceipt
+from auxilio.crypto.receipts import ConsentReceipt, sign_extension_receipt
 from auxilio.protocol.app import TerminalOutput
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
 from auxilio.protocol.frames import (
@@ -41,6 +43,7 @@ from auxilio.protocol.frames import (
     ErrorMessage,
     Party,
     SessionEnd,
+    SessionExtendAnswer,
     SessionExtendDecision,
     SessionStateMessage,
     SessionWarning,
@@ -99,6 +102,7 @@ class SupportSessionRunner:
         self.terminals = TerminalHost(
             on_output=lambda tid, data: self._queue.put_nowait(("output", (tid, data))),
             on_exit=lambda tid, exited: self._queue.put_nowait(("exit", (tid, exited))),
+            on_command=lambda command: self._queue.put_nowait(("command", command)),
             max_terminals=MAX_TERMINALS,
         )
         self._apps = AppDispatcher(
@@ -113,6 +117,8 @@ class SupportSessionRunner:
         )
         self.ended: Ended | None = None
         self._warned = False
+        # An extension the person has yet to answer: the checked new grant and the deadline.
+        self._extension: tuple[Grant, datetime] | None = None
         self._last_status = 0.0
         self._started = clock()
 
@@ -190,6 +196,8 @@ class SupportSessionRunner:
             await self._channel.send(TerminalOutput(terminal_id=terminal_id, data=data))
         elif kind == "exit":
             await self._apps.terminal_exited(*value)
+        elif kind == "command":
+            await self._apps.command_observed(value)
         elif kind == "bad":
             if value.code is ProtocolErrorCode.UNKNOWN_TYPE:
                 self._log.append("ignored", what=value.message)  # a newer server; not fatal
@@ -256,14 +264,27 @@ class SupportSessionRunner:
         if not done:
             self._log.append("ignored", what="e2e.accept without e2e.hello")
             return
+        await self._send_recording_key()
         self._feed.activity(
             f"End-to-end encrypted channel open with {self.grant.technician_name} "
             f"(technician key {self.grant.technician_key_fingerprint})."
         )
 
+    async def _send_recording_key(self) -> None:
+        """A recorded session: this epoch's keys, sealed to the grant's auditor key, so the
+        auditor (and only the auditor) can open the relay's recording of it."""
+        keys = self._channel.keys
+        message = recording_key_message(self.grant, keys) if keys is not None else None
+        if message is not None:
+            await self._send_control(message)
+            self._log.append("recording_key_sent", epoch=message.epoch)
+
     def _on_extension(self, message: SessionExtendDecision) -> None:
         if not message.approved:
             self._feed.info(f"An extension was refused ({message.reason or 'no reason given'}).")
+            return
+        if self._extension is not None:
+            self._log.append("ignored", what="an extension while another awaits your answer")
             return
         try:
             new = check_extension(
@@ -277,12 +298,54 @@ class SupportSessionRunner:
             self._feed.alert(f"Extension NOT applied: the new grant was refused ({exc.code}).")
             self._log.append("extension_refused", code=exc.code)
             return
-        self.grant = new
-        self._warned = False
-        self._log.append("extended", not_after=new.not_after.isoformat(), reason=message.reason)
+        note = new.extension
+        assert note is not None  # noqa: S101 -- check_extension refuses a grant without one
+        deadline = self._clock() + timedelta(seconds=note.answer_within_seconds)
+        self._extension = (new, deadline)
+        self._log.append("extension_asked", not_after=new.not_after.isoformat(), reason=note.reason)
         self._feed.warning(
-            f"Session extended until {new.not_after:%H:%M:%S} UTC"
-            + (f": {message.reason}" if message.reason else ".")
+            f"{new.technician_name} asks to extend the session until {clock_text(new.not_after)} "
+            f"(now it ends at {clock_text(self.grant.not_after)}). Reason given: {note.reason}"
+        )
+        self._feed.info(
+            f"Allow the extension? Type y (yes) or n (no) within {note.answer_within_seconds} s; "
+            "no answer means no."
+        )
+
+    async def _answer_extension(self, decision: ConsentDecision) -> None:
+        if self._extension is None:
+            return
+        new, _ = self._extension
+        self._extension = None
+        note = new.extension
+        assert note is not None  # noqa: S101 -- only checked extensions are pending
+        signed = sign_extension_receipt(
+            self._device_key,
+            support_session_id=new.support_session_id,
+            device_id=new.device_id,
+            grant_nonce=new.nonce,
+            new_not_after=new.not_after,
+            reason=note.reason,
+            decision=decision,
+            decided_at=self._clock(),
+        )
+        if decision is ConsentDecision.GRANTED:
+            self.grant = new
+            self._warned = False
+            self._feed.warning(f"Session extended until {clock_text(new.not_after)}.")
+        else:
+            ends = clock_text(self.grant.not_after)
+            self._feed.info(f"Extension {decision}: the session still ends at {ends}.")
+        self._log.append(
+            "extension_answered",
+            decision=str(decision),
+            not_after=self.grant.not_after.isoformat(),
+            reason=note.reason,
+        )
+        await self._send_control(
+            SessionExtendAnswer(
+                id=new_id(), support_session_id=new.support_session_id, receipt=signed
+            )
         )
 
     # -- E2E frames ----------------------------------------------------------------------------
@@ -315,6 +378,12 @@ class SupportSessionRunner:
             return
         words = line.split()
         if not words:
+            return
+        if self._extension is not None and line.strip().lower() in YES_WORDS | NO_WORDS:
+            answer = line.strip().lower() in YES_WORDS
+            await self._answer_extension(
+                ConsentDecision.GRANTED if answer else ConsentDecision.REFUSED
+            )
             return
         if words[0].lower() == "r" and len(words) == 2:
             try:
@@ -361,6 +430,8 @@ class SupportSessionRunner:
         if self.ended is not None:
             return
         now = self._clock()
+        if self._extension is not None and now >= self._extension[1]:
+            await self._answer_extension(ConsentDecision.TIMED_OUT)
         if now >= self.grant.not_after:
             self._feed.warning("The time allowed for this session is over.")
             await self._end(Party.AGENT, EndReason.TIME_LIMIT, "grant_not_after")

@@ -3,6 +3,7 @@
     <state_dir>/                 0700
       device-key.pem             0600, the Ed25519 device key (made on first run)
       known_servers.json         0600, server key pinned on first contact (trust on first use)
+      seen_grants.json           0600, nonces of the grants already acted on (replays refused)
       receipts/<time>-<id>.json  0600, a copy of every consent receipt the device signed
       sessions/<id>.jsonl        0600, the agent's own log of each support session (the report)
 
@@ -138,6 +139,32 @@ class AgentState:
         if origin in known and known[origin].get("device_id") != device_id:
             known[origin]["device_id"] = device_id
             write_private_file(self._known_path, json.dumps(known, indent=2).encode())
+
+    # -- grants already seen (replay) ---------------------------------------------------------
+
+    @property
+    def _seen_path(self) -> Path:
+        return self.root / "seen_grants.json"
+
+    def remember_grant(self, nonce: str, *, until: datetime, now: datetime) -> bool:
+        """``True`` the first time a grant nonce is seen, ``False`` for a replay. A nonce is kept
+        until its grant expires: after that the grant is refused as expired anyway."""
+        seen: dict[str, str] = {}
+        if self._seen_path.exists():
+            try:
+                data = json.loads(self._seen_path.read_text())
+            except ValueError as exc:
+                raise AgentError("state.corrupt", f"{self._seen_path} is not JSON") from exc
+            if not isinstance(data, dict):
+                raise AgentError("state.corrupt", f"{self._seen_path} is not a JSON object")
+            seen = {
+                str(k): str(v) for k, v in data.items() if datetime.fromisoformat(str(v)) > now
+            }
+        if nonce in seen:
+            return False
+        seen[nonce] = until.isoformat()
+        write_private_file(self._seen_path, json.dumps(seen, indent=2).encode())
+        return True
 
     # -- consent receipts -----------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ from auxilio.protocol.types import (
     Base64Url,
     Capability,
     CapabilityGrant,
+    ConsentTerms,
+    ExtensionNote,
+    ExtensionTerms,
     Identifier,
     Key32,
     ShortText,
@@ -65,6 +68,11 @@ class Grant(WireModel):
     capabilities: tuple[CapabilityGrant, ...] = Field(max_length=16)
     policy_version: ShortText
     recorded: bool
+    # What the person is shown and what decides the prompt (timeout, silence), and the most the
+    # session may be extended: signed, so nothing on the way can change them.
+    terms: ConsentTerms
+    extensions: ExtensionTerms = ExtensionTerms()
+    extension: ExtensionNote | None = None
     # The organisation's X25519 auditor key: the agent seals activity details and a recorded
     # session's keys to it. Signed, so a proxy cannot substitute a key of its own.
     auditor_public_key: Key32 | None = None
@@ -81,6 +89,9 @@ class Grant(WireModel):
             raise ValueError("a capability appears twice")
         if any(item.expires_at > self.not_after for item in self.capabilities):
             raise ValueError("a capability outlives the grant")
+        purposes = {item.capability for item in self.terms.purposes}
+        if not purposes <= set(names):
+            raise ValueError("a purpose is given for a capability the grant does not name")
         try:
             technician_key = self.technician_public_key()
             self.device_key()
@@ -125,10 +136,14 @@ def issue_grant(
     policy_version: str,
     issued_at: datetime,
     not_after: datetime,
+    terms: ConsentTerms,
+    extensions: ExtensionTerms | None = None,
+    extension: ExtensionNote | None = None,
     recorded: bool = False,
     auditor_public_key: X25519PublicKey | None = None,
 ) -> SignedGrant:
-    """Build and sign a grant with a fresh 128-bit nonce (it ties the consent receipt to it)."""
+    """Build and sign a grant with a fresh 128-bit nonce (it ties the consent receipt to it and
+    lets the agent refuse a replayed offer)."""
     grant = Grant(
         support_session_id=support_session_id,
         organisation_id=organisation_id,
@@ -142,6 +157,9 @@ def issue_grant(
         capabilities=tuple(capabilities),
         policy_version=policy_version,
         recorded=recorded,
+        terms=terms,
+        extensions=extensions or ExtensionTerms(),
+        extension=extension,
         auditor_public_key=(
             encode_public_key(auditor_public_key) if auditor_public_key is not None else None
         ),

@@ -110,3 +110,54 @@ def verify_receipt(device_public_key: Ed25519PublicKey, signed: SignedReceipt) -
         return ConsentReceipt.model_validate(payload)
     except ValidationError as exc:
         raise ReceiptMalformed(f"signed receipt is invalid: {exc.error_count()} error(s)") from exc
+
+
+class ExtensionReceipt(WireModel):
+    """The person's answer to one extension, signed by the device: which grant (by its nonce)
+    they were asked about, the end it proposed, the reason they were shown, and their answer."""
+
+    support_session_id: Identifier
+    device_id: Identifier
+    grant_nonce: Annotated[Base64Url, StringConstraints(min_length=22, max_length=64)]
+    new_not_after: UtcDatetime
+    reason_sha256: Sha256Hex
+    decision: ConsentDecision
+    decided_at: UtcDatetime
+
+
+def sign_extension_receipt(
+    device_key: Ed25519PrivateKey,
+    *,
+    support_session_id: str,
+    device_id: str,
+    grant_nonce: str,
+    new_not_after: datetime,
+    reason: str,
+    decision: ConsentDecision,
+    decided_at: datetime,
+) -> SignedReceipt:
+    receipt = ExtensionReceipt(
+        support_session_id=support_session_id,
+        device_id=device_id,
+        grant_nonce=grant_nonce,
+        new_not_after=new_not_after,
+        reason_sha256=prompt_digest(reason),
+        decision=decision,
+        decided_at=decided_at,
+    )
+    return sign_document(
+        device_key, receipt.model_dump(mode="json"), kind=DocumentKind.EXTENSION_RECEIPT
+    )
+
+
+def verify_extension_receipt(
+    device_public_key: Ed25519PublicKey, signed: SignedReceipt
+) -> ExtensionReceipt:
+    try:
+        payload = verify_document(device_public_key, signed, kind=DocumentKind.EXTENSION_RECEIPT)
+    except SignatureInvalid as exc:
+        raise ReceiptSignatureInvalid(str(exc)) from exc
+    try:
+        return ExtensionReceipt.model_validate(payload)
+    except ValidationError as exc:
+        raise ReceiptMalformed(f"signed receipt is invalid: {exc.error_count()} error(s)") from exc

@@ -61,5 +61,6 @@ ERROR_CODES: dict[str, str] = {
     "policy.invalid_mode": "a session mode the capability cannot run in",
     "policy.unsupported_version": "a schema version this engine does not understand",
     "policy.inconsistent": "two fields contradict each other",
+    "policy.silence_is_not_consent": "on_timeout: allow; a prompt left unanswered is a refusal",
     "policy.invalid_ical": "the iCalendar text cannot be read",
 }

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from auxilio.policy.errors import PolicyError, PolicyInvalid
-from auxilio.policy.schema import Policy, SessionMode
+from auxilio.policy.schema import OnTimeout, Policy, SessionMode
 from auxilio.policy.yamlsource import Path, dotted, line_for, load_yaml
 
 _TYPE_CODES = {
@@ -133,6 +133,12 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+_SILENCE_IS_NOT_CONSENT = (
+    "silence never means yes in an attended session: on_timeout must be deny "
+    "(unattended access uses the owner's pre-authorisation instead)"
+)
+
+
 def cross_check(policy: Policy, lines: dict[Path, int]) -> list[PolicyError]:
     """Rules that span fields; each error points at the field that has to change."""
     errors: list[PolicyError] = []
@@ -151,6 +157,17 @@ def cross_check(policy: Policy, lines: dict[Path, int]) -> list[PolicyError]:
                     f'"{name}" cannot run in {mode} mode',
                     "policy.invalid_mode",
                 )
+    # A prompt is only ever shown to a person at the device (attended); unattended access rests
+    # on the owner's pre-authorisation instead. So silence can never mean yes.
+    if policy.consent.on_timeout is OnTimeout.ALLOW:
+        add(("consent", "on_timeout"), _SILENCE_IS_NOT_CONSENT, "policy.silence_is_not_consent")
+    for name, override in policy.consent.capabilities.items():
+        if override.on_timeout is OnTimeout.ALLOW:
+            add(
+                ("consent", "capabilities", name, "on_timeout"),
+                _SILENCE_IS_NOT_CONSENT,
+                "policy.silence_is_not_consent",
+            )
     for name, override in policy.consent.capabilities.items():
         path = ("consent", "capabilities", name)
         catalogued = listed.get(name)

@@ -20,13 +20,11 @@ from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import (
     Base64Url,
     Capability,
-    CapabilityLimits,
     Identifier,
     Key32,
     ShortText,
     Signature64,
     SignedDocument,
-    TimeoutDefault,
     UtcDatetime,
     WireModel,
 )
@@ -60,6 +58,8 @@ class EndReason(StrEnum):
     EMERGENCY = "emergency"
     CONNECTION_LOST = "connection_lost"
     PROTOCOL_ERROR = "protocol_error"
+    # The technician's access ended mid-session: token revoked, user deactivated, role changed,
+    # or a training the active policy requires removed or expired (detail names which).
     ACCESS_REVOKED = "access_revoked"
 
 
@@ -75,6 +75,18 @@ class ActivityKind(StrEnum):
     RUNBOOK_RUN = "runbook_run"
     TERMINAL_OPENED = "terminal_opened"
     TERMINAL_CLOSED = "terminal_closed"
+
+
+class ActivitySource(StrEnum):
+    """How the agent observed an activity: what the shell ran (shell integration) or what was
+    typed (the keystroke fallback, which may differ from what ran)."""
+
+    SHELL_INTEGRATION = "shell_integration"
+    KEYSTROKES = "keystrokes"
+
+
+# A sealed value (crypto.sealed) of up to ~8 KiB of details, as unpadded base64url.
+SealedText = Annotated[Base64Url, StringConstraints(min_length=1, max_length=12 * 1024)]
 
 
 class _Message(WireModel):
@@ -130,33 +142,14 @@ class SessionJoin(_Message):
     join_code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9-]{4,32}$")]
 
 
-class RequestedCapability(WireModel):
-    capability: Capability
-    limits: CapabilityLimits = CapabilityLimits()
-    purpose: LongText = ""
-
-
-class ConsentPrompt(WireModel):
-    """Everything the agent shows the person before they decide. The agent checks it against the
-    signed grant in the same offer; the text actually shown is hashed into the consent receipt."""
-
-    technician_name: ShortText
-    organisation_name: ShortText
-    technician_fingerprint: ShortText
-    ticket_ref: ShortText | None = None
-    capabilities: tuple[RequestedCapability, ...] = Field(min_length=1, max_length=16)
-    max_duration_seconds: int = Field(gt=0, le=24 * 3600)
-    recorded: bool
-    legal_text: LongText
-    timeout_seconds: int = Field(gt=0, le=3600)
-    timeout_default: TimeoutDefault = "refused"
-
-
 class SessionOffer(_Message):
+    """Server -> agent: the signed grant, and nothing else. What the person is shown (the
+    consent terms) is inside the grant's signature; an unsigned field here would be one a proxy
+    could rewrite."""
+
     type: Literal["session.offer"] = "session.offer"
     support_session_id: Identifier
     grant: SignedDocument
-    prompt: ConsentPrompt
 
 
 class ConsentDecisionMessage(_Message):
@@ -201,15 +194,32 @@ class E2EConfirm(_Message):
 
 
 class SessionActivity(_Message):
-    """Agent -> server: what was done, for the audit and the person's feed. Metadata only: a
-    command line or a path, never file content or terminal output."""
+    """Agent -> server: what was done, for the audit. The kind, capability, time, source and
+    count are readable by the server; the details (a command line, a path) travel only sealed
+    to the organisation's auditor key (``crypto.sealed``, label ``activity``, context the
+    support session id), or not at all when the grant names no auditor key. Never file content
+    or terminal output."""
 
     type: Literal["session.activity"] = "session.activity"
     support_session_id: Identifier
     at: UtcDatetime
     capability: Capability
     kind: ActivityKind
-    subject: Annotated[str, StringConstraints(max_length=4096)]
+    source: ActivitySource | None = None
+    count: int = Field(default=1, ge=0, le=1_000_000)
+    sealed_details: SealedText | None = None
+
+
+class RecordingKey(_Message):
+    """Agent -> server, in a recorded session: the E2E keys of one handshake epoch sealed to the
+    auditor key (label ``recording-key``, context ``support_session_id || epoch``). ``epoch`` is
+    the E2E transcript hash (``crypto.e2e.transcript_hash``), which the relay computes from the
+    ``e2e.hello`` it forwards, so it can file the keys next to the frames they open."""
+
+    type: Literal["recording.key"] = "recording.key"
+    support_session_id: Identifier
+    epoch: Annotated[Base64Url, StringConstraints(min_length=43, max_length=43)]
+    sealed_keys: Annotated[Base64Url, StringConstraints(min_length=1, max_length=1024)]
 
 
 class SessionWarning(_Message):
@@ -237,6 +247,15 @@ class SessionExtendDecision(_Message):
     new_not_after: UtcDatetime | None = None
     grant: SignedDocument | None = None
     reason: LongText = ""
+
+
+class SessionExtendAnswer(_Message):
+    """Agent -> server: the person's answer to an extension, as a device-signed extension
+    receipt. Until it says ``granted`` the session keeps its old end, on both sides."""
+
+    type: Literal["session.extend.answer"] = "session.extend.answer"
+    support_session_id: Identifier
+    receipt: SignedDocument
 
 
 class CapabilityRevoke(_Message):
@@ -287,9 +306,11 @@ ControlMessage = Annotated[
     | E2EAccept
     | E2EConfirm
     | SessionActivity
+    | RecordingKey
     | SessionWarning
     | SessionExtendRequest
     | SessionExtendDecision
+    | SessionExtendAnswer
     | CapabilityRevoke
     | SessionEnd
     | SessionStateMessage
@@ -304,7 +325,9 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
     for cls in (
         ServerHello, AgentHello, AgentAuth, AgentHeartbeat, TechAttach, SessionJoin,
         SessionOffer, ConsentDecisionMessage, E2EHello, E2EAccept, E2EConfirm, SessionActivity,
-        SessionWarning, SessionExtendRequest, SessionExtendDecision, CapabilityRevoke,
+        RecordingKey, SessionWarning, SessionExtendRequest, SessionExtendDecision,
+        SessionExtendAnswer,
+        CapabilityRevoke,
         SessionEnd, SessionStateMessage, ErrorMessage,
     )
 }  # fmt: skip

@@ -92,3 +92,54 @@ class SignedDocument(WireModel):
 
     body: Annotated[Base64Url, StringConstraints(min_length=4, max_length=128 * 1024)]
     signature: Signature64
+
+
+# -- what the person is asked, signed inside the grant (docs/protocol.md, "The signed offer") ----
+
+LongText = Annotated[str, StringConstraints(max_length=16 * 1024)]
+Nonce = Annotated[Base64Url, StringConstraints(min_length=22, max_length=64)]
+
+
+class CapabilityPurpose(WireModel):
+    capability: Capability
+    purpose: LongText = ""
+
+
+class ConsentTerms(WireModel):
+    """Everything the agent shows the person besides who asks and what (which the grant itself
+    names), and everything that decides the prompt's outcome. It travels inside the signed grant:
+    a proxy or a compromised relay cannot change a word, the timeout or what silence means.
+
+    ``on_timeout`` is ``refused`` for an attended session, always: silence never means yes. The
+    agent treats any other value as a refusal and records ``timed_out``. ``answer_by`` bounds the
+    offer itself: after it the agent refuses to show the prompt at all (an old offer replayed).
+    """
+
+    mode: Literal["attended"] = "attended"
+    ticket_ref: ShortText | None = None
+    purposes: tuple[CapabilityPurpose, ...] = Field(default=(), max_length=16)
+    legal_text: LongText
+    privacy_notice: LongText = ""
+    timeout_seconds: int = Field(gt=0, le=3600)
+    on_timeout: TimeoutDefault = "refused"
+    answer_by: UtcDatetime
+
+
+class ExtensionTerms(WireModel):
+    """The most the session may ever be extended, fixed by the first grant the person consented
+    to. Every later grant must carry the same terms; the agent refuses anything beyond them."""
+
+    max_count: int = Field(default=0, ge=0, le=100)
+    max_total_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    approver_required: bool = False
+
+
+class ExtensionNote(WireModel):
+    """Carried by a grant that extends an earlier one: which extension this is, the technician's
+    stated reason (shown to the person, so signed), and the chain back to the first grant."""
+
+    sequence: int = Field(ge=1, le=100)
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    previous_nonce: Nonce
+    original_not_after: UtcDatetime
+    answer_within_seconds: int = Field(gt=0, le=3600)

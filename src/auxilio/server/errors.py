@@ -183,6 +183,11 @@ class ExtensionNotPending(Conflict):
     default_message = "The extension was already decided."
 
 
+class ExtensionInProgress(Conflict):
+    code = "extension_in_progress"
+    default_message = "Another extension of this session awaits an approver or the person."
+
+
 class InvalidCapabilities(DomainError):
     code = "invalid_capabilities"
     status = 422

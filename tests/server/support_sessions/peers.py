@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.crypto.e2e import E2ESession
-from auxilio.crypto.grants import Grant, verify_grant
+from auxilio.crypto.grants import Grant, read_grant, verify_grant
 from auxilio.crypto.handshake import AgentOffer, Handshake
 from auxilio.crypto.keys import encode_public_key, fingerprint
-from auxilio.crypto.receipts import sign_receipt
+from auxilio.crypto.receipts import sign_extension_receipt, sign_receipt
 from auxilio.crypto.signing import sign_agent_challenge
 from auxilio.protocol.frames import (
     AgentAuth,
@@ -30,13 +30,15 @@ from auxilio.protocol.frames import (
     E2EConfirm,
     E2EHello,
     ServerHello,
+    SessionExtendAnswer,
+    SessionExtendDecision,
     SessionJoin,
     SessionOffer,
     TechAttach,
     encode_message,
     parse_message,
 )
-from auxilio.protocol.types import Capability, ConsentDecision
+from auxilio.protocol.types import Capability, ConsentDecision, TimeoutDefault
 
 Frame = str | bytes
 
@@ -193,18 +195,37 @@ class FakeAgent(Peer):
     async def decide(
         self, decisions: Mapping[Capability, ConsentDecision], *,
         key: Ed25519PrivateKey | None = None, nonce: str | None = None,
+        decided_at: datetime | None = None, timeout_seconds: int | None = None,
+        timeout_default: TimeoutDefault = "refused",
     ) -> None:
         assert self.offer is not None and self.grant is not None
         receipt = sign_receipt(
             key or self.device_key, support_session_id=self.offer.support_session_id,
             device_id=self.grant.device_id, grant_nonce=nonce or self.grant.nonce,
-            prompt_text=f"{self.offer.prompt.technician_name} asks for access",
-            decisions=decisions, decided_at=now(),
-            timeout_seconds=self.offer.prompt.timeout_seconds,
-            timeout_default=self.offer.prompt.timeout_default,
+            prompt_text=f"{self.grant.technician_name} asks for access",
+            decisions=decisions, decided_at=decided_at or now(),
+            timeout_seconds=timeout_seconds or self.grant.terms.timeout_seconds,
+            timeout_default=timeout_default,
         )
         await self.send(ConsentDecisionMessage(
             id=mid(), support_session_id=self.offer.support_session_id, receipt=receipt))
+
+    async def answer_extension(
+        self, decision: SessionExtendDecision, answer: ConsentDecision, *,
+        server_key: Ed25519PrivateKey,
+    ) -> Grant:
+        """The person's signed answer to an offered extension; the checked new grant."""
+        assert self.grant is not None and decision.grant is not None
+        new = read_grant(server_key.public_key(), decision.grant)
+        assert new.extension is not None
+        receipt = sign_extension_receipt(
+            self.device_key, support_session_id=new.support_session_id,
+            device_id=new.device_id, grant_nonce=new.nonce, new_not_after=new.not_after,
+            reason=new.extension.reason, decision=answer, decided_at=now(),
+        )
+        await self.send(SessionExtendAnswer(
+            id=mid(), support_session_id=new.support_session_id, receipt=receipt))
+        return new
 
     async def start_e2e(self) -> None:
         assert self.grant is not None

@@ -9,6 +9,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auxilio.policy.roles import Role
+from auxilio.protocol.types import ConsentDecision
 from tests.factories import make_org, make_technician, make_user
 from tests.server.support_sessions.conftest import World, mfa_token, policy_text
 from tests.server.support_sessions.flow import active, request
@@ -133,8 +134,46 @@ async def test_an_extension_needing_approval_waits_for_a_senior_technician(
     assert approved.status_code == 200, approved.text
     decision = await running.agent.expect("session.extend.decision")
     assert decision.approved and decision.grant is not None
+    # Approved by the policy and the senior, but the end moves only once the person accepts.
+    assert (await world.row(running.sid)).not_after == before
+    await running.technician.expect_state("extension_awaiting_person")
+    new = await running.agent.answer_extension(decision, ConsentDecision.GRANTED,
+                                               server_key=signing_key)
+    assert new.extension is not None and new.extension.reason == "the update is still running"
+    await running.agent.expect_state("extended")
+    told = await running.technician.expect("session.extend.decision")
+    assert (told.approved, told.decided_by) == (True, "end_user")
     after = (await world.row(running.sid)).not_after
     assert before is not None and after == before + timedelta(minutes=10)
     actions = await world.actions(running.sid)
     assert "support_session:extension:requested" in actions
     assert "support_session:extension:approved" in actions
+    assert "support_session:extension:accepted" in actions
+
+
+async def test_an_extension_the_person_refuses_leaves_the_end_where_it_was(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    running = await active(http, world, signing_key, handshake=False)
+    url = f"/api/v1/support-sessions/{running.sid}/extensions"
+    before = (await world.row(running.sid)).not_after
+    asked = await http.post(url, headers=world.technician.headers,
+                            json={"minutes": 10, "reason": "the update is still running"})
+    senior = await make_technician(world.app, world.org, role=Role.SENIOR_TECHNICIAN)
+    await http.post(f"{url}/{asked.json()['id']}/approve", headers=senior.headers)
+    decision = await running.agent.expect("session.extend.decision")
+    again = await http.post(url, headers=world.technician.headers,
+                            json={"minutes": 5, "reason": "one more"})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "extension_in_progress"
+    await running.agent.answer_extension(decision, ConsentDecision.REFUSED,
+                                         server_key=signing_key)
+    told = await running.technician.expect("session.extend.decision")
+    assert (told.approved, told.decided_by) == (False, "end_user")
+    assert (await world.row(running.sid)).not_after == before
+    assert "support_session:extension:declined" in await world.actions(running.sid)
+    # A replayed answer changes nothing and is refused with its code.
+    await running.agent.answer_extension(decision, ConsentDecision.GRANTED,
+                                         server_key=signing_key)
+    await running.agent.expect_error("extension.not_offered")
+    assert (await world.row(running.sid)).not_after == before

@@ -123,8 +123,7 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     "the support session is active (details: granted, not_after).",
     AuditAction.SUPPORT_SESSION_ENDED: "A support session ended, was rejected or expired "
     "(details: ended_by, reason, detail).",
-    AuditAction.SUPPORT_SESSION_WARNING_SENT: "Both peers were warned that the time limit is "
-    "near.",
+    AuditAction.SUPPORT_SESSION_WARNING_SENT: "Both peers were warned that the time limit is near.",
     AuditAction.JOIN_CODE_REJECTED: "An agent offered a wrong, expired or already used join code "
     "(the first from an address in a minute; the rest are counted in audit:failures:summarised).",
     AuditAction.CONSENT_RECORDED: "A device-signed consent receipt was verified and stored "

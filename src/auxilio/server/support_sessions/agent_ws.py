@@ -22,9 +22,11 @@ from auxilio.protocol.frames import (
     E2EConfirm,
     E2EHello,
     Party,
+    RecordingKey,
     ServerHello,
     SessionActivity,
     SessionEnd,
+    SessionExtendAnswer,
     SessionJoin,
     SessionOffer,
     encode_message,
@@ -33,9 +35,12 @@ from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.version import negotiate_version
 from auxilio.server.context import Actor
 from auxilio.server.errors import DomainError
+from auxilio.server.identity.ratelimit import Limited
+from auxilio.server.recordings import service as recordings
+from auxilio.server.recordings.epochs import recording_epoch
 from auxilio.server.relay.connection import CLOSE_POLICY
 from auxilio.server.relay.hub import Peer
-from auxilio.server.support_sessions import clock, consent, during, service
+from auxilio.server.support_sessions import clock, consent, during, extensions, service
 from auxilio.server.support_sessions.consent import AgentRefused, Offer
 from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.support_sessions.runtime import end_text, message_id, state_text
@@ -52,6 +57,7 @@ class AgentHandler(PeerHandler):
 
     device_key: str = ""
     platform: str = ""
+    recorded = False
     join_failures = 0
     organisation_id: uuid.UUID | None = None
 
@@ -125,13 +131,14 @@ class AgentHandler(PeerHandler):
 
     async def bind(self, support_session: SupportSession) -> None:
         self.support_session_id = support_session.id
+        self.recorded = support_session.recorded
         self.organisation_id = support_session.organisation_id
         self.attachment = await self.runtime.hub.attach(self.sid, Peer.AGENT, self.conn)
 
     async def send_offer(self, offer: Offer) -> None:
         await self.send(encode_message(SessionOffer(
             id=message_id(), support_session_id=str(offer.support_session.id),
-            grant=offer.grant, prompt=offer.prompt,
+            grant=offer.grant,
         )))
 
     # -- commands --------------------------------------------------------------------------------
@@ -143,10 +150,16 @@ class AgentHandler(PeerHandler):
             await self.consent(message)
         elif isinstance(message, E2EHello | E2EConfirm):
             await self.relay_unchanged(raw, message.support_session_id, message.id)
+            if isinstance(message, E2EHello) and self.recorded:
+                self.runtime.hub.record_epoch(self.sid, recording_epoch(message))
+        elif isinstance(message, RecordingKey):
+            await self.recording_key(message)
         elif isinstance(message, SessionActivity):
             await self.activity(message)
         elif isinstance(message, CapabilityRevoke):
             await self.revoke(message, raw)
+        elif isinstance(message, SessionExtendAnswer):
+            await self.extension_answer(message)
         elif isinstance(message, SessionEnd):
             await self.end(message)
         elif isinstance(message, AgentHeartbeat):
@@ -165,6 +178,7 @@ class AgentHandler(PeerHandler):
         if self.support_session_id is not None:
             raise WireRefusal("protocol.unexpected_message", "this connection already joined a "
                               "support session", ref=message.id)
+        await self.limit(Limited.JOIN, ref=message.id)
         refused: AgentRefused | None = None
         offer: Offer | None = None
         async with self.runtime.sessionmaker() as db, db.begin():
@@ -194,9 +208,16 @@ class AgentHandler(PeerHandler):
             assert found is not None  # noqa: S101 -- bound sessions exist
             try:
                 result = await consent.record_consent(db, support_session=found,
-                                                      receipt=message.receipt)
+                                                      receipt=message.receipt,
+                                                      server_key=self.runtime.signing_key)
             except AgentRefused as exc:
                 refused = exc
+        if refused is not None and service.is_final(found):
+            # The receipt did not answer the offer: the session is over. The agent hears why
+            # first, then the end.
+            await self.refuse(WireRefusal(refused.code, refused.message, ref=message.id))
+            await self.runtime.announce_end(found)
+            return
         if refused is not None or result is None:
             raise WireRefusal(refused.code if refused else "receipt.malformed",
                               refused.message if refused else "", ref=message.id)
@@ -206,6 +227,30 @@ class AgentHandler(PeerHandler):
             await self.runtime.announce_technician_ready(result)
         else:
             await self.runtime.announce_end(result)
+
+    async def extension_answer(self, message: SessionExtendAnswer) -> None:
+        sid = self._check_bound(message.support_session_id, message.id)
+        refused: AgentRefused | None = None
+        async with self.runtime.sessionmaker() as db, db.begin():
+            found = await service.get_for_update(db, sid)
+            assert found is not None  # noqa: S101 -- bound sessions exist
+            try:
+                row = await extensions.record_extension_answer(
+                    db, support_session=found, receipt=message.receipt,
+                    server_key=self.runtime.signing_key)
+            except AgentRefused as exc:
+                refused = exc
+            except DomainError as exc:
+                refused = AgentRefused(f"session.{exc.code}", exc.message)
+        if refused is not None:
+            raise WireRefusal(refused.code, refused.message, ref=message.id)
+        accepted = row.state == "accepted"
+        await self.runtime.announce_extension(
+            found, approved=accepted, decided_by=Party.END_USER, grant=None,
+            reason="accepted on the device" if accepted else "not accepted on the device",
+            to=(Peer.TECHNICIAN,))
+        if accepted:
+            await self.runtime.announce_state(found, "extended")
 
     async def activity(self, message: SessionActivity) -> None:
         sid = self._check_bound(message.support_session_id, message.id)
@@ -220,6 +265,19 @@ class AgentHandler(PeerHandler):
             await self.runtime.in_transaction(work)
         except DomainError as exc:
             raise WireRefusal("session.not_active", exc.message, ref=message.id) from exc
+
+    async def recording_key(self, message: RecordingKey) -> None:
+        sid = self._check_bound(message.support_session_id, message.id)
+
+        async def work(db: AsyncSession) -> None:
+            await recordings.store_recording_key(db, support_session_id=sid, epoch=message.epoch,
+                                                 sealed_keys=message.sealed_keys,
+                                                 actor=self.actor())
+
+        try:
+            await self.runtime.in_transaction(work)
+        except DomainError as exc:
+            raise WireRefusal(f"session.{exc.code}", exc.message, ref=message.id) from exc
 
     async def revoke(self, message: CapabilityRevoke, raw: str) -> None:
         sid = self._check_bound(message.support_session_id, message.id)

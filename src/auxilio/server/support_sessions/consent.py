@@ -16,20 +16,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.crypto.errors import KeyEncodingInvalid, ReceiptError
-from auxilio.crypto.grants import issue_grant, read_grant
+from auxilio.crypto.grants import Grant, issue_grant, read_grant
 from auxilio.crypto.keys import (
     decode_ed25519_public_key,
     decode_x25519_public_key,
     fingerprint,
 )
-from auxilio.crypto.receipts import verify_receipt
-from auxilio.protocol.frames import ConsentPrompt, EndReason, Party, RequestedCapability
+from auxilio.crypto.receipts import ConsentReceipt, verify_receipt
+from auxilio.protocol.frames import EndReason, Party
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import (
     Capability,
     CapabilityGrant,
     CapabilityLimits,
+    CapabilityPurpose,
     ConsentDecision,
+    ConsentTerms,
+    ExtensionNote,
+    ExtensionTerms,
     SignedDocument,
 )
 from auxilio.server.audit.actions import AuditAction
@@ -40,6 +44,7 @@ from auxilio.server.devices import service as devices
 from auxilio.server.identity import service as identity
 from auxilio.server.identity.auth import actor_for
 from auxilio.server.policies import service as policies
+from auxilio.server.recordings import service as recordings
 from auxilio.server.support_sessions import clock
 from auxilio.server.support_sessions.models import ConsentReceiptRecord, JoinCode, SupportSession
 from auxilio.server.support_sessions.service import (
@@ -88,7 +93,13 @@ def agent_actor(support_session: SupportSession) -> Actor:
 class Offer:
     support_session: SupportSession
     grant: SignedDocument
-    prompt: ConsentPrompt
+
+
+# An offer must reach the device and be answered within the consent timeout; this much more
+# covers the network and a reconnect. After it the agent refuses to show the offer at all.
+OFFER_SLACK = timedelta(seconds=60)
+# How long the person has to answer an extension (signed into the extension's grant).
+EXTENSION_ANSWER_SECONDS = 120
 
 
 def _platform(text: str) -> str:
@@ -159,17 +170,50 @@ def _capability_grants(
     return grants
 
 
+def _extension_terms(policy: policies.ActivePolicy) -> ExtensionTerms:
+    extension = policy.policy.sessions.extension
+    if extension is None:
+        return ExtensionTerms()
+    total = int(extension.max.total_seconds())
+    return ExtensionTerms(
+        # No count in the policy: the total still bounds it, one minute at the least each.
+        max_count=extension.max_count if extension.max_count is not None else max(1, total // 60),
+        max_total_seconds=total,
+        approver_required=extension.approver_role is not None,
+    )
+
+
+def _consent_terms(
+    support_session: SupportSession, policy: policies.ActivePolicy, answer_by: datetime
+) -> ConsentTerms:
+    return ConsentTerms(
+        ticket_ref=support_session.ticket_ref,
+        purposes=tuple(
+            CapabilityPurpose(capability=Capability(name), purpose=PURPOSES.get(name, ""))
+            for name in support_session.requested_capabilities
+        ),
+        legal_text=_legal_text(policy),
+        timeout_seconds=support_session.consent_timeout_seconds,
+        # Attended: silence is a refusal, whatever the stored default says.
+        on_timeout="refused",
+        answer_by=answer_by,
+    )
+
+
 async def sign_grant_for(
     db: AsyncSession, *, support_session: SupportSession, server_key: Ed25519PrivateKey,
     issued_at: datetime, not_after: datetime, capabilities: list[CapabilityGrant],
+    terms: ConsentTerms, extensions: ExtensionTerms, extension: ExtensionNote | None = None,
 ) -> SignedDocument:
+    """Sign a grant for the session's device and technician; the caller decides where it goes
+    (the session's current grant at the offer, an extension's proposed grant otherwise)."""
     org = await identity.get_organisation(db, organisation_id=support_session.organisation_id)
     technician = await identity.get_user(db, organisation_id=support_session.organisation_id,
                                          user_id=support_session.technician_id)
     assert org is not None and technician is not None  # noqa: S101 -- foreign keys guarantee it
     assert support_session.device_id is not None  # noqa: S101 -- set at join, before any grant
     assert support_session.device_public_key is not None  # noqa: S101 -- set with device_id
-    signed = issue_grant(
+    return issue_grant(
         server_key, support_session_id=str(support_session.id), organisation_id=str(org.id),
         organisation_name=org.name, technician_id=str(technician.id),
         technician_name=technician.display_name,
@@ -178,12 +222,28 @@ async def sign_grant_for(
         device_public_key=decode_ed25519_public_key(support_session.device_public_key),
         capabilities=capabilities, policy_version=support_session.policy_version or "unknown",
         issued_at=issued_at, not_after=not_after, recorded=support_session.recorded,
+        terms=terms, extensions=extensions, extension=extension,
+        auditor_public_key=await recordings.auditor_key_for_grant(
+            db, organisation_id=org.id, support_session_id=support_session.id),
     )
+
+
+def adopt_grant(
+    support_session: SupportSession, signed: SignedDocument, server_key: Ed25519PrivateKey
+) -> None:
+    """Make ``signed`` the session's current grant: its end is the session's end."""
+    grant = read_grant(server_key.public_key(), signed)
     support_session.grant_body = signed.body
     support_session.grant_signature = signed.signature
-    support_session.grant_nonce = read_grant(server_key.public_key(), signed).nonce
-    support_session.not_after = not_after
-    return signed
+    support_session.grant_nonce = grant.nonce
+    support_session.not_after = grant.not_after
+
+
+def current_grant(support_session: SupportSession) -> SignedDocument | None:
+    if support_session.grant_body is None or support_session.grant_signature is None:
+        return None
+    return SignedDocument(body=support_session.grant_body,
+                          signature=support_session.grant_signature)
 
 
 async def join_support_session(
@@ -214,75 +274,103 @@ async def join_support_session(
     support_session.device_public_key = device_public_key
     not_after = now + timedelta(seconds=support_session.max_duration_seconds)
     capabilities = _capability_grants(support_session, now, not_after)
+    active = await policies.get_active_policy(db, organisation_id=org)
+    answer_by = now + timedelta(seconds=support_session.consent_timeout_seconds) + OFFER_SLACK
+    terms = _consent_terms(support_session, active, answer_by)
     grant = await sign_grant_for(db, support_session=support_session, server_key=server_key,
-                                 issued_at=now, not_after=not_after, capabilities=capabilities)
-    technician = await identity.get_user(db, organisation_id=org,
-                                         user_id=support_session.technician_id)
-    organisation = await identity.get_organisation(db, organisation_id=org)
-    assert technician is not None and organisation is not None  # noqa: S101 -- foreign keys
-    prompt = ConsentPrompt(
-        technician_name=technician.display_name, organisation_name=organisation.name,
-        technician_fingerprint=fingerprint(
-            decode_x25519_public_key(support_session.technician_e2e_key)
-        ),
-        ticket_ref=support_session.ticket_ref,
-        capabilities=tuple(
-            RequestedCapability(capability=c.capability, limits=c.limits,
-                                purpose=PURPOSES.get(str(c.capability), ""))
-            for c in capabilities
-        ),
-        max_duration_seconds=support_session.max_duration_seconds,
-        recorded=support_session.recorded,
-        legal_text=_legal_text(await policies.get_active_policy(db, organisation_id=org)),
-        timeout_seconds=support_session.consent_timeout_seconds,
-        timeout_default="granted" if support_session.consent_timeout_default == "granted"
-        else "refused",
-    )
-    support_session.offer_prompt = prompt.model_dump(mode="json")
+                                 issued_at=now, not_after=not_after, capabilities=capabilities,
+                                 terms=terms, extensions=_extension_terms(active))
+    adopt_grant(support_session, grant, server_key)
+    support_session.offer_prompt = terms.model_dump(mode="json")
     support_session.offered_at = now
     move(support_session, S.AWAITING_CONSENT)
     await record(db, action=AuditAction.SUPPORT_SESSION_OFFERED, actor=agent_actor(support_session),
                  details={"device_id": str(support_session.device_id),
                           "not_after": not_after.isoformat(),
                           "capabilities": support_session.requested_capabilities,
-                          "grant_nonce": support_session.grant_nonce},
+                          "grant_nonce": support_session.grant_nonce,
+                          "consent_timeout_seconds": terms.timeout_seconds,
+                          "on_timeout": terms.on_timeout,
+                          "answer_by": answer_by.isoformat()},
                  **audit_target(support_session))
-    return Offer(support_session=support_session, grant=grant, prompt=prompt)
+    return Offer(support_session=support_session, grant=grant)
 
 
 def current_offer(support_session: SupportSession) -> Offer | None:
     """The offer already made, for an agent that reconnects before answering it."""
-    if support_session.grant_body is None or support_session.grant_signature is None:
-        return None
-    if support_session.offer_prompt is None:
-        return None
-    return Offer(
-        support_session=support_session,
-        grant=SignedDocument(body=support_session.grant_body,
-                             signature=support_session.grant_signature),
-        prompt=ConsentPrompt.model_validate(support_session.offer_prompt),
-    )
+    grant = current_grant(support_session)
+    return None if grant is None else Offer(support_session=support_session, grant=grant)
 
 
 # ---- consent ---------------------------------------------------------------------------------
 
 
+# Device clocks drift; the receipt's times are checked against the offer within this much.
+RECEIPT_CLOCK_SKEW = timedelta(minutes=2)
+# Rounding of the agent's countdown and the server's own timestamps.
+TIMEOUT_MARGIN = timedelta(seconds=2)
+
+
 async def _refuse_receipt(
     db: AsyncSession, support_session: SupportSession, code: str, message: str
 ) -> AgentRefused:
-    await record(db, action=AuditAction.RECEIPT_REJECTED, actor=agent_actor(support_session),
+    """Audit the refused receipt and end the session with ``code``: a receipt that does not
+    answer the offer made is never a reason to keep waiting for another one."""
+    actor = agent_actor(support_session)
+    await record(db, action=AuditAction.RECEIPT_REJECTED, actor=actor,
                  details={"code": code, "message": message}, **audit_target(support_session))
+    await end_support_session(db, support_session=support_session, ended_by=Party.SERVER,
+                              reason=EndReason.PROTOCOL_ERROR, detail=code, actor=actor)
     return AgentRefused(code, message)
 
 
+def receipt_mismatch(
+    body: ConsentReceipt, grant: Grant, offered_at: datetime, received_at: datetime
+) -> str | None:
+    """What in ``body`` contradicts the offer the server made (``grant``), or ``None``.
+
+    The server cannot see the person answer, but it knows what it offered: the capabilities,
+    the timeout, that silence meant refusal, and when the answer was due. A receipt that says
+    otherwise was not made by an honest agent from this offer."""
+    offered = {item.capability for item in grant.capabilities}
+    decided = {item.capability for item in body.decisions}
+    if decided != offered:
+        return "the receipt decides other capabilities than the offer named"
+    if body.timeout_seconds != grant.terms.timeout_seconds:
+        return (f"the receipt says the prompt waited {body.timeout_seconds} s; "
+                f"the offer said {grant.terms.timeout_seconds} s")
+    if body.timeout_default != "refused":
+        return "the receipt says silence meant yes; the offer said silence is a refusal"
+    if body.decided_at < offered_at - RECEIPT_CLOCK_SKEW:
+        return "the receipt was decided before the offer was made"
+    if body.decided_at > grant.terms.answer_by + RECEIPT_CLOCK_SKEW:
+        return "the receipt was decided after the offer's answer-by time"
+    if received_at > grant.terms.answer_by + RECEIPT_CLOCK_SKEW:
+        return "the receipt arrived after the offer's answer-by time"
+    # Judged on the server's own clock: the agent starts counting only once the offer reached
+    # it, so an honest timeout never arrives before the offer's time plus the timeout.
+    timed_out = any(item.decision is ConsentDecision.TIMED_OUT for item in body.decisions)
+    earliest_timeout = offered_at + timedelta(seconds=grant.terms.timeout_seconds)
+    if timed_out and received_at < earliest_timeout - TIMEOUT_MARGIN:
+        return "the receipt says the prompt timed out before its timeout was up"
+    return None
+
+
 async def record_consent(
-    db: AsyncSession, *, support_session: SupportSession, receipt: SignedDocument
+    db: AsyncSession, *, support_session: SupportSession, receipt: SignedDocument,
+    server_key: Ed25519PrivateKey,
 ) -> SupportSession:
-    """Verify and keep the receipt; the session becomes active, rejected or expired."""
+    """Verify and keep the receipt; the session becomes active, rejected or expired. A receipt
+    that does not answer this session's offer ends the session (``AgentRefused`` with the code,
+    after the session is ended in the same transaction)."""
     if support_session.state != S.AWAITING_CONSENT:
         raise AgentRefused("protocol.illegal_transition",
                            f"the support session is {support_session.state}, not awaiting consent")
     assert support_session.device_public_key is not None  # noqa: S101 -- set at join
+    assert support_session.offered_at is not None  # noqa: S101 -- set with the offer
+    signed_grant = current_grant(support_session)
+    assert signed_grant is not None  # noqa: S101 -- made at the offer
+    grant = read_grant(server_key.public_key(), signed_grant)
     try:
         body = verify_receipt(decode_ed25519_public_key(support_session.device_public_key),
                               receipt)
@@ -295,13 +383,17 @@ async def record_consent(
     ):
         raise await _refuse_receipt(db, support_session, "receipt.wrong_grant",
                                     "the receipt does not answer this support session's grant")
+    received_at = clock.now()
+    mismatch = receipt_mismatch(body, grant, support_session.offered_at, received_at)
+    if mismatch is not None:
+        raise await _refuse_receipt(db, support_session, "receipt.mismatch", mismatch)
     assert support_session.device_id is not None  # noqa: S101 -- checked through the receipt
     decisions = {str(d.capability): str(d.decision) for d in body.decisions}
     db.add(ConsentReceiptRecord(
         organisation_id=support_session.organisation_id, support_session_id=support_session.id,
         device_id=support_session.device_id, body=receipt.body, signature=receipt.signature,
         decisions=decisions, prompt_sha256=body.prompt_sha256, decided_at=body.decided_at,
-        received_at=clock.now(),
+        received_at=received_at,
     ))
     actor = agent_actor(support_session)
     await record(db, action=AuditAction.CONSENT_RECORDED, actor=actor,
@@ -316,7 +408,7 @@ async def record_consent(
     if granted:
         move(support_session, S.ACTIVE)
         support_session.granted_capabilities = granted
-        support_session.activated_at = clock.now()
+        support_session.activated_at = received_at
         await record(db, action=AuditAction.SUPPORT_SESSION_ACTIVATED, actor=actor,
                      details={"granted": granted,
                               "not_after": support_session.not_after.isoformat()

@@ -104,7 +104,8 @@ class ConsentReceiptRecord(Base):
 
 
 class SessionActivity(Base):
-    """What the agent reported doing (a command line, a path): metadata, never content."""
+    """What the agent reported doing: kind, time, source and count in clear; the details (a
+    command line, a path) only as the agent sealed them to the auditor key, or not at all."""
 
     __tablename__ = "support_session_activities"
 
@@ -115,7 +116,11 @@ class SessionActivity(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     capability: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
-    subject: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    # base64url of the sealed box (crypto.sealed, label "activity"); its SHA-256 is audited.
+    sealed_details: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SessionExtension(Base):
@@ -128,8 +133,16 @@ class SessionExtension(Base):
     requested_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     seconds: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16))  # pending | approved | denied
+    # pending (an approver must answer) | offered (the person must answer) | accepted |
+    # declined (the person said no or did not answer) | denied (policy or approver) | lapsed
+    state: Mapped[str] = mapped_column(String(16))
     decided_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decision_rule: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The grant proposed to the device; it becomes the session's grant only once accepted.
+    grant_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    grant_signature: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    grant_nonce: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

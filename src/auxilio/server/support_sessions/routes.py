@@ -42,7 +42,7 @@ from auxilio.server.context import Actor
 from auxilio.server.errors import ApprovalRequired
 from auxilio.server.keys import public_pem
 from auxilio.server.policies.service import policy_denied
-from auxilio.server.support_sessions import consent, during, service
+from auxilio.server.support_sessions import consent, during, extensions, service
 from auxilio.server.support_sessions import schemas as s
 from auxilio.server.support_sessions.models import SessionExtension, SupportSession
 from auxilio.server.support_sessions.runtime import SupportSessionRuntime
@@ -101,6 +101,7 @@ async def request_support_session(
         technician_e2e_key=body.technician_e2e_key,
         actor=caller.actor,
         node_id=_runtime(request).settings.node_id,
+        recording_requested=body.record,
     )
     decision = outcome.decision
     if outcome.support_session is None or decision.effect is Effect.DENY:
@@ -179,7 +180,7 @@ async def request_extension(
     row = await service.get_visible_or_raise(
         db, support_session_id=support_session_id, actor=caller.actor, lock=True
     )
-    outcome = await during.request_extension(
+    outcome = await extensions.request_extension(
         db,
         support_session=row,
         seconds=body.minutes * 60,
@@ -220,10 +221,10 @@ async def _decide_extension(
     row = await service.get_visible_or_raise(
         db, support_session_id=support_session_id, actor=caller.actor, lock=True
     )
-    extension = await during.get_extension_or_raise(
+    extension = await extensions.get_extension_or_raise(
         db, support_session=row, extension_id=extension_id
     )
-    outcome = await during.decide_extension(
+    outcome = await extensions.decide_extension(
         db,
         support_session=row,
         extension=extension,
