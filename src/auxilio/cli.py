@@ -7,6 +7,7 @@ import typer
 
 from auxilio.server import commands as server_commands
 from auxilio.server.audit import commands as audit_commands
+from auxilio.server.recordings import commands as recording_commands
 
 app = typer.Typer(
     help="Auxilio: remote technical support under an enforced, provable policy.",
@@ -16,6 +17,8 @@ app = typer.Typer(
 app.command("serve")(server_commands.serve)
 app.add_typer(server_commands.admin_app, name="admin")
 app.add_typer(audit_commands.audit_app, name="audit")
+server_commands.admin_app.command("auditor-key")(recording_commands.auditor_key)
+app.add_typer(recording_commands.recording_app, name="recording")
 
 
 def _policy_app() -> typer.Typer:

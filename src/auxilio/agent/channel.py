@@ -11,7 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auxilio.agent.connection import ConnectionLost, Link
-from auxilio.crypto.e2e import E2ESession
+from auxilio.crypto.e2e import E2ESession, SessionKeys
 from auxilio.crypto.grants import Grant
 from auxilio.crypto.handshake import AgentOffer, Handshake
 from auxilio.protocol.app import (
@@ -47,6 +47,11 @@ class E2EChannel:
     @property
     def ready(self) -> bool:
         return self._session is not None
+
+    @property
+    def keys(self) -> SessionKeys | None:
+        """The current epoch's keys (sealed to the auditor key in a recorded session)."""
+        return self._session.keys if self._session is not None else None
 
     def reset(self) -> None:
         self._offer = None

@@ -16,6 +16,7 @@ from auxilio.agent.capabilities.terminal import TerminalExited, TerminalHost, lo
 from auxilio.agent.channel import E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
 from auxilio.agent.feed import Feed
+from auxilio.agent.sealing import seal_details
 from auxilio.agent.state import ActivityLog
 from auxilio.crypto.grants import Grant
 from auxilio.protocol.app import (
@@ -26,7 +27,7 @@ from auxilio.protocol.app import (
     TerminalOpen,
     TerminalResize,
 )
-from auxilio.protocol.frames import ActivityKind, SessionActivity
+from auxilio.protocol.frames import ActivityKind, ActivitySource, SessionActivity
 from auxilio.protocol.types import Capability
 
 REFUSED_EXIT_CODE = 126  # "cannot execute"
@@ -124,15 +125,26 @@ class AppDispatcher:
         )
         await self.report(Capability.TERMINAL, ActivityKind.TERMINAL_CLOSED, str(terminal_id))
 
-    async def report(self, capability: Capability, kind: ActivityKind, subject: str) -> None:
-        """``session.activity`` to the server (audited there): metadata, never content."""
+    async def report(
+        self,
+        capability: Capability,
+        kind: ActivityKind,
+        subject: str,
+        *,
+        source: ActivitySource | None = None,
+    ) -> None:
+        """``session.activity`` to the server (audited there). The person's feed and log keep
+        ``subject`` in clear; the server gets it only sealed to the grant's auditor key, and not
+        at all when the grant names none (kind, time, source and count still go)."""
+        grant = self._grant()
         activity = SessionActivity(
             id=new_id(),
-            support_session_id=self._grant().support_session_id,
+            support_session_id=grant.support_session_id,
             at=self._clock(),
             capability=capability,
             kind=kind,
-            subject=subject[:4096],
+            source=source,
+            sealed_details=seal_details(grant, subject),
         )
         try:
             await self._link.send(activity)

@@ -99,3 +99,59 @@ def unseal(private: X25519PrivateKey, box: bytes, *, label: str, context: bytes)
         raise SealedDataInvalid(
             "the box does not open: wrong key, wrong label or context, or altered"
         ) from None
+
+
+# -- what is sealed, shared by the agent (seal) and the auditor's export (unseal) -------------
+
+MAX_DETAILS_BYTES = 8192
+
+
+def activity_context(support_session_id: str) -> bytes:
+    return b"activity|" + support_session_id.encode("utf-8")
+
+
+def recording_key_context(support_session_id: str, epoch: bytes) -> bytes:
+    return b"recording-key|" + support_session_id.encode("utf-8") + b"|" + epoch
+
+
+def seal_activity_details(
+    recipient: X25519PublicKey, support_session_id: str, details: str
+) -> bytes:
+    """The details of one activity (a command line, a path) as UTF-8, cut at
+    ``MAX_DETAILS_BYTES`` on a character boundary."""
+    raw = details.encode("utf-8")[:MAX_DETAILS_BYTES].decode("utf-8", "ignore").encode("utf-8")
+    return seal(recipient, raw, label=ACTIVITY, context=activity_context(support_session_id))
+
+
+def open_activity_details(private: X25519PrivateKey, support_session_id: str, box: bytes) -> str:
+    raw = unseal(private, box, label=ACTIVITY, context=activity_context(support_session_id))
+    return raw.decode("utf-8")
+
+
+def seal_recording_keys(
+    recipient: X25519PublicKey,
+    support_session_id: str,
+    *,
+    epoch: bytes,
+    agent_to_technician: bytes,
+    technician_to_agent: bytes,
+) -> bytes:
+    """One epoch's two 32-byte E2E keys, agent->technician first."""
+    return seal(
+        recipient,
+        agent_to_technician + technician_to_agent,
+        label=RECORDING_KEY,
+        context=recording_key_context(support_session_id, epoch),
+    )
+
+
+def open_recording_keys(
+    private: X25519PrivateKey, support_session_id: str, *, epoch: bytes, box: bytes
+) -> tuple[bytes, bytes]:
+    """(agent->technician, technician->agent) keys of one epoch."""
+    raw = unseal(
+        private, box, label=RECORDING_KEY, context=recording_key_context(support_session_id, epoch)
+    )
+    if len(raw) != 2 * KEY_SIZE:
+        raise SealedDataInvalid(f"sealed recording keys are {len(raw)} bytes, not {2 * KEY_SIZE}")
+    return raw[:KEY_SIZE], raw[KEY_SIZE:]

@@ -5,6 +5,7 @@ from auxilio.server.db.base import Base
 from auxilio.server.devices import models as device_models
 from auxilio.server.identity import models as identity_models
 from auxilio.server.policies import models as policy_models
+from auxilio.server.recordings import models as recording_models
 from auxilio.server.support_sessions import models as support_session_models
 from auxilio.server.tickets import models as ticket_models
 
@@ -14,6 +15,7 @@ __all__ = [
     "device_models",
     "identity_models",
     "policy_models",
+    "recording_models",
     "support_session_models",
     "ticket_models",
 ]

@@ -30,8 +30,11 @@ def check_binary_frame(frame: bytes) -> None:
 
 
 async def relay_binary(hub: Hub, support_session_id: str, sender: Peer, frame: bytes) -> int:
-    """Check and forward one binary frame; the number of peers that took it (0 or 1)."""
+    """Check, record (a recorded session only) and forward one binary frame; the number of
+    peers that took it (0 or 1). Recorded before forwarding, so the recording holds every frame
+    the peer may have seen."""
     check_binary_frame(frame)
+    hub.record_frame(support_session_id, sender, frame)
     return await hub.relay(support_session_id, sender, BusMessage.binary(frame))
 
 

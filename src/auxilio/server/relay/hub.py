@@ -4,7 +4,8 @@ Transport only: the hub knows support session ids as opaque strings and the two 
 (``agent``, ``technician``); what a session may do is decided elsewhere. Delivery goes through
 the bus (topic per session and peer), so the same code joins peers on one node or, with a shared
 bus, on several. The hub also keeps the per-node facts the scheduler needs: when a session last
-relayed a frame and since when its agent has been gone.
+relayed a frame and since when its agent has been gone, and, for a recorded session, the file
+its frames are appended to (``recording.py``; ciphertext only).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 from auxilio.server.relay.bus import Bus, BusMessage, MessageKind, Subscription
 from auxilio.server.relay.connection import Connection, ConnectionGone
+from auxilio.server.relay.recording import RecordingWriter, RecordKind, file_name
 
 
 class Peer(StrEnum):
@@ -63,9 +66,11 @@ class Attachment:
 
 
 class Hub:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, *, recordings_dir: Path | None = None) -> None:
         self.bus = bus
+        self.recordings_dir = recordings_dir
         self._tracks: dict[str, _Track] = {}
+        self._recordings: dict[str, RecordingWriter] = {}
 
     async def attach(self, support_session_id: str, peer: Peer, conn: Connection) -> Attachment:
         """Subscribe ``conn`` as ``peer``; an earlier connection of the same peer is closed
@@ -83,8 +88,9 @@ class Hub:
         """Unsubscribe; True when that left a live session without this peer (a connection
         replaced by a newer one of the same peer leaves nobody missing)."""
         await attachment.cancel()
-        if not session_live or await self.is_attached(attachment.support_session_id,
-                                                      attachment.peer):
+        if not session_live or await self.is_attached(
+            attachment.support_session_id, attachment.peer
+        ):
             return False
         if attachment.peer is Peer.AGENT:
             track = self._tracks.setdefault(attachment.support_session_id, _Track())
@@ -130,3 +136,35 @@ class Hub:
 
     def forget(self, support_session_id: str) -> None:
         self._tracks.pop(support_session_id, None)
+        writer = self._recordings.pop(support_session_id, None)
+        if writer is not None:
+            writer.close()
+
+    # -- recording (ciphertext only) -------------------------------------------------------------
+
+    def record_epoch(self, support_session_id: str, transcript: bytes) -> None:
+        """A recorded session starts a new E2E epoch; its frames are appended from now on."""
+        if self.recordings_dir is None:
+            raise RuntimeError("this hub was built without a recordings directory")
+        writer = self._recordings.get(support_session_id)
+        if writer is None:
+            path = self.recordings_dir / file_name(support_session_id)
+            writer = self._recordings[support_session_id] = RecordingWriter(
+                path, support_session_id
+            )
+        writer.epoch(transcript)
+
+    def record_frame(self, support_session_id: str, sender: Peer, frame: bytes) -> None:
+        writer = self._recordings.get(support_session_id)
+        if writer is not None:
+            kind = (
+                RecordKind.AGENT_TO_TECHNICIAN
+                if sender is Peer.AGENT
+                else RecordKind.TECHNICIAN_TO_AGENT
+            )
+            writer.frame(kind, frame)
+
+    def close_recordings(self) -> None:
+        for writer in self._recordings.values():
+            writer.close()
+        self._recordings.clear()

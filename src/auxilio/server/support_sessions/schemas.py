@@ -19,6 +19,8 @@ class SupportSessionCreateIn(BaseModel):
     mode: Literal["attended", "chat_only"]
     capabilities: list[Capability] = Field(min_length=1, max_length=7)
     technician_e2e_key: Key32
+    # Ask for a recording where the policy leaves it optional (sessions.recording: optional).
+    record: bool = False
 
     @field_validator("capabilities")
     @classmethod
@@ -136,8 +138,9 @@ class ReportOut(BaseModel):
     capabilities_requested: list[str]
     capabilities_granted: list[str]
     capabilities_used: list[str]
-    commands_run: list[str]
+    commands_run: int
     activities: list[dict[str, Any]]
+    details: str  # how activity details are kept (sealed to the auditor key)
     recorded: bool
     ended_by: str | None
     end_reason: str | None

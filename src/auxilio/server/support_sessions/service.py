@@ -34,7 +34,14 @@ from auxilio.policy import (
     UseCapability,
 )
 from auxilio.policy.roles import Permission
-from auxilio.policy.schema import FileTransferRule, Policy, RunbooksRule, SessionMode, TerminalRule
+from auxilio.policy.schema import (
+    FileTransferRule,
+    Policy,
+    RecordingMode,
+    RunbooksRule,
+    SessionMode,
+    TerminalRule,
+)
 from auxilio.protocol.errors import ProtocolError
 from auxilio.protocol.frames import EndReason, Party
 from auxilio.protocol.states import FINAL_STATES, SupportSessionState, check_transition
@@ -52,6 +59,8 @@ from auxilio.server.errors import (
 from auxilio.server.identity import service as identity
 from auxilio.server.policies import service as policies
 from auxilio.server.policies.authorize import authorize_permission
+from auxilio.server.recordings import service as recordings
+from auxilio.server.recordings.models import AuditorKey
 from auxilio.server.support_sessions import clock
 from auxilio.server.support_sessions.models import JoinCode, SupportSession
 from auxilio.server.tickets import service as tickets
@@ -173,6 +182,38 @@ def _capability_request(
     return request, {"limits": limits, "max_seconds": max_seconds}
 
 
+@dataclass(frozen=True, slots=True)
+class RecordingChoice:
+    """Whether the session is recorded, and the refusal when it must be and cannot be."""
+
+    asked: RecordingMode
+    recorded: bool
+    auditor_key: AuditorKey | None = None
+    denial: str | None = None  # the reason, for a DENY by the rule "sessions.recording"
+
+
+RECORDING_RULE = "sessions.recording"
+
+
+async def _recording_choice(
+    db: AsyncSession, *, organisation_id: uuid.UUID, asked: RecordingMode, requested: bool
+) -> RecordingChoice:
+    """Recorded when the policy requires it, or allows it and the technician asked for it.
+    A recording needs the organisation's auditor key (the agent seals the E2E keys to it); with
+    none, the request is refused rather than told "recorded" and left unrecorded."""
+    wanted = asked is RecordingMode.REQUIRED or (asked is RecordingMode.OPTIONAL and requested)
+    if not wanted:
+        return RecordingChoice(asked=asked, recorded=False)
+    key = await recordings.get_current_auditor_key(db, organisation_id=organisation_id)
+    if key is None:
+        why = "requires" if asked is RecordingMode.REQUIRED else "was asked for"
+        return RecordingChoice(
+            asked=asked, recorded=False,
+            denial=f"recording {why} but the organisation has no auditor key "
+                   "(auxilio admin auditor-key --org SLUG)")
+    return RecordingChoice(asked=asked, recorded=True, auditor_key=key)
+
+
 async def request_support_session(
     db: AsyncSession,
     *,
@@ -182,6 +223,7 @@ async def request_support_session(
     technician_e2e_key: str,
     actor: Actor,
     node_id: str,
+    recording_requested: bool = False,
 ) -> RequestOutcome:
     """Ask the policy (start, then each capability); keep a denied or a requested session."""
     now = clock.now()
@@ -227,6 +269,10 @@ async def request_support_session(
 
     obligations = start.obligations
     sessions = active.policy.sessions
+    recording = await _recording_choice(db, organisation_id=org, requested=recording_requested,
+                                        asked=obligations.record or sessions.recording)
+    if decision.effect is not Effect.DENY and recording.denial is not None:
+        decision = Decision(Effect.DENY, RECORDING_RULE, recording.denial, start.policy_version)
     end_at = obligations.end_at or now + sessions.max_duration
     warn_at = obligations.warn_at or end_at - sessions.warn_before
     consent = obligations.consent
@@ -247,9 +293,9 @@ async def request_support_session(
         consent_timeout_default=(
             "granted" if consent and consent.on_timeout == "allow" else "refused"
         ),
-        # Recording (ciphertext sealed to the auditor key) is not built yet: the person is told
-        # the truth, "not recorded", and the audit notes what the policy asked for.
-        recorded=False, created_at=now, node_id=node_id,
+        # The person is told "recorded" only when a recording will truly be made.
+        recorded=recording.recorded and decision.effect is not Effect.DENY,
+        created_at=now, node_id=node_id,
         technician_e2e_key=technician_e2e_key,
     )
     db.add(support_session)
@@ -258,8 +304,8 @@ async def request_support_session(
                "policy_version": decision.policy_version, "mode": str(mode),
                "capabilities": support_session.requested_capabilities,
                "ticket_id": str(ticket.id),
-               "recording_asked": str(obligations.record),
-               "recording_available": False}
+               "recording_asked": str(recording.asked), "recording_requested": recording_requested,
+               "recorded": support_session.recorded}
     if decision.effect is Effect.DENY:
         move(support_session, S.DENIED)
         support_session.ended_at = now
@@ -275,6 +321,10 @@ async def request_support_session(
     db.add(JoinCode(code_hash=join_code_digest(code), support_session_id=sid,
                     expires_at=expires_at))
     await db.flush()
+    if recording.auditor_key is not None:
+        await recordings.start_recording(
+            db, organisation_id=org, support_session_id=sid, auditor_key=recording.auditor_key,
+            retention=active.policy.privacy.retention.recordings, actor=actor)
     await record(db, action=AuditAction.SUPPORT_SESSION_REQUESTED, actor=actor,
                  details={**details, "max_duration_seconds": support_session.max_duration_seconds},
                  **audit_target(support_session))

@@ -1,0 +1,1 @@
+"""Recordings of support sessions (ciphertext only) and the organisations' auditor keys."""
