@@ -34,9 +34,11 @@ import httpx
 
 from auxilio.policy.roles import Role
 from auxilio.server.app import prepare
+from auxilio.server.audit.service import make_audit_signer
 from auxilio.server.context import Actor
 from auxilio.server.db.engine import create_engine, create_sessionmaker
 from auxilio.server.identity import auth, service
+from auxilio.server.keys import load_or_create_signing_key
 from auxilio.server.settings import Settings, load_settings
 
 ALWAYS = {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -50,8 +52,12 @@ def _settings(data_dir: Path, port: int) -> Settings:
 async def _seed(settings: Settings) -> dict[str, str]:
     """Organisation, technician and end user with login tokens, made by the service layer."""
     engine = create_engine(settings)
+    maker = create_sessionmaker(engine)
+    # Every audit append signs its chain's head, with the key the server will then use.
+    key = load_or_create_signing_key(settings.signing_key_path)
+    maker.configure(info={"audit_signer": make_audit_signer(settings, key)})
     try:
-        async with create_sessionmaker(engine)() as db, db.begin():
+        async with maker() as db, db.begin():
             org = await service.create_organisation(
                 db, slug="bench", name="Bench", actor=Actor.system()
             )

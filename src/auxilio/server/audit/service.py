@@ -13,10 +13,11 @@ a deleted chain cannot hide.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -34,9 +35,11 @@ from auxilio.server.audit.chain import (
     ChainVerifier,
     chain_hash,
     format_time,
+    head_signature_ok,
     sign_checkpoint,
     sign_head,
 )
+from auxilio.server.audit.errors import AuditHeadInvalid
 from auxilio.server.audit.models import AuditCheckpoint, AuditEvent, AuditHead
 from auxilio.server.audit.witness import DirectoryWitness, witness_after_commit
 from auxilio.server.context import Actor, current_request
@@ -55,6 +58,14 @@ class AuditSigner:
     key_id: str
     every: int
     witness: DirectoryWitness | None = None
+    # The head this process last wrote, per chain: a head found as it was left needs no
+    # signature check on the next append; any other head (another process's, or a rewritten
+    # one) is checked before anything is appended to it.
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)
+    public_key: Ed25519PublicKey = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public_key", self.key.public_key())
 
 
 def make_audit_signer(settings: Settings, key: Ed25519PrivateKey) -> AuditSigner:
@@ -69,6 +80,9 @@ def make_audit_signer(settings: Settings, key: Ed25519PrivateKey) -> AuditSigner
     )
 
 
+log = logging.getLogger("auxilio.audit")
+
+
 def chain_for(organisation_id: uuid.UUID | None) -> str:
     return organisation_id.hex if organisation_id is not None else SYSTEM_CHAIN
 
@@ -80,7 +94,7 @@ _CHECKPOINTS = cast(Table, AuditCheckpoint.__table__)
 # Built once with bound parameters: building statements per call (value coercion, cache keys)
 # cost more than executing them.
 _SELECT_HEAD = (
-    select(_HEADS.c.seq, _HEADS.c.hash)
+    select(_HEADS.c.seq, _HEADS.c.hash, _HEADS.c.updated_at, _HEADS.c.signature)
     .where(_HEADS.c.chain == bindparam("chain"))
     .with_for_update()
 )
@@ -99,21 +113,43 @@ _UPDATE_HEAD = (
 _INSERT_CHECKPOINT = _CHECKPOINTS.insert()
 
 
-async def _lock_head(conn: AsyncConnection, chain: str) -> tuple[int, str]:
-    """The chain's (seq, hash), locked until the transaction ends (FOR UPDATE on PostgreSQL;
+# A head as read for an append: seq, hash, signed_at (canonical text), signature.
+_Head = tuple[int, str, str, str | None]
+
+
+async def _lock_head(conn: AsyncConnection, chain: str) -> _Head:
+    """The chain's head, locked until the transaction ends (FOR UPDATE on PostgreSQL;
     SQLite transactions begin IMMEDIATE, which already holds the write lock)."""
     row = (await conn.execute(_SELECT_HEAD, {"chain": chain})).first()
-    if row is not None:
-        return int(row[0]), str(row[1])
-    values = {"chain": chain, "seq": 0, "hash": GENESIS_HASH, "updated_at": utcnow()}
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    await conn.execute(insert(_HEADS).values(values).on_conflict_do_nothing())
-    row = (await conn.execute(_SELECT_HEAD, {"chain": chain})).one()
-    return int(row[0]), str(row[1])
+    if row is None:
+        values = {"chain": chain, "seq": 0, "hash": GENESIS_HASH, "updated_at": utcnow()}
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        await conn.execute(insert(_HEADS).values(values).on_conflict_do_nothing())
+        row = (await conn.execute(_SELECT_HEAD, {"chain": chain})).one()
+    return int(row[0]), str(row[1]), format_time(row[2]), row[3]
+
+
+def _check_head(signer: AuditSigner, chain: str, head: _Head) -> None:
+    """Refuse to append to a head this server did not sign (see ``AuditSigner.heads``).
+
+    A new chain starts at seq 0, unsigned. A whole chain deleted and restarted that way is
+    caught by verify (its organisation's events reappear from 1 against the checkpoints and
+    the witness), not here.
+    """
+    seq, digest, signed_at, signature = head
+    if seq == 0 or signer.heads.get(chain) == (seq, digest):
+        return
+    signed = {"seq": seq, "hash": digest, "signed_at": signed_at, "signature": signature}
+    if not head_signature_ok(signer.public_key, chain, signed):
+        log.critical(
+            "audit chain %s: the head (event %s) is not signed by this server; refusing to "
+            "append until `auxilio audit verify` has been run", chain, seq,
+        )  # fmt: skip
+        raise AuditHeadInvalid(chain=chain, seq=seq)
 
 
 # The same three statements in plain SQL, for SQLite's inline driver (see _append_sqlite).
-_SQLITE_SELECT_HEAD = "SELECT seq, hash FROM audit_heads WHERE chain = ?"
+_SQLITE_SELECT_HEAD = "SELECT seq, hash, updated_at, signature FROM audit_heads WHERE chain = ?"
 _SQLITE_INSERT_HEAD = (
     "INSERT INTO audit_heads (chain, seq, hash, updated_at) VALUES (?, 0, ?, ?) "
     "ON CONFLICT (chain) DO NOTHING"
@@ -134,13 +170,13 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _sqlite_head(raw: sqlite3.Connection, chain: str) -> tuple[int, str]:
+def _sqlite_head(raw: sqlite3.Connection, chain: str) -> _Head:
     # The transaction began IMMEDIATE: this connection already holds SQLite's write lock.
     row = raw.execute(_SQLITE_SELECT_HEAD, (chain,)).fetchone()
     if row is None:
         raw.execute(_SQLITE_INSERT_HEAD, (chain, GENESIS_HASH, _sqlite_time(utcnow())))
         row = raw.execute(_SQLITE_SELECT_HEAD, (chain,)).fetchone()
-    return int(row[0]), str(row[1])
+    return int(row[0]), str(row[1]), _raw_time(row[2]), row[3]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +204,14 @@ async def record(
     org = organisation_id if organisation_id is not None else actor.organisation_id
     chain = chain_for(org)
     conn = await db.connection()
+    signer: AuditSigner | None = db.info.get("audit_signer")
+    if signer is None:
+        # Every append signs its head: an unsigned one would fail verify, and the next append.
+        raise RuntimeError("audit: the sessionmaker has no audit_signer (make_audit_signer)")
     raw = sqlite3_connection((await conn.get_raw_connection()).driver_connection)
-    if raw is not None:
-        seq, prev_hash = _sqlite_head(raw, chain)
-    else:
-        seq, prev_hash = await _lock_head(conn, chain)
-    seq += 1
+    head = _sqlite_head(raw, chain) if raw is not None else await _lock_head(conn, chain)
+    _check_head(signer, chain, head)
+    seq, prev_hash = head[0] + 1, head[1]
     request = current_request()
     occurred_at = utcnow()
     fields: dict[str, Any] = {
@@ -192,13 +230,9 @@ async def record(
         "details": orjson.loads(orjson.dumps(dict(details or {}), default=str)),
     }
     digest = chain_hash(prev_hash, fields)
-    signer: AuditSigner | None = db.info.get("audit_signer")
     # The head is signed with the event's own time, so verify can recheck it from the row.
-    head_key_id, head_signature = (
-        (signer.key_id, sign_head(signer.key, chain, seq, digest, fields["occurred_at"]))
-        if signer is not None
-        else (None, None)
-    )
+    head_key_id = signer.key_id
+    head_signature = sign_head(signer.key, chain, seq, digest, fields["occurred_at"])
     if raw is not None:
         # SQLAlchemy costs ~100 µs a statement; on SQLite the three statements run directly on
         # the connection of the transaction it began, in exactly the formats it stores
@@ -232,10 +266,11 @@ async def record(
              "head_updated_at": occurred_at, "head_key_id": head_key_id,
              "head_signature": head_signature},
         )  # fmt: skip
-    if signer is not None and seq % signer.every == 0:
-        head = {"signed_at": fields["occurred_at"], "key_id": head_key_id,
-                "signature": head_signature}  # fmt: skip
-        await _add_checkpoint(db, signer, chain, seq, digest, occurred_at, head)
+    signer.heads[chain] = (seq, digest)
+    if seq % signer.every == 0:
+        signed = {"signed_at": fields["occurred_at"], "key_id": head_key_id,
+                  "signature": head_signature}  # fmt: skip
+        await _add_checkpoint(db, signer, chain, seq, digest, occurred_at, signed)
     return RecordedEvent(chain=chain, seq=seq, hash=digest)
 
 
@@ -272,17 +307,22 @@ async def checkpoint_stale_chains(db: AsyncSession, *, signer: AuditSigner) -> i
                 .limit(1)
             )
         ).scalar_one_or_none()
-        if last is None or last < head.seq:
-            signed_head = (
-                {"signed_at": format_time(head.updated_at), "key_id": head.key_id,
-                 "signature": head.signature}
-                if head.signature is not None
-                else None
-            )  # fmt: skip
-            await _add_checkpoint(
-                db, signer, head.chain, head.seq, head.hash, utcnow(), signed_head
-            )
-            signed += 1
+        if last is not None and last >= head.seq:
+            continue
+        signed_head = {
+            "seq": head.seq,
+            "hash": head.hash,
+            "signed_at": format_time(head.updated_at),
+            "key_id": head.key_id,
+            "signature": head.signature,
+        }
+        if not head_signature_ok(signer.public_key, head.chain, signed_head):
+            # A checkpoint would vouch for a head the server never wrote.
+            log.critical("audit chain %s: the head (event %s) is not signed by this server; "
+                         "not checkpointed", head.chain, head.seq)  # fmt: skip
+            continue
+        await _add_checkpoint(db, signer, head.chain, head.seq, head.hash, utcnow(), signed_head)
+        signed += 1
     return signed
 
 

@@ -13,10 +13,12 @@ from auxilio.server.settings import Settings
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, *, signing_key_path: Path | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    # Migration 0003 signs the audit heads that existed before heads were signed.
+    config.attributes["auxilio_signing_key_path"] = signing_key_path
     return config
 
 
@@ -45,8 +47,11 @@ def _in_thread(fn: object, *args: object) -> None:
         raise errors[0]
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    _in_thread(command.upgrade, alembic_config(database_url), revision)
+def upgrade(
+    database_url: str, revision: str = "head", *, signing_key_path: Path | None = None
+) -> None:
+    config = alembic_config(database_url, signing_key_path=signing_key_path)
+    _in_thread(command.upgrade, config, revision)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
@@ -56,4 +61,4 @@ def downgrade(database_url: str, revision: str = "base") -> None:
 def migrate(settings: Settings) -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.effective_database_url)
+    upgrade(settings.effective_database_url, signing_key_path=settings.signing_key_path)
