@@ -8,10 +8,12 @@ from pathlib import Path
 
 from auxilio.agent.capabilities.terminal import (
     CommandLineDetector,
+    ObservedCommand,
     PtyTerminal,
     TerminalExited,
     TerminalHost,
 )
+from auxilio.protocol.frames import ActivitySource
 
 
 def running(pid: int) -> bool:
@@ -93,17 +95,26 @@ async def test_kill_stops_background_jobs_too() -> None:
     assert not running(pid)
 
 
-async def test_the_host_reports_submitted_command_lines() -> None:
+async def test_the_host_reports_typed_lines_of_a_shell_without_integration_labelled() -> None:
     outputs: list[bytes] = []
     exits: list[TerminalExited] = []
+    commands: list[ObservedCommand] = []
     host = TerminalHost(
         on_output=lambda _tid, data: outputs.append(data),
         on_exit=lambda _tid, exited: exits.append(exited),
+        on_command=commands.append,
     )
     host.open(7, program="/bin/sh", cols=80, rows=24)
-    assert host.write(7, b"echo o") == []
-    assert host.write(7, b"ne\rls -l\r") == ["echo one", "ls -l"]
-    assert host.write(8, b"whoami\r") is None  # not open: nothing written anywhere
+    assert host.write(7, b"echo o") is True
+    assert commands == []
+    host.write(7, b"ne\rls -l\r")
+    assert [(c.terminal_id, c.text, c.source) for c in commands] == [
+        (7, "echo one", ActivitySource.KEYSTROKES),
+        (7, "ls -l", ActivitySource.KEYSTROKES),
+    ]
+    assert all(c.at.tzinfo is not None for c in commands)
+    assert host.write(8, b"whoami\r") is False  # not open: nothing written anywhere
+    assert len(commands) == 2
     await host.stop_all()
     assert len(host) == 0
 
@@ -117,3 +128,6 @@ def test_command_lines_follow_line_editing() -> None:
     assert detector.feed(b" a line\n") == ["half a line"]
     assert detector.feed(b"\r\r") == []
     assert detector.feed(b"sleep 9\x03\r") == []
+    assert detector.feed(b"half a sec") == []
+    detector.reset()  # the terminal stopped echoing: the partial line is dropped with it
+    assert detector.feed(b"ret\r") == ["ret"]

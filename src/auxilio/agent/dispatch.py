@@ -12,7 +12,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from auxilio.agent.capabilities import chat
-from auxilio.agent.capabilities.terminal import TerminalExited, TerminalHost, login_shell
+from auxilio.agent.capabilities.terminal import (
+    ObservedCommand,
+    TerminalExited,
+    TerminalHost,
+    login_shell,
+)
 from auxilio.agent.channel import E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
 from auxilio.agent.feed import Feed
@@ -111,10 +116,20 @@ class AppDispatcher:
         if not self._gate(Capability.TERMINAL):
             await self.terminals.stop_all()
             return
-        for line in self.terminals.write(message.terminal_id, message.data) or []:
-            self._feed.activity(f"Technician ran: {line}")
-            self._log.append("command_run", subject=line)
-            await self.report(Capability.TERMINAL, ActivityKind.COMMAND_RUN, line)
+        # Command lines come back through command_observed (keystrokes now, the shell's later).
+        self.terminals.write(message.terminal_id, message.data)
+
+    async def command_observed(self, command: ObservedCommand) -> None:
+        """A command line seen in a terminal (``TerminalHost``'s ``on_command``, queued by the
+        session): shown to the person, logged for their report, reported to the server."""
+        if command.source is ActivitySource.KEYSTROKES:
+            self._feed.activity(f"Technician typed (may differ from what ran): {command.text}")
+        else:
+            self._feed.activity(f"Technician ran: {command.text}")
+        self._log.append("command_run", subject=command.text, source=str(command.source))
+        await self.report(
+            Capability.TERMINAL, ActivityKind.COMMAND_RUN, command.text, source=command.source
+        )
 
     async def terminal_exited(self, terminal_id: int, exited: TerminalExited) -> None:
         if not self.terminals.forget(terminal_id):
