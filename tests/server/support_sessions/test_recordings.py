@@ -16,9 +16,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from auxilio.agent.sealing import recording_key_message, seal_details
-from auxilio.crypto.keys import b64url_decode, encode_public_key
+from auxilio.cli import app as cli
+from auxilio.crypto.keys import b64url_decode, encode_public_key, save_private_key
 from auxilio.crypto.sealed import open_activity_details
 from auxilio.protocol.app import (
     ChatMessage,
@@ -318,3 +320,39 @@ async def test_the_retention_purge_deletes_expired_recordings_and_audits_it(
         with pytest.raises(RecordingDeleted) as caught:
             await recordings.get_recording_or_raise(db, support_session_id=uuid.UUID(running.sid))
     assert caught.value.code == "recording_deleted"
+
+
+async def test_the_export_command_is_audited_first_and_refuses_a_wrong_key_clearly(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    running, auditor = await _recorded_session(http, world, signing_key)
+    settings = world.app.state.settings
+    good, wrong = tmp_path / "auditor.pem", tmp_path / "wrong.pem"
+    save_private_key(auditor, good)
+    save_private_key(X25519PrivateKey.generate(), wrong)
+    # The command appends to the audit as the server does, so with the server's own key.
+    save_private_key(signing_key, settings.signing_key_path)
+    base = [
+        "recording",
+        "export",
+        running.sid,
+        "--data-dir",
+        str(settings.data_dir),
+        "--database-url",
+        settings.effective_database_url,
+    ]
+    refused = await asyncio.to_thread(
+        CliRunner().invoke, cli, [*base, "--key", str(wrong), "--out", str(tmp_path / "x")]
+    )
+    assert refused.exit_code == 1
+    assert "recording_key_wrong" in refused.output and "sealed to the auditor key" in (
+        refused.output
+    )
+    assert not (tmp_path / "x").exists()
+    done = await asyncio.to_thread(
+        CliRunner().invoke, cli, [*base, "--key", str(good), "--out", str(tmp_path / "y")]
+    )
+    assert done.exit_code == 0, done.output
+    assert COMMAND in (tmp_path / "y" / "terminal-1.cast").read_text()
+    exports = [a for a in await world.actions(running.sid) if a == "recording:recording:exported"]
+    assert len(exports) == 2  # the refused attempt is on the record too
