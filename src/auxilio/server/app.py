@@ -24,6 +24,7 @@ from auxilio.server.middleware import RequestContextMiddleware
 from auxilio.server.settings import Settings
 from auxilio.server.support_sessions.lifecycle import start_support_sessions, stop_support_sessions
 from auxilio.server.support_sessions.ws import install_websockets
+from auxilio.server.web.routes import install_web
 
 log = logging.getLogger("auxilio.server")
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
         app.state.sessionmaker = create_sessionmaker(engine)
         failures = FailureAggregator()
         app.state.sessionmaker.configure(info={"audit_signer": signer, AUDIT_FAILURES: failures})
+        app.state.audit_failures = failures
         flusher = FailureFlusher(app.state.sessionmaker, failures)
         task = asyncio.create_task(_checkpoint_loop(app, signer, settings.audit_checkpoint_seconds))
         # Support sessions: relay hub, bus and scheduler; ends this node's unfinished sessions.
@@ -84,8 +86,10 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
         title="Auxilio",
         version=__version__,
         lifespan=lifespan,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
+        # /docs is Auxilio's own page over vendored Swagger UI (web/routes.py), not FastAPI's,
+        # which loads its scripts from a CDN and starts them inline.
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -94,6 +98,7 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
     install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
     install_websockets(app)
+    install_web(app, settings)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -48,6 +48,7 @@ def serve(
     from auxilio.server.app import create_app, prepare
     from auxilio.server.keys import key_id
     from auxilio.server.middleware import configure_logging
+    from auxilio.server.serving import connection_options
 
     settings = settings_from_cli(
         config,
@@ -91,6 +92,8 @@ def serve(
         # spend CPU compressing ciphertext, which does not compress.
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        # Header, keep-alive and WebSocket ping timeouts (server/serving.py).
+        **connection_options(settings),
     )
 
 

@@ -1,4 +1,11 @@
-"""Pure ASGI middleware: request id, client address, body-size limit, access log."""
+"""Pure ASGI middleware: request id, client address, body-size limit, security headers, access log.
+
+Every HTTP response carries the same security headers, set here once rather than per route:
+the browser must not guess content types, send our URLs as referrers, frame our pages, or run
+anything but the server's own scripts and styles. Every ``/api`` response is ``no-store``:
+logins, tokens and recovery codes are among them, and a shared cache or the browser's history
+must keep none of it.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,32 @@ from auxilio.server.context import RequestInfo, set_request
 
 log = logging.getLogger("auxilio.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# Swagger UI's stylesheet draws its icons as data: SVGs; nothing else needs more than 'self'.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+)
+_NO_STORE = (b"cache-control", b"no-store")
+_HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
+def security_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with the security headers set (replacing any a route set for the same name)."""
+    extra = list(SECURITY_HEADERS)
+    if scope["path"] == "/api" or scope["path"].startswith("/api/"):
+        extra.append(_NO_STORE)
+    if scope.get("scheme") == "https":
+        extra.append(_HSTS)
+    names = {name for name, _ in extra}
+    return [(k, v) for k, v in headers if k.lower() not in names] + extra
 
 
 class _TooLarge(HTTPException):
@@ -50,7 +83,7 @@ class RequestContextMiddleware:
 
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._reject(send, request_id)
+            await self._reject(scope, send, request_id)
             return
 
         received = 0
@@ -70,14 +103,14 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                headers = security_headers(scope, list(message.get("headers", [])))
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, limited_receive, send_with_id)
         except _TooLarge:
-            await self._reject(send, request_id)
+            await self._reject(scope, send, request_id)
             status = 413
         finally:
             log.info(
@@ -92,15 +125,18 @@ class RequestContextMiddleware:
                 },
             )
 
-    async def _reject(self, send: Send, request_id: str) -> None:
+    async def _reject(self, scope: Scope, send: Send, request_id: str) -> None:
         body = _error("payload_too_large", f"The body exceeds {self.max_body_bytes} bytes.")
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
+                    *security_headers(scope, headers),
                     (b"x-request-id", request_id.encode()),
                 ],
             }

@@ -37,6 +37,16 @@ class Settings(BaseSettings):
 
     # Bodies larger than this are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Connection timeouts (server/serving.py): a request's headers must arrive within
+    # `http_header_timeout_seconds` of its first byte (or of the connection); an idle keep-alive
+    # connection is closed after `http_keep_alive_seconds`; WebSockets are pinged every
+    # `ws_ping_interval_seconds` and closed when a pong takes longer than `ws_ping_timeout_seconds`.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
+    ws_ping_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Serve the interactive API docs at /docs (Swagger UI from local files) and /openapi.json.
+    api_docs: bool = True
 
     audit_checkpoint_every: int = Field(default=1000, ge=1)
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
