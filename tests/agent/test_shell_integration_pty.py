@@ -16,10 +16,20 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.agent.capabilities.shell_integration import PREFIX
 from auxilio.agent.capabilities.terminal import ObservedCommand, PtyTerminal, TerminalHost
-from auxilio.protocol.frames import ActivitySource
+from auxilio.agent.report import build_report
+from auxilio.agent.state import AgentState
+from auxilio.protocol.app import TerminalInput, TerminalOpen, TerminalOutput
+from auxilio.protocol.binary import ChannelId
+from auxilio.protocol.frames import ActivityKind, ActivitySource, SessionActivity
+from auxilio.protocol.types import Capability, ConsentDecision
+
+from .factories import make_grant
+from .sessionkit import Harness
 
 SHELL = ActivitySource.SHELL_INTEGRATION
 TYPED = ActivitySource.KEYSTROKES
@@ -92,18 +102,19 @@ class Terminal:
         await self.until(lambda: len(self.commands) >= count, f"{count} commands reported")
 
     async def password_prompt(self) -> None:
-        """A password prompt: no echo, but line by line (a line editor echoes itself and reads
-        key by key). fish reads it with its own line editor, showing ``read>``."""
+        """fish reads a password with its own line editor, showing ``read>``."""
         if self.name == "fish":
             shown = re.compile(rb"read(\x1b\[[0-9;]*m|\x1b\(B)*> ")
             await self.until(lambda: shown.search(self.output) is not None, "fish's read>")
-            return
+        else:
+            await self.until(lambda: at_password_prompt(self.pty), "echo off at a prompt")
 
-        def hidden() -> bool:
-            lflag = termios.tcgetattr(self.pty._master)[3]  # the test looks at its own PTY
-            return not lflag & termios.ECHO and bool(lflag & termios.ICANON)
 
-        await self.until(hidden, "echo off at a password prompt")
+def at_password_prompt(pty: PtyTerminal) -> bool:
+    """No echo, but line by line: a password prompt (a line editor, which also turns echo off,
+    reads key by key)."""
+    lflag = termios.tcgetattr(pty._master)[3]  # the test looks at its own PTY
+    return not lflag & termios.ECHO and bool(lflag & termios.ICANON)
 
 
 @pytest.fixture
@@ -299,3 +310,76 @@ async def test_a_nested_sh_is_followed_by_keystrokes_then_bash_again(bash: Termi
         ("exit", TYPED),
         ("echo back", SHELL),
     ]
+
+
+# -- through a support session: the feed, the log and the server's activity ---------------------
+
+
+async def test_a_session_reports_what_bash_ran_and_never_the_password(
+    home: Path,
+    state: AgentState,
+    server_key: Ed25519PrivateKey,
+    technician_key: X25519PrivateKey,
+) -> None:
+    person_uses(home, "bash")
+    _, grant = make_grant(
+        server_key, state.device_public_key, technician_key, shell=program("bash")
+    )
+    consent = {
+        Capability.CHAT: ConsentDecision.GRANTED,
+        Capability.TERMINAL: ConsentDecision.GRANTED,
+    }
+    h = Harness(state, grant, technician_key, consent, server_key.public_key())
+    h.start()
+    await h.activate()
+    shown = b""
+
+    async def until_shown(count: int) -> None:
+        nonlocal shown
+        while shown.count(PROMPT) < count:
+            message = await h.next_app()
+            if isinstance(message, TerminalOutput):
+                shown += message.data
+
+    async def typed(data: bytes) -> None:
+        await h.send_app(ChannelId.TERMINAL, TerminalInput(terminal_id=1, data=data))
+
+    await h.send_app(ChannelId.TERMINAL, TerminalOpen(terminal_id=1, cols=120, rows=40))
+    opened = await h.next_sent(SessionActivity)
+    assert opened.kind is ActivityKind.TERMINAL_OPENED
+    await until_shown(1)
+    await typed(b"touch y\x01\x15\r")
+    ran = await h.next_sent(SessionActivity)
+    assert (ran.kind, ran.source) == (ActivityKind.COMMAND_RUN, SHELL)
+    await until_shown(2)
+    await typed(b"read -s secret\r")
+    await h.next_sent(SessionActivity)
+    pty = h.runner.terminals.get(1)
+    assert pty is not None
+    await h.eventually(lambda: at_password_prompt(pty))
+    await typed(PASSWORD.encode() + b"\r")
+    await until_shown(3)
+    await typed(b"echo ${#secret}\r")
+    last = await h.next_sent(SessionActivity)
+    assert (last.kind, last.source) == (ActivityKind.COMMAND_RUN, SHELL)
+    await until_shown(4)
+    assert PREFIX not in shown and PASSWORD.encode() not in shown
+    assert b"14\r\n" in shown  # the shell did read the password
+    await h.lines.queue.put("q")
+    await h.finished()
+
+    feed = h.console.export_text()
+    assert "Technician ran: touch y" in feed
+    assert "Technician ran: read -s secret" in feed
+    assert "Technician ran: echo ${#secret}" in feed
+    assert PASSWORD not in feed
+    assert PASSWORD not in h.log.path.read_text()
+    commands = [(e["subject"], e["source"]) for e in h.log.events() if e["event"] == "command_run"]
+    assert commands == [
+        ("touch y", "shell_integration"),
+        ("read -s secret", "shell_integration"),
+        ("echo ${#secret}", "shell_integration"),
+    ]
+    assert [subject for _, subject in build_report(h.log.events()).commands] == [
+        "touch y", "read -s secret", "echo ${#secret}",
+    ]  # fmt: skip

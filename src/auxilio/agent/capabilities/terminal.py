@@ -426,6 +426,10 @@ class TerminalHost:
         self._open[terminal_id] = (pty, watch)
         return pty
 
+    def get(self, terminal_id: int) -> PtyTerminal | None:
+        entry = self._open.get(terminal_id)
+        return entry[0] if entry is not None else None
+
     def write(self, terminal_id: int, data: bytes) -> bool:
         """Send input to a terminal; ``False`` (and nothing written) if it is not open."""
         entry = self._open.get(terminal_id)
