@@ -16,6 +16,7 @@ from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.export import export_chain
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.audit.service import chain_for, record, verify_database
+from auxilio.server.audit.witness import WitnessInvalid, read_witness
 from auxilio.server.keys import public_pem
 from auxilio.server.validation import SequenceNumber
 
@@ -70,16 +71,26 @@ async def export(caller: ReadAudit, db: DbSession, request: Request) -> Response
 async def verify(caller: ReadAudit, db: DbSession, request: Request) -> s.VerifyOut:
     conn = await db.connection()
     chain = chain_for(caller.user.organisation_id)
+    witness_dir = request.app.state.settings.audit_witness_path
+    try:
+        witness = read_witness([witness_dir], chains=[chain]) if witness_dir.is_dir() else {}
+    except WitnessInvalid as exc:
+        return s.VerifyOut(chain=chain, intact=False, events=0, checkpoints=0, witnessed=0,
+                           first_broken_seq=None, reason=str(exc),
+                           code="audit.witness_unreadable")  # fmt: skip
     [report] = await verify_database(
-        conn, public_key=request.app.state.signing_key.public_key(), chains=[chain]
-    )
+        conn, public_key=request.app.state.signing_key.public_key(), chains=[chain],
+        witness=witness,
+    )  # fmt: skip
     return s.VerifyOut(
         chain=chain,
         intact=report.ok,
         events=report.events,
         checkpoints=report.checkpoints,
+        witnessed=report.witnessed,
         first_broken_seq=report.broken.seq if report.broken else None,
         reason=report.broken.reason if report.broken else None,
+        code=str(report.broken.code) if report.broken else None,
     )
 
 

@@ -35,5 +35,10 @@ class VerifyOut(BaseModel):
     intact: bool
     events: int
     checkpoints: int
+    # Checkpoints matched against the server's witness directory (docs/audit.md).
+    witnessed: int
     first_broken_seq: int | None
     reason: str | None
+    # A stable code (audit.*) when not intact; audit.witness_unreadable when the witness file
+    # could not be read.
+    code: str | None

@@ -496,7 +496,12 @@ async def verify_database(
     """Verify every chain (or the given ones) straight from the database, against the witness
     entries (by chain, from ``witness.read_witness``) when given."""
     seen = witness or {}
-    found = await discover_chains(conn, also=seen)
+    if chains is None:
+        found = await discover_chains(conn, also=seen)
+    else:
+        # Only the organisations' names: discovering every chain would scan the events' index.
+        orgs = await conn.execute(select(Organisation.id, Organisation.slug))
+        found = {chain_for(org_id): slug for org_id, slug in orgs}
     reports = []
     for chain in chains if chains is not None else found:
         verifier = ChainVerifier(

@@ -146,10 +146,14 @@ def _entry(path: Path, number: int, chain: str, raw: bytes) -> dict[str, Any]:
     return obj
 
 
-def read_witness(directories: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
-    """Every entry of every chain file in the given directories (several nodes may keep one
-    each), by chain. Files that are not ``<chain>.jsonl`` are left alone (a volume root may
-    hold ``lost+found``); a chain file that does not parse fails naming its line."""
+def read_witness(
+    directories: Iterable[Path], *, chains: Iterable[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Every entry of every chain file (or of the given chains') in the given directories
+    (several nodes may keep one each), by chain. Files that are not ``<chain>.jsonl`` are left
+    alone (a volume root may hold ``lost+found``); a chain file that does not parse fails
+    naming its line."""
+    wanted = set(chains) if chains is not None else None
     entries: dict[str, list[dict[str, Any]]] = {}
     for directory in directories:
         if not directory.is_dir():
@@ -161,6 +165,8 @@ def read_witness(directories: Iterable[Path]) -> dict[str, list[dict[str, Any]]]
             if match is None:
                 raise WitnessInvalid(f"{path}: not named after a chain (<org id hex>.jsonl)")
             chain = match.group(1)
+            if wanted is not None and chain not in wanted:
+                continue
             found = entries.setdefault(chain, [])
             with path.open("rb") as fh:
                 for number, raw in enumerate(fh, start=1):
