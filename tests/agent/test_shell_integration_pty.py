@@ -214,6 +214,24 @@ async def test_the_persons_bashrc_still_runs(bash: Terminal) -> None:
     assert bash.reported == [("greet", SHELL)]
 
 
+async def test_the_persons_prompt_command_debug_trap_and_exit_status_survive(home: Path) -> None:
+    (home / ".bashrc").write_text(
+        "set -u\nPS1='ready> '\nPROMPT_COMMAND=('echo pc-ran')\n"
+        "trap 'traced=$(( ${traced:-0} + 1 ))' DEBUG\n"
+    )
+    terminal = Terminal(program("bash"))
+    try:
+        await terminal.line(b"false\r")
+        await terminal.line(b"echo status=$? traced=$traced\r")
+        await terminal.reports(2)
+        await terminal.prompt()
+        assert terminal.reported == [("false", SHELL), ("echo status=$? traced=$traced", SHELL)]
+        assert re.search(rb"status=1 traced=[1-9]", terminal.output)
+        assert terminal.output.count(b"pc-ran") >= 3
+    finally:
+        await terminal.host.stop_all()
+
+
 async def test_the_start_up_files_are_gone_once_the_prompt_shows(
     home: Path, private_tmp: Path
 ) -> None:
@@ -238,6 +256,19 @@ async def test_a_password_at_read_s_is_never_reported(any_shell: Terminal) -> No
     await any_shell.reports(2)
     assert [text for text, _ in any_shell.reported] == ["read -s secret", "echo done-reading"]
     assert PASSWORD.encode() not in any_shell.output
+
+
+async def test_a_paste_of_two_lines_reports_both(any_shell: Terminal) -> None:
+    await any_shell.line(b"\x1b[200~echo pasted-1\recho pasted-2\x1b[201~\r")
+    await any_shell.line(b"echo sentinel\r")
+    await any_shell.until(lambda: b"sentinel\r\n" in any_shell.output, "the sentinel")
+    # bash runs the pasted lines as two command lines; zsh and fish as one of two lines.
+    pasted = (
+        [("echo pasted-1", SHELL), ("echo pasted-2", SHELL)]
+        if any_shell.name == "bash"
+        else [("echo pasted-1\necho pasted-2", SHELL)]
+    )
+    assert any_shell.reported == [*pasted, ("echo sentinel", SHELL)]
 
 
 async def test_a_file_with_a_forged_marker_reports_only_the_cat(

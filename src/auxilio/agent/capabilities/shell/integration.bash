@@ -99,7 +99,7 @@ __auxilio_prompt_end() {
     return $__auxilio_status
 }
 
-if [[ ${PROMPT_COMMAND@a} == *a* ]]; then
+if [[ ${PROMPT_COMMAND+${PROMPT_COMMAND@a}} == *a* ]]; then
     PROMPT_COMMAND=(__auxilio_prompt_start "${PROMPT_COMMAND[@]}" __auxilio_prompt_end)
 else
     PROMPT_COMMAND=__auxilio_prompt_start$'\n'${PROMPT_COMMAND:+$PROMPT_COMMAND$'\n'}__auxilio_prompt_end
