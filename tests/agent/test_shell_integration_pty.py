@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.agent.capabilities.shell_integration import PREFIX
-from auxilio.agent.capabilities.terminal import ObservedCommand, PtyTerminal, TerminalHost
+from auxilio.agent.capabilities.terminal import PtyTerminal, TerminalHost
+from auxilio.agent.capabilities.terminal_commands import ObservedCommand
 from auxilio.agent.report import build_report
 from auxilio.agent.state import AgentState
 from auxilio.protocol.app import TerminalInput, TerminalOpen, TerminalOutput

@@ -6,13 +6,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from auxilio.agent.capabilities.terminal import (
-    CommandLineDetector,
-    ObservedCommand,
-    PtyTerminal,
-    TerminalExited,
-    TerminalHost,
-)
+from auxilio.agent.capabilities.terminal import PtyTerminal, TerminalExited, TerminalHost
+from auxilio.agent.capabilities.terminal_commands import CommandLineDetector, ObservedCommand
 from auxilio.protocol.frames import ActivitySource
 
 

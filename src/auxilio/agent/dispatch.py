@@ -12,12 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from auxilio.agent.capabilities import chat
-from auxilio.agent.capabilities.terminal import (
-    ObservedCommand,
-    TerminalExited,
-    TerminalHost,
-    login_shell,
-)
+from auxilio.agent.capabilities.terminal import TerminalExited, TerminalHost, login_shell
+from auxilio.agent.capabilities.terminal_commands import ObservedCommand
 from auxilio.agent.channel import E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
 from auxilio.agent.feed import Feed

@@ -4,11 +4,10 @@ Output is read on the asyncio loop (``add_reader`` on the PTY master); the child
 leader with the PTY as its controlling terminal, so job control, Ctrl-C and ``SIGWINCH`` on resize
 behave as in a local terminal.
 
-The commands the person's feed and the audit show come from the shell itself where it can tell
-(bash, zsh, fish: ``shell_integration``, source ``shell_integration``): what it runs, after line
-editing, history recall and pasting. Other shells fall back to the technician's keystrokes up to
-Enter (source ``keystrokes``: typed, which may differ from what ran). Nothing typed while the
-terminal does not echo (a password prompt) is ever looked at. Metadata only, never the output.
+Each terminal's commands are watched (``terminal_commands``): the shell's own reports where it
+can give them (bash, zsh, fish through ``shell_integration``; their markers are taken out of the
+output here, before anyone sees it), else the technician's keystrokes, labelled as typed. They go
+to ``on_command`` for the person's feed and the audit: metadata only, never the output.
 """
 
 from __future__ import annotations
@@ -24,27 +23,16 @@ import subprocess
 import termios
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import psutil  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 
-from auxilio.agent.capabilities.shell_integration import (
-    MAX_COMMAND_CHARS,
-    MarkerKind,
-    MarkerParser,
-    ShellLaunch,
-    prepare_shell,
+from auxilio.agent.capabilities.shell_integration import prepare_shell
+from auxilio.agent.capabilities.terminal_commands import (
+    CommandSink,
+    CommandWatch,
+    utc_now,
 )
-from auxilio.protocol.frames import ActivitySource
-
-MAX_SUBJECT = MAX_COMMAND_CHARS
-# Programs whose input, when one of them (not the integrated shell) reads the terminal, is taken
-# as command lines by the keystroke fallback.
-SHELL_NAMES = frozenset(
-    {"sh", "ash", "dash", "bash", "zsh", "fish", "ksh", "ksh93", "mksh", "pdksh", "oksh",
-     "yash", "posh", "csh", "tcsh", "busybox", "elvish", "nu", "xonsh", "pwsh"}
-)  # fmt: skip
-_ESCAPE_FINAL = range(0x40, 0x7F)
 
 
 def login_shell() -> str:
@@ -56,73 +44,14 @@ def login_shell() -> str:
     return shell or os.environ.get("SHELL") or "/bin/sh"
 
 
-class CommandLineDetector:
-    """Turns input bytes into the command lines they submit.
-
-    Line editing is approximated (backspace, Ctrl-U, Ctrl-C, escape sequences such as arrow keys
-    are dropped): the shell's history recall cannot be seen from the input alone, so a recalled
-    command shows as what was typed. The audit says what was typed, which is what the technician
-    did.
-    """
-
-    def __init__(self) -> None:
-        self._line = bytearray()
-        self._escape = 0  # 0 none, 1 after ESC, 2 inside a CSI sequence
-
-    def reset(self) -> None:
-        """Forget the line being typed (the terminal stopped echoing: what follows is secret, and
-        so may be the rest of this line)."""
-        self._line.clear()
-        self._escape = 0
-
-    def feed(self, data: bytes) -> list[str]:
-        lines: list[str] = []
-        for byte in data:
-            if self._escape == 1:
-                self._escape = 2 if byte in (0x5B, 0x4F) else 0  # "[" or "O"
-                continue
-            if self._escape == 2:
-                if byte in _ESCAPE_FINAL:
-                    self._escape = 0
-                continue
-            if byte == 0x1B:
-                self._escape = 1
-            elif byte in (0x0D, 0x0A):
-                text = self._line.decode("utf-8", "replace").strip()
-                self._line.clear()
-                if text:
-                    lines.append(text[:MAX_SUBJECT])
-            elif byte in (0x7F, 0x08):
-                if self._line:
-                    del self._line[-1]
-            elif byte in (0x03, 0x15):  # Ctrl-C, Ctrl-U: the line is abandoned
-                self._line.clear()
-            elif byte >= 0x20 or byte == 0x09:
-                self._line.append(byte)
-        return lines
-
-
 @dataclass(frozen=True, slots=True)
 class TerminalExited:
     exit_code: int | None
     signal: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class ObservedCommand:
-    """A command line seen in a terminal: reported by the shell as it ran it
-    (``ActivitySource.SHELL_INTEGRATION``) or typed by the technician
-    (``ActivitySource.KEYSTROKES``, which may differ from what ran)."""
-
-    terminal_id: int
-    text: str
-    source: ActivitySource
-    at: datetime
-
-
 OutputSink = Callable[[bytes], None]
 ExitSink = Callable[[TerminalExited], None]
-CommandSink = Callable[[ObservedCommand], None]
 
 
 def _make_controlling_tty() -> None:
@@ -269,95 +198,6 @@ class PtyTerminal:
         await self._waiter
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _process_facts(pid: int) -> tuple[list[str], str] | None:
-    """A process's argv and name, or ``None`` when it is gone or hidden from us."""
-    try:
-        process = psutil.Process(pid)
-        return list(process.cmdline()), str(process.name())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-
-
-class CommandWatch:
-    """What one terminal ran: the shell's markers (taken out of the output), else keystrokes.
-
-    The keystroke fallback reports a line (labelled ``keystrokes``) when the terminal echoed the
-    batch it was typed in, and either the shell has no integration, or it was replaced
-    (``exec``: its argv changed), or another shell (``sh`` started from it) reads the terminal.
-    """
-
-    def __init__(
-        self,
-        terminal_id: int,
-        launch: ShellLaunch,
-        *,
-        on_command: CommandSink,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.terminal_id = terminal_id
-        self.launch = launch
-        self._on_command = on_command
-        self._clock = clock
-        self._parser = MarkerParser(launch.nonce) if launch.nonce is not None else None
-        self._detector = CommandLineDetector()
-        self._pty: PtyTerminal | None = None
-        self._argv: list[str] | None = None
-
-    def attach(self, pty: PtyTerminal) -> None:
-        self._pty = pty
-        facts = _process_facts(pty.pid)
-        self._argv = facts[0] if facts is not None else None
-
-    def _emit(self, text: str, source: ActivitySource) -> None:
-        if text.strip():
-            self._on_command(ObservedCommand(self.terminal_id, text.strip(), source, self._clock()))
-
-    def output(self, data: bytes) -> bytes:
-        """The output with our markers taken out; each command marker is reported."""
-        if self._parser is None:
-            return data
-        shown, markers = self._parser.feed(data)
-        for marker in markers:
-            if marker.kind is MarkerKind.PROMPT:
-                self.launch.remove_files()  # read by now: nothing else needs them
-            else:
-                self._emit(marker.text, ActivitySource.SHELL_INTEGRATION)
-        return shown
-
-    def closing(self) -> bytes:
-        self.launch.remove_files()
-        return self._parser.flush() if self._parser is not None else b""
-
-    def input(self, data: bytes) -> None:
-        """Input about to be written to the terminal."""
-        if self._pty is None:
-            return
-        if not self._pty.echoes():
-            self._detector.reset()
-            return
-        lines = self._detector.feed(data)
-        if lines and self._keystrokes_count():
-            for line in lines:
-                self._emit(line, ActivitySource.KEYSTROKES)
-
-    def _keystrokes_count(self) -> bool:
-        assert self._pty is not None  # noqa: S101 -- input() checked it
-        if self._parser is None:
-            return True
-        shell = _process_facts(self._pty.pid)
-        if shell is None or shell[0] != self._argv:
-            return True  # the integrated shell was replaced (exec) or is gone
-        group = self._pty.foreground_group()
-        if group is None or group == self._pty.pid:
-            return False  # the integrated shell reads this line and reports what it runs
-        leader = _process_facts(group)
-        return leader is not None and leader[1] in SHELL_NAMES
-
-
 class TerminalHost:
     """The terminals the technician opened in one support session, by ``terminal_id``.
 
@@ -374,7 +214,7 @@ class TerminalHost:
         on_exit: Callable[[int, TerminalExited], None],
         on_command: CommandSink,
         max_terminals: int = 4,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._on_output = on_output
         self._on_exit = on_exit
