@@ -82,18 +82,21 @@ class MarkerParser:
         markers: list[Marker] = []
         pos = 0
         while True:
-            esc = buf.find(b"\x1b", pos)
-            if esc < 0:
-                out += buf[pos:]
+            # Looking for the whole prefix (not every ESC) keeps colourful output at C speed.
+            hit = buf.find(PREFIX, pos)
+            if hit < 0:
+                keep = _partial_prefix(buf, pos)  # a prefix cut by the end of this read
+                out += buf[pos : len(buf) - keep]
+                self._held = buf[len(buf) - keep :]
                 break
-            out += buf[pos:esc]
-            end, marker = self._at(buf, esc)
+            out += buf[pos:hit]
+            end, marker = self._at(buf, hit)
             if end is None:  # might still be a marker: wait for the next read
-                self._held = buf[esc:]
+                self._held = buf[hit:]
                 break
-            if end == esc:  # not ours: the ESC is output like any other byte
+            if end == hit:  # not ours: the ESC is output like any other byte
                 out += b"\x1b"
-                pos = esc + 1
+                pos = hit + 1
                 continue
             if marker is not None:
                 markers.append(marker)
@@ -105,28 +108,31 @@ class MarkerParser:
         held, self._held = self._held, b""
         return held
 
-    def _at(self, buf: bytes, esc: int) -> tuple[int | None, Marker | None]:
-        """At an ESC: ``(None, None)`` undecided, ``(esc, None)`` not a marker, or the index just
-        past a marker and the marker (``None`` for a kind this version does not know)."""
-        head = buf[esc : esc + len(PREFIX)]
-        if not PREFIX.startswith(head):
-            return esc, None
-        if len(head) < len(PREFIX):
-            return None, None
-        start = esc + len(PREFIX)
+    def _at(self, buf: bytes, hit: int) -> tuple[int | None, Marker | None]:
+        """At a prefix: ``(None, None)`` undecided, ``(hit, None)`` not a marker, or the index
+        just past a marker and the marker (``None`` for a kind this version does not know)."""
+        start = hit + len(PREFIX)
         nonce = buf[start : start + len(self._expected)]
         if len(nonce) < len(self._expected):
             # Compare what has arrived so far: a wrong nonce is released at once, not held.
-            return (None, None) if self._expected.startswith(nonce) else (esc, None)
+            return (None, None) if self._expected.startswith(nonce) else (hit, None)
         if not hmac.compare_digest(nonce, self._expected):
-            return esc, None
+            return hit, None
         body_start = start + len(self._expected)
         stop = _CONTROL.search(buf, body_start, body_start + MAX_BODY_BYTES + 1)
         if stop is None:
-            return (None, None) if len(buf) - body_start <= MAX_BODY_BYTES else (esc, None)
+            return (None, None) if len(buf) - body_start <= MAX_BODY_BYTES else (hit, None)
         if buf[stop.start()] != 0x07:
-            return esc, None
+            return hit, None
         return stop.start() + 1, _parse_body(buf[body_start : stop.start()])
+
+
+def _partial_prefix(buf: bytes, pos: int) -> int:
+    """How many bytes at the end of ``buf[pos:]`` are the start of a prefix, cut by the read."""
+    for length in range(min(len(PREFIX) - 1, len(buf) - pos), 0, -1):
+        if buf.endswith(PREFIX[:length]):
+            return length
+    return 0
 
 
 def _parse_body(body: bytes) -> Marker | None:
