@@ -131,10 +131,19 @@ class ApiClient:
 
     # -- identity ---------------------------------------------------------------------------
 
-    async def login(self, *, email: str, password: str, totp_code: str | None = None) -> Any:
+    async def login(
+        self,
+        *,
+        email: str,
+        password: str,
+        totp_code: str | None = None,
+        organisation: str | None = None,
+    ) -> Any:
         body: dict[str, Any] = {"email": email, "password": password}
         if totp_code:
             body["totp_code"] = totp_code
+        if organisation:
+            body["organisation"] = organisation
         return await self.request("POST", "/auth/login", json=body)
 
     async def logout(self) -> None:

@@ -44,6 +44,14 @@ def login(
     totp_code: Annotated[
         str | None, typer.Option("--totp-code", help="TOTP code, instead of being asked.")
     ] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Your organisation's slug; needed only when your address "
+            "has accounts in several organisations.",
+        ),
+    ] = None,
 ) -> None:
     """Log in as a technician and keep the token for the other commands."""
     try:
@@ -52,7 +60,7 @@ def login(
         _fail(str(exc), EXIT_USAGE)
     password = _read_password(password_stdin)
     try:
-        result = asyncio.run(_login(url, email, password, totp_code))
+        result = asyncio.run(_login(url, email, password, totp_code, org))
     except ApiError as exc:
         if exc.code == "mfa_enrolment_required":
             _fail(
@@ -77,16 +85,20 @@ def login(
         )
 
 
-async def _login(url: str, email: str, password: str, totp_code: str | None) -> Any:
+async def _login(
+    url: str, email: str, password: str, totp_code: str | None, org: str | None = None
+) -> Any:
     async with ApiClient(url) as api:
         try:
-            result = await api.login(email=email, password=password, totp_code=totp_code)
+            result = await api.login(
+                email=email, password=password, totp_code=totp_code, organisation=org
+            )
         except ApiError as exc:
             if exc.code != "mfa_required" or totp_code:
                 raise
             # The first leg said a second factor is needed: ask for it, as a person would expect.
             code = await asyncio.to_thread(_prompt_totp)
-            return await api.login(email=email, password=password, totp_code=code)
+            return await api.login(email=email, password=password, totp_code=code, organisation=org)
         if not result.get("mfa_enrolment_required") or totp_code:
             return result
         # Not enrolled yet. Someone created with `auxilio admin create-user` already has the
@@ -98,7 +110,7 @@ async def _login(url: str, email: str, password: str, totp_code: str | None) -> 
         code = await asyncio.to_thread(_prompt_totp)
         if not code:
             return result
-        return await api.login(email=email, password=password, totp_code=code)
+        return await api.login(email=email, password=password, totp_code=code, organisation=org)
 
 
 def _prompt_totp() -> str:

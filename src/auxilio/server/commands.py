@@ -92,9 +92,20 @@ def serve(
         # spend CPU compressing ciphertext, which does not compress.
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        **proxy_options(settings),
         # Header, keep-alive and WebSocket ping timeouts (server/serving.py).
         **connection_options(settings),
     )
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """Forwarded headers believed only from ``trusted_proxies`` (none by default). uvicorn's own
+    default believes X-Forwarded-For from 127.0.0.1, so any local client could pick the address
+    that the lockout and the rate limits count."""
+    trusted = settings.trusted_proxy_list
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
 async def _count_users(settings: Settings) -> int:

@@ -6,11 +6,12 @@ Nothing here runs at import time; ``load_settings`` is called by the CLI and by 
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -92,6 +93,23 @@ class Settings(BaseSettings):
     ws_auth_timeout_seconds: float = Field(default=10.0, gt=0)
     # How often the support-session scheduler looks for warnings, time limits and idle sessions.
     support_session_tick_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network (CIDR); "
+                    "name each proxy, '*' is not accepted"
+                ) from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

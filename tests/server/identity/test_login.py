@@ -12,6 +12,7 @@ from auxilio.server.identity import secrets as sec
 from tests.factories import PASSWORD, make_org, make_user
 from tests.server.identity.helpers import (
     audit_count,
+    audit_details,
     bearer,
     current_step,
     error_code,
@@ -143,6 +144,43 @@ async def test_it_gives_the_same_answer_for_an_unknown_email_and_a_wrong_passwor
     assert unknown.headers["www-authenticate"] == wrong.headers["www-authenticate"]
     details = await audit_count(app, AuditAction.LOGIN_FAILED)
     assert details == 2
+
+
+async def test_an_address_with_accounts_in_two_organisations_logs_in_with_the_organisation(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    first_org, second_org = await make_org(app), await make_org(app)
+    first = await make_user(app, first_org, Role.END_USER, email="shared@example.test")
+    second = await make_user(app, second_org, Role.END_USER, email="shared@example.test")
+    unknown = await login(client, "nobody@example.test")
+
+    # Without the organisation the address names nobody: the same answer as an unknown one.
+    ambiguous = await login(client, "shared@example.test")
+    assert ambiguous.status_code == 401
+    assert ambiguous.json() == unknown.json()
+    assert "give the organisation" in ambiguous.json()["error"]["message"]
+
+    for org, person in ((first_org, first), (second_org, second)):
+        response = await login(client, "shared@example.test", organisation=org.slug)
+        assert response.status_code == 200, response.text
+        assert response.json()["user"]["id"] == str(person.user.id)
+    elsewhere = await login(client, first.user.email, organisation="no-such-org")
+    assert elsewhere.json() == unknown.json()
+    reasons = [d["reason"] for d in await audit_details(app, AuditAction.LOGIN_FAILED)]
+    assert reasons == ["unknown_email", "ambiguous_email", "unknown_email"]
+
+
+async def test_the_organisation_is_optional_while_the_address_is_unique(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    org = await make_org(app)
+    person = await make_user(app, org, Role.END_USER)
+    assert (await login(client, person.user.email)).status_code == 200
+    assert (await login(client, person.user.email, organisation=org.slug)).status_code == 200
+    other = await make_org(app)
+    wrong_org = await login(client, person.user.email, organisation=other.slug)
+    assert wrong_org.status_code == 401
+    assert error_code(wrong_org) == "invalid_credentials"
 
 
 async def test_it_gives_staff_without_totp_an_enrolment_only_token(

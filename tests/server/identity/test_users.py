@@ -105,7 +105,7 @@ async def test_it_refuses_a_duplicate_email_whatever_its_case(
 ) -> None:
     org = await make_org(app)
     admin = await make_user(app, org, Role.ADMIN)
-    existing = await make_user(app, await make_org(app), Role.END_USER)
+    existing = await make_user(app, org, Role.END_USER)
     before = await row_counts(app)
 
     response = await client.post(USERS, headers=admin.headers,
@@ -316,3 +316,19 @@ async def audit_total(app: FastAPI) -> int:
 
     async with app.state.sessionmaker() as db:
         return int((await db.execute(select(func.count()).select_from(AuditEvent))).scalar_one())
+
+
+async def test_an_email_used_in_another_organisation_says_nothing_about_it(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    # issue 7 §8: a 409 here told one organisation's admin who has an account in another.
+    admin = await make_user(app, await make_org(app), Role.ADMIN)
+    elsewhere = await make_user(app, await make_org(app), Role.END_USER)
+
+    response = await client.post(USERS, headers=admin.headers,
+                                 json=_technician(email=elsewhere.user.email))
+
+    assert response.status_code == 201, response.text
+    assert response.json()["organisation_id"] == str(admin.user.organisation_id)
+    # Both accounts stand, each in its own organisation.
+    assert (await load_user(app, elsewhere.user.id)).email == elsewhere.user.email

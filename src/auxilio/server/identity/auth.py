@@ -34,7 +34,7 @@ from auxilio.server.errors import (
 )
 from auxilio.server.identity import secrets as sec
 from auxilio.server.identity.models import ApiToken, LoginThrottle, Organisation, RecoveryCode, User
-from auxilio.server.identity.service import get_user_by_email, mfa_required
+from auxilio.server.identity.service import find_login_account, mfa_required
 from auxilio.server.settings import Settings
 
 ENROLMENT_SCOPE = "identity:totp_enrol"
@@ -153,11 +153,12 @@ async def login(
     recovery_code: str | None,
     client_addr: str | None,
     settings: Settings,
+    organisation: str | None = None,
     now: datetime | None = None,
 ) -> LoginResult | DomainError:
     now = now or utcnow()
     policy = Lockout.from_settings(settings)
-    user = await get_user_by_email(db, email=email)
+    user, ambiguous = await find_login_account(db, email=email, organisation=organisation)
     forget = max(settings.lockout_forget_seconds, settings.lockout_max_seconds)
     # Counted per email whether or not the account exists, so that a lockout does not reveal
     # which emails have accounts.
@@ -197,10 +198,11 @@ async def login(
         return error
 
     if user is None:
+        # One hash either way: the time taken says nothing about whether the address exists.
         sec.burn_password_check(password)
-        return await fail("unknown_email", InvalidCredentials())
+        return await fail("ambiguous_email" if ambiguous else "unknown_email", _bad_credentials())
     if not sec.verify_password(user.password_hash, password) or not user.is_active:
-        return await fail("bad_password" if user.is_active else "inactive", InvalidCredentials())
+        return await fail("bad_password" if user.is_active else "inactive", _bad_credentials())
 
     org = await db.get(Organisation, user.organisation_id)
     assert org is not None  # noqa: S101 -- foreign key
@@ -265,6 +267,14 @@ async def login(
         token_row=token_row,
         mfa_enrolment_required=enrolment_required,
         recovery_codes=recovery_codes,
+    )
+
+
+def _bad_credentials() -> InvalidCredentials:
+    # The same words for every failure, including an address that several organisations use.
+    return InvalidCredentials(
+        "The email or password is wrong. If this address has accounts in several "
+        "organisations, give the organisation too."
     )
 
 

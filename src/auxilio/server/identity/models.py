@@ -27,13 +27,17 @@ class Organisation(Base):
 
 class User(Base):
     __tablename__ = "users"
+    # Emails are unique per organisation (docs/adr/0005): whether an address has an account in
+    # another organisation is none of this one's business.
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "email", name="uq_users_organisation_id_email"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     organisation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
     )
-    # Emails are unique across the server so that login needs no organisation.
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(200))

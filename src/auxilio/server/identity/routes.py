@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import timedelta
 from typing import Annotated
@@ -12,10 +13,11 @@ from auxilio.policy import review_overdue
 from auxilio.policy.roles import STAFF_ROLES, Permission, Role
 from auxilio.server.api.deps import DbSession, EnrolmentCaller, Identity, SettingsDep, require
 from auxilio.server.db.base import utcnow
-from auxilio.server.errors import Forbidden, NotStaff
+from auxilio.server.errors import Forbidden, NotStaff, RateLimited
 from auxilio.server.identity import auth, service
 from auxilio.server.identity import schemas as s
 from auxilio.server.identity.models import Organisation
+from auxilio.server.identity.ratelimit import Limited, rate_limits
 from auxilio.server.policies.service import get_active_policy
 
 router = APIRouter(tags=["identity"])
@@ -33,6 +35,10 @@ async def login(
     body: s.LoginIn, request: Request, db: DbSession, settings: SettingsDep
 ) -> s.LoginOut:
     client = request.client.host if request.client else None
+    wait = await rate_limits(request.app.state).check(Limited.LOGIN, client)
+    if wait:
+        # Before any database work: a flood of guesses costs neither argon2 nor audit rows.
+        raise RateLimited(retry_after_seconds=math.ceil(wait))
     outcome = await auth.login(
         db,
         email=body.email,
@@ -41,6 +47,7 @@ async def login(
         recovery_code=body.recovery_code,
         client_addr=client,
         settings=settings,
+        organisation=body.organisation,
     )
     if not isinstance(outcome, auth.LoginResult):
         # The failure counters and the audit event must survive the error response.

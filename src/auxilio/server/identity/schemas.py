@@ -30,6 +30,8 @@ class Patch(Strict):
 class LoginIn(Strict):
     email: LoginEmail
     password: Password
+    # The organisation's slug; needed only when the address has accounts in several.
+    organisation: str | None = Field(default=None, min_length=1, max_length=63)
     totp_code: str | None = Field(default=None, max_length=16)
     recovery_code: str | None = Field(default=None, max_length=32)
 

@@ -141,7 +141,13 @@ async def create_user(
 ) -> User:
     email = normalise_email(email)
     check_password_strength(password)
-    existing = (await db.execute(select(User.id).where(User.email == email))).first()
+    # Only this organisation's users count: an address used in another organisation is not
+    # this one's to know about (docs/adr/0005).
+    existing = (
+        await db.execute(
+            select(User.id).where(User.organisation_id == organisation.id, User.email == email)
+        )
+    ).first()
     if existing is not None:
         raise AlreadyExists("A user with that email already exists.", field="email")
     user = User(
@@ -187,10 +193,23 @@ async def get_user_or_raise(
     return user
 
 
-async def get_user_by_email(db: AsyncSession, *, email: str) -> User | None:
-    return (
-        await db.execute(select(User).where(User.email == email.strip().lower()))
-    ).scalar_one_or_none()
+async def find_login_account(
+    db: AsyncSession, *, email: str, organisation: str | None
+) -> tuple[User | None, bool]:
+    """The one account a login names, and whether the email alone was ambiguous.
+
+    With an organisation slug: that organisation's user with this email. Without one: the
+    server's only user with this email; when several organisations have one, nobody (the login
+    then fails exactly as for an unknown email, so it reveals nothing).
+    """
+    query = select(User).where(User.email == email.strip().lower())
+    if organisation is not None:
+        org = await get_organisation_by_slug(db, slug=organisation.strip().lower())
+        if org is None:
+            return None, False
+        query = query.where(User.organisation_id == org.id)
+    found = list((await db.execute(query.limit(2))).scalars())
+    return (found[0], False) if len(found) == 1 else (None, len(found) > 1)
 
 
 async def list_users(

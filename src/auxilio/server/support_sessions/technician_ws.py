@@ -26,7 +26,7 @@ from auxilio.server.identity.auth import actor_for, resolve_token
 from auxilio.server.policies.authorize import authorize_permission
 from auxilio.server.relay.connection import CLOSE_POLICY
 from auxilio.server.relay.hub import Peer
-from auxilio.server.support_sessions import during, service
+from auxilio.server.support_sessions import during, extensions, service
 from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.support_sessions.runtime import TechnicianLink, end_text, state_text
 from auxilio.server.support_sessions.ws import PeerHandler, WireRefusal
@@ -161,11 +161,11 @@ class TechnicianHandler(PeerHandler):
         sid = self._check_bound(message.support_session_id, message.id)
         assert self.technician is not None  # noqa: S101 -- set by authenticate
 
-        async def work(db: AsyncSession) -> tuple[SupportSession, during.ExtensionOutcome]:
+        async def work(db: AsyncSession) -> tuple[SupportSession, extensions.ExtensionOutcome]:
             found = await service.get_for_update(db, sid)
             assert found is not None  # noqa: S101 -- attached sessions exist
             assert self.technician is not None  # noqa: S101 -- set by authenticate
-            return found, await during.request_extension(
+            return found, await extensions.request_extension(
                 db,
                 support_session=found,
                 seconds=message.requested_seconds,

@@ -4,10 +4,13 @@ Each connection has an authentication phase (at most ``ws_auth_timeout_seconds``
 command phase. Text frames are parsed with ``parse_message``; binary frames are relayed blind
 (``relay.bridge``). A frame too large for the protocol ends the support session with
 ``protocol_error``; any other bad frame is answered with an ``error`` and the connection goes on.
+A connection from an address (or to a node) over its rate of unauthenticated connections is
+answered with ``error`` ``rate_limited`` and closed before it may authenticate.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -16,12 +19,18 @@ from fastapi import FastAPI, WebSocket
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
 from auxilio.protocol.frames import ControlMessage, EndReason, Party, parse_message
 from auxilio.server.context import Actor
+from auxilio.server.identity.ratelimit import Limited, rate_limits
 from auxilio.server.relay.bridge import relay_binary, relay_text
 from auxilio.server.relay.connection import CLOSE_POLICY, Connection, QueueLimits
 from auxilio.server.relay.hub import Attachment, Peer
 from auxilio.server.support_sessions.runtime import SupportSessionRuntime, error_text
 
 TOO_LARGE = str(ProtocolErrorCode.TOO_LARGE)
+# The WebSocket error code of each limited kind (codes are dotted on the wire).
+RATE_LIMITED = {
+    Limited.JOIN: "join_code.rate_limited",
+    Limited.WS_UNAUTHENTICATED: "auth.rate_limited",
+}
 
 
 class WireRefusal(Exception):
@@ -68,19 +77,41 @@ class PeerHandler:
         if frame is None:
             return None
         if isinstance(frame, bytes):
-            raise WireRefusal("protocol.malformed", "authenticate before sending binary frames",
-                              close=True)
+            raise WireRefusal(
+                "protocol.malformed", "authenticate before sending binary frames", close=True
+            )
         message = parse_message(frame)
         if not isinstance(message, kind):
             expected = kind.model_fields["type"].default
-            raise WireRefusal("protocol.unexpected_message",
-                              f"expected {expected}, got {message.type}", ref=message.id,
-                              close=True)
+            raise WireRefusal(
+                "protocol.unexpected_message",
+                f"expected {expected}, got {message.type}",
+                ref=message.id,
+                close=True,
+            )
         return message
+
+    @property
+    def client_addr(self) -> str | None:
+        client = self.conn.websocket.client
+        return client.host if client else None
+
+    async def limit(self, kind: Limited, *, ref: str | None = None) -> None:
+        """Refuse (and close) when this address, or the node as a whole, is over ``kind``'s
+        rate: guessing join codes or tokens by opening connection after connection."""
+        wait = await rate_limits(self.conn.websocket.app.state).check(kind, self.client_addr)
+        if wait:
+            raise WireRefusal(
+                RATE_LIMITED[kind],
+                f"too many attempts; retry in {math.ceil(wait)} seconds",
+                ref=ref,
+                close=True,
+            )
 
     async def run(self, conn: Connection) -> None:
         try:
             try:
+                await self.limit(Limited.WS_UNAUTHENTICATED)
                 if not await self.authenticate():
                     return
             except WireRefusal as refusal:
@@ -129,8 +160,9 @@ class PeerHandler:
 
     async def on_binary(self, frame: bytes) -> None:
         if self.support_session_id is None or not await self.refresh_active():
-            raise WireRefusal("session.not_active",
-                              "binary frames flow only in an active support session")
+            raise WireRefusal(
+                "session.not_active", "binary frames flow only in an active support session"
+            )
         try:
             await relay_binary(self.runtime.hub, self.sid, self.peer, frame)
         except ProtocolError as exc:
@@ -142,17 +174,24 @@ class PeerHandler:
     async def relay_unchanged(self, raw: str, support_session_id: str, ref: str) -> None:
         """Forward an E2E handshake or revocation message exactly as received."""
         if support_session_id != self.sid or not await self.refresh_active():
-            raise WireRefusal("session.not_active", "this message needs an active support "
-                              "session on this connection", ref=ref)
+            raise WireRefusal(
+                "session.not_active",
+                "this message needs an active support session on this connection",
+                ref=ref,
+            )
         await relay_text(self.runtime.hub, self.sid, self.peer, raw)
 
     async def end_for_protocol_error(self, detail: str) -> None:
         assert self.support_session_id is not None  # noqa: S101 -- callers check it
         ended_by = Party.AGENT if self.peer is Peer.AGENT else Party.TECHNICIAN
         self.conn.log.warning("ending support session %s: %s", self.sid, detail)
-        ended = await self.runtime.end(self.support_session_id, ended_by=ended_by,
-                                       reason=EndReason.PROTOCOL_ERROR, detail=detail,
-                                       actor=self.actor())
+        ended = await self.runtime.end(
+            self.support_session_id,
+            ended_by=ended_by,
+            reason=EndReason.PROTOCOL_ERROR,
+            detail=detail,
+            actor=self.actor(),
+        )
         if ended is None:
             await self.conn.close(CLOSE_POLICY, detail)
 
@@ -161,8 +200,11 @@ class PeerHandler:
 
 
 def _limits(settings: Any) -> QueueLimits:
-    return QueueLimits(frames=settings.relay_queue_frames, bytes=settings.relay_queue_bytes,
-                       stuck_seconds=settings.relay_stuck_seconds)
+    return QueueLimits(
+        frames=settings.relay_queue_frames,
+        bytes=settings.relay_queue_bytes,
+        stuck_seconds=settings.relay_stuck_seconds,
+    )
 
 
 def install_websockets(app: FastAPI) -> None:
