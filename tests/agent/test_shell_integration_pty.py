@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.agent.capabilities.shell_integration import PREFIX
 from auxilio.agent.capabilities.terminal import PtyTerminal, TerminalHost
-from auxilio.agent.capabilities.terminal_commands import ObservedCommand
+from auxilio.agent.capabilities.terminal_commands import ObservedCommand, ShellReplaced
 from auxilio.agent.report import build_report
 from auxilio.agent.state import AgentState
 from auxilio.protocol.app import TerminalInput, TerminalOpen, TerminalOutput
@@ -63,13 +63,20 @@ class Terminal:
         self.name = Path(program).name
         self.output = bytearray()
         self.commands: list[ObservedCommand] = []
+        self.replaced: list[str] = []
         self.host = TerminalHost(
             on_output=lambda _tid, data: self.output.extend(data),
             on_exit=lambda _tid, _exited: None,
-            on_command=self.commands.append,
+            on_command=self._seen,
         )
         self.pty: PtyTerminal = self.host.open(1, program=program, cols=200, rows=50)
         self._prompts = 0
+
+    def _seen(self, seen: ObservedCommand | ShellReplaced) -> None:
+        if isinstance(seen, ShellReplaced):
+            self.replaced.append(seen.program)
+        else:
+            self.commands.append(seen)
 
     @property
     def reported(self) -> list[tuple[str, ActivitySource]]:
@@ -322,9 +329,24 @@ async def test_exec_sh_switches_to_labelled_keystrokes(bash: Terminal) -> None:
     await bash.line(b"exec sh\r")
     await bash.reports(1)
     await bash.sh_prompt()
+    assert bash.replaced == []  # not known until the next Enter
     bash.host.write(1, b"echo after-exec\r")
     await bash.reports(2)
     assert bash.reported == [("exec sh", SHELL), ("echo after-exec", TYPED)]
+    assert bash.replaced == ["sh"]
+
+
+async def test_exec_of_a_shell_that_edits_lines_is_said_and_then_nothing_is_reported(
+    bash: Terminal,
+) -> None:
+    await bash.line(b"exec bash --norc\r")
+    await bash.reports(1)
+    await bash.until(lambda: bash.output.endswith(b"$ ") or bash.output.endswith(b"# "), "bash")
+    await bash.until(lambda: not bash.pty.echoes(), "readline reading")
+    bash.host.write(1, b"echo unseen\r")
+    await bash.until(lambda: b"unseen\r\n" in bash.output, "it ran")
+    assert bash.reported == [("exec bash --norc", SHELL)]
+    assert bash.replaced == ["bash"]
 
 
 async def test_a_nested_sh_is_followed_by_keystrokes_then_bash_again(bash: Terminal) -> None:

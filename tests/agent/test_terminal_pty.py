@@ -7,7 +7,11 @@ import os
 from pathlib import Path
 
 from auxilio.agent.capabilities.terminal import PtyTerminal, TerminalExited, TerminalHost
-from auxilio.agent.capabilities.terminal_commands import CommandLineDetector, ObservedCommand
+from auxilio.agent.capabilities.terminal_commands import (
+    CommandLineDetector,
+    ObservedCommand,
+    ShellReplaced,
+)
 from auxilio.protocol.frames import ActivitySource
 
 
@@ -93,7 +97,7 @@ async def test_kill_stops_background_jobs_too() -> None:
 async def test_the_host_reports_typed_lines_of_a_shell_without_integration_labelled() -> None:
     outputs: list[bytes] = []
     exits: list[TerminalExited] = []
-    commands: list[ObservedCommand] = []
+    commands: list[ObservedCommand | ShellReplaced] = []
     host = TerminalHost(
         on_output=lambda _tid, data: outputs.append(data),
         on_exit=lambda _tid, exited: exits.append(exited),
@@ -103,10 +107,9 @@ async def test_the_host_reports_typed_lines_of_a_shell_without_integration_label
     assert host.write(7, b"echo o") is True
     assert commands == []
     host.write(7, b"ne\rls -l\r")
-    assert [(c.terminal_id, c.text, c.source) for c in commands] == [
-        (7, "echo one", ActivitySource.KEYSTROKES),
-        (7, "ls -l", ActivitySource.KEYSTROKES),
-    ]
+    assert [
+        (c.terminal_id, c.text, c.source) for c in commands if isinstance(c, ObservedCommand)
+    ] == [(7, "echo one", ActivitySource.KEYSTROKES), (7, "ls -l", ActivitySource.KEYSTROKES)]
     assert all(c.at.tzinfo is not None for c in commands)
     assert host.write(8, b"whoami\r") is False  # not open: nothing written anywhere
     assert len(commands) == 2

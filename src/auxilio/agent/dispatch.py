@@ -13,7 +13,7 @@ from datetime import datetime
 
 from auxilio.agent.capabilities import chat
 from auxilio.agent.capabilities.terminal import TerminalExited, TerminalHost, login_shell
-from auxilio.agent.capabilities.terminal_commands import ObservedCommand
+from auxilio.agent.capabilities.terminal_commands import ObservedCommand, ShellReplaced
 from auxilio.agent.channel import E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
 from auxilio.agent.feed import Feed
@@ -115,9 +115,16 @@ class AppDispatcher:
         # Command lines come back through command_observed (keystrokes now, the shell's later).
         self.terminals.write(message.terminal_id, message.data)
 
-    async def command_observed(self, command: ObservedCommand) -> None:
+    async def command_observed(self, command: ObservedCommand | ShellReplaced) -> None:
         """A command line seen in a terminal (``TerminalHost``'s ``on_command``, queued by the
         session): shown to the person, logged for their report, reported to the server."""
+        if isinstance(command, ShellReplaced):
+            self._feed.warning(
+                f"The shell in the terminal was replaced by {command.program}: from now on its "
+                "commands are shown as typed, and not at all where it edits lines itself."
+            )
+            self._log.append("shell_replaced", program=command.program)
+            return
         if command.source is ActivitySource.KEYSTROKES:
             self._feed.activity(f"Technician typed (may differ from what ran): {command.text}")
         else:

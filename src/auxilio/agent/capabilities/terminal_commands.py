@@ -90,7 +90,17 @@ class ObservedCommand:
     at: datetime
 
 
-CommandSink = Callable[[ObservedCommand], None]
+@dataclass(frozen=True, slots=True)
+class ShellReplaced:
+    """The integrated shell of a terminal is no longer running there (``exec``): from now on its
+    commands can only be seen as typed, and not at all where the new program edits lines."""
+
+    terminal_id: int
+    program: str  # the name of what runs now
+    at: datetime
+
+
+CommandSink = Callable[[ObservedCommand | ShellReplaced], None]
 
 
 class WatchedTerminal(Protocol):
@@ -122,7 +132,8 @@ class CommandWatch:
 
     The keystroke fallback reports a line (labelled ``keystrokes``) when the terminal echoed the
     batch it was typed in, and either the shell has no integration, or it was replaced
-    (``exec``: its argv changed), or another shell (``sh`` started from it) reads the terminal.
+    (``exec``: its argv changed; said once, as :class:`ShellReplaced`), or another shell (``sh``
+    started from it) reads the terminal.
     """
 
     def __init__(
@@ -141,6 +152,7 @@ class CommandWatch:
         self._detector = CommandLineDetector()
         self._pty: WatchedTerminal | None = None
         self._argv: list[str] | None = None
+        self._replaced = False
 
     def attach(self, pty: WatchedTerminal) -> None:
         self._pty = pty
@@ -171,23 +183,30 @@ class CommandWatch:
         """Input about to be written to the terminal."""
         if self._pty is None:
             return
+        if self._parser is not None and not self._replaced and (b"\r" in data or b"\n" in data):
+            self._check_replaced(self._pty)
         if not self._pty.echoes():
             self._detector.reset()
             return
         lines = self._detector.feed(data)
-        if lines and self._keystrokes_count():
+        if lines and self._keystrokes_count(self._pty):
             for line in lines:
                 self._emit(line, ActivitySource.KEYSTROKES)
 
-    def _keystrokes_count(self) -> bool:
-        assert self._pty is not None  # noqa: S101 -- input() checked it
-        if self._parser is None:
+    def _check_replaced(self, pty: WatchedTerminal) -> None:
+        # Each Enter: had the line before it ``exec``ed something in place of the shell?
+        shell = _process_facts(pty.pid)
+        if shell is not None and shell[0] == self._argv:
+            return
+        self._replaced = True
+        name = shell[1] if shell is not None else "nothing"
+        self._on_command(ShellReplaced(self.terminal_id, name, self._clock()))
+
+    def _keystrokes_count(self, pty: WatchedTerminal) -> bool:
+        if self._parser is None or self._replaced:
             return True
-        shell = _process_facts(self._pty.pid)
-        if shell is None or shell[0] != self._argv:
-            return True  # the integrated shell was replaced (exec) or is gone
-        group = self._pty.foreground_group()
-        if group is None or group == self._pty.pid:
+        group = pty.foreground_group()
+        if group is None or group == pty.pid:
             return False  # the integrated shell reads this line and reports what it runs
         leader = _process_facts(group)
         return leader is not None and leader[1] in SHELL_NAMES
