@@ -87,14 +87,27 @@ def test_many_addresses_cannot_flood_the_log_and_every_failure_is_counted() -> N
     assert written + sum(s.tally.count for s in summaries) == 5000
 
 
-def test_reasons_are_bounded_in_a_summary() -> None:
+def test_each_reason_has_its_first_failure_written() -> None:
     agg = FailureAggregator()
+    for reason in ("join_code.invalid", "join_code.used", "join_code.expired"):
+        assert agg.admit(REJECTED, reason=reason, client_addr="a", now=T0)
+        assert not agg.admit(REJECTED, reason=reason, client_addr="a", now=T0)
+    summaries = agg.take(now=T0 + timedelta(minutes=1))
+    assert sorted(tuple(s.details()["reasons"].items()) for s in summaries) == [
+        (("join_code.expired", 1),),
+        (("join_code.invalid", 1),),
+        (("join_code.used", 1),),
+    ]
+
+
+def test_reasons_are_bounded_in_a_summary() -> None:
+    agg = FailureAggregator(first_per_minute=0, keys_per_minute=0)  # everything under "*"
     for i in range(100):
-        agg.admit(REJECTED, reason=f"reason-{i}", client_addr="a", now=T0)
+        agg.admit(REJECTED, reason=f"reason-{i}", client_addr=f"10.0.0.{i}", now=T0)
     [summary] = agg.take(now=T0 + timedelta(minutes=1))
     reasons = summary.details()["reasons"]
-    assert len(reasons) == 21 and reasons["other"] == 99 - 20
-    assert sum(reasons.values()) == 99
+    assert len(reasons) == 21 and reasons["other"] == 100 - 20
+    assert sum(reasons.values()) == 100 == summary.details()["addresses"]
 
 
 def test_summaries_that_could_not_be_written_are_kept_for_the_next_round() -> None:

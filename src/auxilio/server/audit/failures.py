@@ -1,7 +1,8 @@
 """Unauthenticated failures (bad join codes, bogus tokens) audited at a bounded rate.
 
 Anyone can send them, as fast as they like: with one audit row each, one client wrote 6,130 rows
-in 20 s. Instead, per (action, organisation, client address, minute):
+in 20 s. Instead, per (action, reason, organisation, client address, minute), the reason being
+the caller's stable code (``join_code.invalid``, ``join_code.expired``, a token's ``revoked``):
 
 - the first failure is recorded at once, as the ordinary event of its action;
 - the rest are counted in memory, and once the minute is over one ``audit:failures:summarised``
@@ -49,7 +50,7 @@ _MAX_REASONS = 20
 # The "*" summary counts distinct addresses up to this many, then says "at least".
 _MAX_ADDRESSES = 10_000
 
-_Key = tuple[str, uuid.UUID | None, str]  # (action, organisation, client address)
+_Key = tuple[str, uuid.UUID | None, str, str]  # (action, organisation, client address, reason)
 
 
 @dataclass(slots=True)
@@ -84,6 +85,7 @@ class Summary:
     action: str
     organisation_id: uuid.UUID | None
     client_addr: str
+    reason: str  # "" for the "*" summary, which counts every reason
     tally: _Tally
 
     def details(self) -> dict[str, Any]:
@@ -123,7 +125,7 @@ class FailureAggregator:
         minute = int((now or utcnow()).timestamp() // 60)
         bucket = self._minutes.setdefault(minute, _Minute())
         address = client_addr or "unknown"
-        key = (str(action), organisation_id, address)
+        key = (str(action), organisation_id, address, reason)
         tally = bucket.keys.get(key)
         if tally is not None:
             tally.add(reason, None)
@@ -135,7 +137,7 @@ class FailureAggregator:
                 return True
             tally.add(reason, None)
             return False
-        spill = (str(action), organisation_id, ANY_ADDRESS)
+        spill = (str(action), organisation_id, ANY_ADDRESS, "")
         bucket.overflow.setdefault(spill, _Tally()).add(reason, address)
         return False
 
@@ -148,15 +150,15 @@ class FailureAggregator:
         for minute in sorted(done):
             bucket = self._minutes.pop(minute)
             for tallies in (bucket.keys, bucket.overflow):
-                for (action, org, address), tally in tallies.items():
+                for (action, org, address, reason), tally in tallies.items():
                     if tally.count:
-                        summaries.append(Summary(minute, action, org, address, tally))
+                        summaries.append(Summary(minute, action, org, address, reason, tally))
         return summaries
 
     def give_back(self, summaries: list[Summary]) -> None:
         for summary in summaries:
             bucket = self._minutes.setdefault(summary.minute, _Minute())
-            key = (summary.action, summary.organisation_id, summary.client_addr)
+            key = (summary.action, summary.organisation_id, summary.client_addr, summary.reason)
             tallies = bucket.overflow if summary.client_addr == ANY_ADDRESS else bucket.keys
             tally = tallies.setdefault(key, _Tally())
             for reason, times in summary.tally.reasons.items():
