@@ -312,7 +312,8 @@ class TechnicianSession:
             case SessionExtendDecision():
                 verdict = "approved" if message.approved else "refused"
                 until = f" not_after={message.new_not_after}" if message.new_not_after else ""
-                self.output.state(f"extension {verdict}{until} {message.reason}".rstrip())
+                by = f" by={message.decided_by}"
+                self.output.state(f"extension {verdict}{by}{until} {message.reason}".rstrip())
             case ErrorMessage():
                 self.output.error(f"{message.code}: {message.message}")
                 if message.code in _FATAL_ERRORS:
