@@ -419,6 +419,15 @@ async def test_a_session_reports_what_bash_ran_and_never_the_password(
     await until_shown(4)
     assert PREFIX not in shown and PASSWORD.encode() not in shown
     assert b"14\r\n" in shown  # the shell did read the password
+    await typed(b"exec sh\r")
+    await h.next_sent(SessionActivity)
+    while not shown.endswith((b"$ ", b"# ")):
+        message = await h.next_app()
+        if isinstance(message, TerminalOutput):
+            shown += message.data
+    await typed(b"echo typed-now\r")
+    after = await h.next_sent(SessionActivity)
+    assert (after.kind, after.source) == (ActivityKind.COMMAND_RUN, TYPED)
     await h.lines.queue.put("q")
     await h.finished()
 
@@ -426,6 +435,8 @@ async def test_a_session_reports_what_bash_ran_and_never_the_password(
     assert "Technician ran: touch y" in feed
     assert "Technician ran: read -s secret" in feed
     assert "Technician ran: echo ${#secret}" in feed
+    assert "The shell in the terminal was replaced by sh" in feed
+    assert "Technician typed (may differ from what ran): echo typed-now" in feed
     assert PASSWORD not in feed
     assert PASSWORD not in h.log.path.read_text()
     commands = [(e["subject"], e["source"]) for e in h.log.events() if e["event"] == "command_run"]
@@ -433,7 +444,10 @@ async def test_a_session_reports_what_bash_ran_and_never_the_password(
         ("touch y", "shell_integration"),
         ("read -s secret", "shell_integration"),
         ("echo ${#secret}", "shell_integration"),
+        ("exec sh", "shell_integration"),
+        ("echo typed-now", "keystrokes"),
     ]
+    assert [e["program"] for e in h.log.events() if e["event"] == "shell_replaced"] == ["sh"]
     assert [subject for _, subject in build_report(h.log.events()).commands] == [
-        "touch y", "read -s secret", "echo ${#secret}",
+        "touch y", "read -s secret", "echo ${#secret}", "exec sh", "echo typed-now",
     ]  # fmt: skip
