@@ -2,8 +2,8 @@
 
 The shell reports a line just before it runs it (``shell_integration``); where it cannot (a shell
 without integration, a replaced shell, another shell started from it), typed lines up to Enter are
-taken instead and labelled ``keystrokes``: what was typed, which may differ from what ran. Input
-typed while the terminal does not echo (a password prompt) is never looked at.
+taken instead and labelled ``keystrokes``: what was typed, which may differ from what ran. The
+fallback never looks at input typed while the terminal does not echo (a password prompt).
 """
 
 from __future__ import annotations
