@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.policy.roles import Permission, Role, role_has_permission
+from auxilio.policy.schema import Policy
 from auxilio.protocol.types import Capability
 from auxilio.server.identity import auth
 from auxilio.server.identity import service as identity
@@ -44,6 +45,14 @@ class AccessCheck:
     db: AsyncSession
     now: datetime
     _seen: dict[uuid.UUID, _Technician] = field(default_factory=dict)
+    _policies: dict[uuid.UUID, Policy] = field(default_factory=dict)
+
+    async def _policy(self, organisation_id: uuid.UUID) -> Policy:
+        found = self._policies.get(organisation_id)
+        if found is None:
+            active = await policies.get_active_policy(self.db, organisation_id=organisation_id)
+            found = self._policies[organisation_id] = active.policy
+        return found
 
     async def lost(self, support_session: SupportSession) -> str | None:
         """Why ``support_session``'s technician lost access (the ``session.end`` detail)."""
@@ -69,11 +78,9 @@ class AccessCheck:
         revoked_at = await auth.last_revocation(self.db, user_id=user.id)
         if not role_has_permission(Role(user.role), Permission.SUPPORT_SESSION_REQUEST):
             return _Technician("role_removed", revoked_at)
-        active = await policies.get_active_policy(
-            self.db, organisation_id=support_session.organisation_id
-        )
+        policy = await self._policy(support_session.organisation_id)
         done = await identity.current_trainings(self.db, user=user, now=self.now)
-        for required in active.policy.staff.trainings_required:
+        for required in policy.staff.trainings_required:
             completed = done.get(required.id)
             if completed is None:
                 lapsed = any(
@@ -88,11 +95,9 @@ class AccessCheck:
 
     async def _role_allows(self, support_session: SupportSession, role: Role) -> str | None:
         """The policy names the roles per capability: a role change can take one away."""
-        active = await policies.get_active_policy(
-            self.db, organisation_id=support_session.organisation_id
-        )
+        policy = await self._policy(support_session.organisation_id)
         for name in support_session.requested_capabilities:
-            rule = active.policy.capabilities.get(POLICY_NAMES[Capability(name)])
+            rule = policy.capabilities.get(POLICY_NAMES[Capability(name)])
             if rule is not None and role not in rule.roles:
                 return "role_removed"
         return None
