@@ -49,7 +49,8 @@ from auxilio.server.audit.chain import (
 )
 from auxilio.server.audit.export import export_chain, verify_export
 from auxilio.server.audit.models import AuditCheckpoint, AuditEvent, AuditHead
-from auxilio.server.audit.service import AuditSigner, chain_for, record, verify_database
+from auxilio.server.audit.reading import verify_database
+from auxilio.server.audit.service import AuditSigner, chain_for, record
 from auxilio.server.audit.witness import DirectoryWitness, read_witness
 from auxilio.server.context import Actor
 from auxilio.server.db.engine import create_engine, create_sessionmaker

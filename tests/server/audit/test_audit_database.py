@@ -13,13 +13,8 @@ from sqlalchemy import func, select, text
 from auxilio.policy.roles import Role
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.models import AuditCheckpoint, AuditEvent
-from auxilio.server.audit.service import (
-    AuditSigner,
-    chain_for,
-    checkpoint_stale_chains,
-    record,
-    verify_database,
-)
+from auxilio.server.audit.reading import verify_database
+from auxilio.server.audit.service import AuditSigner, chain_for, checkpoint_stale_chains, record
 from auxilio.server.context import Actor
 from tests.factories import make_org, make_user
 

@@ -21,16 +21,8 @@ from auxilio.server.audit.chain import (
 )
 from auxilio.server.audit.errors import AuditHeadInvalid
 from auxilio.server.audit.models import AuditEvent
-from auxilio.server.audit.service import (
-    AuditSigner,
-    chain_for,
-    checkpoint_stale_chains,
-    iter_events,
-    load_checkpoints,
-    load_head,
-    record,
-    verify_database,
-)
+from auxilio.server.audit.reading import iter_events, load_checkpoints, load_head, verify_database
+from auxilio.server.audit.service import AuditSigner, chain_for, checkpoint_stale_chains, record
 from auxilio.server.audit.witness import read_witness
 from auxilio.server.context import Actor
 from tests.factories import make_org

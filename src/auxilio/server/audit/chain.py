@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,11 @@ HASHED_FIELDS = (
     "request_id",
     "details",
 )
+
+
+def chain_for(organisation_id: uuid.UUID | None) -> str:
+    """The chain of an organisation (its id in hex), or the system chain."""
+    return organisation_id.hex if organisation_id is not None else SYSTEM_CHAIN
 
 
 def format_time(value: datetime) -> str:

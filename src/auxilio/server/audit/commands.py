@@ -116,7 +116,7 @@ def _witness_directories(
 
 
 async def _verify_db(settings: Settings, key: Any, witness: Any) -> Any:
-    from auxilio.server.audit.service import verify_database
+    from auxilio.server.audit.reading import verify_database
     from auxilio.server.db.engine import READ_ONLY_OPTS, create_engine
 
     engine = create_engine(settings)
@@ -145,8 +145,9 @@ def audit_export(
 async def _export(settings: Settings, output: Path, org_slug: str | None) -> int:
     from sqlalchemy import select
 
+    from auxilio.server.audit.chain import chain_for
     from auxilio.server.audit.export import export_chain
-    from auxilio.server.audit.service import chain_for, list_chains
+    from auxilio.server.audit.reading import list_chains
     from auxilio.server.db.engine import READ_ONLY_OPTS, create_engine
     from auxilio.server.identity.models import Organisation
     from auxilio.server.keys import load_or_create_signing_key

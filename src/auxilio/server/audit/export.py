@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auxilio.server.audit.chain import Break, BreakCode, ChainReport, ChainVerifier
-from auxilio.server.audit.service import iter_events, load_checkpoints, load_head
+from auxilio.server.audit.reading import iter_events, load_checkpoints, load_head
 
 FORMAT = "auxilio-audit-export/1"
 

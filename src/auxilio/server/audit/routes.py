@@ -13,9 +13,11 @@ from auxilio.policy.roles import Permission
 from auxilio.server.api.deps import DbSession, Identity, require
 from auxilio.server.audit import schemas as s
 from auxilio.server.audit.actions import AuditAction
+from auxilio.server.audit.chain import chain_for
 from auxilio.server.audit.export import export_chain
 from auxilio.server.audit.models import AuditEvent
-from auxilio.server.audit.service import chain_for, record, verify_database
+from auxilio.server.audit.reading import verify_database
+from auxilio.server.audit.service import record
 from auxilio.server.audit.witness import WitnessInvalid, read_witness
 from auxilio.server.keys import public_pem
 from auxilio.server.validation import SequenceNumber
