@@ -9,6 +9,7 @@ import pytest
 from auxilio.client.script import (
     End,
     Expect,
+    Extend,
     RunCommand,
     ScriptError,
     SendChat,
@@ -23,6 +24,9 @@ def test_it_reads_every_kind_of_action() -> None:
     assert parse_action("term:echo hi") == RunCommand("echo hi")
     assert parse_action("expect:hi") == Expect("hi")
     assert parse_action("wait:1.5") == Wait(1.5)
+    assert parse_action("extend:15:the backup: still copying") == Extend(
+        15, "the backup: still copying"
+    )
     assert parse_action("end") == End()
     assert parse_action("  end \n") == End()
 
@@ -42,6 +46,11 @@ def test_it_keeps_colons_after_the_first_in_the_argument() -> None:
         ("expect:", "needs the text"),
         ("wait:soon", "not a number of seconds"),
         ("wait:-1", "between 0 and"),
+        ("extend:15", "needs MINUTES:REASON"),
+        ("extend:15:   ", "needs MINUTES:REASON"),
+        ("extend:0:why", "1 to 1440 whole minutes"),
+        ("extend:1.5:why", "1 to 1440 whole minutes"),
+        ("extend:99999:why", "1 to 1440 whole minutes"),
     ],
 )
 def test_it_rejects_bad_actions_with_a_clear_message(text: str, message: str) -> None:

@@ -13,10 +13,12 @@ import re
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import orjson
 import pexpect
 import pyotp
@@ -246,3 +248,48 @@ def test_an_extension_signed_beyond_the_first_grants_limits_is_refused(
     transcript = finish(agent)
     assert "Session extended" not in transcript and "2036" not in transcript
     technician.terminate(force=True)
+
+
+def test_an_honest_extension_is_asked_of_the_person_and_moves_the_end_once_accepted(
+    world: World,
+) -> None:
+    # The control case, with nobody in the middle: the policy's approver approves, the person is
+    # shown the technician's reason and the new end in the device's local time, and accepts.
+    technician = connect(
+        world, "extend:10:the update needs ten more minutes", "expect:go ahead", "end"
+    )
+    technician.expect(JOIN_CODE)
+    agent = join(world, technician.match.group(1), world.server)
+    for _ in range(2):
+        agent.expect(r"Allow \w+\? \[y/n\]")
+        agent.sendline("y")
+    # Where the policy names an approver, one approves (here the senior technician's token).
+    if technician.expect(["reason=extension_pending", "reason=extension_awaiting_person"]) == 0:
+        approve(world)
+    agent.expect(r"asks to extend the session until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+")
+    agent.expect("Reason given: the update needs ten more")
+    agent.sendline("y")
+    agent.expect("Session extended until")
+    technician.expect("extension approved by=end_user")
+    agent.sendline("go ahead")
+    finish(technician, agent)
+    accepted = audit(world, "support_session:extension:accepted")
+    assert len(accepted) == 1 and accepted[0]["decision"] == "granted"
+
+
+def approve(world: World) -> None:
+    with sqlite3.connect(world.data_dir / "auxilio.db") as db:
+        session_id, extension_id = db.execute(
+            "SELECT support_session_id, id FROM support_session_extensions WHERE state = 'pending'"
+        ).fetchone()
+    db.close()
+    token = orjson.loads(
+        (Path(world.client_env["AUXILIO_CONFIG_DIR"]) / "credentials.json").read_bytes()
+    )["token"]
+    sid, eid = (uuid.UUID(hex=str(value).replace("-", "")) for value in (session_id, extension_id))
+    approved = httpx.post(
+        f"{world.server}/api/v1/support-sessions/{sid}/extensions/{eid}/approve",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert approved.status_code == 200, approved.text

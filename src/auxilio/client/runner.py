@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from auxilio.client.output import clean_terminal_text
-from auxilio.client.script import Action, End, Expect, RunCommand, SendChat, Wait
+from auxilio.client.script import Action, End, Expect, Extend, RunCommand, SendChat, Wait
 from auxilio.client.session import TechnicianSession
 
 SCRIPT_COLS, SCRIPT_ROWS = 120, 40
@@ -41,6 +41,8 @@ class ScriptRunner:
             case Wait(seconds=seconds):
                 await _sleep_unless_ended(session, seconds)
                 session.output.flush_term()
+            case Extend(minutes=minutes, reason=reason):
+                await session.request_extension(minutes, reason)
             case End():
                 session.output.flush_term()
                 await session.end()

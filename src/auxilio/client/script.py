@@ -8,6 +8,7 @@ starting with ``#`` are skipped)::
                      wait until its output has been quiet for a moment
     expect:TEXT      wait until TEXT has been received (chat or terminal), or fail
     wait:SECONDS     keep receiving for that long
+    extend:MINUTES:REASON  ask for MINUTES more, with the reason the person will be shown
     end              end the support session (as the technician)
 
 What arrives is printed with stable prefixes (``chat< ``, ``term< ``, ``state< ``) so that a test
@@ -51,11 +52,18 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
+class Extend:
+    minutes: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     pass
 
 
-Action = SendChat | RunCommand | Expect | Wait | End
+Action = SendChat | RunCommand | Expect | Wait | Extend | End
+MAX_EXTEND_MINUTES = 24 * 60
 
 
 def _seconds(text: str, where: str) -> float:
@@ -77,7 +85,7 @@ def parse_action(text: str, *, where: str = "--send") -> Action:
     if not sep:
         raise ScriptError(
             f"{where}: {text!r} is not an action; use chat:TEXT, term:LINE, expect:TEXT, "
-            "wait:SECONDS or end"
+            "wait:SECONDS, extend:MINUTES:REASON or end"
         )
     if verb == "chat":
         if not argument.strip():
@@ -91,6 +99,13 @@ def parse_action(text: str, *, where: str = "--send") -> Action:
         return Expect(argument)
     if verb == "wait":
         return Wait(_seconds(argument, where))
+    if verb == "extend":
+        minutes, sep, reason = argument.partition(":")
+        if not sep or not reason.strip():
+            raise ScriptError(f"{where}: extend needs MINUTES:REASON (the person is shown why)")
+        if not minutes.isdigit() or not 1 <= int(minutes) <= MAX_EXTEND_MINUTES:
+            raise ScriptError(f"{where}: extend by 1 to {MAX_EXTEND_MINUTES} whole minutes")
+        return Extend(int(minutes), reason.strip())
     raise ScriptError(f"{where}: unknown action {verb!r}")
 
 

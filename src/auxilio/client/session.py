@@ -52,6 +52,7 @@ from auxilio.protocol.frames import (
     Party,
     SessionEnd,
     SessionExtendDecision,
+    SessionExtendRequest,
     SessionStateMessage,
     SessionWarning,
     TechAttach,
@@ -171,6 +172,18 @@ class TechnicianSession:
     async def terminal_input(self, data: bytes) -> None:
         message = TerminalInput(terminal_id=TERMINAL_ID, data=data)
         await self._send_app(ChannelId.TERMINAL, encode_app_message(message))
+
+    async def request_extension(self, minutes: int, reason: str) -> None:
+        """Ask for a longer session; the policy, an approver where it says so, and then the
+        person on the device decide (each step is printed as a ``state<`` line)."""
+        await self._send_text(
+            SessionExtendRequest(
+                id=_message_id(),
+                support_session_id=self.support_session_id,
+                requested_seconds=minutes * 60,
+                reason=reason,
+            )
+        )
 
     async def end(
         self, reason: EndReason = EndReason.TECHNICIAN_ENDED, detail: str = "", *, wait: bool = True
