@@ -3,7 +3,11 @@ buffer; only markers with the terminal's nonce count."""
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,9 +19,18 @@ from auxilio.agent.capabilities.shell_integration import (
     Marker,
     MarkerKind,
     MarkerParser,
+    ShellLaunch,
     prepare_shell,
     shell_kind,
 )
+from auxilio.agent.capabilities.terminal_commands import (
+    CommandWatch,
+    ObservedCommand,
+    ShellReplaced,
+)
+from auxilio.protocol.frames import ActivitySource
+
+TYPED = ActivitySource.KEYSTROKES
 
 NONCE = "0123456789abcdef0123456789abcdef"
 
@@ -165,3 +178,85 @@ def test_zsh_is_told_the_persons_own_zdotdir(tmp_path: Path) -> None:
         assert "ZDOTDIR='" + str(tmp_path) + "/it'\"'\"'s mine'" in zshenv
     finally:
         launch.remove_files()
+
+
+# -- the watch: when the fallback takes over ---------------------------------------------------
+
+
+@dataclass
+class FakePty:
+    """A terminal whose shell is whatever process ``pid`` names, echoing or not."""
+
+    pid: int
+    echo: bool = True
+    group: int | None = None
+
+    def echoes(self) -> bool:
+        return self.echo
+
+    def foreground_group(self) -> int | None:
+        return self.group if self.group is not None else self.pid
+
+
+def watching(pty: FakePty) -> tuple[CommandWatch, list[ObservedCommand | ShellReplaced]]:
+    seen: list[ObservedCommand | ShellReplaced] = []
+    launch = ShellLaunch(argv=["bash"], nonce=NONCE)
+    watch = CommandWatch(7, launch, on_command=seen.append, clock=lambda: datetime.now(UTC))
+    watch.attach(pty)
+    return watch, seen
+
+
+def test_typed_lines_at_the_integrated_shell_are_left_to_the_shell() -> None:
+    watch, seen = watching(FakePty(pid=os.getpid()))
+    watch.input(b"echo hi\r")
+    assert seen == []
+
+
+def test_a_replaced_shell_is_said_once_and_its_typed_lines_are_labelled() -> None:
+    pty = FakePty(pid=os.getpid())
+    watch, seen = watching(pty)
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        pty.pid = child.pid  # same terminal, another program: what exec looks like from outside
+        watch.input(b"echo one\r")
+        watch.input(b"echo two\r")
+    finally:
+        child.kill()
+        child.wait()
+    assert [type(s).__name__ for s in seen] == [
+        "ShellReplaced",
+        "ObservedCommand",
+        "ObservedCommand",
+    ]
+    replaced, one, two = seen
+    assert isinstance(replaced, ShellReplaced) and replaced.program == "sleep"
+    assert isinstance(one, ObservedCommand) and (one.text, one.source) == ("echo one", TYPED)
+    assert isinstance(two, ObservedCommand) and two.text == "echo two"
+
+
+def test_a_shell_that_is_gone_is_not_called_replaced() -> None:
+    child = subprocess.Popen(["true"])
+    pty = FakePty(pid=os.getpid())
+    watch, seen = watching(pty)
+    child.wait()
+    pty.pid = child.pid
+    watch.input(b"exit\r")
+    assert seen == []
+
+
+def test_nothing_typed_without_echo_is_looked_at_even_in_the_fallback() -> None:
+    pty = FakePty(pid=os.getpid())
+    watch, seen = watching(pty)
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        pty.pid = child.pid
+        watch.input(b"\r")  # the Enter that notices the replacement
+        watch.input(b"pass")
+        pty.echo = False
+        watch.input(b"word\r")
+        pty.echo = True
+        watch.input(b"ls\r")
+    finally:
+        child.kill()
+        child.wait()
+    assert [(s.text, s.source) for s in seen if isinstance(s, ObservedCommand)] == [("ls", TYPED)]

@@ -196,11 +196,10 @@ class CommandWatch:
     def _check_replaced(self, pty: WatchedTerminal) -> None:
         # Each Enter: had the line before it ``exec``ed something in place of the shell?
         shell = _process_facts(pty.pid)
-        if shell is not None and shell[0] == self._argv:
-            return
+        if shell is None or self._argv is None or shell[0] == self._argv:
+            return  # the same shell, or one that is exiting (the terminal closes next)
         self._replaced = True
-        name = shell[1] if shell is not None else "nothing"
-        self._on_command(ShellReplaced(self.terminal_id, name, self._clock()))
+        self._on_command(ShellReplaced(self.terminal_id, shell[1], self._clock()))
 
     def _keystrokes_count(self, pty: WatchedTerminal) -> bool:
         if self._parser is None or self._replaced:
