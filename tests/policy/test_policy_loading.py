@@ -180,6 +180,16 @@ MALFORMED = [
         ("unattended.owner_pre_authorisation.scope.0", 9, "policy.inconsistent"),
     ),
     (
+        "silence taken as consent",
+        GOOD_HEAD + "consent:\n  on_timeout: allow\n",
+        ("consent.on_timeout", 8, "policy.silence_is_not_consent"),
+    ),
+    (
+        "silence taken as consent for one capability",
+        GOOD_HEAD + "consent:\n  capabilities:\n    chat: {on_timeout: allow}\n",
+        ("consent.capabilities.chat.on_timeout", 9, "policy.silence_is_not_consent"),
+    ),
+    (
         "section that is not a mapping",
         GOOD_HEAD + "staff: yes\n",
         ("staff", 7, "policy.not_a_mapping"),
