@@ -7,15 +7,19 @@ have left in that state.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.types import Message, Receive, Scope, Send
 
+from auxilio.server.app import create_app
 from auxilio.server.serving import connection_options
 from auxilio.server.settings import load_settings
 
@@ -102,3 +106,47 @@ def test_the_second_request_on_a_connection_has_the_same_header_bound(server_por
         conn.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nX-Slow: ")
         answer = _closed_by_server(conn)
     assert answer.count(b"HTTP/1.1 200") == 1
+
+
+async def test_a_body_that_stops_arriving_is_answered_408(
+    tmp_path: Path, database_url: str, signing_key: Ed25519PrivateKey
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "data", database_url=database_url, http_body_idle_seconds=0.2
+    )
+    app = create_app(settings, signing_key=signing_key)
+    never = asyncio.Event()
+    chunks = [{"type": "http.request", "body": b'{"email": "a@b.c", ', "more_body": True}]
+
+    async def receive() -> Message:
+        if chunks:
+            return chunks.pop()
+        await never.wait()  # the client went quiet half-way through its body
+        raise AssertionError("unreachable")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/auth/login",
+        "raw_path": b"/api/v1/auth/login",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"t")],
+        "client": ("203.0.113.9", 5000),
+        "server": ("t", 80),
+    }
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 408
+    assert orjson.loads(body)["error"]["code"] == "request_timeout"
+    assert (b"cache-control", b"no-store") in start["headers"]

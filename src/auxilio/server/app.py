@@ -118,5 +118,9 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
             )
         return {"status": "ready"}
 
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        body_idle_seconds=settings.http_body_idle_seconds,
+    )
     return app

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request id, client address, body-size limit, security headers, access log.
+"""Pure ASGI middleware: request id, client address, body size and pace, security headers, log.
 
 Every HTTP response carries the same security headers, set here once rather than per route:
 the browser must not guess content types, send our URLs as referrers, frame our pages, or run
@@ -9,6 +9,7 @@ must keep none of it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -58,14 +59,22 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"The body exceeds {limit} bytes.")
 
 
+class _TooSlow(HTTPException):
+    # A body that stops arriving would hold its connection and task for as long as the client
+    # likes; uvicorn bounds the headers (server/serving.py), this bounds each wait for the body.
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"No part of the body arrived for {seconds:g} seconds.")
+
+
 def _error(code: str, message: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message, "details": {}}})
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_idle_seconds: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_idle_seconds = body_idle_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -83,20 +92,29 @@ class RequestContextMiddleware:
 
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._reject(scope, send, request_id)
+            await self._reject(scope, send, request_id, _TooLarge(self.max_body_bytes))
             return
 
         received = 0
+        body_done = False
         started = time.perf_counter()
         status = 500
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                # Past the body, receive() waits for the disconnect: no bound on that.
+                return await receive()
+            try:
+                async with asyncio.timeout(self.body_idle_seconds):
+                    message = await receive()
+            except TimeoutError:
+                raise _TooSlow(self.body_idle_seconds) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise _TooLarge(self.max_body_bytes)
+                body_done = not message.get("more_body", False)
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -109,9 +127,9 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_id)
-        except _TooLarge:
-            await self._reject(scope, send, request_id)
-            status = 413
+        except (_TooLarge, _TooSlow) as exc:
+            await self._reject(scope, send, request_id, exc)
+            status = exc.status_code
         finally:
             log.info(
                 "%s %s %s",
@@ -125,8 +143,11 @@ class RequestContextMiddleware:
                 },
             )
 
-    async def _reject(self, scope: Scope, send: Send, request_id: str) -> None:
-        body = _error("payload_too_large", f"The body exceeds {self.max_body_bytes} bytes.")
+    async def _reject(
+        self, scope: Scope, send: Send, request_id: str, exc: _TooLarge | _TooSlow
+    ) -> None:
+        code = "payload_too_large" if isinstance(exc, _TooLarge) else "request_timeout"
+        body = _error(code, exc.detail)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -134,7 +155,7 @@ class RequestContextMiddleware:
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": exc.status_code,
                 "headers": [
                     *security_headers(scope, headers),
                     (b"x-request-id", request_id.encode()),

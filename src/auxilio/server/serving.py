@@ -6,6 +6,8 @@
   hold each one forever; the protocol below closes them.
 - An idle keep-alive connection is closed after ``http_keep_alive_seconds`` (uvicorn's
   ``timeout_keep_alive``).
+- A request body that stops arriving for ``http_body_idle_seconds`` is answered 408
+  ``request_timeout`` (the request middleware, server/middleware.py).
 - WebSockets are pinged every ``ws_ping_interval_seconds``; one whose pong does not come back
   within ``ws_ping_timeout_seconds`` is closed. The first message (``agent.auth`` /
   ``tech.attach``) must arrive within ``ws_auth_timeout_seconds`` (support_sessions/ws.py).

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # `ws_ping_interval_seconds` and closed when a pong takes longer than `ws_ping_timeout_seconds`.
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_keep_alive_seconds: int = Field(default=5, ge=1)
+    # A request body that stops arriving for this long is answered 408 (server/middleware.py).
+    http_body_idle_seconds: float = Field(default=30.0, gt=0)
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0)
     ws_ping_timeout_seconds: float = Field(default=20.0, gt=0)
     # Serve the interactive API docs at /docs (Swagger UI from local files) and /openapi.json.
