@@ -5,6 +5,10 @@ starts in a subprocess on a temporary SQLite data directory. Then the technician
 session over REST, a test agent joins on ``/ws/agent`` and consents with a signed receipt, the
 technician attaches on ``/ws/technician``, both run the E2E handshake, and the pipe yields the
 agent's and the technician's sockets for binary frames.
+
+The organisation has an auditor key and a policy where recording is optional, so the same server
+relays an unrecorded session and a recorded one (``record=True``: the relay appends every frame
+to ``<data_dir>/recordings`` and the agent sends its sealed ``recording.key``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from bench_crypto import handshake_setup
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from auxilio.agent.sealing import recording_key_message
 from auxilio.crypto.e2e import E2ESession
 from auxilio.crypto.grants import read_grant, verify_grant
 from auxilio.crypto.handshake import Handshake
@@ -43,10 +48,13 @@ def session_pair() -> tuple[E2ESession, E2ESession]:
 async def _set_up(data_dir: Path, database_url: str) -> dict[str, Any]:
     """Organisation, technician (TOTP enrolled, on duty always), end user and ticket."""
     from auxilio.policy.roles import Role
+    from auxilio.policy.templates import load_template
     from auxilio.server.app import create_app, prepare
     from auxilio.server.db.base import utcnow
     from auxilio.server.identity import auth, service
     from auxilio.server.identity import secrets as sec
+    from auxilio.server.policies import service as policies
+    from auxilio.server.recordings import service as recordings
     from auxilio.server.settings import load_settings
     from auxilio.server.tickets import service as tickets
 
@@ -85,6 +93,18 @@ async def _set_up(data_dir: Path, database_url: str) -> dict[str, Any]:
             db, title="Bench", description="", category="software", priority="normal",
             actor=auth.actor_for(user),
         )  # fmt: skip
+        # The default policy with recording optional: one server, both kinds of session.
+        document = load_template(policies.DEFAULT_TEMPLATE).replace(
+            "recording: required", "recording: optional"
+        )
+        version = await policies.upload_version(
+            db, organisation_id=org.id, document=document, comment="bench", actor=_system(org.id)
+        )
+        await policies.activate_version(db, version=version, actor=_system(org.id))
+        await recordings.set_auditor_key(
+            db, organisation_id=org.id, public_key=X25519PrivateKey.generate().public_key(),
+            actor=_system(org.id),
+        )  # fmt: skip
     return {"token": token, "ticket_id": str(ticket.id), "server_key": prepared.signing_key}
 
 
@@ -108,7 +128,7 @@ async def _next(ws: Any, kind: type[Any]) -> Any:
             return message
 
 
-async def _open_session(base: str, setup: dict[str, Any]) -> tuple[Any, Any]:
+async def _open_session(base: str, setup: dict[str, Any], *, record: bool) -> tuple[Any, Any]:
     """Request, join, consent, attach, handshake; the agent's and technician's sockets."""
     from bench_relay import ws_connect
 
@@ -118,6 +138,7 @@ async def _open_session(base: str, setup: dict[str, Any]) -> tuple[Any, Any]:
         answer = await http.post("/support-sessions", json={
             "ticket_id": setup["ticket_id"], "mode": "attended", "capabilities": ["chat"],
             "technician_e2e_key": encode_public_key(technician_key.public_key()),
+            "record": record,
         })  # fmt: skip
         if answer.is_error:
             raise RuntimeError(f"support session request: {answer.status_code} {answer.text}")
@@ -159,9 +180,14 @@ async def _open_session(base: str, setup: dict[str, Any]) -> tuple[Any, Any]:
     pending = Handshake.technician_accept(e2e_hello, technician_key=technician_key, grant=grant)
     await technician.send(f.encode_message(pending.accept))
     accept = await _next(agent, f.E2EAccept)
-    _, confirm = agent_offer.complete(accept)
+    session, confirm = agent_offer.complete(accept)
     await agent.send(f.encode_message(confirm))
     pending.complete(await _next(technician, f.E2EConfirm))
+    key_message = recording_key_message(grant, session.keys)
+    if record != (key_message is not None):
+        raise RuntimeError(f"asked record={record}, the grant says recorded={grant.recorded}")
+    if key_message is not None:
+        await agent.send(f.encode_message(key_message))
     return agent, technician
 
 
@@ -188,8 +214,10 @@ async def auxilio_pipe(port: int, *, sansio: bool = False) -> AsyncIterator[tupl
         with started(command, port) as proc:
 
             @contextlib.asynccontextmanager
-            async def pipe() -> AsyncIterator[tuple[End, End]]:
-                agent, technician = await _open_session(f"http://127.0.0.1:{port}", setup)
+            async def pipe(record: bool = False) -> AsyncIterator[tuple[End, End]]:
+                agent, technician = await _open_session(
+                    f"http://127.0.0.1:{port}", setup, record=record
+                )
                 try:
                     yield _binary_end(agent), _binary_end(technician)
                 finally:

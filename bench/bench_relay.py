@@ -12,7 +12,9 @@ both endpoints run in this process. Cases:
   library's own server; with and without permessage-deflate on uvicorn/websockets. These
   decide docs/adr/0003-relay-websocket-stack.md.
 * ``auxilio``: ``auxilio serve`` with a real support session (``_relay_auxilio.py``): a test agent
-  and a test technician with real keys, frames ``/ws/agent`` -> ``/ws/technician``.
+  and a test technician with real keys, frames ``/ws/agent`` -> ``/ws/technician``. Its
+  ``recording`` figures compare, on the same server in the same run, that session with a
+  recorded one (every frame appended to the session's recording file); goal <= 10 %.
   ``auxilio_sansio``: the same app on uvicorn's ``websockets-sansio`` without deflate (ADR 0003).
 
 Per case: throughput (MB/s of 64 KiB frames, one direction), relay CPU seconds per GB
@@ -450,13 +452,45 @@ async def case_stack(kind: str, total: int, trips: int, *, e2e: bool) -> dict[st
         return await measure(proc.pid, pipe, total=total, trips=trips, e2e=e2e)
 
 
+async def recording_cost(pid: int, pipe: Any, total: int) -> dict[str, Any]:
+    """One server, one run: an unrecorded and a recorded session open side by side, transfers
+    alternated and best of three each (on a small shared machine one run's noise exceeds the
+    cost of appending to a file). Relay CPU per GB is summed over the three runs of each."""
+    plain: list[float] = []
+    recorded: list[float] = []
+    cpu = {"plain": 0.0, "recorded": 0.0}
+    async with pipe(record=False) as (a, b), pipe(record=True) as (c, d):
+        await transfer(a, b, 8 * FRAME)
+        await transfer(c, d, 8 * FRAME)
+        for _ in range(3):
+            for name, ends, runs in (("plain", (a, b), plain), ("recorded", (c, d), recorded)):
+                before = tree_cpu(pid)
+                runs.append(await transfer(*ends, total))
+                cpu[name] += tree_cpu(pid) - before
+    best_plain, best_recorded = min(plain), min(recorded)
+    gigabytes = 3 * total / 1e9
+    return {
+        "unrecorded_mb_s": round(total / best_plain / 1e6, 1),
+        "recorded_mb_s": round(total / best_recorded / 1e6, 1),
+        "overhead_percent": round((1 - best_plain / best_recorded) * 100, 1),
+        "unrecorded_cpu_s_per_gb": round(cpu["plain"] / gigabytes, 3),
+        "recorded_cpu_s_per_gb": round(cpu["recorded"] / gigabytes, 3),
+        "runs_mb_s": {
+            "unrecorded": [round(total / t / 1e6, 1) for t in plain],
+            "recorded": [round(total / t / 1e6, 1) for t in recorded],
+        },
+    }
+
+
 async def case_auxilio(total: int, trips: int, *, sansio: bool = False) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     from _relay_auxilio import auxilio_pipe
 
     port = free_port()
     async with auxilio_pipe(port, sansio=sansio) as (pid, pipe):
-        return await measure(pid, pipe, total=total, trips=trips, e2e=True)
+        result = await measure(pid, pipe, total=total, trips=trips, e2e=True)
+        result["recording"] = await recording_cost(pid, pipe, total)
+        return result
 
 
 STACKS = [
@@ -480,6 +514,8 @@ def goals(results: dict[str, Any]) -> dict[str, Any]:
         "rtt_p99_ratio_vs_tcp": round(ours["rtt_p99_us"] / tcp["rtt_p99_us"], 2),
         "rtt_goal_met": ours["rtt_p99_us"] <= 2 * tcp["rtt_p99_us"],
         "e2e_goal_met": ours["e2e"]["cost_percent"] <= 10.0,
+        "recording_overhead_percent": ours["recording"]["overhead_percent"],
+        "recording_goal_met": ours["recording"]["overhead_percent"] <= 10.0,
     }
 
 

@@ -16,8 +16,9 @@ frames (each epoch's keys, sealed by the agent to the auditor key) is stored in 
 
 The CRC covers the record prefix (a damaged length would otherwise send the reader astray);
 frame bodies are covered by their own AES-GCM tag, so the export detects any altered byte
-without the relay hashing every frame. Writes are buffered: a server that dies loses at most
-the last ``BUFFER_BYTES`` of a recording, never its structure before that.
+without the relay hashing every frame. Small records are gathered: a server that dies loses at
+most the last ``BUFFER_BYTES`` of a recording, and a cut record is reported by the export with
+its offset (never silently misread).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from typing import BinaryIO
 
 MAGIC = b"AUXREC\x00\x01"
 FORMAT = 1
-BUFFER_BYTES = 64 * 1024
 _LENGTH = struct.Struct(">I")
 _PREFIX = struct.Struct(">BIQ")
 _CRC = struct.Struct(">I")
@@ -44,6 +44,9 @@ RECORD_OVERHEAD = _PREFIX.size + _CRC.size
 MAX_HEADER_BYTES = 4096
 # A frame is at most MAX_BINARY_FRAME_BYTES; anything much larger is a damaged length.
 MAX_BODY_BYTES = 2 * 1024 * 1024
+# Small records are gathered up to this size before one writev.
+BUFFER_BYTES = 64 * 1024
+_IOV_MAX = 512  # below every platform's IOV_MAX (1024 on Linux)
 
 
 class RecordKind(IntEnum):
@@ -80,14 +83,21 @@ def file_name(support_session_id: str) -> str:
 
 
 class RecordingWriter:
-    """Appends to one session's file; opened again (appending) by a reconnecting peer."""
+    """Appends to one session's file; opened again (appending) by a reconnecting peer.
+
+    Small records (terminal keystrokes and output) are gathered up to ``BUFFER_BYTES``; a large
+    frame goes out at once with its prefix in one ``writev``, without copying it. A failed
+    write (disk full) raises ``OSError`` into the relay, which then stops forwarding rather
+    than forward what it can no longer record.
+    """
 
     def __init__(self, path: Path, support_session_id: str) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._file: BinaryIO = os.fdopen(fd, "ab", buffering=BUFFER_BYTES)
-        size = os.fstat(fd).st_size
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        size = os.fstat(self._fd).st_size
+        self._buffer: list[bytes] = []
+        self._buffered = 0
         if size == 0:
             started = datetime.now(UTC)
             header = json.dumps(
@@ -97,7 +107,7 @@ class RecordingWriter:
                     "started_at": started.isoformat(),
                 }
             ).encode()
-            self._file.write(MAGIC + _LENGTH.pack(len(header)) + header)
+            _write_all(self._fd, [MAGIC + _LENGTH.pack(len(header)) + header])
             self._start = time.monotonic()
         else:
             # Appending after a restart of the writer: keep the file's own time base.
@@ -108,22 +118,48 @@ class RecordingWriter:
         self.closed = False
 
     def _append(self, kind: RecordKind, body: bytes) -> None:
+        if self.closed:
+            raise OSError(f"recording {self.path.name} is closed")
         at_us = int((time.monotonic() - self._start) * 1_000_000)
         prefix = _PREFIX.pack(kind, len(body), at_us)
-        self._file.write(prefix + _CRC.pack(zlib.crc32(prefix)))
-        self._file.write(body)
+        self._buffer.append(prefix + _CRC.pack(zlib.crc32(prefix)))
+        self._buffer.append(body)
+        self._buffered += RECORD_OVERHEAD + len(body)
+        if self._buffered >= BUFFER_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            parts, self._buffer, self._buffered = self._buffer, [], 0
+            for start in range(0, len(parts), _IOV_MAX):
+                _write_all(self._fd, parts[start : start + _IOV_MAX])
 
     def epoch(self, transcript: bytes) -> None:
         self._append(RecordKind.EPOCH, transcript)
-        self._file.flush()  # an epoch is rare and tells the export which keys follow
+        self.flush()  # rare, and it tells the export which keys open what follows
 
     def frame(self, kind: RecordKind, frame: bytes) -> None:
         self._append(kind, frame)
 
     def close(self) -> None:
         if not self.closed:
-            self.closed = True
-            self._file.close()
+            try:
+                self.flush()
+            finally:
+                self.closed = True
+                os.close(self._fd)
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """``writev`` until every byte is written (a regular file may take less than asked)."""
+    view = [memoryview(p) for p in parts]
+    while view:
+        written = os.writev(fd, view)
+        while view and written >= len(view[0]):
+            written -= len(view[0])
+            view.pop(0)
+        if view and written:
+            view[0] = view[0][written:]
 
 
 def read_header(handle: BinaryIO) -> Header:
