@@ -43,6 +43,16 @@ VARIANT = _padded(
 )
 
 
+@pytest.fixture(
+    autouse=True,
+    params=yamlsource.LOADERS,
+    ids=[getattr(loader, "__name__", "loader") for loader in yamlsource.LOADERS],
+)
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with libyaml's parser (where installed) and with PyYAML's own."""
+    monkeypatch.setattr(yamlsource, "_Loader", request.param)
+
+
 GOOD = "version: 1\nname: t\nsessions: {max_duration: 1h}\n"
 
 
@@ -112,8 +122,8 @@ def test_nesting_up_to_the_limit_reaches_the_schema() -> None:
     assert "policy.too_deep" not in {code for _, _, code in _errors(document)}
 
 
-def test_libyamls_own_nesting_limit_is_a_located_error_too() -> None:
-    # Thousands of unclosed brackets: refused by whichever bound meets them first.
+def test_thousands_of_unclosed_brackets_are_a_located_error() -> None:
+    # Refused by whichever bound meets them first: ours, or libyaml's own nesting limit.
     [(_, _, code)] = _errors("[" * (MAX_DOCUMENT_BYTES - 1))
     assert code in ("policy.too_deep", "policy.yaml_syntax")
 

@@ -6,8 +6,8 @@ walked here: the walk records the line of every key and list item, rejects dupli
 the data (``off`` is not ``False`` for ``recording: off``; ``18:00`` is not the base-60 int 1080).
 
 The parse is bounded by construction, so that a document from anyone who may call
-``/policies/validate`` costs at most a few milliseconds of CPU and memory in proportion to its
-size: the text is capped (``MAX_DOCUMENT_BYTES``), control characters are refused before the
+``/policies/validate`` costs CPU and memory in proportion to its size, a fraction of a second
+at most: the text is capped (``MAX_DOCUMENT_BYTES``), control characters are refused before the
 scanner sees them, and the composer refuses every anchor and alias *as the event arrives*, before
 any node is shared, so a "billion laughs" document never expands; collections nested deeper than
 ``MAX_DEPTH`` are refused before the composer recurses into them. A policy needs none of these.
@@ -16,14 +16,16 @@ any node is shared, so a "billion laughs" document never expands; collections ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent, CollectionStartEvent, Event, NodeEvent
+from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from auxilio.policy.errors import PolicyError
 
@@ -93,36 +95,48 @@ class _BoundedComposer(Composer):
             self._depth -= 1
 
 
-# libyaml's event parser is about five times faster than PyYAML's pure-Python one; the
-# composer above stays in Python either way, so the refusals are the same with both.
+class _PythonLoader(_BoundedComposer, Reader, Scanner, Parser, SafeConstructor, Resolver):
+    """PyYAML's own safe loader with the bounded composer."""
+
+    def __init__(self, text: str) -> None:
+        Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+class _NodeLoader(Protocol):
+    """What ``load_yaml`` uses of a loader."""
+
+    def get_single_node(self) -> yaml.Node | None: ...
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any: ...
+    def dispose(self) -> None: ...
+
+
+# Fastest first; ``_Loader`` is the one load_yaml uses.
+LOADERS: list[Callable[[str], _NodeLoader]] = [_PythonLoader]
+
+# libyaml's event parser is about five times faster than PyYAML's pure-Python one; the composer
+# above stays in Python with both, so the refusals are the same (tests run both).
 if yaml.__with_libyaml__:
     from yaml._yaml import CParser
 
-    class _Loader(_BoundedComposer, CParser, SafeConstructor, Resolver):
+    class _LibyamlLoader(_BoundedComposer, CParser, SafeConstructor, Resolver):
         def __init__(self, text: str) -> None:
             CParser.__init__(self, text)
             Composer.__init__(self)
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
 
-else:  # pragma: no cover -- every PyYAML wheel ships libyaml
-    from yaml.parser import Parser
-    from yaml.scanner import Scanner
+    LOADERS.insert(0, _LibyamlLoader)
 
-    class _Loader(  # type: ignore[no-redef]  # the same loader on the pure-Python parser
-        _BoundedComposer, Reader, Scanner, Parser, SafeConstructor, Resolver
-    ):
-        def __init__(self, text: str) -> None:
-            Reader.__init__(self, text)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            Composer.__init__(self)
-            SafeConstructor.__init__(self)
-            Resolver.__init__(self)
+_Loader = LOADERS[0]
 
 
 class _Walker:
-    def __init__(self, loader: SafeConstructor) -> None:
+    def __init__(self, loader: _NodeLoader) -> None:
         self.loader = loader
         self.lines: dict[Path, int] = {}
         self.errors: list[PolicyError] = []
