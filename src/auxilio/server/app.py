@@ -24,6 +24,7 @@ from auxilio.server.middleware import RequestContextMiddleware
 from auxilio.server.settings import Settings
 from auxilio.server.support_sessions.lifecycle import start_support_sessions, stop_support_sessions
 from auxilio.server.support_sessions.ws import install_websockets
+from auxilio.server.tickets.queue import TicketQueue
 from auxilio.server.web.routes import install_web
 
 log = logging.getLogger("auxilio.server")
@@ -70,10 +71,14 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
         task = asyncio.create_task(_checkpoint_loop(app, signer, settings.audit_checkpoint_seconds))
         # Support sessions: relay hub, bus and scheduler; ends this node's unfinished sessions.
         await start_support_sessions(app, settings=settings, signing_key=key)
+        queue = TicketQueue(app.state.sessionmaker, settings.ticket_queue_seconds)
+        queue.start()
+        app.state.ticket_queue = queue
         log.info("auxilio %s ready on node %s", __version__, settings.node_id)
         try:
             yield
         finally:
+            await queue.stop()
             await stop_support_sessions(app)
             await flusher.stop()
             task.cancel()

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     ws_auth_timeout_seconds: float = Field(default=10.0, gt=0)
     # How often the support-session scheduler looks for warnings, time limits and idle sessions.
     support_session_tick_seconds: float = Field(default=1.0, gt=0)
+    # How often tickets waiting for a technician (skill and working hours) are routed again.
+    ticket_queue_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod

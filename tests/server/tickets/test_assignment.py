@@ -8,7 +8,11 @@ from sqlalchemy import select
 
 from auxilio.policy.roles import Role
 from auxilio.server.audit.models import AuditEvent
+from auxilio.server.identity.models import User
+from auxilio.server.tickets.models import Ticket
 from tests.factories import make_org, make_technician, make_ticket, make_user, snapshot
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 async def _last_action(app: FastAPI) -> tuple[str, dict[str, object]]:
@@ -23,7 +27,7 @@ async def test_it_leaves_the_ticket_unassigned_when_nobody_is_on_duty(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     org = await make_org(app)
-    await make_technician(app, org, working_hours={})
+    await make_technician(app, org, skills=["hardware"], working_hours={})
     await make_technician(app, org, skills=["network"])
     user = await make_user(app, org)
 
@@ -34,7 +38,38 @@ async def test_it_leaves_the_ticket_unassigned_when_nobody_is_on_duty(
     assert response.json()["assignee_id"] is None
     action, details = await _last_action(app)
     assert action == "ticket:assignment:no_candidate"
-    assert details["technicians"] == 2
+    assert details["reason"] == {
+        "category": "hardware", "skill_required": True, "technicians": 2, "with_skill": 1,
+        "with_skill_in_hours": 0,
+        "waiting_because": "no technician with the skill is in working hours",
+    }  # fmt: skip
+
+
+async def test_a_waiting_ticket_is_taken_once_someone_with_the_skill_comes_on_duty(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    org = await make_org(app)
+    skilled = await make_technician(app, org, skills=["account"], working_hours={})
+    await make_technician(app, org, skills=["hardware"])
+    user = await make_user(app, org)
+    ticket_id = await make_ticket(app, user, category="account")
+    url = f"/api/v1/tickets/{ticket_id}"
+    assert (await client.get(url, headers=user.headers)).json()["assignee_id"] is None
+    assert await app.state.ticket_queue.run_once() == 0  # still nobody skilled on duty
+    async with app.state.sessionmaker() as db, db.begin():
+        found = await db.get(User, skilled.user.id)
+        assert found is not None
+        found.working_hours = {d: ["00:00-24:00"] for d in DAYS}
+    assert await app.state.ticket_queue.run_once() == 1
+    assert (await client.get(url, headers=user.headers)).json()["assignee_id"] == str(
+        skilled.user.id
+    )
+    action, details = await _last_action(app)
+    assert (action, details["mode"]) == ("ticket:assignment:changed", "queue")
+    assert details["reason"]["with_skill_in_hours"] == 1  # type: ignore[index]
+    async with app.state.sessionmaker() as db:
+        ticket = await db.get(Ticket, ticket_id)
+        assert ticket is not None and ticket.assigned_at is not None
 
 
 async def test_it_auto_assigns_to_the_least_loaded_technician(
@@ -62,6 +97,7 @@ async def test_it_auto_assigns_to_the_least_loaded_technician(
     action, details = await _last_action(app)
     assert action == "ticket:assignment:changed"
     assert details["mode"] == "auto"
+    assert details["reason"]["open_tickets"] == 0  # type: ignore[index]
 
 
 async def test_it_assigns_only_active_technicians_of_the_organisation(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from auxilio.server.tickets.routing import Candidate, choose_technician, is_working
+from auxilio.server.tickets.routing import Candidate, choose_technician, is_working, route
 
 WEEKDAYS = {d: ["09:00-17:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
 # Wednesday 2024-06-12 16:30 UTC: 18:30 in Madrid (CEST, UTC+2), 10:30 in Mexico City (UTC-6).
@@ -65,11 +65,43 @@ def test_it_requires_the_skill_named_by_the_category() -> None:
     assert choose_technician([network], category="network", now=now) is network
 
 
-@pytest.mark.parametrize("category", ["account", "other"])
-def test_it_lets_any_technician_take_general_categories(category: str) -> None:
+def test_it_lets_any_technician_take_an_other_ticket() -> None:
     nobody_special = tech(1, skills=frozenset())
     now = datetime(2024, 6, 12, 10, 0, tzinfo=UTC)
-    assert choose_technician([nobody_special], category=category, now=now) is nobody_special
+    assert choose_technician([nobody_special], category="other", now=now) is nobody_special
+
+
+def test_an_account_ticket_waits_rather_than_go_to_someone_without_the_skill() -> None:
+    # Observed: an account ticket went to a technician without the skill while the only skilled
+    # one was outside hours, and no reason was kept.
+    unskilled = tech(1, skills=frozenset({"hardware"}))
+    skilled_off_duty = tech(2, skills=frozenset({"account"}), working_hours={})
+    now = datetime(2024, 6, 12, 10, 0, tzinfo=UTC)
+    routing = route([unskilled, skilled_off_duty], category="account", now=now)
+    assert routing.chosen is None
+    assert routing.reason() == {
+        "category": "account", "skill_required": True, "technicians": 2, "with_skill": 1,
+        "with_skill_in_hours": 0,
+        "waiting_because": "no technician with the skill is in working hours",
+    }  # fmt: skip
+    assert route([unskilled], category="account", now=now).reason()["waiting_because"] == (
+        "no technician has the skill"
+    )
+
+
+def test_the_reason_names_the_load_and_the_tie_break() -> None:
+    now = datetime(2024, 6, 12, 10, 0, tzinfo=UTC)
+    waited = tech(1, last_assigned_at=now - timedelta(hours=5))
+    recent = tech(2, last_assigned_at=now - timedelta(minutes=5))
+    busy = tech(3, open_tickets=4)
+    reason = route([waited, recent, busy], category="hardware", now=now).reason()
+    assert reason["open_tickets"] == 0
+    assert reason["tie_break"] == "waited longest since an assignment"
+    assert reason["last_assigned_at"] == (now - timedelta(hours=5)).isoformat()
+    assert "tie_break" not in route([busy, recent], category="hardware", now=now).reason()
+    assert route([tech(9), tech(8)], category="hardware", now=now).reason()["tie_break"] == (
+        "lowest id"
+    )
 
 
 def test_it_prefers_the_least_loaded() -> None:

@@ -34,6 +34,8 @@ class Ticket(Base):
         ForeignKey("users.id"), nullable=True, index=True
     )
     device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("devices.id"), nullable=True)
+    # When the current assignee got it (the routing tie-break: who waited longest).
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     # What the KPIs need (docs/kpis.md).
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
