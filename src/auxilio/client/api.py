@@ -178,13 +178,20 @@ class ApiClient:
     # -- support sessions -------------------------------------------------------------------
 
     async def request_support_session(
-        self, *, ticket_id: str, mode: str, capabilities: list[str], technician_e2e_key: str
+        self,
+        *,
+        ticket_id: str,
+        mode: str,
+        capabilities: list[str],
+        technician_e2e_key: str,
+        record: bool = False,
     ) -> Any:
         body = {
             "ticket_id": ticket_id,
             "mode": mode,
             "capabilities": capabilities,
             "technician_e2e_key": technician_e2e_key,
+            "record": record,
         }
         return await self.request("POST", "/support-sessions", json=body)
 

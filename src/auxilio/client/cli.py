@@ -159,6 +159,9 @@ def connect(
     ] = None,
     script: Annotated[Path | None, typer.Option(help="File of scripted actions.")] = None,
     summary: Annotated[str | None, typer.Option(help="Summary written when it ends.")] = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Ask to record (where the policy makes it optional).")
+    ] = False,
 ) -> None:
     """Open a support session on a ticket (or attach to one) and help the person."""
     if (ticket is None) == (support_session is None):
@@ -181,6 +184,7 @@ def connect(
         actions=actions,
         scripted=bool(send or script),
         summary=summary,
+        record=record,
     )
     try:
         code = asyncio.run(run_connect(stored, options))

@@ -31,6 +31,8 @@ class ConnectOptions:
     actions: list[Action] = field(default_factory=list)
     scripted: bool = False
     summary: str | None = None
+    # Ask for a recording where the policy leaves it optional (required ones always are).
+    record: bool = False
 
 
 async def fetch_server_key(api: ApiClient) -> Ed25519PublicKey:
@@ -78,6 +80,7 @@ async def _request(
         mode=options.mode,
         capabilities=options.capabilities,
         technician_e2e_key=encode_public_key(key.public_key()),
+        record=options.record,
     )
     support_session_id = str(answer["id"])
     creds.save_session_key(support_session_id, key)
@@ -85,7 +88,8 @@ async def _request(
     output.state(
         f"requested id={support_session_id} join_code={answer['join_code']} "
         f"max_duration_seconds={answer.get('max_duration_seconds', '?')} "
-        f"policy_version={answer.get('policy_version', '?')}"
+        f"policy_version={answer.get('policy_version', '?')} "
+        f"recorded={str(answer.get('recorded', '?')).lower()}"
     )
     output.info(f"your key fingerprint (the person sees it too): {fingerprint(key.public_key())}")
     return support_session_id, key

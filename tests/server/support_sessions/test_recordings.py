@@ -106,7 +106,7 @@ async def test_a_required_recording_without_an_auditor_key_denies_the_request(
     assert await world.events("support_session:session:requested") == []
 
 
-async def test_an_asked_for_optional_recording_without_a_key_is_denied_and_unasked_is_not(
+async def test_an_optional_recording_is_made_only_when_asked_and_never_without_a_key(
     http: httpx.AsyncClient, world: World
 ) -> None:
     await world.use_policy(recording_policy("optional"))
@@ -116,7 +116,11 @@ async def test_an_asked_for_optional_recording_without_a_key_is_denied_and_unask
     )
     plain = await request(http, world)
     assert plain.status_code == 201, plain.text
+    assert plain.json()["recorded"] is False
     assert (await world.row(plain.json()["id"])).recorded is False
+    await give_auditor_key(world)
+    asked_with_key = await request(http, world, record=True)
+    assert asked_with_key.status_code == 201 and asked_with_key.json()["recorded"] is True
 
 
 async def test_a_policy_with_recording_off_never_records_even_when_asked(

@@ -124,6 +124,7 @@ async def request_support_session(
         join_code_expires_at=outcome.join_code_expires_at,
         max_duration_seconds=row.max_duration_seconds,
         policy_version=row.policy_version,
+        recorded=row.recorded,
     )
 
 

@@ -37,6 +37,7 @@ class SupportSessionCreatedOut(BaseModel):
     join_code_expires_at: AwareDatetime
     max_duration_seconds: int
     policy_version: str | None
+    recorded: bool  # true exactly when the relay will record it (the grant says the same)
 
 
 class SignedGrantOut(BaseModel):
