@@ -24,7 +24,7 @@ from auxilio.server.context import Actor
 from auxilio.server.errors import DomainError, TokenInvalid
 from auxilio.server.identity.auth import actor_for, resolve_token
 from auxilio.server.policies.authorize import authorize_permission
-from auxilio.server.relay.connection import CLOSE_POLICY
+from auxilio.server.relay.connection import CLOSE_POLICY, ConnectionGone, PeerStuck
 from auxilio.server.relay.hub import Peer
 from auxilio.server.support_sessions import during, extensions, service
 from auxilio.server.support_sessions.models import SupportSession
@@ -32,6 +32,8 @@ from auxilio.server.support_sessions.runtime import TechnicianLink, end_text, st
 from auxilio.server.support_sessions.ws import PeerHandler, WireRefusal
 
 S = SupportSessionState
+# How long the scheduler waits to tell a technician that their token stopped working.
+STOP_WAIT_SECONDS = 1.0
 
 
 class TechnicianHandler(PeerHandler):
@@ -99,8 +101,17 @@ class TechnicianHandler(PeerHandler):
         return found
 
     async def stop_serving(self, code: str, message: str) -> None:
-        """The token this connection authenticated with stopped working (the scheduler saw it)."""
-        await self.refuse(WireRefusal(code, message, close=True))
+        """The token this connection authenticated with stopped working (the scheduler saw it).
+
+        Bounded: the scheduler calls this, and a technician too slow to take the error is
+        dropped rather than holding up every other session's timers."""
+        try:
+            async with asyncio.timeout(STOP_WAIT_SECONDS):
+                await self.refuse(WireRefusal(code, message, close=True))
+        except (TimeoutError, PeerStuck):
+            await self.conn.drop(CLOSE_POLICY, code)
+        except ConnectionGone:
+            pass  # it went away meanwhile: served no longer, either way
 
     async def refresh_active(self) -> bool:
         if not self.active and self.support_session_id is not None:
