@@ -118,7 +118,8 @@ async def test_the_server_never_receives_or_stores_session_plaintext(
         # The database file and its write-ahead log: pages are there before any checkpoint.
         for file in path.parent.glob(path.name + "*"):
             assert marker not in file.read_bytes(), file
-    # And every other file the server keeps (keys, witness, recordings when there are any).
+    # And every other file the server keeps (keys, witness); this session was not recorded.
+    assert not list(world.app.state.settings.data_dir.glob("recordings/*"))
     for file in world.app.state.settings.data_dir.rglob("*"):
         if file.is_file():
             assert marker not in file.read_bytes(), file
