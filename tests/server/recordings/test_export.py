@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -123,6 +125,12 @@ def test_every_epoch_opens_into_a_transcript_and_one_cast_per_terminal(tmp_path:
     assert [event[1:] for event in lines[1:]] == [["o", "$ uname -a\r\nLinux\r\n"], ["r", "120x40"]]
     assert all(later[0] >= earlier[0] for earlier, later in itertools.pairwise(lines[1:]))
     assert "second terminal" in second.read_text()
+    # asciinema plays it, resize event included.
+    played = subprocess.run(
+        [str(Path(sys.executable).parent / "asciinema"), "cat", str(first)],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert played == b"$ uname -a\r\nLinux\r\n"
 
 
 def test_a_wrong_auditor_key_fails_clearly_and_writes_nothing(tmp_path: Path) -> None:
