@@ -11,7 +11,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from auxilio.server.app import create_app
-from auxilio.server.identity.ratelimit import Limited, MemoryRateLimiter, Rate, RateLimits
+from auxilio.server.identity.ratelimit import (
+    Limited,
+    MemoryRateLimiter,
+    Rate,
+    RateLimits,
+    address_key,
+)
 from auxilio.server.settings import Settings
 from tests.factories import make_org, make_user
 from tests.server.identity.helpers import LOGIN, row_counts
@@ -69,6 +75,28 @@ async def test_one_address_over_its_limit_does_not_use_up_everyone_elses(
     assert await limits.check(Limited.JOIN, "198.51.100.9") > 0
     # Other kinds have buckets of their own.
     assert await limits.check(Limited.LOGIN, "198.51.100.1") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("addr", "key"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        (None, "unknown"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_ipv6_clients_count_per_64_and_mapped_ipv4_as_ipv4(addr: str | None, key: str) -> None:
+    assert address_key(addr) == key
+
+
+async def test_rotating_through_an_ipv6_64_does_not_escape_the_limit(settings: Settings) -> None:
+    limits = _limits(settings, rate_join_per_address_per_minute=2)
+    waits = [await limits.check(Limited.JOIN, f"2001:db8::{n:x}") for n in range(1, 5)]
+    assert waits[:2] == [0.0, 0.0] and all(w > 0 for w in waits[2:])
+    assert await limits.check(Limited.JOIN, "2001:db8:0:1::1") == 0.0
 
 
 @pytest.fixture

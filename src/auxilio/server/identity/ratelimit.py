@@ -12,6 +12,7 @@ place for several nodes without touching the callers.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -74,6 +75,23 @@ class MemoryRateLimiter:
         return wait
 
 
+def address_key(client_addr: str | None) -> str:
+    """Whose bucket an address fills. An IPv6 client usually holds a whole /64 and could take a
+    fresh address for every guess, so IPv6 counts per /64; IPv4 (also when mapped into IPv6)
+    per address."""
+    if not client_addr:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(client_addr)
+    except ValueError:
+        return client_addr[:64]  # not an IP (a unix socket, a test client): as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class RateLimits:
     """The configured limits, per address and node-wide, over one ``RateLimiter``."""
 
@@ -90,7 +108,7 @@ class RateLimits:
     async def check(self, kind: Limited, client_addr: str | None) -> float:
         """0.0 when this attempt may go ahead, else how long to wait (seconds)."""
         per_address, node_wide = self._rates[kind]
-        wait = await self.limiter.take(f"{kind}:addr:{client_addr or 'unknown'}", per_address)
+        wait = await self.limiter.take(f"{kind}:addr:{address_key(client_addr)}", per_address)
         if wait:
             return wait
         # Only attempts an address was allowed count against everyone: one client hammering
