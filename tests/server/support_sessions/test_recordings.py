@@ -360,3 +360,43 @@ async def test_the_export_command_is_audited_first_and_refuses_a_wrong_key_clear
     assert COMMAND in (tmp_path / "y" / "terminal-1.cast").read_text()
     exports = [a for a in await world.actions(running.sid) if a == "recording:recording:exported"]
     assert len(exports) == 2  # the refused attempt is on the record too
+
+
+async def test_bad_activity_and_recording_keys_get_clear_errors_and_the_session_goes_on(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    running = await active(http, world, signing_key)  # not recorded: the test policy's default
+    agent, technician = running.agent, running.technician
+    assert agent.grant is not None and agent.e2e is not None and technician.e2e is not None
+    # An old agent's clear command line is refused, not stored.
+    await agent.ws.send(orjson.dumps({
+        "type": "session.activity", "id": mid(), "support_session_id": running.sid,
+        "at": datetime.now(UTC).isoformat(), "capability": "terminal", "kind": "command_run",
+        "subject": COMMAND,
+    }).decode())  # fmt: skip
+    refused = await agent.expect_error("protocol.invalid_field")
+    assert "subject" in refused.message
+    # Keys for a session that is not recorded are refused, and none are kept.
+    keys = recording_key_message(agent.grant.model_copy(update={"recorded": True}),
+                                 agent.e2e.keys)  # fmt: skip
+    assert keys is None  # this grant names no auditor key at all
+    forged = recording_key_message(
+        agent.grant.model_copy(update={
+            "recorded": True,
+            "auditor_public_key": encode_public_key(X25519PrivateKey.generate().public_key()),
+        }),
+        agent.e2e.keys,
+    )  # fmt: skip
+    assert forged is not None
+    await agent.send(forged)
+    await agent.expect_error("session.recording_key_refused")
+    # Nothing was lost: the session still relays, and nothing of the above was stored.
+    await technician.ws.send(technician.e2e.seal(ChannelId.CHAT, encode_app_message(
+        ChatMessage(text="still here", sent_at=datetime.now(UTC)))))  # fmt: skip
+    frame = await agent.next_where(lambda f: isinstance(f, bytes))
+    assert isinstance(frame, bytes) and b"still here" in agent.e2e.open(frame)[1]
+    assert (await world.row(running.sid)).state == "active"
+    async with world.app.state.sessionmaker() as db:
+        assert (await db.execute(select(ActivityRow))).first() is None
+        assert (await db.execute(select(Recording))).first() is None
+    assert "recording:key:stored" not in await world.actions(running.sid)
