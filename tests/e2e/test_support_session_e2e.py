@@ -35,9 +35,12 @@ def client_env(tmp_path: Path) -> dict[str, str]:
 
 
 def create_user(data_dir: Path, email: str, role: str) -> str:
+    # Technicians get the ticket's skill, so that the ticket is routed to them (it is theirs).
+    skills = ["--skills", "software"] if "technician" in role else []
     done = subprocess.run(
         [*AUXILIO, "admin", "create-user", email, "--role", role, "--org", ORG,
-         "--password-stdin", "--hours", "mon-sun 00:00-24:00", "--data-dir", str(data_dir)],
+         "--password-stdin", "--hours", "mon-sun 00:00-24:00", "--data-dir", str(data_dir),
+         *skills],
         input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout

@@ -41,6 +41,8 @@ class StartSupportSession(_Request):
     approval_present: bool = False  # an approval was already recorded for this request
     device_group: str | None = None
     ticket_id: str | None = None
+    # Whose the ticket is, seen from the technician: theirs, another's, or nobody's yet.
+    ticket_assignee: Literal["self", "other", "nobody"] | None = None
     owner_pre_authorised_at: AwareDatetime | None = None
 
 

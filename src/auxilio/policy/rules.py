@@ -21,7 +21,7 @@ from auxilio.policy.requests import (
     StartSupportSession,
 )
 from auxilio.policy.roles import Permission, Role, role_has_permission
-from auxilio.policy.schema import OnZoneAccess, Platform, SessionMode
+from auxilio.policy.schema import OnZoneAccess, Platform, SessionMode, TicketAccess
 from auxilio.policy.zones import normalise_path
 
 
@@ -104,6 +104,8 @@ def start_rules(cp: CompiledPolicy, req: StartSupportSession, ctx: EvaluationCon
             )
         else:
             yield _pass(rule, "the training is current")
+    if req.ticket_assignee is not None:
+        yield _ticket_access_rule(cp, req)
     limit = staff.max_concurrent_sessions
     if limit is not None and req.concurrent_sessions >= limit:
         yield RuleOutcome(
@@ -122,6 +124,23 @@ def start_rules(cp: CompiledPolicy, req: StartSupportSession, ctx: EvaluationCon
     if mode is not SessionMode.UNATTENDED:
         yield _session_consent_rule(cp, req, ctx)
     yield _session_grant(cp, req, ctx)
+
+
+def _ticket_access_rule(cp: CompiledPolicy, req: StartSupportSession) -> RuleOutcome:
+    rule, role = "sessions.ticket_access", req.technician_role
+    access = cp.policy.sessions.ticket_access
+    if req.ticket_assignee == "self":
+        return _pass(rule, "the ticket is assigned to the technician")
+    if access is TicketAccess.ANY_TECHNICIAN:
+        return _pass(rule, "any technician may work on any ticket")
+    seniors = access is TicketAccess.ASSIGNEE_AND_SENIORS
+    floor = Role.SENIOR_TECHNICIAN if seniors else Role.SUPERVISOR
+    if _RANK[role] >= _RANK[floor]:
+        return _pass(rule, f"{_a(role)} may work on tickets assigned to others")
+    whose = "another technician" if req.ticket_assignee == "other" else "nobody yet"
+    return RuleOutcome(
+        rule, DENY, f"the ticket is assigned to {whose}; only its assignee or {_a(floor)} may"
+    )
 
 
 def _unattended_rules(

@@ -55,6 +55,14 @@ class OnTimeout(StrEnum):
     ALLOW = "allow"
 
 
+class TicketAccess(StrEnum):
+    """Who may start a support session on a ticket (``sessions.ticket_access``)."""
+
+    ASSIGNEE_AND_SUPERVISORS = "assignee_and_supervisors"
+    ASSIGNEE_AND_SENIORS = "assignee_and_seniors"
+    ANY_TECHNICIAN = "any_technician"
+
+
 class OutsideHours(StrEnum):
     DENY = "deny"
     REQUIRE_APPROVAL = "require_approval"
@@ -261,6 +269,7 @@ class Sessions(_Model):
     idle_timeout: PositiveDuration | None = None
     recording: RecordingMode = RecordingMode.OPTIONAL
     notify_user_of_actions: bool = True
+    ticket_access: TicketAccess = TicketAccess.ASSIGNEE_AND_SUPERVISORS
 
 
 class OwnerPreAuthorisation(_Model):

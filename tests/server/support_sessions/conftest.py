@@ -243,7 +243,8 @@ async def mfa_token(app: FastAPI, person: Person, *, mfa: bool = True) -> str:
 @pytest.fixture
 async def world(app: FastAPI) -> World:
     org = await make_org(app)
-    technician = await make_technician(app, org)
+    # The hardware skill: the ticket (hardware) is routed to this technician, whose it then is.
+    technician = await make_technician(app, org, skills=["hardware"])
     technician.token = await mfa_token(app, technician)
     requester = await make_user(app, org, Role.END_USER, enrol_totp=False)
     ticket_id = await make_ticket(app, requester)

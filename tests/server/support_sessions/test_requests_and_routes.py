@@ -41,6 +41,23 @@ async def test_a_technician_without_mfa_is_denied_with_the_rule_path(
     assert [i["state"] for i in listed.json()["items"]] == ["denied"]
 
 
+async def test_only_the_assignee_or_a_supervisor_opens_a_session_on_a_ticket(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    # Observed: any trained technician could open a session on a ticket assigned to another.
+    other = await make_technician(world.app, world.org, skills=["hardware"])
+    other.token = await mfa_token(world.app, other)
+    response = await request(http, world, _tech(http), token=other.token)
+    await _denied(response, world, "sessions.ticket_access")
+    assert "assigned to another technician" in response.json()["error"]["message"]
+    supervisor = await make_user(world.app, world.org, Role.SUPERVISOR, enrol_totp=False)
+    supervisor.token = await mfa_token(world.app, supervisor)
+    allowed = await request(http, world, _tech(http), token=supervisor.token)
+    assert allowed.status_code == 201, allowed.text
+    mine = await request(http, world, _tech(http))
+    assert mine.status_code == 201, mine.text
+
+
 async def test_a_technician_without_a_required_training_is_denied(
     http: httpx.AsyncClient, world: World
 ) -> None:

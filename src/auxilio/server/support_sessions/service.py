@@ -245,6 +245,10 @@ async def request_support_session(
             mode=mode, technician_role=actor.role, mfa_verified=actor.mfa_verified,
             trainings=await _trainings(db, actor, now),
             concurrent_sessions=await _running(db, actor.id), ticket_id=str(ticket.id),
+            ticket_assignee=(
+                "nobody" if ticket.assignee_id is None
+                else "self" if ticket.assignee_id == actor.id else "other"
+            ),
         ),
     )
     start = decision
