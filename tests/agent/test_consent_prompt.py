@@ -47,8 +47,13 @@ def decisions_of(data: dict[str, Any]) -> dict[str, str]:
 
 def test_person_grants_one_capability_and_refuses_another(tmp_path: Path) -> None:
     child = spawn(tmp_path)
-    child.expect("Technician:       Ana López")
-    child.expect("Technician key:   SHA256:")
+    child.expect(r"Technician: +Ana López \(Escuela Primaria Benito Juárez\)")
+    child.expect(r"No answer: +within 1 minute means refused")
+    child.expect(r"run commands as you: they can read every file your account can read")
+    # The jargon is in the details, after the plain text.
+    child.expect(r"Details \(for your IT department\)")
+    child.expect(r"Technician key: +SHA256:")
+    child.expect(r"Limits of terminal: +shell /bin/sh")
     child.expect(r"Allow chat\? \[y/n\]")
     child.sendline("y")
     child.expect("chat: granted")
@@ -72,7 +77,7 @@ def test_unclear_answer_is_asked_again(tmp_path: Path) -> None:
 
 def test_timeout_applies_the_default_to_unanswered_capabilities(tmp_path: Path) -> None:
     child = spawn(tmp_path, "--timeout", "2")
-    child.expect("No answer means: refused")
+    child.expect(r"No answer: +within 2 seconds means refused")
     child.expect(r"Allow chat\? \[y/n\]")
     child.sendline("y")
     child.expect(r"Allow terminal\? \[y/n\]")

@@ -10,6 +10,7 @@ There is deliberately no option that answers the consent prompt for the person.
 from __future__ import annotations
 
 import asyncio
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+class Language(StrEnum):
+    EN = "en"
+    ES = "es"
+
 
 StateDir = Annotated[
     Path,
@@ -48,10 +55,17 @@ def join_command(
         bool,
         typer.Option(
             "--terminal",
-            help="Ask for consent in this terminal even when a display is available "
-            "(by default a window opens where there is one).",
+            help="Ask for consent and show the session in this terminal even when a display is "
+            "available (by default windows open where there is one).",
         ),
     ] = False,
+    lang: Annotated[
+        Language | None,
+        typer.Option(
+            "--lang",
+            help="Language of the prompt and windows (default: from LC_ALL, LC_MESSAGES, LANG).",
+        ),
+    ] = None,
 ) -> None:
     """Join the support session of CODE: you see who asks for what, and decide."""
     from auxilio.agent.join import join
@@ -66,6 +80,7 @@ def join_command(
                 console=console,
                 ca_file=ca_file,
                 window=not terminal,
+                lang=lang.value if lang is not None else None,
             )
         )
     except AgentError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -17,10 +18,12 @@ from auxilio.agent.connection import AgentConnection, ConnectionLost, new_id, se
 from auxilio.agent.consent import ask_consent, sign_consent, utc_now
 from auxilio.agent.consent_window import ask_consent_in_window, window_available
 from auxilio.agent.errors import AgentError
-from auxilio.agent.feed import Feed
+from auxilio.agent.feed import Feed, WindowFeed
 from auxilio.agent.grants import check_offer
+from auxilio.agent.i18n import texts_for
 from auxilio.agent.report import build_report, render_report
 from auxilio.agent.session import SupportSessionRunner
+from auxilio.agent.session_window import SessionWindow
 from auxilio.agent.state import AgentState
 from auxilio.agent.userinput import LineInput
 from auxilio.protocol.errors import ProtocolError
@@ -63,12 +66,15 @@ async def join(
     console: Console,
     ca_file: str | None = None,
     window: bool = False,
+    lang: str | None = None,
 ) -> int:
     """Run one attended support session; the process exit code. ``window``: ask for consent
-    in a Tk window when a display is available (the terminal prompt otherwise)."""
+    in a Tk window and show the session window when a display is available (the terminal
+    prompt and feed otherwise). ``lang``: ``en`` or ``es``; the device's locale when None."""
     address = server_address(server)
     state = AgentState(state_dir)
-    feed = Feed(console)
+    texts = texts_for(lang)
+    feed = Feed(console, texts)
     lines = LineInput()
     main_task = asyncio.current_task()
     consenting = False
@@ -128,10 +134,11 @@ async def join(
             server=address.origin,
         )
         consenting = True
-        if window and window_available():
-            asking = ask_consent_in_window(console, grant)
+        windowed = window and window_available()
+        if windowed:
+            asking = ask_consent_in_window(console, grant, texts=texts)
         else:
-            asking = ask_consent(console, lines, grant)
+            asking = ask_consent(console, lines, grant, texts=texts)
         consent_task = asyncio.create_task(asking)
         early_end = await _watch_during_consent(connection, consent_task)
         consenting = False
@@ -157,9 +164,14 @@ async def join(
                 id=new_id(), support_session_id=grant.support_session_id, receipt=signed
             )
         )
+        session_window: SessionWindow | None = None
+        session_feed = feed
+        if windowed:
+            session_window = SessionWindow(on_event=_to_runner(loop, lambda: runner), texts=texts)
+            session_feed = WindowFeed(console, session_window)
         runner = SupportSessionRunner(
             link=connection,
-            feed=feed,
+            feed=session_feed,
             lines=lines,
             log=log,
             device_key=state.device_key,
@@ -168,12 +180,32 @@ async def join(
             receipt=receipt,
         )
         runner_started = True
-        ended = await runner.run()
+        if session_window is not None:
+            session_window.start()
+        try:
+            ended = await runner.run()
+        finally:
+            if session_window is not None:
+                await asyncio.to_thread(session_window.close)
         render_report(console, build_report(log.events()))
         return 1 if ended.reason == EndReason.PROTOCOL_ERROR and ended.ended_by == "agent" else 0
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         await connection.close()
+
+
+def _to_runner(
+    loop: asyncio.AbstractEventLoop, runner: Callable[[], SupportSessionRunner]
+) -> Callable[[str, object], None]:
+    """The session window's events (from its Tk thread) into the runner's queue, in the loop."""
+
+    def deliver(kind: str, value: object) -> None:
+        try:
+            loop.call_soon_threadsafe(runner().post, kind, value)
+        except RuntimeError:  # the loop is closed: the session is over already
+            return
+
+    return deliver
 
 
 async def _watch_during_consent(

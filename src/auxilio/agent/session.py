@@ -25,7 +25,7 @@ from auxilio.agent.connection import ConnectionLost, Link, new_id
 from auxilio.agent.consent import NO_WORDS, YES_WORDS, Clock, clock_text, utc_now
 from auxilio.agent.dispatch import AppDispatcher
 from auxilio.agent.errors import AgentError
-from auxilio.agent.feed import HELP, Feed
+from auxilio.agent.feed import Feed
 from auxilio.agent.grants import check_extension
 from auxilio.agent.sealing import recording_key_message
 from auxilio.agent.state import ActivityLog
@@ -205,6 +205,8 @@ class SupportSessionRunner:
                 await self._fail(value.code, f"the server sent an invalid message: {value}")
         elif kind == "lost":
             await self._on_lost()
+        elif kind == "window":
+            await self._on_window(*value)
         await self._on_tick()
 
     # -- control messages -----------------------------------------------------------------------
@@ -244,7 +246,7 @@ class SupportSessionRunner:
             granted = self.granted_now()
             self._log.append("activated", granted=granted)
             self._feed.activity(f"Session active. You allowed: {', '.join(granted) or 'nothing'}.")
-            self._feed.info(HELP)
+            self._feed.info(self._feed.texts.help)
             self._status(force=True)
         if message.reason == "technician_ready":
             await self._start_handshake()
@@ -311,12 +313,20 @@ class SupportSessionRunner:
             f"Allow the extension? Type y (yes) or n (no) within {note.answer_within_seconds} s; "
             "no answer means no."
         )
+        self._feed.extension_asked(
+            technician=new.technician_name,
+            new_end=clock_text(new.not_after),
+            current_end=clock_text(self.grant.not_after),
+            reason=note.reason,
+            seconds=note.answer_within_seconds,
+        )
 
     async def _answer_extension(self, decision: ConsentDecision) -> None:
         if self._extension is None:
             return
         new, _ = self._extension
         self._extension = None
+        self._feed.extension_closed()
         note = new.extension
         assert note is not None  # noqa: S101 -- only checked extensions are pending
         signed = sign_extension_receipt(
@@ -370,6 +380,22 @@ class SupportSessionRunner:
 
     # -- the person -----------------------------------------------------------------------------
 
+    def post(self, kind: str, value: Any) -> None:
+        """An event from the session window (``end``, ``revoke``, ``extension``). Not thread-safe
+        by itself: the window's thread reaches it through ``loop.call_soon_threadsafe``."""
+        self._queue.put_nowait(("window", (kind, value)))
+
+    async def _on_window(self, kind: str, value: Any) -> None:
+        # The same checks as the typed commands: the window decides nothing itself.
+        if kind == "end":
+            await self._end(Party.END_USER, EndReason.USER_ENDED, "")
+        elif kind == "revoke" and isinstance(value, Capability):
+            await self._revoke(value, by=str(Party.END_USER), tell=True)
+        elif kind == "extension" and value in {ConsentDecision.GRANTED, ConsentDecision.REFUSED}:
+            await self._answer_extension(value)
+        else:
+            self._log.append("ignored", what=f"window event {kind}")
+
     async def _on_line(self, line: Line) -> None:
         if line is Signal.EOF:
             return
@@ -395,14 +421,14 @@ class SupportSessionRunner:
         elif words[0].lower() in {"s", "status"} and len(words) == 1:
             self._status(force=True)
         elif words[0] in {"h", "?", "help"} and len(words) == 1:
-            self._feed.info(HELP)
+            self._feed.info(self._feed.texts.help)
         elif self.allowed(Capability.CHAT) and self._channel.ready:
             for message in chat.outgoing(line, now=self._clock()):
                 await self._channel.send(message)
             self._apps.mark_used(Capability.CHAT)
             self._feed.chat("You", line)
         else:
-            self._feed.info("Chat is not available now. " + HELP)
+            self._feed.info("Chat is not available now. " + self._feed.texts.help)
 
     async def _revoke(self, capability: Capability, *, by: str, tell: bool) -> None:
         if capability in self._revoked:
@@ -452,6 +478,14 @@ class SupportSessionRunner:
     def _status(self, *, force: bool = False) -> None:
         if not self.active:
             return
+        order = [item.capability for item in self.grant.capabilities]
+        self._feed.show_state(
+            technician=self.grant.technician_name,
+            organisation=self.grant.organisation_name,
+            consented=[name for name in order if name in self._consented],
+            allowed=[name for name in order if self.allowed(name)],
+            ends_at=self.grant.not_after,
+        )
         loop_time = asyncio.get_running_loop().time()
         left = (self.grant.not_after - self._clock()).total_seconds()
         if force or loop_time - self._last_status >= STATUS_EVERY_SECONDS:

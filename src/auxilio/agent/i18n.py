@@ -1,0 +1,316 @@
+"""The agent's own words in English and Spanish: a small typed catalogue, not gettext.
+
+Why a dataclass rather than .po files: the agent has a few dozen strings, two languages, and
+every string must exist in both. ``Texts`` has one field per string, so mypy refuses a language
+that lacks one, and a test needs no catalogue tooling. Everything else the person reads (names,
+purposes, legal text, privacy notice, the technician's reason) comes from the signed grant as the
+server sent it and is never translated here.
+
+The language: ``--lang``, else the first of LC_ALL, LC_MESSAGES, LANG that names one we have
+(``es_MX.UTF-8`` -> Spanish), else English.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from auxilio.protocol.types import Capability
+
+Lang = Literal["en", "es"]
+LANGUAGES: tuple[Lang, ...] = ("en", "es")
+
+
+@dataclass(frozen=True, slots=True)
+class Texts:
+    lang: Lang
+    # -- the consent prompt (hashed into the receipt: change a word and the hash changes) --------
+    request_title: str
+    label_technician: str
+    label_ticket: str
+    label_longest: str
+    label_recorded: str
+    label_answer_by: str
+    label_silence: str
+    label_key: str
+    no_ticket: str
+    yes: str
+    no: str
+    longest_value: str  # {duration}, {end}
+    answer_by_value: str  # {end}
+    silence_value: str  # {duration}
+    asks_to: str
+    purpose: str  # {purpose}
+    separately: str
+    details: str
+    details_key: str
+    details_policy: str
+    details_limits: str  # {capability}
+    limit_none: str
+    limit_shell: str  # {shell}
+    limit_paths: str  # {paths}
+    limit_download: str
+    limit_upload: str
+    limit_both: str
+    limit_bytes: str  # {size}
+    minute: str
+    minutes: str
+    second: str
+    seconds: str
+    capability_names: Mapping[Capability, str]
+    capability_plain: Mapping[Capability, str]
+    # -- the terminal prompt's questions (stable lines in English, see consent.py) --------------
+    ask: str  # {capability}
+    please_answer: str
+    # -- the consent window ---------------------------------------------------------------------
+    consent_window_title: str
+    allow: str
+    refuse: str
+    confirm: str
+    refuse_all: str
+    countdown: str  # {seconds}
+    window_asks: str
+    # -- the session window ---------------------------------------------------------------------
+    session_window_title: str
+    connected: str  # {technician}, {organisation}
+    may_do: str
+    may_do_nothing: str
+    time_left: str  # {left}, {end}
+    revoke: str  # {capability}
+    revoked: str  # {capability}
+    end_session: str
+    activity: str
+    close_title: str
+    close_question: str
+    extension_question: str  # {technician}, {end}, {current}
+    extension_reason: str  # {reason}
+    extension_accept: str
+    extension_refuse: str
+    extension_countdown: str  # {seconds}
+    session_over: str
+    # -- the feed -------------------------------------------------------------------------------
+    help: str
+    status: str  # {technician}, {left}, {allowed}
+    nothing: str
+
+
+_CAPABILITIES_EN = {
+    Capability.CHAT: "Chat",
+    Capability.TERMINAL: "Terminal",
+    Capability.FILES: "Files",
+    Capability.DIAGNOSTICS: "Diagnostics",
+    Capability.RUNBOOKS: "Repair scripts",
+    Capability.SCREEN: "Screen",
+    Capability.INPUT: "Mouse and keyboard",
+}
+_CAPABILITIES_ES = {
+    Capability.CHAT: "Chat",
+    Capability.TERMINAL: "Terminal",
+    Capability.FILES: "Archivos",
+    Capability.DIAGNOSTICS: "Diagnóstico",
+    Capability.RUNBOOKS: "Scripts de reparación",
+    Capability.SCREEN: "Pantalla",
+    Capability.INPUT: "Ratón y teclado",
+}
+
+EN = Texts(
+    lang="en",
+    request_title="Remote support request",
+    label_technician="Technician",
+    label_ticket="Ticket",
+    label_longest="Longest",
+    label_recorded="Recorded",
+    label_answer_by="Answer by",
+    label_silence="No answer",
+    label_key="Their key",
+    no_ticket="(none)",
+    yes="yes: what the technician sees and does is kept for the auditors",
+    no="no",
+    longest_value="{duration}, ending at the latest at {end}",
+    answer_by_value="{end}",
+    silence_value="within {duration} means refused",
+    asks_to="The technician asks to:",
+    purpose="why: {purpose}",
+    separately=(
+        "You are asked about each one separately. You can stop each one, or end the whole "
+        "session, at any time."
+    ),
+    details="Details (for your IT department)",
+    details_key="Technician key",
+    details_policy="Policy version",
+    details_limits="Limits of {capability}",
+    limit_none="none beyond the session's time limit",
+    limit_shell="shell {shell}",
+    limit_paths="only under {paths}",
+    limit_download="from this device to the technician",
+    limit_upload="to this device",
+    limit_both="both ways",
+    limit_bytes="at most {size} bytes",
+    minute="minute",
+    minutes="minutes",
+    second="second",
+    seconds="seconds",
+    capability_names=_CAPABILITIES_EN,
+    capability_plain={
+        Capability.CHAT: "write messages with you; they see only what you type to them",
+        Capability.TERMINAL: (
+            "run commands as you: they can read every file your account can read, and change "
+            "or delete what your account can change"
+        ),
+        Capability.FILES: "see, copy or change files on this device, within the limits below",
+        Capability.DIAGNOSTICS: (
+            "read how this device is doing: hardware, programs running, network; not your files"
+        ),
+        Capability.RUNBOOKS: "run repair scripts approved by their organisation on this device",
+        Capability.SCREEN: "see everything on your screen while it is allowed",
+        Capability.INPUT: "move your mouse and type on your keyboard, as if they sat here",
+    },
+    ask="Allow {capability}? [y/n]",
+    please_answer="Please answer y (yes) or n (no).",
+    consent_window_title="Auxilio: remote support request",
+    allow="Allow",
+    refuse="Refuse",
+    confirm="Confirm",
+    refuse_all="Refuse all",
+    countdown="{seconds} s left to answer; no answer means refused.",
+    window_asks="A window asks for your consent.",
+    session_window_title="Auxilio: support session",
+    connected="Connected: {technician} ({organisation})",
+    may_do="They may:",
+    may_do_nothing="Nothing is allowed now.",
+    time_left="Time left: {left} (ends at {end})",
+    revoke="Stop {capability}",
+    revoked="{capability}: stopped",
+    end_session="End session",
+    activity="What is happening:",
+    close_title="End the session?",
+    close_question="Closing this window ends the support session. End it now?",
+    extension_question="{technician} asks for more time: until {end} (now it ends at {current}).",
+    extension_reason="Reason given: {reason}",
+    extension_accept="Accept",
+    extension_refuse="Refuse",
+    extension_countdown="{seconds} s left to answer; no answer means refused.",
+    session_over="The session has ended.",
+    help=(
+        "Type a message to chat, 'r <capability>' to revoke one, 'q' or Ctrl-C to end the session."
+    ),
+    status="Session active | technician {technician} | {left} left | allowed: {allowed}",
+    nothing="nothing",
+)
+
+ES = Texts(
+    lang="es",
+    request_title="Solicitud de asistencia remota",
+    label_technician="Técnico",
+    label_ticket="Ticket",
+    label_longest="Duración máxima",
+    label_recorded="Se graba",
+    label_answer_by="Responda antes de",
+    label_silence="Si no responde",
+    label_key="Su clave",
+    no_ticket="(ninguno)",
+    yes="sí: lo que el técnico ve y hace se guarda para los auditores",
+    no="no",
+    longest_value="{duration}, termina como muy tarde a las {end}",
+    answer_by_value="{end}",
+    silence_value="en {duration} significa rechazado",
+    asks_to="El técnico pide:",
+    purpose="para qué: {purpose}",
+    separately=(
+        "Se le pregunta por cada uno por separado. Puede detener cada uno, o terminar toda la "
+        "sesión, en cualquier momento."
+    ),
+    details="Detalles (para su departamento de informática)",
+    details_key="Clave del técnico",
+    details_policy="Versión de la política",
+    details_limits="Límites de {capability}",
+    limit_none="ninguno aparte del tiempo máximo de la sesión",
+    limit_shell="intérprete {shell}",
+    limit_paths="solo dentro de {paths}",
+    limit_download="de este equipo al técnico",
+    limit_upload="hacia este equipo",
+    limit_both="en ambos sentidos",
+    limit_bytes="como máximo {size} bytes",
+    minute="minuto",
+    minutes="minutos",
+    second="segundo",
+    seconds="segundos",
+    capability_names=_CAPABILITIES_ES,
+    capability_plain={
+        Capability.CHAT: "escribirse mensajes con usted; solo ve lo que usted le escribe",
+        Capability.TERMINAL: (
+            "ejecutar órdenes como usted: puede leer todos los archivos que su cuenta puede "
+            "leer, y cambiar o borrar lo que su cuenta puede cambiar"
+        ),
+        Capability.FILES: (
+            "ver, copiar o cambiar archivos de este equipo, dentro de los límites indicados"
+        ),
+        Capability.DIAGNOSTICS: (
+            "ver el estado de este equipo: hardware, programas en marcha, red; no sus archivos"
+        ),
+        Capability.RUNBOOKS: (
+            "ejecutar en este equipo scripts de reparación aprobados por su organización"
+        ),
+        Capability.SCREEN: "ver todo lo que hay en su pantalla mientras esté permitido",
+        Capability.INPUT: "mover su ratón y escribir con su teclado, como si estuviera aquí",
+    },
+    ask="¿Permitir {capability}? [s/n]",
+    please_answer="Responda s (sí) o n (no).",
+    consent_window_title="Auxilio: solicitud de asistencia remota",
+    allow="Permitir",
+    refuse="Rechazar",
+    confirm="Confirmar",
+    refuse_all="Rechazar todo",
+    countdown="Quedan {seconds} s para responder; sin respuesta: rechazado.",
+    window_asks="Una ventana le pide su consentimiento.",
+    session_window_title="Auxilio: sesión de asistencia",
+    connected="Conectado: {technician} ({organisation})",
+    may_do="Puede:",
+    may_do_nothing="Ahora no hay nada permitido.",
+    time_left="Tiempo restante: {left} (termina a las {end})",
+    revoke="Detener {capability}",
+    revoked="{capability}: detenido",
+    end_session="Terminar la sesión",
+    activity="Lo que está pasando:",
+    close_title="¿Terminar la sesión?",
+    close_question="Cerrar esta ventana termina la sesión de asistencia. ¿Terminarla ahora?",
+    extension_question=(
+        "{technician} pide más tiempo: hasta las {end} (ahora termina a las {current})."
+    ),
+    extension_reason="Motivo: {reason}",
+    extension_accept="Aceptar",
+    extension_refuse="Rechazar",
+    extension_countdown="Quedan {seconds} s para responder; sin respuesta: rechazado.",
+    session_over="La sesión ha terminado.",
+    help=(
+        "Escriba un mensaje para chatear, 'r <capacidad>' para retirar una, 'q' o Ctrl-C para "
+        "terminar la sesión."
+    ),
+    status="Sesión activa | técnico {technician} | quedan {left} | permitido: {allowed}",
+    nothing="nada",
+)
+
+CATALOGUE: dict[Lang, Texts] = {"en": EN, "es": ES}
+
+
+def language_from_environment(environ: Mapping[str, str] | None = None) -> Lang:
+    """The first locale variable that is set decides, as in POSIX (LC_ALL over LC_MESSAGES over
+    LANG); a language we do not have falls back to English."""
+    env = os.environ if environ is None else environ
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(variable, "")
+        if value:
+            code = value.split(".")[0].split("_")[0].split("@")[0].lower()
+            return "es" if code == "es" else "en"
+    return "en"
+
+
+def texts_for(lang: str | None = None) -> Texts:
+    """The catalogue for ``lang`` (``en`` or ``es``), or the device's language when None."""
+    if lang is None:
+        return CATALOGUE[language_from_environment()]
+    if lang not in CATALOGUE:
+        raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
+    return CATALOGUE[lang]
