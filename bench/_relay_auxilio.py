@@ -66,7 +66,8 @@ async def _set_up(data_dir: Path, database_url: str) -> dict[str, Any]:
         tech = await service.create_user(
             db, organisation=org, email="tech@bench.test", display_name="Bench Tech",
             role=Role.TECHNICIAN, password="bench password 123", actor=_system(org.id),
-            skills=[], working_hours=ALWAYS, timezone="UTC",
+            # The ticket's skill: it is routed to this technician, whose ticket it then is.
+            skills=["software"], working_hours=ALWAYS, timezone="UTC",
         )  # fmt: skip
         for training in ("privacy", "approved-tools"):  # the default policy requires both
             await service.record_training(
