@@ -162,16 +162,19 @@ async def test_deep_nesting_is_refused_on_explain(app: FastAPI, client: httpx.As
 
 
 class _BlockedParse:
-    """Stands in for the parser: blocks its worker thread until released."""
+    """Stands in for the parser: blocks its worker thread until released (for documents that
+    contain ``marker``; others parse as usual)."""
 
-    def __init__(self) -> None:
+    def __init__(self, marker: str = "") -> None:
+        self.marker = marker
         self.started = threading.Event()
         self.release = threading.Event()
         self.real = service.validate_document
 
     def __call__(self, document: str, **kwargs: Any) -> Any:
-        self.started.set()
-        self.release.wait(30)
+        if self.marker in document:
+            self.started.set()
+            self.release.wait(30)
         return self.real(document, **kwargs)
 
 
@@ -209,8 +212,8 @@ async def test_a_caller_who_cannot_get_a_parser_in_time_is_told_to_retry(
     monkeypatch.setattr(service, "validate_document", blocked)
     real_off_loop = parsing.off_loop
 
-    async def impatient(work: Any) -> Any:
-        return await real_off_loop(work, wait_seconds=0.05)
+    async def impatient(work: Any, *, source: parsing.Source) -> Any:
+        return await real_off_loop(work, source=source, wait_seconds=0.05)
 
     monkeypatch.setattr(service, "off_loop", impatient)
     try:
@@ -224,3 +227,35 @@ async def test_a_caller_who_cannot_get_a_parser_in_time_is_told_to_retry(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "policy_parser_busy"
     assert response.headers["retry-after"] == "1"
+
+
+async def test_a_flood_of_documents_cannot_stop_the_active_policy_from_loading(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = await make_org(app)
+    admin = await make_user(app, org, Role.ADMIN)
+    school = load_template("school")
+    uploaded = await client.post(
+        "/api/v1/policies", json={"document": school}, headers=admin.headers
+    )
+    number = uploaded.json()["number"]
+    await client.post(f"/api/v1/policies/{number}/activate", headers=admin.headers)
+    monkeypatch.setattr(service, "_cache", {})  # as after a restart: the version is parsed again
+    blocked = _BlockedParse(marker="# flood")
+    monkeypatch.setattr(service, "validate_document", blocked)
+
+    async def flood() -> None:
+        await client.post(
+            "/api/v1/policies/validate",
+            json={"document": school + "# flood\n"},
+            headers=admin.headers,
+        )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(flood)
+        await anyio.to_thread.run_sync(blocked.started.wait, 30)
+        # The request parser is taken; the stored version has a parser of its own.
+        async with app.state.sessionmaker() as db:
+            active = await service.get_active_policy(db, organisation_id=org.id)
+        assert active.version_label.startswith(f"v{number}:")
+        blocked.release.set()

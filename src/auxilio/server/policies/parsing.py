@@ -1,18 +1,21 @@
-"""Policy documents are parsed off the event loop, a few at a time, within a time limit.
+"""Policy documents are parsed off the event loop, one at a time per source, within a time limit.
 
 ``/policies/validate`` and ``/policies/explain`` accept a document from any authenticated user.
 The parse itself is bounded (``auxilio.policy.yamlsource``: 64 KiB, no aliases, 16 levels), so
 its cost is a fraction of a second at worst; running it in a worker thread keeps even that off
-the event loop that serves every other request and WebSocket. The limiter keeps a flood of
-documents from taking every worker thread (the database driver and other blocking work share
-that pool); a caller who cannot get a parser in time is told to retry (503) instead of queueing
-without end. A thread cannot be killed, which is why the bound lives in the parser and the time
-limit here only decides how long a caller waits.
+the event loop that serves every other request and WebSocket. Documents from requests queue for
+one parser thread: a flood of them takes at most that thread (and its share of the GIL), never
+every worker thread, and a caller who cannot get the parser in time is told to retry (503)
+instead of queueing without end. Stored versions (the active policy, loaded once and cached)
+have a parser of their own, so that such a flood cannot stop support sessions from starting.
+A thread cannot be killed, which is why the bound lives in the parser and the time limit here
+only decides how long a caller waits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import TypeVar
 
 import anyio
@@ -22,11 +25,18 @@ from auxilio.server.errors import DomainError
 
 T = TypeVar("T")
 
-MAX_CONCURRENT_PARSES = 2
 PARSE_TIMEOUT_SECONDS = 5.0
 
-# One limiter per event loop (tests run one loop per test; a server runs one).
-_limiter: RunVar[anyio.CapacityLimiter] = RunVar("auxilio_policy_parse_limiter")
+
+class Source(StrEnum):
+    REQUEST = "request"  # a document in a request body: anyone's
+    STORED = "stored"  # a stored version: validated when uploaded by a policy manager
+
+
+# One limiter per source and event loop (tests run one loop per test; a server runs one).
+_limiters: dict[Source, RunVar[anyio.CapacityLimiter]] = {
+    source: RunVar(f"auxilio_policy_parser_{source}") for source in Source
+}
 
 
 class PolicyParserBusy(DomainError):
@@ -35,21 +45,24 @@ class PolicyParserBusy(DomainError):
     default_message = "Too many policy documents are being checked; try again shortly."
 
 
-def _parse_limiter() -> anyio.CapacityLimiter:
+def _parser(source: Source) -> anyio.CapacityLimiter:
+    var = _limiters[source]
     try:
-        return _limiter.get()
+        return var.get()
     except LookupError:
-        limiter = anyio.CapacityLimiter(MAX_CONCURRENT_PARSES)
-        _limiter.set(limiter)
+        limiter = anyio.CapacityLimiter(1)
+        var.set(limiter)
         return limiter
 
 
-async def off_loop(work: Callable[[], T], *, wait_seconds: float = PARSE_TIMEOUT_SECONDS) -> T:
-    """Run ``work`` (parsing and compiling a document) in a worker thread, bounded in time."""
+async def off_loop(
+    work: Callable[[], T], *, source: Source, wait_seconds: float = PARSE_TIMEOUT_SECONDS
+) -> T:
+    """Run ``work`` (parsing and compiling a document) in ``source``'s parser thread."""
     try:
         with anyio.fail_after(wait_seconds):
             return await anyio.to_thread.run_sync(
-                work, limiter=_parse_limiter(), abandon_on_cancel=True
+                work, limiter=_parser(source), abandon_on_cancel=True
             )
     except TimeoutError:
         raise PolicyParserBusy(retry_after_seconds=1) from None

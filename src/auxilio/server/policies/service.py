@@ -42,7 +42,7 @@ from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
 from auxilio.server.errors import NotFound, PolicyDenied, ValidationFailed
 from auxilio.server.policies.models import PolicyVersion
-from auxilio.server.policies.parsing import off_loop
+from auxilio.server.policies.parsing import Source, off_loop
 
 DEFAULT_TEMPLATE = "software-company"
 DECISION_ACTIONS = (AuditAction.POLICY_DECISION_MADE, AuditAction.POLICY_DECISION_DENIED)
@@ -81,7 +81,9 @@ def validate_document(document: str, *, version_label: str | None = None) -> Pol
 
 async def parse_document(document: str, *, version_label: str | None = None) -> Policy:
     """``validate_document`` off the event loop (see ``policies.parsing``)."""
-    return await off_loop(lambda: validate_document(document, version_label=version_label))
+    return await off_loop(
+        lambda: validate_document(document, version_label=version_label), source=Source.REQUEST
+    )
 
 
 def _label(number: int, sha: str) -> str:
@@ -97,7 +99,9 @@ async def _load(document: str, label: str, version_id: uuid.UUID | None) -> Acti
     key = hashlib.sha256(f"{label}\n{document}".encode()).hexdigest()
     cached = _cache.get(key)
     if cached is None:
-        cached = await off_loop(lambda: _compiled(document, label, version_id))
+        cached = await off_loop(
+            lambda: _compiled(document, label, version_id), source=Source.STORED
+        )
         if len(_cache) > 256:
             _cache.clear()
         _cache[key] = cached
@@ -348,7 +352,8 @@ async def simulate(
     the time itself), so the only difference is the policy.
     """
     compiled = await off_loop(
-        lambda: compile_policy(validate_document(draft, version_label="draft"))
+        lambda: compile_policy(validate_document(draft, version_label="draft")),
+        source=Source.REQUEST,
     )
     rows = await db.execute(
         select(AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.details)
