@@ -52,7 +52,9 @@ from auxilio.server.support_sessions.service import (
     end_support_session,
     join_code_digest,
     move,
+    technician_actor,
 )
+from auxilio.server.tickets import service as tickets
 
 S = SupportSessionState
 
@@ -409,6 +411,11 @@ async def record_consent(
         move(support_session, S.ACTIVE)
         support_session.granted_capabilities = granted
         support_session.activated_at = received_at
+        # The person was reached: the ticket is worked on (new -> open, first response).
+        await tickets.record_session_started(
+            db, ticket_id=support_session.ticket_id,
+            technician=await technician_actor(db, support_session), now=received_at,
+        )
         await record(db, action=AuditAction.SUPPORT_SESSION_ACTIVATED, actor=actor,
                      details={"granted": granted,
                               "not_after": support_session.not_after.isoformat()

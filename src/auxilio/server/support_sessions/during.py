@@ -25,9 +25,11 @@ from auxilio.server.errors import (
     SupportSessionNotEnded,
 )
 from auxilio.server.identity import service as identity
+from auxilio.server.policies import service as policies
 from auxilio.server.support_sessions import clock
 from auxilio.server.support_sessions.models import SessionActivity, SupportSession
 from auxilio.server.support_sessions.service import audit_target, is_final
+from auxilio.server.tickets import service as tickets
 
 S = SupportSessionState
 
@@ -113,6 +115,12 @@ async def write_summary(
     support_session.summary_at = clock.now()
     await record(db, action=AuditAction.SUMMARY_WRITTEN, actor=actor,
                  details={"length": len(summary)}, **audit_target(support_session))
+    # Into the ticket's history: an internal note, and for the person too where the policy says.
+    active = await policies.get_active_policy(db, organisation_id=support_session.organisation_id)
+    await tickets.record_session_summary(
+        db, ticket_id=support_session.ticket_id, technician=actor, summary=summary,
+        public=active.policy.post_session.summary_to_user, now=support_session.summary_at,
+    )
     return support_session
 
 

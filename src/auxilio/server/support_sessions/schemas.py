@@ -112,6 +112,14 @@ class SummaryIn(BaseModel):
 
     summary: Annotated[LongText, StringConstraints(min_length=1)]
 
+    @field_validator("summary")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        # Blank is empty: a summary the person is shown must say something.
+        if not value.strip():
+            raise ValueError("the summary is empty")
+        return value.strip()
+
 
 class ReceiptOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)

@@ -57,6 +57,7 @@ from auxilio.server.errors import (
     ValidationFailed,
 )
 from auxilio.server.identity import service as identity
+from auxilio.server.identity.auth import actor_for
 from auxilio.server.policies import service as policies
 from auxilio.server.policies.authorize import authorize_permission
 from auxilio.server.recordings import service as recordings
@@ -365,7 +366,23 @@ async def end_support_session(
         await record(db, action=AuditAction.E2E_ERROR_REPORTED, actor=actor,
                      details={"code": detail, "reported_by": str(ended_by)},
                      **audit_target(support_session))
+    if started is not None:
+        # The time the technician spent with the person is time spent on the ticket.
+        await tickets.record_session_time(
+            db, ticket_id=support_session.ticket_id,
+            technician=await technician_actor(db, support_session),
+            seconds=round((now - started).total_seconds()),
+            note=f"support session {support_session.id}", now=now,
+        )
     return support_session
+
+
+async def technician_actor(db: AsyncSession, support_session: SupportSession) -> Actor:
+    """The session's technician as the actor of what the session does to its ticket."""
+    technician = await identity.get_user(db, organisation_id=support_session.organisation_id,
+                                         user_id=support_session.technician_id)
+    assert technician is not None  # noqa: S101 -- foreign key
+    return actor_for(technician)
 
 
 async def end_by_request(

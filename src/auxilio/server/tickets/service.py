@@ -294,9 +294,17 @@ async def log_time(
     db: AsyncSession, *, ticket: Ticket, minutes: int, note: str, actor: Actor,
     now: datetime | None = None,
 ) -> TimeEntry:
+    return await _log_seconds(db, ticket=ticket, seconds=minutes * 60, note=note, actor=actor,
+                              now=now)  # fmt: skip
+
+
+async def _log_seconds(
+    db: AsyncSession, *, ticket: Ticket, seconds: int, note: str, actor: Actor,
+    now: datetime | None = None, source: str = "manual",
+) -> TimeEntry:
     assert actor.id is not None  # noqa: S101 -- the route's identity is a person
     entry = TimeEntry(organisation_id=ticket.organisation_id, ticket_id=ticket.id,
-                      technician_id=actor.id, seconds=minutes * 60, note=note,
+                      technician_id=actor.id, seconds=seconds, note=note,
                       created_at=now or utcnow())
     db.add(entry)
     await db.flush()
@@ -307,8 +315,61 @@ async def log_time(
     ticket.updated_at = entry.created_at
     await record(db, action=AuditAction.TICKET_TIME_LOGGED, actor=actor, target_type="ticket",
                  target_id=ticket.id, details={"number": ticket.number, "seconds": entry.seconds,
-                                               "total_seconds": ticket.time_spent_seconds})
+                                               "total_seconds": ticket.time_spent_seconds,
+                                               "source": source})
     return entry
+
+
+# ---- what support sessions do to their ticket (the inputs of the KPIs, docs/kpis.md) ---------
+
+
+async def _ticket_for_update(db: AsyncSession, ticket_id: uuid.UUID) -> Ticket:
+    ticket = await db.get(Ticket, ticket_id, with_for_update=True)
+    assert ticket is not None  # noqa: S101 -- a support session's ticket exists (foreign key)
+    return ticket
+
+
+async def record_session_started(
+    db: AsyncSession, *, ticket_id: uuid.UUID, technician: Actor, now: datetime | None = None
+) -> Ticket:
+    """A support session became active on the ticket: the person was reached. A ``new`` ticket
+    moves to ``open`` and gets its first response (an open one keeps its own)."""
+    ticket = await _ticket_for_update(db, ticket_id)
+    now = now or utcnow()
+    if TicketStatus(ticket.status) is TicketStatus.NEW:
+        return await transition_ticket(db, ticket=ticket, to=TicketStatus.OPEN, actor=technician,
+                                       now=now)  # fmt: skip
+    if ticket.first_response_at is None and is_staff_response(technician, ticket):
+        ticket.first_response_at = now
+        ticket.updated_at = now
+    return ticket
+
+
+async def record_session_time(
+    db: AsyncSession, *, ticket_id: uuid.UUID, technician: Actor, seconds: int, note: str,
+    now: datetime | None = None,
+) -> TimeEntry | None:
+    """A support session's duration, as a time entry of its technician (none for 0 s)."""
+    if seconds <= 0:
+        return None
+    ticket = await _ticket_for_update(db, ticket_id)
+    return await _log_seconds(db, ticket=ticket, seconds=seconds, note=note, actor=technician,
+                              now=now, source="support_session")  # fmt: skip
+
+
+async def record_session_summary(
+    db: AsyncSession, *, ticket_id: uuid.UUID, technician: Actor, summary: str, public: bool,
+    now: datetime | None = None,
+) -> list[TicketComment]:
+    """The technician's summary in the ticket's history: an internal note always, and a public
+    comment for the person where the policy says ``post_session.summary_to_user``."""
+    ticket = await _ticket_for_update(db, ticket_id)
+    written = [await add_comment(db, ticket=ticket, body=summary, internal=True,
+                                 actor=technician, now=now)]  # fmt: skip
+    if public:
+        written.append(await add_comment(db, ticket=ticket, body=summary, internal=False,
+                                         actor=technician, now=now))  # fmt: skip
+    return written
 
 
 def _visible(actor: Actor) -> Select[Ticket]:
