@@ -5,8 +5,8 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from auxilio.server.relay.bus import create_bus
 from auxilio.server.recordings.service import recordings_dir
+from auxilio.server.relay.bus import create_bus
 from auxilio.server.relay.hub import Hub
 from auxilio.server.settings import Settings
 from auxilio.server.support_sessions.runtime import SupportSessionRuntime
