@@ -232,3 +232,16 @@ def test_a_writer_reopened_appends_to_the_same_file_and_time_base(tmp_path: Path
     result = export(path, auditor, {session.epoch: session.sealed}, tmp_path / "out")
     assert result.frames == 2
     assert [line.rsplit(": ", 1)[1] for line in result.chat_lines] == ["one", "two"]
+
+
+def test_an_epoch_whose_handshake_failed_has_no_keys_and_is_no_damage(tmp_path: Path) -> None:
+    auditor = X25519PrivateKey.generate()
+    path = tmp_path / file_name(SID)
+    writer = RecordingWriter(path, SID)
+    Session(writer, auditor)  # e2e.hello relayed, then the handshake never completed
+    good = Session(writer, auditor)
+    good.send(False, ChatMessage(text="after a retry", sent_at=now()), ChannelId.CHAT)
+    writer.close()
+    result = export(path, auditor, {good.epoch: good.sealed}, tmp_path / "out")
+    assert (result.epochs, result.frames) == (1, 1)
+    assert result.chat_lines[0].endswith("technician: after a retry")

@@ -210,11 +210,17 @@ def export_recording(
             )
         exporter = _Exporter(header, out_dir)
         epoch: _Epoch | None = None
+        # Opened at its first frame: a handshake that failed leaves an epoch with no frames
+        # and no keys, which is no damage.
+        starting: Record | None = None
         for record in records:
             if record.kind is RecordKind.EPOCH:
-                epoch = _open_epoch(auditor, support_session_id, record, sealed_keys)
-                exporter.result.epochs += 1
+                starting, epoch = record, None
                 continue
+            if starting is not None:
+                epoch = _open_epoch(auditor, support_session_id, starting, sealed_keys)
+                exporter.result.epochs += 1
+                starting = None
             if epoch is None:
                 raise RecordingCorrupt(
                     f"at byte {record.offset}: a frame before any epoch", offset=record.offset
