@@ -115,9 +115,13 @@ class ApiClient:
     ) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, *, json: Any = None) -> Any:
+    async def request(
+        self, method: str, path: str, *, json: Any = None, token: str | None = None
+    ) -> Any:
+        """One API call; ``token`` overrides the stored one (the enrolment-only login token)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            response = await self._http.request(method, path, json=json)
+            response = await self._http.request(method, path, json=json, headers=headers)
         except httpx.HTTPError as exc:
             raise ApiError(0, "network", f"cannot reach {self.server}: {exc}") from exc
         if response.is_error:
@@ -130,6 +134,11 @@ class ApiClient:
             raise ApiError(response.status_code, "bad_response", "the answer is not JSON") from exc
 
     # -- identity ---------------------------------------------------------------------------
+
+    async def start_totp_enrolment(self, token: str) -> str:
+        """A new pending TOTP secret for the account of ``token``: its otpauth:// URI."""
+        answer = await self.request("POST", "/auth/totp/enrol", token=token)
+        return str(answer["provisioning_uri"])
 
     async def login(
         self,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import io
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import segno
 import typer
 
 from auxilio.client import credentials as creds
@@ -101,16 +103,33 @@ async def _login(
             return await api.login(email=email, password=password, totp_code=code, organisation=org)
         if not result.get("mfa_enrolment_required") or totp_code:
             return result
-        # Not enrolled yet. Someone created with `auxilio admin create-user` already has the
-        # enrolment link in an authenticator: a first code from it completes the enrolment.
-        typer.echo(
-            "Two-factor authentication is not enrolled yet. If you added the enrolment "
-            "link to an authenticator app, enter a code from it (Enter to skip)."
-        )
+        if result.get("totp_enrolment_started"):
+            # Someone created with `auxilio admin create-user` already has the enrolment link
+            # in an authenticator: a first code from it completes the enrolment.
+            typer.echo(
+                "Two-factor authentication is not enrolled yet. If you added the enrolment "
+                "link to an authenticator app, enter a code from it (Enter to skip)."
+            )
+        else:
+            # Nobody has a link yet (a technician created over REST): make one now, with the
+            # token that allows nothing but enrolling, and show it as a link and a QR code.
+            uri = await api.start_totp_enrolment(result["token"])
+            show_enrolment(uri)
         code = await asyncio.to_thread(_prompt_totp)
         if not code:
             return result
         return await api.login(email=email, password=password, totp_code=code, organisation=org)
+
+
+def show_enrolment(uri: str) -> None:
+    """The otpauth:// link and the same as a QR code an authenticator app can scan."""
+    typer.echo("Two-factor authentication is required for your role. Add this account to an")
+    typer.echo("authenticator app: scan the QR code, or enter the link by hand.")
+    typer.echo(uri)
+    qr = io.StringIO()
+    segno.make(uri, error="m").terminal(out=qr, compact=True)
+    typer.echo(qr.getvalue())
+    typer.echo("Then enter the 6-digit code the app shows (Enter to stop here).")
 
 
 def _prompt_totp() -> str:

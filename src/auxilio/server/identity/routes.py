@@ -67,6 +67,7 @@ async def login(
         expires_at=outcome.token_row.expires_at,
         user=s.UserOut.model_validate(outcome.user),
         mfa_enrolment_required=outcome.mfa_enrolment_required,
+        totp_enrolment_started=outcome.mfa_enrolment_required and bool(outcome.user.totp_secret),
         recovery_codes=outcome.recovery_codes,
     )
 

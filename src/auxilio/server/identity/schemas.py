@@ -58,6 +58,8 @@ class LoginOut(BaseModel):
     expires_at: datetime
     user: UserOut
     mfa_enrolment_required: bool
+    # An enrolment was started (a provisioning URI exists): a first code from it completes it.
+    totp_enrolment_started: bool = False
     recovery_codes: list[str]
     # Things an admin must act on, e.g. "policy_review_overdue: ..." (R19).
     warnings: list[str] = []
