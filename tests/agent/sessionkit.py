@@ -72,6 +72,7 @@ class Harness:
         technician_key: X25519PrivateKey,
         consent: dict[Capability, ConsentDecision],
         server_public: Any,
+        feed: Feed | None = None,
     ) -> None:
         self.grant = grant
         self.link = FakeLink()
@@ -84,7 +85,7 @@ class Harness:
         self.console = Console(record=True, width=200, force_terminal=False)
         self.runner = SupportSessionRunner(
             link=self.link,
-            feed=Feed(self.console),
+            feed=feed or Feed(self.console),
             lines=self.lines,  # type: ignore[arg-type]
             log=self.log,
             device_key=state.device_key,

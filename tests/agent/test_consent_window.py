@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,28 +17,13 @@ from auxilio.agent.consent import sign_consent
 from auxilio.agent.consent_window import ConsentWindow, ask_consent_in_window, window_available
 from auxilio.crypto.receipts import verify_receipt
 from auxilio.protocol.types import ConsentDecision
+from tests.agent import xserver
 from tests.agent.factories import make_grant
 
-
-@pytest.fixture
-def display(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    number = next(n for n in range(180, 400) if not Path(f"/tmp/.X11-unix/X{n}").exists())
-    command = ["Xvfb", f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    monkeypatch.setenv("DISPLAY", f":{number}")
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(timeout=10)
+display = xserver.display  # the fixture: a private Xvfb as DISPLAY
 
 
-def grant_and_key(
-    timeout: int = 10, default: str = "refused"
-) -> tuple[Any, Ed25519PrivateKey]:
+def grant_and_key(timeout: int = 10, default: str = "refused") -> tuple[Any, Ed25519PrivateKey]:
     device_key = Ed25519PrivateKey.generate()
     _, grant = make_grant(Ed25519PrivateKey.generate(), device_key.public_key(),
                                X25519PrivateKey.generate(), timeout_seconds=timeout,

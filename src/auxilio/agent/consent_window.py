@@ -84,8 +84,12 @@ class WidgetNames:
     def name(self, widget: Any, name: str) -> None:
         if self._display is None:
             return
-        widget.update_idletasks()  # the X window exists once Tk has created it
-        self._x.XStoreName(self._display, widget.winfo_id(), name.encode())
+        # The window must exist on the server before another connection names it, or the X
+        # server answers BadWindow (and Xlib's default handler exits): winfo_id() makes Tk
+        # create it, and a full update() ends with XSync on Tk's own connection.
+        window = widget.winfo_id()
+        widget.update()
+        self._x.XStoreName(self._display, window, name.encode())
         self._x.XFlush(self._display)
 
     def close(self) -> None:
@@ -136,7 +140,7 @@ class ConsentWindow:
         base: Any = tkfont.nametofont("TkDefaultFont")
         bold: Any = base.copy()
         bold.configure(weight="bold")
-        small: Any = base.copy()
+        small: Any = tkfont.nametofont("TkFixedFont").copy()
         small.configure(size=max(8, int(base.cget("size")) - 1))
         plain, details = split_details(self.text, t)
         self._plain_text(root, plain, bold)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -23,7 +22,7 @@ from auxilio.agent.grants import check_offer
 from auxilio.agent.i18n import texts_for
 from auxilio.agent.report import build_report, render_report
 from auxilio.agent.session import SupportSessionRunner
-from auxilio.agent.session_window import SessionWindow
+from auxilio.agent.session_window import SessionWindow, into_loop
 from auxilio.agent.state import AgentState
 from auxilio.agent.userinput import LineInput
 from auxilio.protocol.errors import ProtocolError
@@ -167,7 +166,8 @@ async def join(
         session_window: SessionWindow | None = None
         session_feed = feed
         if windowed:
-            session_window = SessionWindow(on_event=_to_runner(loop, lambda: runner), texts=texts)
+            events = into_loop(loop, lambda: runner.post)
+            session_window = SessionWindow(on_event=events, texts=texts)
             session_feed = WindowFeed(console, session_window)
         runner = SupportSessionRunner(
             link=connection,
@@ -192,20 +192,6 @@ async def join(
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         await connection.close()
-
-
-def _to_runner(
-    loop: asyncio.AbstractEventLoop, runner: Callable[[], SupportSessionRunner]
-) -> Callable[[str, object], None]:
-    """The session window's events (from its Tk thread) into the runner's queue, in the loop."""
-
-    def deliver(kind: str, value: object) -> None:
-        try:
-            loop.call_soon_threadsafe(runner().post, kind, value)
-        except RuntimeError:  # the loop is closed: the session is over already
-            return
-
-    return deliver
 
 
 async def _watch_during_consent(

@@ -17,6 +17,7 @@ Events: ``("end", None)``, ``("revoke", Capability)``, ``("extension", ConsentDe
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import queue
@@ -48,6 +49,19 @@ class SessionView:
     consented: tuple[Capability, ...]  # what the person allowed, in the grant's order
     allowed: tuple[Capability, ...]  # what is allowed now (not revoked, not expired)
     ends_at: datetime
+
+
+def into_loop(loop: asyncio.AbstractEventLoop, sink: Callable[[], EventSink]) -> EventSink:
+    """The window's events (from its Tk thread) into ``sink()`` (the runner's ``post``), run in
+    the asyncio loop. ``sink`` is looked up late: the window is made before the runner."""
+
+    def deliver(kind: str, value: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(lambda: sink()(kind, value))
+        except RuntimeError:  # the loop is closed: the session is over already
+            return
+
+    return deliver
 
 
 def time_left_text(seconds: float) -> str:
