@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from auxilio.server.settings import Settings, load_settings
 
@@ -69,16 +70,13 @@ def serve(
         soft_wrap=True,
     )
     if users == 0:
-        # The path this command was started by, so the hint works from a virtualenv too.
-        started_as = sys.argv[0] if sys.argv and sys.argv[0].endswith("auxilio") else "auxilio"
         console.print(
-            "No users yet. Create the first admin (the 2FA enrolment URI is printed):\n"
-            f"  echo 'a long password' | {shlex.quote(started_as)} admin create-user "
-            f"admin@example.org --role admin --org my-org --password-stdin "
-            f"--data-dir {shlex.quote(str(settings.data_dir))}",
+            "No users yet. Create the first admin (the 2FA enrolment URI is printed):\n  "
+            + first_admin_command(settings, config=config, database_url=database_url),
             soft_wrap=True,
             markup=False,
         )
+    console.print(f"Serving on {listen_url(settings)} (API docs at /docs)", markup=False)
     app = create_app(settings, signing_key=prepared.signing_key)
     uvicorn.run(
         app,
@@ -96,6 +94,35 @@ def serve(
         # Header, keep-alive and WebSocket ping timeouts (server/serving.py).
         **connection_options(settings),
     )
+
+
+def listen_url(settings: Settings) -> str:
+    scheme = "https" if settings.tls_cert else "http"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"{scheme}://{host}:{settings.port}"
+
+
+def first_admin_command(
+    settings: Settings, *, config: Path | None, database_url: str | None
+) -> str:
+    """The exact command that creates the first admin against the database this server uses:
+    the same program, data directory, configuration file and database URL (its password
+    masked: the terminal is no place for it)."""
+    # The path this command was started by, so the hint works from a virtualenv too.
+    started_as = sys.argv[0] if sys.argv and sys.argv[0].endswith("auxilio") else "auxilio"
+    parts = [shlex.quote(started_as), "admin", "create-user", "admin@example.org",
+             "--role", "admin", "--org", "my-org", "--password-stdin",
+             "--data-dir", shlex.quote(str(settings.data_dir))]  # fmt: skip
+    if config is not None:
+        parts += ["--config", shlex.quote(str(config))]
+    if database_url:
+        parts += ["--database-url", shlex.quote(_masked(database_url))]
+    return "echo 'a long password' | " + " ".join(parts)
+
+
+def _masked(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
 def proxy_options(settings: Settings) -> dict[str, Any]:
