@@ -795,3 +795,18 @@ def test_requests_parse_from_json_by_kind() -> None:
 def test_the_context_refuses_a_naive_time() -> None:
     with pytest.raises(ValueError, match="timezone"):
         ctx(now=datetime(2025, 1, 1))  # noqa: DTZ001 - the naive value is the point of the test
+
+
+def test_an_expired_training_says_when_it_expired() -> None:
+    # Observed: an expired training was refused as "no record".
+    policy = make_policy(staff={"trainings_required": [{"id": "privacy", "max_age": "365d"}]})
+    lapsed = NOW - timedelta(days=3)
+    decision = evaluate(
+        policy, start(trainings={}, trainings_expired={"privacy": lapsed}), ctx()
+    )
+    assert decision.effect is Effect.DENY and decision.rule.startswith("staff.trainings_required")
+    assert f"expired on {lapsed:%Y-%m-%d}" in decision.reason
+    too_old = evaluate(policy, start(trainings={"privacy": NOW - timedelta(days=400)}), ctx())
+    assert f"expired on {NOW - timedelta(days=35):%Y-%m-%d}" in too_old.reason
+    never = evaluate(policy, start(trainings={}), ctx())
+    assert "no record of the training 'privacy'" in never.reason

@@ -36,6 +36,8 @@ class StartSupportSession(_Request):
     technician_role: Role
     mfa_verified: bool = False
     trainings: dict[str, AwareDatetime] = {}  # training id -> completed at
+    # training id -> when its latest record's own validity ended (none current any more)
+    trainings_expired: dict[str, AwareDatetime] = {}
     concurrent_sessions: int = Field(default=0, ge=0)  # sessions the technician already runs
     emergency: bool = False  # the technician declares this session an emergency
     approval_present: bool = False  # an approval was already recorded for this request

@@ -94,14 +94,21 @@ def start_rules(cp: CompiledPolicy, req: StartSupportSession, ctx: EvaluationCon
     trainings = req.trainings
     for training_id, max_age, rule in cp.trainings:
         done = trainings.get(training_id)
-        if done is None:
+        lapsed = req.trainings_expired.get(training_id)
+        if done is None and lapsed is not None:
+            yield RuleOutcome(
+                rule, DENY, f"the training {training_id!r} expired on {lapsed:%Y-%m-%d} and "
+                "must be renewed",
+            )  # fmt: skip
+        elif done is None:
             yield RuleOutcome(
                 rule, DENY, f"the technician has no record of the training {training_id!r}"
             )
         elif now - done > max_age:
             yield RuleOutcome(
-                rule, DENY, f"the training {training_id!r} has expired and must be renewed"
-            )
+                rule, DENY, f"the training {training_id!r} expired on "
+                f"{done + max_age:%Y-%m-%d} and must be renewed",
+            )  # fmt: skip
         else:
             yield _pass(rule, "the training is current")
     if req.ticket_assignee is not None:

@@ -10,6 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auxilio.policy.roles import Role
 from auxilio.protocol.types import ConsentDecision
+from auxilio.server.context import Actor
+from auxilio.server.identity import service as identity
+from auxilio.server.identity.models import User
 from tests.factories import make_org, make_technician, make_user
 from tests.server.support_sessions.conftest import World, mfa_token, policy_text
 from tests.server.support_sessions.flow import active, request
@@ -67,6 +70,26 @@ async def test_a_technician_without_a_required_training_is_denied(
     response = await request(http, world, _tech(http))
     assert response.json()["error"]["details"]["rule"].startswith("staff.trainings_required")
     assert response.status_code == 403
+
+
+async def test_a_technician_whose_training_expired_is_told_when(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    await world.use_policy(policy_text().replace(
+        "  mfa_required: true", "  mfa_required: true\n  trainings_required:\n"
+        "    - {id: privacy, max_age: 365d}"))  # fmt: skip
+    lapsed = datetime.now(UTC) - timedelta(days=2)
+    async with world.app.state.sessionmaker() as db, db.begin():
+        user = await db.get(User, world.technician.user.id)
+        assert user is not None
+        await identity.record_training(
+            db, user=user, training_id="privacy", title="Privacy",
+            completed_at=lapsed - timedelta(days=30), expires_at=lapsed,
+            actor=Actor.system(world.org.id),
+        )  # fmt: skip
+    response = await request(http, world, _tech(http))
+    assert response.status_code == 403
+    assert f"expired on {lapsed:%Y-%m-%d}" in response.json()["error"]["message"]
 
 
 async def test_a_request_outside_support_hours_is_denied(

@@ -315,6 +315,19 @@ async def list_trainings(db: AsyncSession, *, user: User) -> list[TrainingRecord
     return list(rows.scalars())
 
 
+async def expired_trainings(db: AsyncSession, *, user: User, now: datetime) -> dict[str, datetime]:
+    """Training id -> when the latest of its records stopped being valid, for the trainings
+    with no current record (so a refusal can say "expired on DATE", not "no record")."""
+    current = await current_trainings(db, user=user, now=now)
+    lapsed: dict[str, datetime] = {}
+    for row in await list_trainings(db, user=user):
+        if row.training_id in current or row.expires_at is None:
+            continue
+        if row.training_id not in lapsed or lapsed[row.training_id] < row.expires_at:
+            lapsed[row.training_id] = row.expires_at
+    return lapsed
+
+
 async def current_trainings(db: AsyncSession, *, user: User, now: datetime) -> dict[str, datetime]:
     """Training id -> the latest completion whose record has not expired (the policy then
     judges its age against ``staff.trainings_required``)."""

@@ -43,13 +43,14 @@ from auxilio.policy.schema import (
     TerminalRule,
 )
 from auxilio.protocol.errors import ProtocolError
-from auxilio.protocol.frames import EndReason, Party
+from auxilio.protocol.frames import AGENT_CAPABILITIES, EndReason, Party
 from auxilio.protocol.states import FINAL_STATES, SupportSessionState, check_transition
 from auxilio.protocol.types import Capability
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.errors import (
+    CapabilityUnavailable,
     Forbidden,
     IllegalTransition,
     InvalidCapabilities,
@@ -131,19 +132,17 @@ def _org(actor: Actor) -> uuid.UUID:
     return actor.organisation_id
 
 
-async def _trainings(db: AsyncSession, actor: Actor, now: datetime) -> dict[str, datetime]:
+async def _trainings(
+    db: AsyncSession, actor: Actor, now: datetime
+) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """The technician's current trainings, and when the others they once had expired."""
     org = _org(actor)
     assert actor.id is not None  # noqa: S101 -- _org checked it
     user = await identity.get_user(db, organisation_id=org, user_id=actor.id)
     if user is None:
-        return {}
-    done: dict[str, datetime] = {}
-    for row in await identity.list_trainings(db, user=user):
-        if row.expires_at is not None and row.expires_at <= now:
-            continue
-        if row.training_id not in done or done[row.training_id] < row.completed_at:
-            done[row.training_id] = row.completed_at
-    return done
+        return {}, {}
+    return (await identity.current_trainings(db, user=user, now=now),
+            await identity.expired_trainings(db, user=user, now=now))  # fmt: skip
 
 
 async def _running(db: AsyncSession, technician_id: uuid.UUID) -> int:
@@ -215,6 +214,18 @@ async def _recording_choice(
     return RecordingChoice(asked=asked, recorded=True, auditor_key=key)
 
 
+def _require_deliverable(capabilities: Sequence[Capability]) -> None:
+    """Never offer what does not exist: a capability no agent of this version can deliver is
+    refused before the policy or the person is asked."""
+    missing = [str(c) for c in dict.fromkeys(capabilities) if c not in AGENT_CAPABILITIES]
+    if missing:
+        raise CapabilityUnavailable(
+            f"No agent can deliver {', '.join(missing)} yet; available: "
+            + ", ".join(sorted(AGENT_CAPABILITIES)),
+            capabilities=missing,
+        )
+
+
 async def request_support_session(
     db: AsyncSession,
     *,
@@ -232,6 +243,7 @@ async def request_support_session(
     assert actor.id is not None and actor.role is not None  # noqa: S101 -- _org checked it
     if mode is SessionMode.CHAT_ONLY and set(capabilities) != {Capability.CHAT}:
         raise InvalidCapabilities("A chat_only session can use chat and nothing else.")
+    _require_deliverable(capabilities)
     try:
         decode_x25519_public_key(technician_e2e_key)
     except KeyEncodingInvalid as exc:
@@ -239,12 +251,13 @@ async def request_support_session(
     ticket = await tickets.get_visible_ticket_or_raise(db, ticket_id=ticket_id, actor=actor)
     sid = uuid.uuid4()
     context = EvaluationContext(now=now)
+    trainings, trainings_expired = await _trainings(db, actor, now)
     decision = await policies.decide(
         db, actor=actor, organisation_id=org, context=context, target_type="support_session",
         target_id=sid,
         request=StartSupportSession(
             mode=mode, technician_role=actor.role, mfa_verified=actor.mfa_verified,
-            trainings=await _trainings(db, actor, now),
+            trainings=trainings, trainings_expired=trainings_expired,
             concurrent_sessions=await _running(db, actor.id), ticket_id=str(ticket.id),
             ticket_assignee=(
                 "nobody" if ticket.assignee_id is None
