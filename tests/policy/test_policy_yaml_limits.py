@@ -164,6 +164,69 @@ def test_tabs_and_line_breaks_are_not_control_characters_here() -> None:
     assert parse_policy(document + "# a\tcomment\n") == parse_policy(load_template("school"))
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["!!binary aGk=", "!!timestamp 99999-01-01", "!!float x", "!!python/object:os.system x"],
+)
+def test_it_refuses_explicit_tags_before_any_constructor_runs(value: str) -> None:
+    assert _errors(GOOD + f"name2: {value}\n") == [("", 4, "policy.yaml_tag")]
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("9" * 5000, "policy.invalid_value"),  # past Python's int-from-text limit
+        ("2025-13-45", "policy.invalid_value"),  # looks like a date, is none
+        (str(2**63), "policy.out_of_range"),  # past what a 64-bit column or JSON number holds
+    ],
+    ids=["5000-digits", "month-13", "2^63"],
+)
+def test_a_plain_value_yaml_cannot_construct_is_a_located_error(value: str, code: str) -> None:
+    document = GOOD + f"staff:\n  max_concurrent_sessions: {value}\n"
+    [(path, line, got)] = _errors(document)
+    assert (path, line, got) == ("staff.max_concurrent_sessions", 5, code)
+
+
+def test_an_error_message_never_echoes_a_huge_value_whole() -> None:
+    with pytest.raises(PolicyInvalid) as caught:
+        parse_policy(GOOD + f"staff:\n  max_concurrent_sessions: {'9' * 5000}\n")
+    assert len(caught.value.errors[0].message) < 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sessions.max_duration", "99999999999999999999w"),  # overflowed timedelta: a 500
+        ("sessions.max_duration", "7301d"),
+        ("capabilities.file_transfer.max_size", "99999999TiB"),
+        ("capabilities.file_transfer.max_size", str(2**50 + 1)),
+    ],
+)
+def test_durations_and_sizes_beyond_any_need_are_out_of_range(field: str, value: str) -> None:
+    document = (
+        "version: 1\nname: t\nsessions:\n  max_duration: "
+        + (value if field == "sessions.max_duration" else "1h")
+        + "\ncapabilities:\n  file_transfer:\n    roles: [technician]\n    direction: both\n"
+        + "    max_size: "
+        + (value if field.endswith("max_size") else "1MB")
+        + "\n"
+    )
+    assert [(path, code) for path, _, code in _errors(document)] == [(field, "policy.out_of_range")]
+
+
+def test_twenty_years_is_still_a_duration() -> None:
+    document = GOOD.replace("max_duration: 1h", "max_duration: 7300d") + (
+        "capabilities:\n  chat: {roles: [technician]}\n"
+    )
+    assert parse_policy(document).sessions.max_duration.days == 7300
+
+
 def test_every_new_refusal_code_is_documented() -> None:
-    codes = {"policy.yaml_alias", "policy.too_large", "policy.too_deep", "policy.control_character"}
+    codes = {
+        "policy.yaml_alias",
+        "policy.yaml_tag",
+        "policy.too_large",
+        "policy.too_deep",
+        "policy.control_character",
+    }
     assert codes <= set(ERROR_CODES)

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from auxilio.server.validation import DB_INT_MAX
+from auxilio.server.validation import INT64_MAX
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -65,8 +65,8 @@ def test_every_integer_a_client_sends_has_a_database_sized_bound(app: FastAPI) -
     unbounded = [
         where
         for where, schema in integers
-        if schema.get("maximum", DB_INT_MAX + 1) > DB_INT_MAX
-        or schema.get("minimum", -DB_INT_MAX - 2) < -DB_INT_MAX - 1
+        if schema.get("maximum", INT64_MAX + 1) > INT64_MAX
+        or schema.get("minimum", -INT64_MAX - 2) < -INT64_MAX - 1
     ]
     assert unbounded == []
 

@@ -13,6 +13,17 @@ _DURATION = re.compile(
 )
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
+# The longest duration and the largest size a policy or a request may name. Twenty years is
+# past any retention period a law asks for; both keep every value within a 32-bit seconds
+# column and exact in signed 64-bit JSON, and keep timedelta from overflowing (a 500).
+MAX_DURATION = timedelta(days=7300)
+MAX_SIZE = 2**50  # 1 PiB
+
+
+class OutOfRange(ValueError):
+    """A well-formed duration or size beyond ``MAX_DURATION`` / ``MAX_SIZE``."""
+
+
 _SIZE = re.compile(r"^(?P<n>\d+)\s*(?P<unit>B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 _SIZE_FACTOR = {
     "B": 1,
@@ -33,6 +44,8 @@ def parse_duration(text: str) -> timedelta:
     if match is None or not any(match.groupdict().values()):
         raise ValueError(f"{text!r} is not a duration")
     seconds = sum(int(v) * _UNIT_SECONDS[k] for k, v in match.groupdict().items() if v)
+    if seconds > MAX_DURATION.total_seconds():
+        raise OutOfRange(f"{text!r} is longer than {format_duration(MAX_DURATION)}")
     return timedelta(seconds=seconds)
 
 
@@ -54,4 +67,7 @@ def parse_size(text: str) -> int:
     match = _SIZE.match(text.strip())
     if match is None:
         raise ValueError(f"{text!r} is not a size")
-    return int(match["n"]) * _SIZE_FACTOR[match["unit"]]
+    size = int(match["n"]) * _SIZE_FACTOR[match["unit"]]
+    if size > MAX_SIZE:
+        raise OutOfRange(f"{text!r} is larger than 1PiB")
+    return size

@@ -39,6 +39,7 @@ class PolicyInvalid(Exception):
 ERROR_CODES: dict[str, str] = {
     "policy.yaml_syntax": "the text is not well-formed YAML",
     "policy.yaml_alias": "a YAML anchor or alias (&name, *name); a policy writes every value out",
+    "policy.yaml_tag": "an explicit YAML tag (!!binary, !!set, ...); a policy holds plain values",
     "policy.too_large": "the document is larger than a policy may be (64 KiB)",
     "policy.too_deep": "collections nested deeper than a policy ever needs (16 levels)",
     "policy.control_character": "a control character the YAML reader cannot accept",

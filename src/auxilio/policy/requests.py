@@ -9,9 +9,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+)
 
-from auxilio.policy.durations import parse_duration
+from auxilio.policy.durations import MAX_DURATION, format_duration, parse_duration
 from auxilio.policy.roles import Permission, Role
 from auxilio.policy.schema import Platform, SessionMode
 
@@ -23,7 +31,28 @@ def _lenient_duration(value: Any) -> Any:
     return value
 
 
-RequestDuration = Annotated[dt.timedelta, BeforeValidator(_lenient_duration)]
+def _bounded_duration(value: dt.timedelta) -> dt.timedelta:
+    if abs(value) > MAX_DURATION:
+        raise ValueError(f"must be at most {format_duration(MAX_DURATION)}")
+    return value
+
+
+# The times a request may name: far enough inside datetime's own range (years 1 to 9999) that
+# adding any duration a policy or a request can hold never overflows (a 500 from /explain).
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
+
+
+def _bounded_time(value: dt.datetime) -> dt.datetime:
+    if not _EARLIEST <= value <= _LATEST:
+        raise ValueError("must lie between 1970 and 3000")
+    return value
+
+
+RequestDuration = Annotated[
+    dt.timedelta, BeforeValidator(_lenient_duration), AfterValidator(_bounded_duration)
+]
+RequestTime = Annotated[AwareDatetime, AfterValidator(_bounded_time)]
 
 
 class _Request(BaseModel):
@@ -35,9 +64,9 @@ class StartSupportSession(_Request):
     mode: SessionMode
     technician_role: Role
     mfa_verified: bool = False
-    trainings: dict[str, AwareDatetime] = {}  # training id -> completed at
+    trainings: dict[str, RequestTime] = {}  # training id -> completed at
     # training id -> when its latest record's own validity ended (none current any more)
-    trainings_expired: dict[str, AwareDatetime] = {}
+    trainings_expired: dict[str, RequestTime] = {}
     concurrent_sessions: int = Field(default=0, ge=0)  # sessions the technician already runs
     emergency: bool = False  # the technician declares this session an emergency
     approval_present: bool = False  # an approval was already recorded for this request
@@ -45,7 +74,7 @@ class StartSupportSession(_Request):
     ticket_id: str | None = None
     # Whose the ticket is, seen from the technician: theirs, another's, or nobody's yet.
     ticket_assignee: Literal["self", "other", "nobody"] | None = None
-    owner_pre_authorised_at: AwareDatetime | None = None
+    owner_pre_authorised_at: RequestTime | None = None
 
 
 class UseCapability(_Request):
@@ -74,7 +103,7 @@ class UseExternalTool(_Request):
 class ExtendSession(_Request):
     kind: Literal["session.extend"] = "session.extend"
     requested: RequestDuration
-    current_end_at: AwareDatetime
+    current_end_at: RequestTime
     reason: str = ""
     approver_role: Role | None = None
     extended_so_far: RequestDuration = dt.timedelta(0)
@@ -122,7 +151,7 @@ class EvaluationContext(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    now: AwareDatetime
+    now: RequestTime
     # Subjects the user has consented to and that consent is still live: "session",
     # capability names such as "terminal", and zones as "zone:documents".
     consented: frozenset[str] = frozenset()

@@ -10,7 +10,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 from pydantic_core import PydanticCustomError
 
-from auxilio.policy.durations import format_duration, parse_duration, parse_size
+from auxilio.policy.durations import (
+    MAX_SIZE,
+    OutOfRange,
+    format_duration,
+    parse_duration,
+    parse_size,
+)
 from auxilio.policy.hours_parse import parse_day_spec, parse_window
 
 
@@ -32,6 +38,12 @@ def _duration(value: Any) -> Any:
         )
     try:
         return parse_duration(value)
+    except OutOfRange:
+        raise _fail(
+            "policy.out_of_range",
+            '"{value}" is longer than any policy needs (at most 7300d, twenty years)',
+            value,
+        ) from None
     except ValueError:
         raise _fail(
             "policy.invalid_duration",
@@ -48,9 +60,13 @@ def _positive(value: timedelta) -> timedelta:
 
 def _size(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if value > MAX_SIZE:
+            raise _fail("policy.out_of_range", '"{value}" bytes is larger than 1PiB', value)
         return value  # plain bytes
     try:
         return parse_size(str(value))
+    except OutOfRange:
+        raise _fail("policy.out_of_range", '"{value}" is larger than 1PiB', value) from None
     except ValueError:
         raise _fail(
             "policy.invalid_size", '"{value}" is not a size (write e.g. 500KB, 100MB, 2GiB)', value

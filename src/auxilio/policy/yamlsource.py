@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent, CollectionStartEvent, Event, NodeEvent
+from yaml.events import AliasEvent, CollectionStartEvent, Event, NodeEvent, ScalarEvent
 from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import Resolver
@@ -34,11 +34,14 @@ Path = tuple[str | int, ...]
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 # The shipped templates are 2-3 KB; a policy with a long holiday list stays well under this.
 MAX_DOCUMENT_BYTES = 64 * 1024
 # The deepest field of a policy (personal_data_zones.zones.0.windows.0) is five levels down.
 MAX_DEPTH = 16
+# Integers a policy may hold: what a signed 64-bit column or JSON number keeps exactly.
+_INT64 = range(-(2**63), 2**63)
 # What the YAML reader itself refuses (C0/C1 controls other than tab and line breaks, DEL,
 # surrogates, U+FFFE/U+FFFF), found here first so the error names its line and column.
 _UNPRINTABLE = Reader.NON_PRINTABLE
@@ -75,6 +78,18 @@ class _BoundedComposer(Composer):
                     f"YAML anchors and aliases ({found}) are not allowed in a policy; "
                     "write the value out where it is needed",
                     "policy.yaml_alias",
+                )
+            )
+        if isinstance(event, ScalarEvent | CollectionStartEvent) and event.tag is not None:
+            # Only an explicit tag sets it: !!binary, !!timestamp, !!set, !!python/... A policy
+            # is plain values, and each constructor is a parser of its own to get wrong.
+            raise _Refused(
+                PolicyError(
+                    "",
+                    line,
+                    f"YAML tags ({_short_tag(event.tag)}) are not allowed in a policy; "
+                    "write the plain value",
+                    "policy.yaml_tag",
                 )
             )
         if not isinstance(event, CollectionStartEvent):
@@ -150,7 +165,7 @@ class _Walker:
                 self.lines[(*path, index)] = item.start_mark.line + 1
                 items.append(self.walk(item, (*path, index)))
             return items
-        return self._scalar(node)
+        return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -181,13 +196,46 @@ class _Walker:
             result[key] = self.walk(value_node, child)
         return result
 
-    def _scalar(self, node: yaml.Node) -> Any:
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
         value = node.value
         if node.tag == _BOOL_TAG and str(value).lower() not in ("true", "false"):
             return value  # yes/no/on/off stay words; pydantic still reads them for bool fields
         if node.tag in (_INT_TAG, _FLOAT_TAG) and ":" in str(value):
             return value  # YAML 1.1 base-60 numbers: "18:00" is a time, never 1080
-        return self.loader.construct_object(node, deep=True)
+        line = node.start_mark.line + 1
+        try:
+            result = self.loader.construct_object(node, deep=True)
+        except ValueError:
+            # A plain value that looks like a number or a date but is not one (2025-13-45, an
+            # integer of thousands of digits): PyYAML's constructors raise plain ValueErrors.
+            kind = "date" if node.tag == _TIMESTAMP_TAG else "number"
+            self.errors.append(
+                PolicyError(
+                    _dotted(path),
+                    line,
+                    f'"{_shown(value)}" is not a {kind} a policy can hold',
+                    "policy.invalid_value",
+                )
+            )
+            return value
+        if isinstance(result, int) and not isinstance(result, bool) and result not in _INT64:
+            # Every number a policy holds ends up in a 64-bit column or signed JSON.
+            self.errors.append(
+                PolicyError(
+                    _dotted(path), line, f'"{_shown(value)}" is out of range', "policy.out_of_range"
+                )
+            )
+        return result
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!", 1)
+
+
+def _shown(value: object) -> str:
+    """``value`` as an error message quotes it: long text is cut, never echoed whole."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:40]}..."
 
 
 def _dotted(path: Path) -> str:

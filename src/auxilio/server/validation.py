@@ -5,9 +5,9 @@ multi-line text); bidirectional override characters are refused everywhere, sinc
 name display as something other than what it is (the "Trojan Source" trick). SQL-like text is
 just text: every query is parameterised.
 
-Integers that reach the database are bounded to what its columns hold (SQLite INTEGER and
-PostgreSQL BIGINT are signed 64-bit): a larger number is refused by validation with 422
-``validation_failed`` rather than overflowing the driver into a 500. Every integer a client
+Integers that reach the database are bounded to what their columns hold: a larger number is
+refused by validation with 422 ``validation_failed`` rather than overflowing the driver (SQLite)
+or the column (PostgreSQL) into a 500. Every integer a client
 sends is one of these types or carries its own smaller bounds; tests/server/test_bounded_integers.py
 checks the OpenAPI document for it.
 """
@@ -54,9 +54,11 @@ LongText = Annotated[str, Field(max_length=20_000), AfterValidator(_text)]
 LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=254), AfterValidator(_line)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
-# The largest value a signed 64-bit database integer holds.
-DB_INT_MAX = 2**63 - 1
-# A position in a sequence, such as an audit chain's ``seq`` (0 means "from the start").
-SequenceNumber = Annotated[int, Interval(ge=0, le=DB_INT_MAX)]
-# A number that counts from 1, such as a policy version's.
-OrdinalNumber = Annotated[int, Interval(ge=1, le=DB_INT_MAX)]
+# The largest values of the integer columns: INTEGER is 32-bit on PostgreSQL (SQLite's holds
+# 64 bits), BIGINT 64-bit on both. A type below must not allow more than its column holds.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+# A position in an audit chain (``seq``, BIGINT); 0 means "from the start".
+SequenceNumber = Annotated[int, Interval(ge=0, le=INT64_MAX)]
+# A number that counts from 1 in an INTEGER column, such as a policy version's or a ticket's.
+OrdinalNumber = Annotated[int, Interval(ge=1, le=INT32_MAX)]

@@ -19,7 +19,8 @@ from auxilio.server.policies import parsing, service
 from auxilio.server.policies.models import PolicyVersion
 from tests.factories import Person, count_rows, make_org, make_user
 
-TOO_BIG = 2**63
+TOO_BIG = 2**63  # past BIGINT (audit seqs)
+INT_TOO_BIG = 2**31  # past INTEGER on PostgreSQL (policy version numbers)
 HUGE = 130197073939723386880
 BILLION_LAUGHS = "a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n" + "".join(
     f"{b}: &{b} [{','.join([f'*{a}'] * 9)}]\n" for a, b in pairwise("abcdefghi")
@@ -63,7 +64,7 @@ async def test_the_largest_seq_a_database_holds_is_an_empty_page(
 @pytest.mark.parametrize(
     ("method", "suffix"), [("GET", ""), ("GET", "/diff"), ("POST", "/activate")]
 )
-@pytest.mark.parametrize("number", [TOO_BIG, HUGE, 0])
+@pytest.mark.parametrize("number", [INT_TOO_BIG, TOO_BIG, HUGE, 0])
 async def test_a_policy_version_number_no_database_holds_is_refused(
     app: FastAPI, client: httpx.AsyncClient, method: str, suffix: str, number: int
 ) -> None:
@@ -83,7 +84,7 @@ async def test_the_largest_version_number_is_simply_not_found(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     admin = await _admin(app)
-    response = await client.get(f"/api/v1/policies/{TOO_BIG - 1}", headers=admin.headers)
+    response = await client.get(f"/api/v1/policies/{INT_TOO_BIG - 1}", headers=admin.headers)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 
@@ -259,3 +260,47 @@ async def test_a_flood_of_documents_cannot_stop_the_active_policy_from_loading(
             active = await service.get_active_policy(db, organisation_id=org.id)
         assert active.version_label.startswith(f"v{number}:")
         blocked.release.set()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("requested", "P999999999D"),  # timedelta overflowed adding it to the end: a 500
+        ("requested", "99999999999999999999w"),
+        ("requested", 8.6e13),
+        ("current_end_at", "9999-12-31T23:00:00+00:00"),  # end + 2h past year 9999: a 500
+    ],
+)
+async def test_explain_refuses_durations_and_times_no_calendar_holds(
+    app: FastAPI, client: httpx.AsyncClient, field: str, value: Any
+) -> None:
+    tech = await make_user(app, await make_org(app), Role.TECHNICIAN)
+    request = {
+        "kind": "session.extend",
+        "requested": "2h",
+        "current_end_at": "2026-01-01T11:00:00+00:00",
+        field: value,
+    }
+    response = await client.post(
+        "/api/v1/policies/explain", json={"request": request}, headers=tech.headers
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert [p["loc"][-1] for p in error["details"]["problems"]] == [field]
+
+
+async def test_validate_answers_a_duration_past_twenty_years_as_out_of_range(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    tech = await make_user(app, await make_org(app), Role.TECHNICIAN)
+    document = load_template("school").replace(
+        "\n  max_duration: ", "\n  max_duration: 99999999999999999999w #", 1
+    )
+    response = await client.post(
+        "/api/v1/policies/validate", json={"document": document}, headers=tech.headers
+    )
+    assert response.status_code == 200
+    assert [(e["path"], e["code"]) for e in response.json()["errors"]] == [
+        ("sessions.max_duration", "policy.out_of_range")
+    ]
