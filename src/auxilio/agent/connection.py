@@ -29,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 import auxilio
+from auxilio.agent.capability_discovery import available_capabilities
 from auxilio.agent.errors import AgentError, ConnectionFailed
 from auxilio.agent.state import AgentState, PinnedServer
 from auxilio.crypto.errors import CryptoError
@@ -199,6 +200,7 @@ class AgentConnection:
                 platform=f"{platform.system()} {platform.release()} ({platform.machine()})"[:200],
                 protocol_version=PROTOCOL_VERSION,
                 min_protocol_version=MIN_PROTOCOL_VERSION,
+                capabilities=available_capabilities(),
             )
         )
         hello = await self._expect_hello()

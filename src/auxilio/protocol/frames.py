@@ -61,6 +61,8 @@ class EndReason(StrEnum):
     # The technician's access ended mid-session: token revoked, user deactivated, role changed,
     # or a training the active policy requires removed or expired (detail names which).
     ACCESS_REVOKED = "access_revoked"
+    # The technician's connection dropped and they did not come back within the grace period.
+    TECHNICIAN_LOST = "technician_lost"
 
 
 class ActivityKind(StrEnum):
@@ -106,6 +108,12 @@ class ServerHello(_Message):
     server_time: UtcDatetime
 
 
+# Everything an agent of this version can deliver at best (on a device with all it needs);
+# agent/capability_discovery.py announces the part of it that this device can. A request for
+# any other capability is refused before anyone is asked (``capability_unavailable``).
+AGENT_CAPABILITIES: frozenset[Capability] = frozenset({Capability.CHAT, Capability.TERMINAL})
+
+
 class AgentHello(_Message):
     type: Literal["agent.hello"] = "agent.hello"
     device_id: Identifier | None = None  # None before enrolment (an attended one-off join)
@@ -114,6 +122,9 @@ class AgentHello(_Message):
     platform: ShortText
     protocol_version: int = Field(ge=1)
     min_protocol_version: int = Field(ge=1)
+    # What this agent can deliver on this device (agent/capability_discovery.py); the server
+    # offers nothing else. An agent that announces nothing is taken to deliver chat only.
+    capabilities: tuple[Capability, ...] = Field(default=(Capability.CHAT,), max_length=16)
 
 
 class AgentAuth(_Message):
@@ -284,6 +295,9 @@ class SessionStateMessage(_Message):
     not_after: UtcDatetime | None = None
     granted: tuple[Capability, ...] = ()
     reason: LongText = ""
+    # With reason ``technician_lost`` or ``agent_lost``: how long the server waits for the
+    # missing peer before it ends the session.
+    wait_seconds: int | None = Field(default=None, ge=0)
 
 
 class ErrorMessage(_Message):

@@ -192,3 +192,16 @@ class InvalidCapabilities(DomainError):
     code = "invalid_capabilities"
     status = 422
     default_message = "The capabilities are not valid for this mode."
+
+
+class CapabilityUnavailable(DomainError):
+    """A capability that no agent of this version can deliver: it is never offered."""
+
+    code = "capability_unavailable"
+    status = 422
+    default_message = "No agent can deliver this capability yet."
+
+
+class SummaryNotApplicable(Conflict):
+    code = "summary_not_applicable"
+    default_message = "The support session never became active: there is nothing to summarise."

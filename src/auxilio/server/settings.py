@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # Support sessions and the relay (docs/support-sessions.md).
     # An agent that lost its connection has this long to come back before the session ends.
     agent_grace_seconds: float = Field(default=15.0, gt=0)
+    # A technician whose connection dropped has this long to attach again before the session
+    # ends (technician_lost); meanwhile the person is told and the join code cannot be used.
+    technician_grace_seconds: float = Field(default=60.0, gt=0)
     # Per-connection send queue: the relay stops reading from a sender while its peer's queue is
     # full (backpressure), so memory per connection is bounded by these two numbers.
     relay_queue_frames: int = Field(default=64, ge=1)

@@ -40,11 +40,15 @@ async def offered(
     http: httpx.AsyncClient, world: World, server_key: Ed25519PrivateKey,
     capabilities: tuple[str, ...] = ("chat",),
 ) -> Running:
-    """Requested and joined: the agent holds a verified grant, consent not given yet."""
+    """Requested, the technician attached (a join code works only while they are), and joined:
+    the agent holds a verified grant, consent not given yet."""
     technician = FakeTechnician(http.live.url)  # type: ignore[attr-defined]
     response = await request(http, world, technician, capabilities)
     assert response.status_code == 201, response.text
     created = response.json()
+    await technician.connect()
+    await technician.attach(created["id"], world.technician.token)
+    await technician.expect_state("attached")
     agent = FakeAgent(http.live.url)  # type: ignore[attr-defined]
     await agent.connect()
     await agent.authenticate()
@@ -61,9 +65,7 @@ async def active(
     running = await offered(http, world, server_key, capabilities)
     await running.agent.decide({Capability(c): GRANTED for c in capabilities})
     await running.agent.expect_state("consented")
-    await running.technician.connect()
-    await running.technician.attach(running.sid, world.technician.token)
-    await running.technician.expect("session.state")
+    await running.technician.expect_state("consented")
     await running.agent.expect_state("technician_ready")
     if handshake:
         assert running.agent.grant is not None

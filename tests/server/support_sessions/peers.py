@@ -158,9 +158,13 @@ class Peer:
 class FakeAgent(Peer):
     path = "/ws/agent"
 
-    def __init__(self, base_url: str, *, device_key: Ed25519PrivateKey | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, device_key: Ed25519PrivateKey | None = None,
+        capabilities: tuple[Capability, ...] = (Capability.CHAT, Capability.TERMINAL),
+    ) -> None:
         super().__init__(base_url)
         self.device_key = device_key or Ed25519PrivateKey.generate()
+        self.capabilities = capabilities  # what its agent.hello announces
         self.server_fingerprint = ""
         self.offer: SessionOffer | None = None
         self.grant: Grant | None = None
@@ -171,6 +175,7 @@ class FakeAgent(Peer):
         await self.send(AgentHello(
             id=mid(), device_public_key=encode_public_key(self.device_key.public_key()),
             agent_version="test", platform="linux", protocol_version=1, min_protocol_version=1,
+            capabilities=self.capabilities,
         ))
         hello: ServerHello = await self.expect("server.hello")
         self.server_fingerprint = hello.server_fingerprint

@@ -4,8 +4,8 @@ Transport only: the hub knows support session ids as opaque strings and the two 
 (``agent``, ``technician``); what a session may do is decided elsewhere. Delivery goes through
 the bus (topic per session and peer), so the same code joins peers on one node or, with a shared
 bus, on several. The hub also keeps the per-node facts the scheduler needs: when a session last
-relayed a frame and since when its agent has been gone, and, for a recorded session, the file
-its frames are appended to (``recording.py``; ciphertext only).
+relayed a frame and since when each of its peers has been gone, and, for a recorded session,
+the file its frames are appended to (``recording.py``; ciphertext only).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def topic(support_session_id: str, peer: Peer) -> str:
 @dataclass
 class _Track:
     last_frame: float = field(default_factory=time.monotonic)
-    agent_lost_at: float | None = None
+    # Since when each peer that left a live session has been missing (monotonic clock).
+    lost_at: dict[Peer, float] = field(default_factory=dict)
 
 
 class Attachment:
@@ -80,8 +81,7 @@ class Hub:
         attachment = Attachment(self, support_session_id, peer, conn)
         attachment._subscription = await self.bus.subscribe(name, attachment.deliver)
         track = self._tracks.setdefault(support_session_id, _Track())
-        if peer is Peer.AGENT:
-            track.agent_lost_at = None
+        track.lost_at.pop(peer, None)
         return attachment
 
     async def detach(self, attachment: Attachment, *, session_live: bool) -> bool:
@@ -92,9 +92,8 @@ class Hub:
             attachment.support_session_id, attachment.peer
         ):
             return False
-        if attachment.peer is Peer.AGENT:
-            track = self._tracks.setdefault(attachment.support_session_id, _Track())
-            track.agent_lost_at = time.monotonic()
+        track = self._tracks.setdefault(attachment.support_session_id, _Track())
+        track.lost_at[attachment.peer] = time.monotonic()
         return True
 
     async def is_attached(self, support_session_id: str, peer: Peer) -> bool:
@@ -128,11 +127,18 @@ class Hub:
         track = self._tracks.get(support_session_id)
         return None if track is None else time.monotonic() - track.last_frame
 
-    def agent_gone_seconds(self, support_session_id: str) -> float | None:
+    def gone_seconds(self, support_session_id: str, peer: Peer) -> float | None:
+        """Seconds since ``peer`` left the live session on this node; None while it is here
+        (or never was)."""
         track = self._tracks.get(support_session_id)
-        if track is None or track.agent_lost_at is None:
-            return None
-        return time.monotonic() - track.agent_lost_at
+        lost_at = None if track is None else track.lost_at.get(peer)
+        return None if lost_at is None else time.monotonic() - lost_at
+
+    def agent_gone_seconds(self, support_session_id: str) -> float | None:
+        return self.gone_seconds(support_session_id, Peer.AGENT)
+
+    def technician_gone_seconds(self, support_session_id: str) -> float | None:
+        return self.gone_seconds(support_session_id, Peer.TECHNICIAN)
 
     def forget(self, support_session_id: str) -> None:
         self._tracks.pop(support_session_id, None)

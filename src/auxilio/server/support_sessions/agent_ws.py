@@ -32,18 +32,20 @@ from auxilio.protocol.frames import (
     encode_message,
 )
 from auxilio.protocol.states import SupportSessionState
+from auxilio.protocol.types import Capability
 from auxilio.protocol.version import negotiate_version
 from auxilio.server.context import Actor
 from auxilio.server.errors import DomainError
 from auxilio.server.identity.ratelimit import Limited
 from auxilio.server.recordings import service as recordings
 from auxilio.server.recordings.epochs import recording_epoch
+from auxilio.server.relay.bus import BusMessage
 from auxilio.server.relay.connection import CLOSE_POLICY
 from auxilio.server.relay.hub import Peer
 from auxilio.server.support_sessions import clock, consent, during, extensions, service
 from auxilio.server.support_sessions.consent import AgentRefused, Offer
 from auxilio.server.support_sessions.models import SupportSession
-from auxilio.server.support_sessions.runtime import end_text, message_id, state_text
+from auxilio.server.support_sessions.runtime import end_text, error_text, message_id, state_text
 from auxilio.server.support_sessions.ws import PeerHandler, WireRefusal
 
 S = SupportSessionState
@@ -57,6 +59,7 @@ class AgentHandler(PeerHandler):
 
     device_key: str = ""
     platform: str = ""
+    announced: tuple[Capability, ...] = ()
     recorded = False
     join_failures = 0
     organisation_id: uuid.UUID | None = None
@@ -96,6 +99,7 @@ class AgentHandler(PeerHandler):
                               "device key", ref=auth.id) from None
         self.device_key = hello.device_public_key
         self.platform = hello.platform
+        self.announced = hello.capabilities
         self.conn.authenticated()
         self.conn.log.info("agent authenticated (device key %s)", self.device_key[:12])
         await self.resume()
@@ -186,9 +190,12 @@ class AgentHandler(PeerHandler):
             try:
                 offer = await consent.join_support_session(
                     db, join_code=message.join_code, device_public_key=self.device_key,
-                    platform=self.platform, server_key=self.runtime.signing_key)
+                    platform=self.platform, server_key=self.runtime.signing_key,
+                    announced=self.announced, technician_attached=self._technician_here)
             except AgentRefused as exc:
                 refused = exc
+        if refused is not None and refused.code == "capability.unavailable":
+            await self._tell_technician(refused)
         if refused is not None or offer is None:
             self.join_failures += 1
             code = refused.code if refused else "join_code.invalid"
@@ -198,6 +205,16 @@ class AgentHandler(PeerHandler):
         await self.bind(offer.support_session)
         await self.send_offer(offer)
         await self.runtime.announce_state(offer.support_session, "offered", to=(Peer.TECHNICIAN,))
+
+    async def _technician_here(self, support_session_id: uuid.UUID) -> bool:
+        return await self.runtime.hub.is_attached(str(support_session_id), Peer.TECHNICIAN)
+
+    async def _tell_technician(self, refused: AgentRefused) -> None:
+        """The device could not take the session as requested: the technician hears why (the
+        session stays requested; a device that can deliver it may still join)."""
+        if refused.sid is not None:
+            await self.runtime.hub.send(str(refused.sid), Peer.TECHNICIAN, BusMessage.text(
+                error_text(refused.code, f"the device that tried to join: {refused.message}")))
 
     async def consent(self, message: ConsentDecisionMessage) -> None:
         sid = self._check_bound(message.support_session_id, message.id)

@@ -8,6 +8,7 @@ the caller's transaction, which the caller commits even though the join or conse
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -76,10 +77,11 @@ DEFAULT_LEGAL_TEXT = (
 class AgentRefused(Exception):
     """A join or consent refused with a wire error ``code`` (docs/support-sessions.md)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, sid: uuid.UUID | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.sid = sid  # the support session the refusal concerns, where one was found
 
 
 def agent_actor(support_session: SupportSession) -> Actor:
@@ -124,7 +126,7 @@ async def _reject_code(
                  actor=Actor(id=None, display_name="agent", organisation_id=organisation_id),
                  target_type="support_session" if support_session_id else None,
                  target_id=support_session_id, details={"code": code})
-    return AgentRefused(code, message)
+    return AgentRefused(code, message, support_session_id)
 
 
 async def _device_for(
@@ -250,8 +252,12 @@ def current_grant(support_session: SupportSession) -> SignedDocument | None:
 
 async def join_support_session(
     db: AsyncSession, *, join_code: str, device_public_key: str, platform: str,
-    server_key: Ed25519PrivateKey,
+    server_key: Ed25519PrivateKey, announced: Collection[Capability],
+    technician_attached: Callable[[uuid.UUID], Awaitable[bool]],
 ) -> Offer:
+    """Turn a join code into the signed offer. Refused, the code stays as it was (usable again)
+    when the technician is not connected right now (``join_code.technician_absent``) or the
+    device does not announce every requested capability (``capability.unavailable``)."""
     now = clock.now()
     row = (
         await db.execute(
@@ -271,6 +277,14 @@ async def join_support_session(
     if support_session.state != S.REQUESTED:
         raise await _reject_code(db, "join_code.used", "this support session is not waiting "
                                  "for a device", org, sid)
+    if not await technician_attached(sid):
+        raise await _reject_code(db, "join_code.technician_absent", "the technician who gave "
+                                 "this code is not connected right now; ask them to reconnect, "
+                                 "then type the code again", org, sid)
+    missing = [c for c in support_session.requested_capabilities if c not in set(announced)]
+    if missing:
+        raise await _reject_code(db, "capability.unavailable", "this device cannot deliver "
+                                 f"{', '.join(missing)}; nothing was asked of you", org, sid)
     row.used_at = now
     support_session.device_id = await _device_for(db, support_session, device_public_key, platform)
     support_session.device_public_key = device_public_key

@@ -21,6 +21,7 @@ from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.errors import (
     Forbidden,
+    SummaryNotApplicable,
     SupportSessionNotActive,
     SupportSessionNotEnded,
 )
@@ -111,6 +112,9 @@ async def write_summary(
     _require_technician(support_session, actor)
     if not is_final(support_session):
         raise SupportSessionNotEnded(state=support_session.state)
+    if support_session.activated_at is None:
+        # Refused, expired or never joined: nothing was done, so there is nothing to summarise.
+        raise SummaryNotApplicable(state=support_session.state)
     support_session.summary = summary
     support_session.summary_at = clock.now()
     await record(db, action=AuditAction.SUMMARY_WRITTEN, actor=actor,

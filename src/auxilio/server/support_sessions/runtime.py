@@ -58,7 +58,9 @@ def end_text(support_session: SupportSession) -> str:
     )
 
 
-def state_text(support_session: SupportSession, reason: str = "") -> str:
+def state_text(
+    support_session: SupportSession, reason: str = "", *, wait_seconds: int | None = None
+) -> str:
     return encode_message(
         SessionStateMessage(
             id=message_id(),
@@ -68,6 +70,7 @@ def state_text(support_session: SupportSession, reason: str = "") -> str:
             not_after=support_session.not_after,
             granted=tuple(Capability(c) for c in support_session.granted_capabilities),
             reason=reason,
+            wait_seconds=wait_seconds,
         )
     )
 
@@ -110,8 +113,9 @@ class SupportSessionRuntime:
         reason: str = "",
         *,
         to: tuple[Peer, ...] = tuple(Peer),
+        wait_seconds: int | None = None,
     ) -> None:
-        text = state_text(support_session, reason)
+        text = state_text(support_session, reason, wait_seconds=wait_seconds)
         for peer in to:
             await self.hub.send(str(support_session.id), peer, BusMessage.text(text))
 

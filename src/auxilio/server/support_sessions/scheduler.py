@@ -1,5 +1,5 @@
-"""Time in support sessions: warnings, the hard stop, idleness, lost agents, stale requests,
-and technicians who lost their access since the session began (``access.py``).
+"""Time in support sessions: warnings, the hard stop, idleness, lost agents and technicians,
+stale requests, and technicians who lost their access since the session began (``access.py``).
 
 One asyncio task per node, started in the app's lifespan; it looks after the sessions whose
 ``node_id`` is this node. Each decision re-reads the row under lock inside ``runtime.end``, so a
@@ -118,6 +118,17 @@ class Scheduler:
         sid = support_session.id
         hub = self.runtime.hub
         grace = self.runtime.settings.agent_grace_seconds
+        # In every live state: a requested session's code cannot be used without its technician,
+        # and a person must not wait in a prompt or a session for somebody who is gone.
+        away = hub.technician_gone_seconds(str(sid))
+        if away is not None and away >= self.runtime.settings.technician_grace_seconds:
+            await self.runtime.end(
+                sid,
+                ended_by=Party.SERVER,
+                reason=EndReason.TECHNICIAN_LOST,
+                detail="technician_connection_lost",
+            )
+            return
         if state == S.REQUESTED:
             if now >= support_session.created_at + service.JOIN_CODE_TTL:
                 await self.runtime.end(

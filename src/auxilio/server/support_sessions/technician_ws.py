@@ -62,12 +62,15 @@ class TechnicianHandler(PeerHandler):
         self.support_session_id = found.id
         self.active = found.state == S.ACTIVE
         self.conn.authenticated()
+        returning = self.runtime.hub.technician_gone_seconds(self.sid) is not None
         self.attachment = await self.runtime.hub.attach(self.sid, Peer.TECHNICIAN, self.conn)
         assert self.token_id is not None  # noqa: S101 -- set by _check
         self.link = TechnicianLink(found.id, self.token_id, self.stop_serving)
         self.runtime.technician_links.add(self.link)
         self.conn.log.info("technician attached to support session %s", self.sid)
         await self.send(state_text(found, "attached"))
+        if returning:
+            await self.runtime.announce_state(found, "technician_back", to=(Peer.AGENT,))
         await self.runtime.announce_technician_ready(found)
         return True
 
@@ -243,7 +246,15 @@ class TechnicianHandler(PeerHandler):
             return await db.get(SupportSession, sid)
 
         found = await self.runtime.in_transaction(state)
-        live = found is not None and found.state == S.ACTIVE
+        live = found is not None and not service.is_final(found)
         left = await self.runtime.hub.detach(attachment, session_live=live)
         if left and found is not None:
-            await self.runtime.announce_state(found, "technician_left", to=(Peer.AGENT,))
+            # The grace period starts (scheduler.py); the person hears of it at once, since
+            # what they write meanwhile reaches nobody.
+            grace = self.runtime.settings.technician_grace_seconds
+            self.conn.log.info(
+                "technician left live support session %s; grace period starts", self.sid
+            )
+            await self.runtime.announce_state(
+                found, "technician_lost", to=(Peer.AGENT,), wait_seconds=round(grace)
+            )
