@@ -46,6 +46,10 @@ def _text(value: str) -> str:
     return _clean(value, multiline=True)
 
 
+def _query(value: str) -> str:
+    return _clean(value, multiline=False)
+
+
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_line)]
 ShortName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_line)]
 LongText = Annotated[str, Field(max_length=20_000), AfterValidator(_text)]
@@ -53,6 +57,9 @@ LongText = Annotated[str, Field(max_length=20_000), AfterValidator(_text)]
 # never with control characters (PostgreSQL refuses NUL in text: a 500 instead of a 401).
 LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=254), AfterValidator(_line)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# A filter in a query string: one line, no control characters (PostgreSQL refuses NUL in a
+# text parameter, which was a 500 instead of a 422).
+QueryText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_query)]
 
 # The largest values of the integer columns: INTEGER is 32-bit on PostgreSQL (SQLite's holds
 # 64 bits), BIGINT 64-bit on both. A type below must not allow more than its column holds.

@@ -20,7 +20,7 @@ from auxilio.server.audit.reading import verify_database
 from auxilio.server.audit.service import record
 from auxilio.server.audit.witness import WitnessInvalid, read_witness
 from auxilio.server.keys import public_pem
-from auxilio.server.validation import SequenceNumber
+from auxilio.server.validation import QueryText, SequenceNumber
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -33,7 +33,7 @@ async def list_events(
     db: DbSession,
     after_seq: Annotated[SequenceNumber, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    action: Annotated[str | None, Query(max_length=80)] = None,
+    action: Annotated[QueryText | None, Query(max_length=80)] = None,
 ) -> s.AuditPage:
     query = (
         select(AuditEvent)
