@@ -26,11 +26,11 @@ def _runnable(program: str) -> bool:
     return found is not None and os.path.isfile(found) and os.access(found, os.X_OK)
 
 
-def available_capabilities(*, shell: str | None = None) -> tuple[Capability, ...]:
+def available_capabilities(*, program: str | None = None) -> tuple[Capability, ...]:
     """The capabilities this device can deliver now, in a stable order.
 
-    ``shell`` is the program the terminal would run (the person's login shell by default)."""
+    ``program`` is the shell the terminal would run (the person's login shell by default)."""
     found = [Capability.CHAT]
-    if _has_pty() and _runnable(shell if shell is not None else login_shell()):
+    if _has_pty() and _runnable(program if program is not None else login_shell()):
         found.append(Capability.TERMINAL)
     return tuple(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from auxilio.client.interactive import InteractiveDriver
 from auxilio.client.output import InteractiveOutput, PrefixedOutput
 from auxilio.client.runner import ScriptRunner
 from auxilio.client.script import Action
-from auxilio.client.session import EXIT_FAILED, EXIT_REFUSED, Outcome, TechnicianSession
+from auxilio.client.session import EXIT_FAILED, Outcome, TechnicianSession
 from auxilio.crypto.errors import CryptoError
 from auxilio.crypto.keys import decode_ed25519_public_key, encode_public_key, fingerprint
 
@@ -70,7 +71,8 @@ def join_code_banner(code: str, expires_at: str) -> str:
 
 async def _request(
     api: ApiClient, options: ConnectOptions, output: PrefixedOutput
-) -> tuple[str, X25519PrivateKey]:
+) -> tuple[str, X25519PrivateKey, Callable[[], None]]:
+    """Request the session; the returned callable shows the join code, once attached."""
     assert options.ticket is not None  # noqa: S101 -- the CLI checked it
     ticket_id = await api.resolve_ticket(options.ticket)
     # Made before the request: its public half goes into the request and so into the grant.
@@ -84,15 +86,22 @@ async def _request(
     )
     support_session_id = str(answer["id"])
     creds.save_session_key(support_session_id, key)
-    output.info(join_code_banner(answer["join_code"], answer.get("join_code_expires_at", "?")))
     output.state(
-        f"requested id={support_session_id} join_code={answer['join_code']} "
+        f"requested id={support_session_id} "
         f"max_duration_seconds={answer.get('max_duration_seconds', '?')} "
         f"policy_version={answer.get('policy_version', '?')} "
         f"recorded={str(answer.get('recorded', '?')).lower()}"
     )
-    output.info(f"your key fingerprint (the person sees it too): {fingerprint(key.public_key())}")
-    return support_session_id, key
+
+    def show_code() -> None:
+        output.info(join_code_banner(answer["join_code"], answer.get("join_code_expires_at", "?")))
+        output.state(f"join_code={answer['join_code']}")
+        output.info(
+            f"your key fingerprint (the person sees it too): {fingerprint(key.public_key())}"
+        )
+        output.info("waiting for the person to join and answer the consent prompt...")
+
+    return support_session_id, key, show_code
 
 
 async def run_connect(stored: creds.Credentials, options: ConnectOptions) -> int:
@@ -105,12 +114,12 @@ async def run_connect(stored: creds.Credentials, options: ConnectOptions) -> int
         output, driver = interactive, InteractiveDriver(interactive)
     async with ApiClient(stored.server, stored.token) as api:
         server_key = await fetch_server_key(api)
+        on_attached: Callable[[], None] | None = None
         if options.support_session_id is None:
-            support_session_id, key = await _request(api, options, output)
+            support_session_id, key, on_attached = await _request(api, options, output)
         else:
             support_session_id = options.support_session_id
             key = creds.load_session_key(support_session_id)
-        output.info("waiting for the person to join and answer the consent prompt...")
         session = TechnicianSession(
             api=api,
             token=stored.token,
@@ -118,17 +127,19 @@ async def run_connect(stored: creds.Credentials, options: ConnectOptions) -> int
             technician_key=key,
             server_key=server_key,
             output=output,
+            on_attached=on_attached,
         )
         outcome = await session.run(driver)
-        if _reached_end(outcome):
+        if _reached_end(session, outcome):
             await _write_summary(api, support_session_id, options)
             await _print_report(api, support_session_id, output)
     return outcome.exit_code
 
 
-def _reached_end(outcome: Outcome) -> bool:
-    """Refused or never attached sessions have nothing to summarise."""
-    return outcome.exit_code != EXIT_REFUSED and not (
+def _reached_end(session: TechnicianSession, outcome: Outcome) -> bool:
+    """Only a session that was active at some point, and is over, has anything to summarise
+    (the server refuses a summary for any other: ``summary_not_applicable``)."""
+    return session.was_active and not (
         outcome.exit_code == EXIT_FAILED and outcome.reason in ("connection_lost", "")
     )
 

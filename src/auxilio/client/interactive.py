@@ -21,10 +21,27 @@ from auxilio.client.output import InteractiveOutput
 from auxilio.client.session import TechnicianSession
 
 ESCAPE = b"\x1d"  # Ctrl-]
+COMMANDS = ("/term", "/end", "/help")
 HELP = (
     "Type a line to send it as a chat message. Commands: /term opens the remote terminal "
-    "(Ctrl-] comes back here), /end ends the session, /help shows this."
+    "(Ctrl-] comes back here), /end ends the session, /help shows this. A chat message that "
+    "starts with / is typed with two (//)."
 )
+
+
+def unknown_command(line: str) -> str | None:
+    """The error for a ``/command`` this client does not know, or None for anything else.
+
+    Never sent as chat: ``/screen`` typed in the hope of a screen view must not reach the
+    person as a message."""
+    if not line.startswith("/") or line.startswith("//"):
+        return None
+    if line in COMMANDS:
+        return None
+    word = line.split(maxsplit=1)[0]
+    if word in COMMANDS:
+        return f"{word} takes no arguments (nothing was sent)"
+    return f"unknown command {word}; commands: {', '.join(COMMANDS)} (nothing was sent)"
 
 
 class InteractiveDriver:
@@ -89,13 +106,16 @@ class InteractiveDriver:
             if line == "/end":
                 await session.end()
                 return
-            if line == "/help":
+            problem = unknown_command(line)
+            if problem is not None:
+                self.output.error(problem)
+            elif line == "/help":
                 self.output.info(HELP)
             elif line == "/term":
                 await self._enter_terminal(session)
                 return
             else:
-                await session.send_chat(line)
+                await session.send_chat(line[1:] if line.startswith("//") else line)
 
     async def _enter_terminal(self, session: TechnicianSession) -> None:
         if "terminal" not in session.granted:

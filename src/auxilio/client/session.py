@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,6 +119,7 @@ class TechnicianSession:
         technician_key: X25519PrivateKey,
         server_key: Ed25519PublicKey,
         output: SessionOutput,
+        on_attached: Callable[[], None] | None = None,
     ) -> None:
         self.api = api
         self.support_session_id = support_session_id
@@ -134,6 +136,11 @@ class TechnicianSession:
         self.outcome: Outcome | None = None
         self.granted: tuple[str, ...] = ()
         self.terminal_open = False
+        # Called once the server confirms the attach: the join code is shown only then, since
+        # the server refuses a join while the technician is not attached.
+        self._on_attached = on_attached
+        # Active at some point: only such a session has anything to summarise.
+        self.was_active = False
         # Everything received as text, for ``expect``; trimmed so it cannot grow without bound.
         self.received_text = ""
         self.received_total = 0  # characters ever received; received_text holds the tail
@@ -335,6 +342,11 @@ class TechnicianSession:
                 self.output.error(f"unexpected {message.type} on the technician socket")
 
     def _on_state(self, message: SessionStateMessage) -> None:
+        if message.reason == "attached" and self._on_attached is not None:
+            announce, self._on_attached = self._on_attached, None
+            announce()
+        if message.state == "active":
+            self.was_active = True
         self.granted = tuple(str(c) for c in message.granted)
         parts = [str(message.state)]
         if message.granted:

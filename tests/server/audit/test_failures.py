@@ -138,6 +138,10 @@ async def test_2000_bogus_tokens_from_one_address_write_a_handful_of_rows_and_lo
     assert all(r.ok for r in (await verify_all(app)).values())
 
 
+async def _never_called(_: object) -> bool:
+    raise AssertionError("a wrong code never reaches the technician check")
+
+
 async def test_2000_bad_join_codes_from_one_address_write_a_handful_of_rows_and_lose_none(
     app: FastAPI,
 ) -> None:
@@ -147,7 +151,8 @@ async def test_2000_bad_join_codes_from_one_address_write_a_handful_of_rows_and_
             try:
                 await consent.join_support_session(
                     db, join_code=f"WRONG-{i:04d}", device_public_key="unused", platform="linux",
-                    server_key=app.state.signing_key,
+                    server_key=app.state.signing_key, announced=(),
+                    technician_attached=_never_called,
                 )  # fmt: skip
             except AgentRefused as exc:
                 assert exc.code == "join_code.invalid"
