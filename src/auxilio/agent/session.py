@@ -248,8 +248,23 @@ class SupportSessionRunner:
             self._feed.activity(f"Session active. You allowed: {', '.join(granted) or 'nothing'}.")
             self._feed.info(self._feed.texts.help)
             self._status(force=True)
+        if message.reason == "technician_lost":
+            self._on_technician_lost(message.wait_seconds)
+        elif message.reason == "technician_back":
+            self._log.append("technician_back")
+            self._feed.activity(f"{self.grant.technician_name} is connected again.")
         if message.reason == "technician_ready":
             await self._start_handshake()
+
+    def _on_technician_lost(self, wait_seconds: int | None) -> None:
+        # Said at once: what the person writes now reaches nobody, and they may not want to
+        # wait. The server ends the session (technician_lost) if nobody comes back in time.
+        self._log.append("technician_lost", wait_seconds=wait_seconds)
+        wait = f"up to {wait_seconds} s" if wait_seconds is not None else "a little while"
+        self._feed.warning(
+            f"The technician's connection dropped; waiting {wait} for them to come back. "
+            "Messages you write meanwhile do not reach them. You can end the session at any time."
+        )
 
     async def _start_handshake(self) -> None:
         # A technician (re)attached: new ephemeral keys; terminals of the old channel are closed
