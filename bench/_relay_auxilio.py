@@ -145,6 +145,12 @@ async def _open_session(base: str, setup: dict[str, Any], *, record: bool) -> tu
             raise RuntimeError(f"support session request: {answer.status_code} {answer.text}")
         requested = answer.json()
     ws_base = base.replace("http://", "ws://")
+    # The technician first: a join code works only while its technician is attached.
+    technician = await ws_connect(ws_base + "/ws/technician")
+    await technician.send(f.encode_message(f.TechAttach(
+        id="t1", support_session_id=requested["id"], token=setup["token"]
+    )))  # fmt: skip
+    await _next(technician, f.SessionStateMessage)
     agent = await ws_connect(ws_base + "/ws/agent")
     await agent.send(f.encode_message(f.AgentHello(
         id="h1", device_public_key=encode_public_key(device_key.public_key()),
@@ -168,10 +174,6 @@ async def _open_session(base: str, setup: dict[str, Any], *, record: bool) -> tu
     )  # fmt: skip
     await agent.send(f.encode_message(f.ConsentDecisionMessage(
         id="c1", support_session_id=grant.support_session_id, receipt=receipt
-    )))  # fmt: skip
-    technician = await ws_connect(ws_base + "/ws/technician")
-    await technician.send(f.encode_message(f.TechAttach(
-        id="t1", support_session_id=grant.support_session_id, token=setup["token"]
     )))  # fmt: skip
     while (await _next(agent, f.SessionStateMessage)).reason != "technician_ready":
         pass
