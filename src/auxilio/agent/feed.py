@@ -29,7 +29,9 @@ class Feed:
     def _line(self, text: str, kind: str, style: str) -> None:
         stamp = datetime.now(UTC).astimezone().strftime("%H:%M:%S")
         self.console.print(f"[dim]{stamp}[/dim] ", end="")
-        self.console.print(text, style=style, markup=False, highlight=False)
+        # soft_wrap: the terminal wraps a long line itself; cut by Rich it would be two lines
+        # to a screen reader, a copy-paste and a test waiting for it.
+        self.console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
     def info(self, text: str) -> None:
         self._line(text, "info", "")
