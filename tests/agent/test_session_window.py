@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -51,12 +52,13 @@ class Windowed:
         server_key: Ed25519PrivateKey,
         technician_key: X25519PrivateKey,
         texts: Texts = EN,
+        on_ready: Callable[[SessionWindow], None] | None = None,
     ) -> None:
         _, grant = make_grant(server_key, state.device_public_key, technician_key)
         consent = {c: ConsentDecision.GRANTED for c in (Capability.CHAT, Capability.TERMINAL)}
         loop = asyncio.get_running_loop()
         self.window = SessionWindow(on_event=into_loop(loop, lambda: self.h.runner.post),
-                                    texts=texts)  # fmt: skip
+                                    texts=texts, on_ready=on_ready)  # fmt: skip
         self.console = Console(record=True, width=200)
         self.h = Harness(state, grant, technician_key, consent, server_key.public_key(),
                          feed=WindowFeed(self.console, self.window))  # fmt: skip
@@ -134,6 +136,48 @@ async def test_an_extension_is_accepted_and_another_refused_in_the_window(
         await w.h.finished(WAIT)
     finally:
         await w.close()
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+async def test_closing_the_window_asks_and_ends_the_session_only_if_the_person_says_so(
+    confirmed: bool,
+    display: str,
+    xdotool: None,
+    monkeypatch: pytest.MonkeyPatch,
+    state: AgentState,
+    server_key: Ed25519PrivateKey,
+    technician_key: X25519PrivateKey,
+) -> None:
+    from tkinter import messagebox
+
+    asked: list[str] = []
+
+    def answer(title: str, question: str, **_: object) -> bool:
+        asked.append(question)
+        return confirmed
+
+    # The question itself is Tk's own dialog; the person's answer is what this test sets.
+    monkeypatch.setattr(messagebox, "askyesno", answer)
+
+    def close_it(window: SessionWindow) -> None:
+        # What the window manager does when the person closes the window: the window's own
+        # WM_DELETE_WINDOW handler runs, in the Tk thread.
+        window.root.tk.eval(window.root.protocol("WM_DELETE_WINDOW"))
+
+    w = Windowed(state, server_key, technician_key, on_ready=close_it)
+    try:
+        if confirmed:
+            end = await w.h.next_sent(SessionEnd, WAIT)
+            assert (end.ended_by, end.reason) == ("end_user", "user_ended")
+        else:
+            await w.h.eventually(lambda: bool(asked), WAIT)
+            await w.h.activate()
+            assert w.h.runner.ended is None and w.h.runner.allowed(Capability.TERMINAL)
+            await w.click(display, "auxilio-end-session")
+        await w.h.finished(WAIT)
+    finally:
+        await w.close()
+    assert asked == [EN.close_question]
 
 
 def _keep(picture: Path, name: str) -> None:
