@@ -89,6 +89,22 @@ async def test_a_technician_who_reattaches_within_the_grace_keeps_the_session(
     assert (row.state, row.end_reason) == ("active", None)
 
 
+async def test_consent_given_while_the_technician_is_away_tells_the_person_at_once(
+    start_server: ServerFactory, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    live = start_server(technician_grace_seconds=600.0)
+    async with _client(live) as http:
+        running = await offered(http, world, signing_key)
+    await running.technician.close()  # during the prompt, which shows nothing of it
+    await running.agent.expect_state("technician_lost")
+    await running.agent.decide({Capability.CHAT: ConsentDecision.GRANTED})
+    await running.agent.expect_state("consented")
+    notice = await running.agent.expect_state("technician_lost")
+    assert notice.state == "active"
+    assert notice.wait_seconds is not None and 0 < notice.wait_seconds <= 600
+    assert not any(m.reason == "technician_ready" for m in running.agent.texts_of("session.state"))
+
+
 async def test_a_join_is_refused_while_the_technician_is_absent_and_the_code_survives(
     http: httpx.AsyncClient, world: World
 ) -> None:

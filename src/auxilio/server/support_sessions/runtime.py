@@ -120,14 +120,25 @@ class SupportSessionRuntime:
             await self.hub.send(str(support_session.id), peer, BusMessage.text(text))
 
     async def announce_technician_ready(self, support_session: SupportSession) -> None:
-        """Start (or restart) the E2E handshake: only when active and both peers are here."""
+        """Start (or restart) the E2E handshake: only when active and both peers are here.
+        An active session whose technician is away tells the agent so instead."""
         sid = str(support_session.id)
         if support_session.state != SupportSessionState.ACTIVE:
             return
-        if await self.hub.is_attached(sid, Peer.TECHNICIAN) and await self.hub.is_attached(
-            sid, Peer.AGENT
-        ):
+        if not await self.hub.is_attached(sid, Peer.AGENT):
+            return
+        if await self.hub.is_attached(sid, Peer.TECHNICIAN):
             await self.announce_state(support_session, "technician_ready", to=(Peer.AGENT,))
+            return
+        # The person consented (or the agent came back) while the technician is away: the
+        # notice they may have missed in the prompt, with what is left of the grace period.
+        gone = self.hub.technician_gone_seconds(sid)
+        left = (
+            None if gone is None else max(0, round(self.settings.technician_grace_seconds - gone))
+        )
+        await self.announce_state(
+            support_session, "technician_lost", to=(Peer.AGENT,), wait_seconds=left
+        )
 
     async def announce_extension(
         self,
