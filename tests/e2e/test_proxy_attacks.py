@@ -9,6 +9,7 @@ adversarial review observed and shows that it now fails, on the device and on th
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import subprocess
@@ -49,8 +50,6 @@ class World:
 
 @pytest.fixture
 def world(server: str, data_dir: Path, tmp_path: Path) -> World:
-    import os
-
     client_env = {**os.environ, "AUXILIO_CONFIG_DIR": str(tmp_path / "client-config")}
     create_user(data_dir, "person@example.test", "end_user")
     created = create_user(data_dir, "tech@example.test", "senior_technician")
@@ -113,6 +112,7 @@ def join(world: World, code: str, server: str) -> pexpect.spawn:
         [*AUXILIO[1:], "agent", "join", code, "--server", server,
          "--state-dir", str(world.agent_state), "--terminal"],
         encoding="utf-8", timeout=60, dimensions=(50, 200),
+        env={**os.environ, "COLUMNS": "200"},  # wide: a line the test waits for stays whole
     )  # fmt: skip
     # Everything the person saw, kept beside the test's files for when a test fails.
     child.logfile_read = Transcript(world.agent_state.parent / "agent-transcript.txt")
@@ -193,7 +193,7 @@ def test_silence_is_a_refusal_even_when_a_compromised_server_signs_otherwise(
     technician = connect(world, "term:id", "end")
     technician.expect(JOIN_CODE)
     agent = join(world, technician.match.group(1), proxy.url)
-    agent.expect("No answer means: refused.")
+    agent.expect(r"No answer:\s+within .* means refused")
     agent.expect(r"chat: timed out \(refused\)", timeout=30)
     agent.expect(r"terminal: timed out \(refused\)")
     technician.expect("reason=protocol_error detail=receipt.mismatch")
@@ -266,7 +266,7 @@ def test_an_honest_extension_is_asked_of_the_person_and_moves_the_end_once_accep
     # Where the policy names an approver, one approves (here the senior technician's token).
     if technician.expect(["reason=extension_pending", "reason=extension_awaiting_person"]) == 0:
         approve(world)
-    agent.expect(r"asks to extend the session until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+")
+    agent.expect(r"asks to extend the session until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\w+")
     agent.expect("Reason given: the update needs ten more")
     agent.sendline("y")
     agent.expect("Session extended until")
