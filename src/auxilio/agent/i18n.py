@@ -89,7 +89,6 @@ class Texts:
     extension_accept: str
     extension_refuse: str
     extension_countdown: str  # {seconds}
-    session_over: str
     # -- the feed -------------------------------------------------------------------------------
     help: str
     status: str  # {technician}, {left}, {allowed}
@@ -192,7 +191,6 @@ EN = Texts(
     extension_accept="Accept",
     extension_refuse="Refuse",
     extension_countdown="{seconds} s left to answer; no answer means refused.",
-    session_over="The session has ended.",
     help=(
         "Type a message to chat, 'r <capability>' to revoke one, 'q' or Ctrl-C to end the session."
     ),
@@ -283,7 +281,6 @@ ES = Texts(
     extension_accept="Aceptar",
     extension_refuse="Rechazar",
     extension_countdown="Quedan {seconds} s para responder; sin respuesta: rechazado.",
-    session_over="La sesión ha terminado.",
     help=(
         "Escriba un mensaje para chatear, 'r <capacidad>' para retirar una, 'q' o Ctrl-C para "
         "terminar la sesión."
