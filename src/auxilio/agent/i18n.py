@@ -93,6 +93,16 @@ class Texts:
     help: str
     status: str  # {technician}, {left}, {allowed}
     nothing: str
+    feed_active: str  # {allowed}
+    feed_channel_open: str  # {technician}, {key}
+    feed_revoked: str  # {capability}, {by}
+    feed_ended: str  # {reason}, {by}
+    feed_ends_in: str  # {minutes}, {seconds}, {end}
+    feed_extension_asked: str  # {technician}, {end}, {current}, {reason}
+    feed_extension_how: str  # {seconds}
+    feed_extended: str  # {end}
+    feed_extension_kept: str  # {decision}, {end}
+    feed_time_over: str
 
 
 _CAPABILITIES_EN = {
@@ -196,6 +206,21 @@ EN = Texts(
     ),
     status="Session active | technician {technician} | {left} left | allowed: {allowed}",
     nothing="nothing",
+    feed_active="Session active. You allowed: {allowed}.",
+    feed_channel_open="End-to-end encrypted channel open with {technician} (technician key {key}).",
+    feed_revoked="{capability} revoked ({by}); it is stopped.",
+    feed_ended="Session ended ({reason}, by {by}).",
+    feed_ends_in="The session ends in {minutes} min {seconds} s (at {end}).",
+    feed_extension_asked=(
+        "{technician} asks to extend the session until {end} (now it ends at {current}). "
+        "Reason given: {reason}"
+    ),
+    feed_extension_how=(
+        "Allow the extension? Type y (yes) or n (no) within {seconds} s; no answer means no."
+    ),
+    feed_extended="Session extended until {end}.",
+    feed_extension_kept="Extension {decision}: the session still ends at {end}.",
+    feed_time_over="The time allowed for this session is over.",
 )
 
 ES = Texts(
@@ -287,6 +312,23 @@ ES = Texts(
     ),
     status="Sesión activa | técnico {technician} | quedan {left} | permitido: {allowed}",
     nothing="nada",
+    feed_active="Sesión activa. Usted permitió: {allowed}.",
+    feed_channel_open=(
+        "Canal cifrado de extremo a extremo abierto con {technician} (clave del técnico {key})."
+    ),
+    feed_revoked="{capability} retirado ({by}); está detenido.",
+    feed_ended="Sesión terminada ({reason}, por {by}).",
+    feed_ends_in="La sesión termina en {minutes} min {seconds} s (a las {end}).",
+    feed_extension_asked=(
+        "{technician} pide alargar la sesión hasta las {end} (ahora termina a las {current}). "
+        "Motivo: {reason}"
+    ),
+    feed_extension_how=(
+        "¿Permitir la ampliación? Escriba s (sí) o n (no) en {seconds} s; sin respuesta: no."
+    ),
+    feed_extended="Sesión ampliada hasta las {end}.",
+    feed_extension_kept="Ampliación {decision}: la sesión sigue terminando a las {end}.",
+    feed_time_over="Se acabó el tiempo permitido para esta sesión.",
 )
 
 CATALOGUE: dict[Lang, Texts] = {"en": EN, "es": ES}

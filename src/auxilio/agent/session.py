@@ -220,8 +220,11 @@ class SupportSessionRunner:
             await self._on_accept(message)
         elif isinstance(message, SessionWarning):
             self._feed.warning(
-                f"The session ends in {message.remaining_seconds // 60} min "
-                f"{message.remaining_seconds % 60} s (at {message.ends_at:%H:%M:%S} UTC)."
+                self._feed.texts.feed_ends_in.format(
+                    minutes=message.remaining_seconds // 60,
+                    seconds=message.remaining_seconds % 60,
+                    end=clock_text(message.ends_at),
+                )
             )
             self._warned = True
         elif isinstance(message, SessionExtendDecision):
@@ -245,7 +248,8 @@ class SupportSessionRunner:
             self.active = True
             granted = self.granted_now()
             self._log.append("activated", granted=granted)
-            self._feed.activity(f"Session active. You allowed: {', '.join(granted) or 'nothing'}.")
+            allowed = ", ".join(granted) or self._feed.texts.nothing
+            self._feed.activity(self._feed.texts.feed_active.format(allowed=allowed))
             self._feed.info(self._feed.texts.help)
             self._status(force=True)
         if message.reason == "technician_lost":
@@ -283,8 +287,9 @@ class SupportSessionRunner:
             return
         await self._send_recording_key()
         self._feed.activity(
-            f"End-to-end encrypted channel open with {self.grant.technician_name} "
-            f"(technician key {self.grant.technician_key_fingerprint})."
+            self._feed.texts.feed_channel_open.format(
+                technician=self.grant.technician_name, key=self.grant.technician_key_fingerprint
+            )
         )
 
     async def _send_recording_key(self) -> None:
@@ -320,14 +325,16 @@ class SupportSessionRunner:
         deadline = self._clock() + timedelta(seconds=note.answer_within_seconds)
         self._extension = (new, deadline)
         self._log.append("extension_asked", not_after=new.not_after.isoformat(), reason=note.reason)
+        texts = self._feed.texts
         self._feed.warning(
-            f"{new.technician_name} asks to extend the session until {clock_text(new.not_after)} "
-            f"(now it ends at {clock_text(self.grant.not_after)}). Reason given: {note.reason}"
+            texts.feed_extension_asked.format(
+                technician=new.technician_name,
+                end=clock_text(new.not_after),
+                current=clock_text(self.grant.not_after),
+                reason=note.reason,
+            )
         )
-        self._feed.info(
-            f"Allow the extension? Type y (yes) or n (no) within {note.answer_within_seconds} s; "
-            "no answer means no."
-        )
+        self._feed.info(texts.feed_extension_how.format(seconds=note.answer_within_seconds))
         self._feed.extension_asked(
             technician=new.technician_name,
             new_end=clock_text(new.not_after),
@@ -357,10 +364,12 @@ class SupportSessionRunner:
         if decision is ConsentDecision.GRANTED:
             self.grant = new
             self._warned = False
-            self._feed.warning(f"Session extended until {clock_text(new.not_after)}.")
+            self._feed.warning(self._feed.texts.feed_extended.format(end=clock_text(new.not_after)))
         else:
             ends = clock_text(self.grant.not_after)
-            self._feed.info(f"Extension {decision}: the session still ends at {ends}.")
+            self._feed.info(
+                self._feed.texts.feed_extension_kept.format(decision=decision, end=ends)
+            )
         self._log.append(
             "extension_answered",
             decision=str(decision),
@@ -453,7 +462,7 @@ class SupportSessionRunner:
         if capability is Capability.TERMINAL:
             await self.terminals.stop_all()
         self._log.append("revoked", capability=str(capability), by=by)
-        self._feed.warning(f"{capability} revoked ({by}); it is stopped.")
+        self._feed.warning(self._feed.texts.feed_revoked.format(capability=capability, by=by))
         if tell and was_allowed:
             await self._send_control(
                 CapabilityRevoke(
@@ -474,7 +483,7 @@ class SupportSessionRunner:
         if self._extension is not None and now >= self._extension[1]:
             await self._answer_extension(ConsentDecision.TIMED_OUT)
         if now >= self.grant.not_after:
-            self._feed.warning("The time allowed for this session is over.")
+            self._feed.warning(self._feed.texts.feed_time_over)
             await self._end(Party.AGENT, EndReason.TIME_LIMIT, "grant_not_after")
             return
         if (
@@ -547,4 +556,4 @@ class SupportSessionRunner:
         if self.ended is None:
             self.ended = Ended(str(ended_by), str(reason), detail)
             self._log.append("ended", ended_by=str(ended_by), reason=str(reason), detail=detail)
-            self._feed.warning(f"Session ended ({reason}, by {ended_by}).")
+            self._feed.warning(self._feed.texts.feed_ended.format(reason=reason, by=ended_by))
