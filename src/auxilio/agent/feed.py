@@ -18,8 +18,6 @@ from auxilio.agent.i18n import EN, Texts
 from auxilio.agent.session_window import SessionView, SessionWindow, time_left_text
 from auxilio.protocol.types import Capability
 
-HELP = EN.help
-
 
 class Feed:
     def __init__(self, console: Console, texts: Texts = EN) -> None:
