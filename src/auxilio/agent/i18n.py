@@ -103,6 +103,10 @@ class Texts:
     feed_extended: str  # {end}
     feed_extension_kept: str  # {decision}, {end}
     feed_time_over: str
+    feed_technician_lost: str  # {wait}
+    feed_wait_seconds: str  # {seconds}
+    feed_wait_unknown: str
+    feed_technician_back: str  # {technician}
 
 
 _CAPABILITIES_EN = {
@@ -221,6 +225,13 @@ EN = Texts(
     feed_extended="Session extended until {end}.",
     feed_extension_kept="Extension {decision}: the session still ends at {end}.",
     feed_time_over="The time allowed for this session is over.",
+    feed_technician_lost=(
+        "The technician's connection dropped; waiting {wait} for them to come back. Messages you"
+        " write meanwhile do not reach them. You can end the session at any time."
+    ),
+    feed_wait_seconds="up to {seconds} s",
+    feed_wait_unknown="a little while",
+    feed_technician_back="{technician} is connected again.",
 )
 
 ES = Texts(
@@ -329,6 +340,13 @@ ES = Texts(
     feed_extended="Sesión ampliada hasta las {end}.",
     feed_extension_kept="Ampliación {decision}: la sesión sigue terminando a las {end}.",
     feed_time_over="Se acabó el tiempo permitido para esta sesión.",
+    feed_technician_lost=(
+        "Se cortó la conexión del técnico; se le espera {wait} para que vuelva. Lo que escriba"
+        " mientras tanto no le llega. Puede terminar la sesión en cualquier momento."
+    ),
+    feed_wait_seconds="hasta {seconds} s",
+    feed_wait_unknown="un momento",
+    feed_technician_back="{technician} está conectado de nuevo.",
 )
 
 CATALOGUE: dict[Lang, Texts] = {"en": EN, "es": ES}

@@ -256,7 +256,9 @@ class SupportSessionRunner:
             self._on_technician_lost(message.wait_seconds)
         elif message.reason == "technician_back":
             self._log.append("technician_back")
-            self._feed.activity(f"{self.grant.technician_name} is connected again.")
+            self._feed.activity(
+                self._feed.texts.feed_technician_back.format(technician=self.grant.technician_name)
+            )
         if message.reason == "technician_ready":
             await self._start_handshake()
 
@@ -264,11 +266,13 @@ class SupportSessionRunner:
         # Said at once: what the person writes now reaches nobody, and they may not want to
         # wait. The server ends the session (technician_lost) if nobody comes back in time.
         self._log.append("technician_lost", wait_seconds=wait_seconds)
-        wait = f"up to {wait_seconds} s" if wait_seconds is not None else "a little while"
-        self._feed.warning(
-            f"The technician's connection dropped; waiting {wait} for them to come back. "
-            "Messages you write meanwhile do not reach them. You can end the session at any time."
+        texts = self._feed.texts
+        wait = (
+            texts.feed_wait_unknown
+            if wait_seconds is None
+            else texts.feed_wait_seconds.format(seconds=wait_seconds)
         )
+        self._feed.warning(texts.feed_technician_lost.format(wait=wait))
 
     async def _start_handshake(self) -> None:
         # A technician (re)attached: new ephemeral keys; terminals of the old channel are closed
