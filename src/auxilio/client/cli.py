@@ -169,7 +169,8 @@ def connect(
         str | None, typer.Option(help="Ticket number or id to open a support session for.")
     ] = None,
     capability: Annotated[
-        list[str] | None, typer.Option("--capability", "-c", help="chat or terminal (repeat); agents deliver nothing else yet.")
+        list[str] | None,
+        typer.Option("--capability", "-c", help="chat or terminal (repeat); nothing else yet."),
     ] = None,
     mode: Annotated[str, typer.Option(help="attended or chat_only.")] = "attended",
     send: Annotated[
