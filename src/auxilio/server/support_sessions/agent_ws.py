@@ -214,7 +214,9 @@ class AgentHandler(PeerHandler):
         session stays requested; a device that can deliver it may still join)."""
         if refused.sid is not None:
             await self.runtime.hub.send(str(refused.sid), Peer.TECHNICIAN, BusMessage.text(
-                error_text(refused.code, f"the device that tried to join: {refused.message}")))
+                error_text(refused.code, f"a device tried to join ({refused.message}); the "
+                           "person was not asked, and the code still works for a device that "
+                           "can deliver what this session asks")))
 
     async def consent(self, message: ConsentDecisionMessage) -> None:
         sid = self._check_bound(message.support_session_id, message.id)
