@@ -92,6 +92,8 @@ class Harness:
             server_key=server_public,
             grant=grant,
             receipt=receipt,
+            # No server here sends the report after the end: do not wait for it long.
+            first_report_seconds=0.2,
         )
         self.task: asyncio.Task[Any] | None = None
         self.backlog: list[Any] = []

@@ -145,3 +145,18 @@ async def test_the_terminal_asks_in_spanish_and_takes_s_for_yes() -> None:
         Capability.TERMINAL: ConsentDecision.REFUSED,
     }
     assert result.prompt_text.startswith("Solicitud de asistencia remota")
+
+
+def test_a_capability_with_its_own_shorter_limit_says_so() -> None:
+    # Observed: the terminal's own 30 minutes were never shown to the person.
+    made = grant(minutes=60)
+    terminal_end = made.issued_at + timedelta(minutes=30)
+    made = made.model_copy(update={"capabilities": tuple(
+        item.model_copy(update={"expires_at": terminal_end})
+        if item.capability is Capability.TERMINAL else item for item in made.capabilities
+    )})  # fmt: skip
+    text = prompt(made)
+    terminal_block = text.split("2. ")[1]
+    assert "only for 30 minutes, until" in terminal_block
+    assert "only for" not in text.split("2. ")[0]  # chat runs to the session's end
+    assert "solo durante 30 minutos, hasta las" in prompt(made, ES)

@@ -91,6 +91,9 @@ async def test_terminal_runs_reports_commands_and_stops_on_revoke(
     h = harness(state, server_key, technician_key)
     await h.activate()
     await h.send_app(ChannelId.TERMINAL, TerminalOpen(terminal_id=1, cols=80, rows=24))
+    used = await h.next_sent(SessionActivity)
+    # The first use is reported (what the one report counts as used), then the terminal.
+    assert (used.kind, used.capability) == ("capability_used", "terminal")
     opened = await h.next_sent(SessionActivity)
     # The grant names no auditor key: the kind goes, the details stay on the device.
     assert (opened.kind, opened.sealed_details) == ("terminal_opened", None)

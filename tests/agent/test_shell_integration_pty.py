@@ -399,6 +399,8 @@ async def test_a_session_reports_what_bash_ran_and_never_the_password(
         await h.send_app(ChannelId.TERMINAL, TerminalInput(terminal_id=1, data=data))
 
     await h.send_app(ChannelId.TERMINAL, TerminalOpen(terminal_id=1, cols=120, rows=40))
+    used = await h.next_sent(SessionActivity)
+    assert used.kind is ActivityKind.CAPABILITY_USED  # the first use, for the one report
     opened = await h.next_sent(SessionActivity)
     assert opened.kind is ActivityKind.TERMINAL_OPENED
     await until_shown(1)

@@ -142,6 +142,11 @@ def render_prompt(grant: Grant, *, deadline: datetime, texts: Texts = EN) -> str
         lines.append(f"  {number}. {name}: {texts.capability_plain[item.capability]}")
         if purposes.get(item.capability):
             lines.append("     " + texts.purpose.format(purpose=purposes[item.capability]))
+        if item.expires_at < grant.not_after:
+            # Its own limit, shorter than the session's (the terminal's 30 minutes, say).
+            own = duration_words((item.expires_at - grant.issued_at).total_seconds(), texts)
+            lines.append("     " + texts.own_limit.format(
+                duration=own, end=clock_text(item.expires_at)))  # fmt: skip
     lines += ["", terms.legal_text.strip()]
     if terms.privacy_notice.strip():
         lines += ["", terms.privacy_notice.strip()]

@@ -61,7 +61,7 @@ class AppDispatcher:
     async def handle(self, message: AppMessage) -> None:
         if isinstance(message, ChatMessage):
             if self._may(Capability.CHAT, "send a chat message"):
-                self.mark_used(Capability.CHAT)
+                await self.mark_used(Capability.CHAT)
                 self._feed.chat(self._grant().technician_name, chat.printable(message))
         elif isinstance(message, TerminalOpen):
             await self._open_terminal(message)
@@ -101,7 +101,7 @@ class AppDispatcher:
                 TerminalExit(terminal_id=terminal_id, exit_code=NOT_FOUND_EXIT_CODE)
             )
             return
-        self.mark_used(Capability.TERMINAL)
+        await self.mark_used(Capability.TERMINAL)
         self._feed.activity(f"The technician opened a terminal ({shell}).")
         await self.report(Capability.TERMINAL, ActivityKind.TERMINAL_OPENED, shell)
 
@@ -169,7 +169,10 @@ class AppDispatcher:
         except ConnectionLost:
             self._log.append("dropped", what="session.activity")
 
-    def mark_used(self, capability: Capability) -> None:
+    async def mark_used(self, capability: Capability) -> None:
+        """The first use of ``capability`` in the session: logged here, and reported to the
+        server (kind only), so that both reports count it the same."""
         if capability not in self.used:
             self.used.add(capability)
             self._log.append("capability_used", capability=str(capability))
+            await self.report(capability, ActivityKind.CAPABILITY_USED, "")

@@ -43,6 +43,7 @@ class Texts:
     silence_value: str  # {duration}
     asks_to: str
     purpose: str  # {purpose}
+    own_limit: str  # {duration} {end}: a capability that ends before the session
     separately: str
     details: str
     details_key: str
@@ -146,6 +147,7 @@ EN = Texts(
     silence_value="within {duration} means refused",
     asks_to="The technician asks to:",
     purpose="why: {purpose}",
+    own_limit="only for {duration}, until {end} at the latest",
     separately=(
         "You are asked about each one separately. You can stop each one, or end the whole "
         "session, at any time."
@@ -252,6 +254,7 @@ ES = Texts(
     silence_value="en {duration} significa rechazado",
     asks_to="El técnico pide:",
     purpose="para qué: {purpose}",
+    own_limit="solo durante {duration}, hasta las {end} como máximo",
     separately=(
         "Se le pregunta por cada uno por separado. Puede detener cada uno, o terminar toda la "
         "sesión, en cualquier momento."

@@ -20,7 +20,7 @@ from auxilio.agent.errors import AgentError
 from auxilio.agent.feed import Feed, WindowFeed
 from auxilio.agent.grants import check_offer
 from auxilio.agent.i18n import texts_for
-from auxilio.agent.report import build_report, render_report
+from auxilio.agent.report import build_report, render_report, render_server_report
 from auxilio.agent.session import SupportSessionRunner
 from auxilio.agent.session_window import SessionWindow, into_loop
 from auxilio.agent.state import AgentState
@@ -187,7 +187,14 @@ async def join(
         finally:
             if session_window is not None:
                 await asyncio.to_thread(session_window.close)
-        render_report(console, build_report(log.events()))
+        own = build_report(log.events())
+        if runner.server_report is not None:
+            log.append("report", report=runner.server_report.model_dump(mode="json"))
+            render_server_report(console, runner.server_report, own)
+        else:
+            console.print("The server's report did not arrive; this is the device's own log.",
+                          markup=False)  # fmt: skip
+            render_report(console, own)
         return 1 if ended.reason == EndReason.PROTOCOL_ERROR and ended.ended_by == "agent" else 0
     finally:
         loop.remove_signal_handler(signal.SIGINT)

@@ -20,6 +20,9 @@ from typing import Any
 
 from rich.console import Console
 
+from auxilio.protocol.report import SessionReport as ServerReport
+from auxilio.protocol.report import render_lines
+
 
 @dataclass
 class SessionReport:
@@ -79,6 +82,7 @@ def _clock(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
 
 
+
 def render_report(console: Console, report: SessionReport) -> None:
     seconds = int(report.duration_seconds)
     recorded = "?" if report.recorded is None else ("yes" if report.recorded else "no")
@@ -100,4 +104,49 @@ def render_report(console: Console, report: SessionReport) -> None:
     console.rule("Session report", style="bold")
     for line in lines[1:]:
         console.print(line, markup=False, highlight=False)
+    console.rule(style="bold")
+
+
+def differences(own: SessionReport, server: ServerReport) -> list[str]:
+    """Where the server's report disagrees with this device's own log (empty: they agree).
+    The device's log is what the person saw happen; a difference is worth telling them."""
+    found: list[str] = []
+    own_granted = {c.removesuffix(" (revoked)") for c in own.granted}
+    own_revoked = {c.removesuffix(" (revoked)") for c in own.granted if c.endswith("(revoked)")}
+    checks = [
+        ("capabilities granted", sorted(own_granted), sorted(server.granted())),
+        ("capabilities revoked", sorted(own_revoked), sorted(server.revoked())),
+        ("capabilities used", sorted(own.used), sorted(server.used())),
+        ("commands run", len(own.commands), server.commands_run),
+        ("recorded", own.recorded, server.recorded),
+    ]
+    for what, mine, theirs in checks:
+        if mine != theirs:
+            found.append(
+                f"{what}: this device saw {_shown(mine)}, the server says {_shown(theirs)}"
+            )
+    return found
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def render_server_report(console: Console, server: ServerReport, own: SessionReport) -> None:
+    """The one report (the same the technician and the API show), then anything in it that this
+    device's own log contradicts."""
+    console.rule("Session report", style="bold")
+    for line in render_lines(server, clock=_clock):
+        console.print(line, markup=False, highlight=False)
+    found = differences(own, server)
+    if found:
+        console.print("This device's own log differs from the server's report:", style="bold red")
+        for line in found:
+            console.print(f"  {line}", markup=False, highlight=False)
+    else:
+        console.print("This device's own log agrees with the report.", markup=False)
     console.rule(style="bold")

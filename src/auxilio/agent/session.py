@@ -45,9 +45,11 @@ from auxilio.protocol.frames import (
     SessionEnd,
     SessionExtendAnswer,
     SessionExtendDecision,
+    SessionReportMessage,
     SessionStateMessage,
     SessionWarning,
 )
+from auxilio.protocol.report import SessionReport
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import Capability, ConsentDecision
 
@@ -56,6 +58,9 @@ STATUS_EVERY_SECONDS = 60.0
 # All refused: the server ends the session; if it does not say so, stop waiting after this.
 NOTHING_GRANTED_WAIT_SECONDS = 10.0
 MAX_TERMINALS = 4
+# A little longer than the server keeps the connection open for the summary (120 s).
+REPORT_WAIT_SECONDS = 150.0
+FIRST_REPORT_SECONDS = 10.0
 _FINAL_STATES = {
     SupportSessionState.ENDED, SupportSessionState.REJECTED, SupportSessionState.EXPIRED,
     SupportSessionState.DENIED,
@@ -82,6 +87,8 @@ class SupportSessionRunner:
         grant: Grant,
         receipt: ConsentReceipt,
         clock: Clock = utc_now,
+        first_report_seconds: float = FIRST_REPORT_SECONDS,
+        report_wait_seconds: float = REPORT_WAIT_SECONDS,
     ) -> None:
         self._link = link
         self._feed = feed
@@ -116,6 +123,10 @@ class SupportSessionRunner:
             clock=clock,
         )
         self.ended: Ended | None = None
+        # The server's one report of the session, once it arrives after the end.
+        self.server_report: SessionReport | None = None
+        self._first_report_seconds = first_report_seconds
+        self._report_wait_seconds = report_wait_seconds
         self._warned = False
         # An extension the person has yet to answer: the checked new grant and the deadline.
         self._extension: tuple[Grant, datetime] | None = None
@@ -157,12 +168,43 @@ class SupportSessionRunner:
                 await self._handle(kind, value)
                 if kind == "lost":
                     pumps[0] = asyncio.create_task(self._pump_link())
+            if self.active and self.ended.reason != EndReason.CONNECTION_LOST:
+                await self._await_report()
         finally:
             for pump in pumps:
                 pump.cancel()
             await self.terminals.stop_all()
             await self._link.close()
         return self.ended
+
+    async def _await_report(self) -> None:
+        """After the end the server sends the one session report, and again once the technician
+        has written the summary; wait for that (bounded; any line typed stops the wait)."""
+        loop = asyncio.get_running_loop()
+        # The first report follows the end at once; only a summary still to come is waited for.
+        deadline = loop.time() + self._first_report_seconds
+        told = False
+        while (left := deadline - loop.time()) > 0:
+            try:
+                kind, value = await asyncio.wait_for(self._queue.get(), left)
+            except TimeoutError:
+                return
+            if kind in ("line", "lost"):
+                return
+            if kind != "net" or not isinstance(value, SessionReportMessage):
+                continue
+            if value.support_session_id != self.grant.support_session_id:
+                continue
+            self.server_report = value.report
+            if value.report.summary_state != "pending":
+                return
+            if not told:
+                told = True
+                deadline = loop.time() + self._report_wait_seconds
+                self._feed.info(
+                    "Waiting for the technician's summary for your report "
+                    f"(up to {int(REPORT_WAIT_SECONDS // 60)} minutes; press Enter to stop)."
+                )
 
     async def _pump_link(self) -> None:
         while True:
@@ -453,7 +495,7 @@ class SupportSessionRunner:
         elif self.allowed(Capability.CHAT) and self._channel.ready:
             for message in chat.outgoing(line, now=self._clock()):
                 await self._channel.send(message)
-            self._apps.mark_used(Capability.CHAT)
+            await self._apps.mark_used(Capability.CHAT)
             self._feed.chat("You", line)
         else:
             self._feed.info("Chat is not available now. " + self._feed.texts.help)

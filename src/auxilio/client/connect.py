@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -21,6 +21,7 @@ from auxilio.client.script import Action
 from auxilio.client.session import EXIT_FAILED, Outcome, TechnicianSession
 from auxilio.crypto.errors import CryptoError
 from auxilio.crypto.keys import decode_ed25519_public_key, encode_public_key, fingerprint
+from auxilio.protocol.report import SessionReport, render_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,28 +170,22 @@ def _prompt_summary() -> str:
         lines.append(line)
 
 
-def _report_lines(value: Any, prefix: str = "") -> list[str]:
-    if isinstance(value, dict):
-        lines: list[str] = []
-        for key, item in value.items():
-            lines.extend(_report_lines(item, f"{prefix}{key}."))
-        return lines
-    if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
-        return [f"{prefix.rstrip('.')}: {', '.join(str(v) for v in value)}"]
-    if isinstance(value, list):
-        lines = []
-        for index, item in enumerate(value):
-            lines.extend(_report_lines(item, f"{prefix}{index}."))
-        return lines
-    return [f"{prefix.rstrip('.')}: {value}"]
-
-
 async def _print_report(api: ApiClient, support_session_id: str, output: PrefixedOutput) -> None:
     try:
         report = await api.report(support_session_id)
     except ApiError as exc:
         output.error(f"no session report: {exc}")
         return
+    # The same report, and the same lines, as the person's agent shows (protocol.report).
+    fields = set(SessionReport.model_fields)
+    one = SessionReport.model_validate({k: v for k, v in report.items() if k in fields})
     output.info("Session report:")
-    for line in _report_lines(report):
+    for line in render_lines(one, clock=_local_time):
         output.info(f"report< {line}")
+    if report.get("details"):
+        output.info(f"report< ({report['details']})")
+
+
+def _local_time(moment: datetime) -> str:
+    local = moment.astimezone()
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or 'local time'}"

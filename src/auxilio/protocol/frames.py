@@ -16,6 +16,7 @@ import orjson
 from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
+from auxilio.protocol.report import SessionReport
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import (
     Base64Url,
@@ -77,6 +78,9 @@ class ActivityKind(StrEnum):
     RUNBOOK_RUN = "runbook_run"
     TERMINAL_OPENED = "terminal_opened"
     TERMINAL_CLOSED = "terminal_closed"
+    # The first use of a capability in the session (chat sent or read, a terminal typed in):
+    # what "Capabilities used" in the one report counts.
+    CAPABILITY_USED = "capability_used"
 
 
 class ActivitySource(StrEnum):
@@ -285,6 +289,15 @@ class SessionEnd(_Message):
     detail: LongText = ""
 
 
+class SessionReportMessage(_Message):
+    """Server -> agent, after the end: the one session report (``protocol.report``); sent again
+    when the technician's summary arrives."""
+
+    type: Literal["session.report"] = "session.report"
+    support_session_id: Identifier
+    report: SessionReport
+
+
 class SessionStateMessage(_Message):
     """Server -> technician (and agent): the support session moved to ``state``."""
 
@@ -327,6 +340,7 @@ ControlMessage = Annotated[
     | SessionExtendAnswer
     | CapabilityRevoke
     | SessionEnd
+    | SessionReportMessage
     | SessionStateMessage
     | ErrorMessage,
     Field(discriminator="type"),
@@ -341,7 +355,7 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
         SessionOffer, ConsentDecisionMessage, E2EHello, E2EAccept, E2EConfirm, SessionActivity,
         RecordingKey, SessionWarning, SessionExtendRequest, SessionExtendDecision,
         SessionExtendAnswer,
-        CapabilityRevoke,
+        CapabilityRevoke, SessionReportMessage,
         SessionEnd, SessionStateMessage, ErrorMessage,
     )
 }  # fmt: skip

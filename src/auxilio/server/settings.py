@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     ws_auth_timeout_seconds: float = Field(default=10.0, gt=0)
     # How often the support-session scheduler looks for warnings, time limits and idle sessions.
     support_session_tick_seconds: float = Field(default=1.0, gt=0)
+    # After the end, how long the agent's connection stays open for the technician's summary
+    # (the person's report is sent again with it).
+    report_wait_seconds: float = Field(default=120.0, gt=0)
     # How often tickets waiting for a technician (skill and working hours) are routed again.
     ticket_queue_seconds: float = Field(default=60.0, gt=0)
 

@@ -75,7 +75,10 @@ async def test_a_chat_message_is_relayed_end_to_end_and_every_step_is_audited(
     assert body["commands_run"] == 1
     assert body["activities"][0]["details"] == "not sent"  # the grant names no auditor key
     assert body["summary"] == "Reset the network adapter."
-    assert body["end_reason"] == "user_ended" and body["capabilities_granted"] == ["chat"]
+    assert body["end_reason"] == "user_ended"
+    assert body["capabilities"] == [{"capability": "chat", "granted": True, "used": True,
+                                     "revoked_at": None, "revoked_by": None}]  # fmt: skip
+    assert body["summary_state"] == "written"
     receipts = await http.get("/api/v1/me/consent-receipts", headers=world.requester.headers)
     assert [r["decisions"] for r in receipts.json()] == [{"chat": "granted"}]
     listed = await http.get(f"/api/v1/tickets/{world.ticket_id}/support-sessions", headers=auth)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.protocol.frames import Party
 from auxilio.protocol.frames import SessionActivity as ActivityMessage
+from auxilio.protocol.report import CapabilityUse, SessionReport
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import Capability
 from auxilio.server.audit.actions import AuditAction
@@ -91,6 +92,12 @@ async def revoke_capability(
     revoked_by: Party, reason: str, actor: Actor,
 ) -> None:
     _require_active(support_session)
+    if str(capability) in support_session.granted_capabilities:
+        # Kept for the report: it was granted, then revoked, by whom and when.
+        support_session.revoked_capabilities = {
+            **(support_session.revoked_capabilities or {}),
+            str(capability): {"at": clock.now().isoformat(), "by": str(revoked_by)},
+        }
     support_session.granted_capabilities = [
         c for c in support_session.granted_capabilities if c != str(capability)
     ]
@@ -147,32 +154,65 @@ def _duration(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() if start and end else None
 
 
-async def build_report(db: AsyncSession, *, support_session: SupportSession) -> dict[str, Any]:
-    technician = await identity.get_user(db, organisation_id=support_session.organisation_id,
+async def build_session_report(
+    db: AsyncSession, *, support_session: SupportSession
+) -> SessionReport:
+    """The one report of a session (``protocol.report``), from what the server recorded: the
+    consent, revocations, the agent's activity reports, the end and the summary."""
+    org = support_session.organisation_id
+    technician = await identity.get_user(db, organisation_id=org,
                                          user_id=support_session.technician_id)
+    organisation = await identity.get_organisation(db, organisation_id=org)
+    activities = await list_activities(db, support_session.id)
+    revoked = support_session.revoked_capabilities or {}
+    granted = set(support_session.granted_capabilities) | set(revoked)
+    used = {a.capability for a in activities}
+    capabilities = tuple(
+        CapabilityUse(
+            capability=Capability(name), granted=name in granted, used=name in used,
+            revoked_at=datetime.fromisoformat(revoked[name]["at"]) if name in revoked else None,
+            revoked_by=revoked[name]["by"] if name in revoked else None,
+        )
+        for name in support_session.requested_capabilities
+    )  # fmt: skip
+    summary_state: Literal["written", "pending", "not_required"]
+    if support_session.summary:
+        summary_state = "written"
+    elif support_session.activated_at is None:
+        summary_state = "not_required"  # nothing happened to summarise
+    else:
+        active = await policies.get_active_policy(db, organisation_id=org)
+        summary_state = "pending" if active.policy.post_session.summary_to_user else "not_required"
+    return SessionReport(
+        support_session_id=str(support_session.id),
+        ticket_ref=support_session.ticket_ref or None,
+        technician_name=technician.display_name if technician else "?",
+        organisation_name=organisation.name if organisation else "?",
+        state=str(support_session.state),
+        started_at=support_session.activated_at,
+        ended_at=support_session.ended_at,
+        duration_seconds=_duration(support_session.activated_at, support_session.ended_at),
+        capabilities=capabilities,
+        commands_run=sum(a.count for a in activities if a.kind == "command_run"),
+        recorded=support_session.recorded,
+        ended_by=support_session.ended_by,
+        end_reason=support_session.end_reason,
+        end_detail=support_session.end_detail or "",
+        summary_state=summary_state,
+        summary=support_session.summary or None,
+        summary_at=support_session.summary_at if support_session.summary else None,
+    )
+
+
+async def build_report(db: AsyncSession, *, support_session: SupportSession) -> dict[str, Any]:
+    """The REST report: the one report, plus the activity list (details sealed)."""
+    report = await build_session_report(db, support_session=support_session)
     activities = await list_activities(db, support_session.id)
     return {
-        "support_session_id": support_session.id,
-        "ticket_id": support_session.ticket_id,
-        "ticket_ref": support_session.ticket_ref,
-        "technician": {"id": support_session.technician_id,
-                       "name": technician.display_name if technician else ""},
-        "state": support_session.state,
-        "started_at": support_session.activated_at,
-        "ended_at": support_session.ended_at,
-        "duration_seconds": _duration(support_session.activated_at, support_session.ended_at),
-        "capabilities_requested": support_session.requested_capabilities,
-        "capabilities_granted": support_session.granted_capabilities,
-        "capabilities_used": sorted({a.capability for a in activities}),
-        "commands_run": sum(a.count for a in activities if a.kind == "command_run"),
+        **report.model_dump(),
         "activities": [{"at": a.at, "capability": a.capability, "kind": a.kind,
                         "source": a.source, "count": a.count,
                         "details": "sealed" if a.sealed_details else "not sent",
                         "details_sha256": a.details_sha256} for a in activities],
         "details": DETAILS_NOTE,
-        "recorded": support_session.recorded,
-        "ended_by": support_session.ended_by,
-        "end_reason": support_session.end_reason,
-        "end_detail": support_session.end_detail,
-        "summary": support_session.summary,
     }

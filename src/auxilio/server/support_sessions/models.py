@@ -38,6 +38,8 @@ class SupportSession(Base):
     state: Mapped[str] = mapped_column(String(20))
     requested_capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
     granted_capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # capability -> {"at": ISO time, "by": party}: what was granted and later revoked (report).
+    revoked_capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # What the policy allowed per capability at request time: {"terminal": {"shell": "bash"}}.
     capability_limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     policy_version: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -276,16 +276,22 @@ async def deny_extension(
 
 @router.post("/{support_session_id}/summary", response_model=s.SupportSessionOut)
 async def write_summary(
-    support_session_id: uuid.UUID, body: s.SummaryIn, caller: RequestSessions, db: DbSession
+    support_session_id: uuid.UUID,
+    body: s.SummaryIn,
+    caller: RequestSessions,
+    db: DbSession,
+    request: Request,
 ) -> s.SupportSessionOut:
     row = await service.get_visible_or_raise(
         db, support_session_id=support_session_id, actor=caller.actor, lock=True
     )
-    return _out(
-        await during.write_summary(
-            db, support_session=row, summary=body.summary, actor=caller.actor
-        )
+    written = await during.write_summary(
+        db, support_session=row, summary=body.summary, actor=caller.actor
     )
+    await db.commit()
+    # The person's report, again, now with the summary (after the commit: it reads it back).
+    await _runtime(request).announce_report(written)
+    return _out(written)
 
 
 @router.get("/{support_session_id}/report", response_model=s.ReportOut)

@@ -4,6 +4,7 @@ never hears of a change that was rolled back (Zulip's "publish after commit").""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import uuid
@@ -21,17 +22,19 @@ from auxilio.protocol.frames import (
     Party,
     SessionEnd,
     SessionExtendDecision,
+    SessionReportMessage,
     SessionStateMessage,
     SessionWarning,
     encode_message,
 )
+from auxilio.protocol.report import SessionReport
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import Capability, SignedDocument
 from auxilio.server.context import Actor
 from auxilio.server.relay.bus import BusMessage
 from auxilio.server.relay.hub import Hub, Peer
 from auxilio.server.settings import Settings
-from auxilio.server.support_sessions import clock, service
+from auxilio.server.support_sessions import clock, during, service
 from auxilio.server.support_sessions.models import SupportSession
 
 log = logging.getLogger("auxilio.support_sessions")
@@ -93,6 +96,9 @@ class SupportSessionRuntime:
     settings: Settings
     signing_key: Ed25519PrivateKey
     technician_links: set[TechnicianLink] = field(default_factory=set)
+    # Ended sessions whose agent waits for the summary: the timer that lets it go anyway.
+    _report_waits: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    _tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
     async def in_transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self.sessionmaker() as db, db.begin():
@@ -101,11 +107,55 @@ class SupportSessionRuntime:
     # -- telling the peers -----------------------------------------------------------------------
 
     async def announce_end(self, support_session: SupportSession) -> None:
-        """``session.end`` to both peers, then close their connections."""
+        """``session.end`` to both peers and the one report to the agent; then the technician's
+        connection closes. The agent's stays open until the summary arrives (the report is sent
+        again with it) or ``report_wait_seconds`` pass, so the person gets the summary too."""
         sid = str(support_session.id)
         await self.hub.send_both(sid, BusMessage.text(end_text(support_session)))
-        await self.hub.send_both(sid, BusMessage.close(1000, "support session ended"))
+        await self.hub.send(sid, Peer.TECHNICIAN, BusMessage.close(1000, "support session ended"))
+        report = await self._send_report(support_session.id)
         self.hub.forget(sid)
+        if report is not None and report.summary_state == "pending":
+            loop = asyncio.get_running_loop()
+            self._report_waits[sid] = loop.call_later(
+                self.settings.report_wait_seconds,
+                lambda: self._background(self._close_agent(sid)),
+            )
+        else:
+            await self._close_agent(sid)
+
+    async def announce_report(self, support_session: SupportSession) -> None:
+        """The summary was written: the agent gets the report again, with it, and is let go."""
+        sid = str(support_session.id)
+        waiting = self._report_waits.pop(sid, None)
+        if waiting is not None:
+            waiting.cancel()
+        await self._send_report(support_session.id)
+        await self._close_agent(sid)
+
+    async def _send_report(self, support_session_id: uuid.UUID) -> SessionReport | None:
+        async def build(db: AsyncSession) -> SessionReport | None:
+            found = await db.get(SupportSession, support_session_id)
+            return None if found is None else await during.build_session_report(
+                db, support_session=found)  # fmt: skip
+
+        report = await self.in_transaction(build)
+        if report is not None:
+            sid = str(support_session_id)
+            text = encode_message(
+                SessionReportMessage(id=message_id(), support_session_id=sid, report=report)
+            )
+            await self.hub.send(str(support_session_id), Peer.AGENT, BusMessage.text(text))
+        return report
+
+    async def _close_agent(self, sid: str) -> None:
+        self._report_waits.pop(sid, None)
+        await self.hub.send(sid, Peer.AGENT, BusMessage.close(1000, "support session ended"))
+
+    def _background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def announce_state(
         self,

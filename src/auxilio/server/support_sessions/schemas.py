@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from auxilio.protocol.report import SessionReport
 from auxilio.protocol.types import Capability, Key32
 from auxilio.server.validation import LongText
 
@@ -135,26 +136,12 @@ class ReceiptOut(BaseModel):
     received_at: AwareDatetime
 
 
-class ReportOut(BaseModel):
-    support_session_id: uuid.UUID
-    ticket_id: uuid.UUID
-    ticket_ref: str
-    technician: dict[str, Any]
-    state: str
-    started_at: AwareDatetime | None
-    ended_at: AwareDatetime | None
-    duration_seconds: float | None
-    capabilities_requested: list[str]
-    capabilities_granted: list[str]
-    capabilities_used: list[str]
-    commands_run: int
+class ReportOut(SessionReport):
+    """The one session report (``protocol.report.SessionReport``, the same the agent is sent),
+    with the activity list: kinds, counts and times; details sealed to the auditor key."""
+
     activities: list[dict[str, Any]]
     details: str  # how activity details are kept (sealed to the auditor key)
-    recorded: bool
-    ended_by: str | None
-    end_reason: str | None
-    end_detail: str | None
-    summary: str | None
 
 
 class ServerKeyOut(BaseModel):
