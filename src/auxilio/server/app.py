@@ -7,9 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 
 from auxilio import __version__
@@ -128,4 +130,38 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
         max_body_bytes=settings.max_body_bytes,
         body_idle_seconds=settings.http_body_idle_seconds,
     )
+    _declare_bearer_auth(app)
     return app
+
+
+# What anyone may call without a token; every other operation takes ``Authorization: Bearer``.
+PUBLIC_OPERATIONS = frozenset({
+    ("post", "/api/v1/auth/login"), ("get", "/api/v1/server-key"),
+    ("get", "/api/v1/audit/public-key"), ("get", "/healthz"), ("get", "/readyz"),
+})  # fmt: skip
+
+
+def _declare_bearer_auth(app: FastAPI) -> None:
+    """The OpenAPI document names the bearer scheme (login and API tokens) on every operation
+    that needs it, so that clients, Swagger UI's "Authorize" and schemathesis know it."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title, version=app.version, openapi_version=app.openapi_version,
+                description=app.description, routes=app.routes, tags=app.openapi_tags,
+                servers=app.servers,
+            )  # fmt: skip
+            spec.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "A login token (POST /api/v1/auth/login) or an API "
+                                          "token (POST /api/v1/me/tokens)."},
+            }  # fmt: skip
+            for path, operations in spec["paths"].items():
+                for method, operation in operations.items():
+                    public = (method, path) in PUBLIC_OPERATIONS
+                    operation["security"] = [] if public else [{"bearer": []}]
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
