@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ class _Session:
         self.sent: list[str] = []
         self.ended = False
         self.granted: tuple[str, ...] = ("chat",)
+        self.revoked: dict[str, tuple[str, datetime]] = {}
 
     async def send_chat(self, text: str) -> None:
         self.sent.append(text)
@@ -92,3 +94,17 @@ def test_only_slash_lines_outside_the_commands_are_unknown() -> None:
     assert unknown_command("plain text") is None
     assert unknown_command("//x") is None
     assert unknown_command("/screen") is not None
+
+
+async def test_term_after_the_person_revoked_it_says_so_and_when(
+    driver: tuple[InteractiveDriver, io.StringIO],
+) -> None:
+    # Observed: after the person revoked the terminal, /term said "not granted".
+    loop, stream = driver
+    session = _Session()
+    at = datetime(2026, 12, 1, 9, 30, 5, tzinfo=UTC)
+    session.revoked["terminal"] = ("end_user", at)
+    await _type(loop, session, "/term")
+    shown = stream.getvalue()
+    assert f"the terminal was revoked by the end user at {at.astimezone():%H:%M:%S %Z}" in shown
+    assert "not granted" not in shown and session.sent == []

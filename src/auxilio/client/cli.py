@@ -200,6 +200,7 @@ def connect(
         ticket=ticket,
         support_session_id=support_session,
         capabilities=capability or ["chat"],
+        capabilities_defaulted=not capability,
         mode=mode,
         actions=actions,
         scripted=bool(send or script),

@@ -33,6 +33,7 @@ class ConnectOptions:
     actions: list[Action] = field(default_factory=list)
     scripted: bool = False
     summary: str | None = None
+    capabilities_defaulted: bool = False  # no --capability given: chat only
     # Ask for a recording where the policy leaves it optional (required ones always are).
     record: bool = False
 
@@ -76,6 +77,9 @@ async def _request(
     """Request the session; the returned callable shows the join code, once attached."""
     assert options.ticket is not None  # noqa: S101 -- the CLI checked it
     ticket_id = await api.resolve_ticket(options.ticket)
+    output.info(f"requesting: {', '.join(options.capabilities)}"
+                + (" (the default; ask for more with --capability)"
+                   if options.capabilities_defaulted else ""))  # fmt: skip
     # Made before the request: its public half goes into the request and so into the grant.
     key = X25519PrivateKey.generate()
     answer = await api.request_support_session(

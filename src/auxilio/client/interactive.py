@@ -118,6 +118,11 @@ class InteractiveDriver:
                 await session.send_chat(line[1:] if line.startswith("//") else line)
 
     async def _enter_terminal(self, session: TechnicianSession) -> None:
+        if "terminal" in session.revoked:
+            by, at = session.revoked["terminal"]
+            self.output.info(f"the terminal was revoked by the {by.replace('_', ' ')} at "
+                             f"{at.astimezone():%H:%M:%S %Z}")  # fmt: skip
+            return
         if "terminal" not in session.granted:
             self.output.info("the terminal was not granted in this session")
             return

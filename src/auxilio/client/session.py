@@ -135,6 +135,8 @@ class TechnicianSession:
         self.ended = asyncio.Event()
         self.outcome: Outcome | None = None
         self.granted: tuple[str, ...] = ()
+        # capability -> (who revoked it, when): so /term can say so instead of "not granted".
+        self.revoked: dict[str, tuple[str, datetime]] = {}
         self.terminal_open = False
         # Called once the server confirms the attach: the join code is shown only then, since
         # the server refuses a join while the technician is not attached.
@@ -328,6 +330,7 @@ class TechnicianSession:
                 self.output.state(f"warning remaining_seconds={message.remaining_seconds}")
             case CapabilityRevoke():
                 self.granted = tuple(c for c in self.granted if c != message.capability)
+                self.revoked[str(message.capability)] = (str(message.revoked_by), datetime.now(UTC))
                 self.output.state(f"revoked {message.capability} by={message.revoked_by}")
             case SessionExtendDecision():
                 verdict = "approved" if message.approved else "refused"
