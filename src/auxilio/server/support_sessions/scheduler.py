@@ -8,8 +8,6 @@ session that a peer ended a moment ago is left alone.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from datetime import timedelta
@@ -19,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auxilio.protocol.frames import EndReason, Party
 from auxilio.protocol.states import SupportSessionState
 from auxilio.server.identity import auth
+from auxilio.server.periodic import PeriodicJob
 from auxilio.server.support_sessions import clock, during, service
 from auxilio.server.support_sessions.access import AccessCheck
 from auxilio.server.support_sessions.models import SupportSession
@@ -35,26 +34,14 @@ CONSENT_MARGIN = timedelta(seconds=30)
 class Scheduler:
     def __init__(self, runtime: SupportSessionRuntime) -> None:
         self.runtime = runtime
-        self._task: asyncio.Task[None] | None = None
+        every = runtime.settings.support_session_tick_seconds
+        self._job = PeriodicJob("support-session-scheduler", every, self.tick, log)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="support-session-scheduler")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        every = self.runtime.settings.support_session_tick_seconds
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.tick()
-            except Exception:  # a failed round is retried at the next tick; never kill the loop
-                log.exception("support session scheduler round failed")
+        await self._job.stop()
 
     async def tick(self) -> None:
         async def load(db: AsyncSession) -> list[tuple[SupportSession, str | None]]:
