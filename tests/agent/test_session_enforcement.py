@@ -13,6 +13,7 @@ from auxilio.agent.report import build_report
 from auxilio.agent.state import AgentState
 from auxilio.agent.userinput import Signal
 from auxilio.crypto.receipts import verify_extension_receipt
+from auxilio.crypto.signing import DocumentKind, sign_document
 from auxilio.protocol.app import (
     ChatMessage,
     TerminalExit,
@@ -27,7 +28,9 @@ from auxilio.protocol.frames import (
     SessionEnd,
     SessionExtendAnswer,
     SessionExtendDecision,
+    SessionReportMessage,
 )
+from auxilio.protocol.report import SessionReport as ServerReport
 from auxilio.protocol.types import Capability, ConsentDecision
 
 from .factories import make_extension, make_grant, now
@@ -248,3 +251,32 @@ async def test_server_end_finishes_with_a_report_and_lost_connection_ends_cleanl
     await again.link.incoming.put(None)  # the connection drops and cannot be re-established
     ended = await again.finished()
     assert (ended.ended_by, ended.reason) == ("agent", "connection_lost")
+
+
+async def test_the_servers_report_is_shown_only_when_the_pinned_key_signed_it(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    # What the person is shown must be the server's signed word: a report rewritten on the way
+    # (another summary, other capabilities) is refused and the device's own log stands.
+    h = harness(state, server_key, technician_key)
+    await h.activate()
+    report = ServerReport(
+        support_session_id="ss-1001", technician_name="Ana López", organisation_name="Escuela",
+        state="ended", summary_state="pending",
+    )  # fmt: skip
+    forged = sign_document(Ed25519PrivateKey.generate(), report.model_dump(mode="json"),
+                           kind=DocumentKind.SESSION_REPORT)  # fmt: skip
+    wrong_kind = sign_document(server_key, report.model_dump(mode="json"), kind=DocumentKind.GRANT)
+    written = report.model_copy(update={"summary_state": "written", "summary": "Fixed."})
+    genuine = sign_document(server_key, written.model_dump(mode="json"),
+                            kind=DocumentKind.SESSION_REPORT)  # fmt: skip
+    await h.link.incoming.put(SessionEnd(id="e1", support_session_id="ss-1001",  # type: ignore[arg-type]
+                                         ended_by="technician", reason="technician_ended"))  # type: ignore[arg-type]  # fmt: skip
+    for index, signed in enumerate((forged, wrong_kind, genuine)):
+        await h.link.incoming.put(
+            SessionReportMessage(id=f"r{index}", support_session_id="ss-1001", report=signed)
+        )
+    await h.finished()
+    assert h.runner.server_report == written
+    refused = [e for e in h.log.events() if e["event"] == "report_refused"]
+    assert len(refused) == 2

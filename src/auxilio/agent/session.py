@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import ValidationError
 
 from auxilio.agent.capabilities import chat
 from auxilio.agent.capabilities.terminal import TerminalHost
@@ -30,9 +31,10 @@ from auxilio.agent.grants import check_extension
 from auxilio.agent.sealing import recording_key_message
 from auxilio.agent.state import ActivityLog
 from auxilio.agent.userinput import Line, LineInput, Signal
-from auxilio.crypto.errors import E2EError
+from auxilio.crypto.errors import E2EError, SignatureInvalid
 from auxilio.crypto.grants import Grant
 from auxilio.crypto.receipts import ConsentReceipt, sign_extension_receipt
+from auxilio.crypto.signing import DocumentKind, verify_document
 from auxilio.protocol.app import TerminalOutput
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
 from auxilio.protocol.frames import (
@@ -195,8 +197,18 @@ class SupportSessionRunner:
                 continue
             if value.support_session_id != self.grant.support_session_id:
                 continue
-            self.server_report = value.report
-            if value.report.summary_state != "pending":
+            try:
+                payload = verify_document(self._server_key, value.report,
+                                          kind=DocumentKind.SESSION_REPORT)  # fmt: skip
+                report = SessionReport.model_validate(payload)
+            except (SignatureInvalid, ValidationError):
+                # Not the server's word: never shown; the device's own log is.
+                self._log.append("report_refused", reason="not signed by the pinned server key")
+                continue
+            if report.support_session_id != self.grant.support_session_id:
+                continue
+            self.server_report = report
+            if report.summary_state != "pending":
                 return
             if not told:
                 told = True

@@ -31,6 +31,7 @@ class DocumentKind(StrEnum):
     GRANT = "auxilio.grant.v1"
     CONSENT_RECEIPT = "auxilio.consent_receipt.v1"
     EXTENSION_RECEIPT = "auxilio.extension_receipt.v1"
+    SESSION_REPORT = "auxilio.session_report.v1"
     E2E_AGENT_KEY = "auxilio.e2e_agent_key.v1"
     AGENT_AUTH = "auxilio.agent_auth.v1"
 

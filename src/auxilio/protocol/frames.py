@@ -16,7 +16,6 @@ import orjson
 from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
-from auxilio.protocol.report import SessionReport
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import (
     Base64Url,
@@ -290,12 +289,13 @@ class SessionEnd(_Message):
 
 
 class SessionReportMessage(_Message):
-    """Server -> agent, after the end: the one session report (``protocol.report``); sent again
-    when the technician's summary arrives."""
+    """Server -> agent, after the end: the one session report (``protocol.report``), signed by
+    the server (kind ``auxilio.session_report.v1``) so that nothing on the way can change what
+    the person is shown; sent again when the technician's summary arrives."""
 
     type: Literal["session.report"] = "session.report"
     support_session_id: Identifier
-    report: SessionReport
+    report: SignedDocument
 
 
 class SessionStateMessage(_Message):

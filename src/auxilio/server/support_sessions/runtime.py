@@ -16,6 +16,7 @@ from typing import TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auxilio.crypto.signing import DocumentKind, sign_document
 from auxilio.protocol.frames import (
     EndReason,
     ErrorMessage,
@@ -142,8 +143,10 @@ class SupportSessionRuntime:
         report = await self.in_transaction(build)
         if report is not None:
             sid = str(support_session_id)
+            signed = sign_document(self.signing_key, report.model_dump(mode="json"),
+                                   kind=DocumentKind.SESSION_REPORT)  # fmt: skip
             text = encode_message(
-                SessionReportMessage(id=message_id(), support_session_id=sid, report=report)
+                SessionReportMessage(id=message_id(), support_session_id=sid, report=signed)
             )
             await self.hub.send(str(support_session_id), Peer.AGENT, BusMessage.text(text))
         return report
