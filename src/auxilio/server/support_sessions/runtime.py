@@ -112,11 +112,14 @@ class SupportSessionRuntime:
         connection closes. The agent's stays open until the summary arrives (the report is sent
         again with it) or ``report_wait_seconds`` pass, so the person gets the summary too."""
         sid = str(support_session.id)
+        # A technician who is gone (lost, killed) writes no summary now: no reason to hold
+        # the person's connection for one; the summary reaches their report later via the API.
+        technician_here = await self.hub.is_attached(sid, Peer.TECHNICIAN)
         await self.hub.send_both(sid, BusMessage.text(end_text(support_session)))
         await self.hub.send(sid, Peer.TECHNICIAN, BusMessage.close(1000, "support session ended"))
         report = await self._send_report(support_session.id)
         self.hub.forget(sid)
-        if report is not None and report.summary_state == "pending":
+        if technician_here and report is not None and report.summary_state == "pending":
             loop = asyncio.get_running_loop()
             self._report_waits[sid] = loop.call_later(
                 self.settings.report_wait_seconds,
