@@ -73,6 +73,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         audit_checkpoint_every=50,
         audit_checkpoint_seconds=3600,
+        # Tests that wait for the agent's socket to close do not wait two minutes for a summary.
+        report_wait_seconds=2,
     )
 
 

@@ -73,7 +73,9 @@ def settings(tmp_path: Any, database_url: str) -> Settings:
     # The arranging app: another node, a scheduler that would never find anything of ours.
     return load_settings(data_dir=tmp_path / "data", database_url=database_url,
                          audit_checkpoint_every=50, audit_checkpoint_seconds=3600,
-                         node_id="arranger", support_session_tick_seconds=3600)
+                         node_id="arranger", support_session_tick_seconds=3600,
+                         # A socket the test waits to see closed is not held for a summary.
+                         report_wait_seconds=2)
 
 
 class LiveServer:

@@ -79,6 +79,14 @@ def state_text(
     )
 
 
+# Ends after which the technician writes the summary straight away (their client asks for it);
+# after any other (access revoked, technician lost, a protocol error...) none is coming now.
+_SUMMARY_FOLLOWS = frozenset({
+    str(EndReason.USER_ENDED), str(EndReason.TECHNICIAN_ENDED), str(EndReason.SUPERVISOR_ENDED),
+    str(EndReason.TIME_LIMIT),
+})  # fmt: skip
+
+
 @dataclass(eq=False)
 class TechnicianLink:
     """A technician WebSocket on this node and the token it authenticated with: the scheduler
@@ -119,7 +127,12 @@ class SupportSessionRuntime:
         await self.hub.send(sid, Peer.TECHNICIAN, BusMessage.close(1000, "support session ended"))
         report = await self._send_report(support_session.id)
         self.hub.forget(sid)
-        if technician_here and report is not None and report.summary_state == "pending":
+        if (
+            technician_here
+            and support_session.end_reason in _SUMMARY_FOLLOWS
+            and report is not None
+            and report.summary_state == "pending"
+        ):
             loop = asyncio.get_running_loop()
             self._report_waits[sid] = loop.call_later(
                 self.settings.report_wait_seconds,
