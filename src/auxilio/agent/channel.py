@@ -6,8 +6,6 @@ keys); the technician's key is accepted only as named in the verified grant (``A
 
 from __future__ import annotations
 
-from typing import Any
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auxilio.agent.connection import ConnectionLost, Link
@@ -15,26 +13,13 @@ from auxilio.crypto.e2e import E2ESession, SessionKeys
 from auxilio.crypto.grants import Grant
 from auxilio.crypto.handshake import AgentOffer, Handshake
 from auxilio.protocol.app import (
+    CHANNEL_OF,
     AppMessage,
-    ChatMessage,
-    TerminalExit,
-    TerminalInput,
-    TerminalOpen,
-    TerminalOutput,
-    TerminalResize,
     decode_app_message,
     encode_app_message,
 )
 from auxilio.protocol.binary import ChannelId
 from auxilio.protocol.frames import E2EAccept
-
-# Each application message belongs to one channel; one arriving on another is not acted on
-# (the channel is authenticated, so this is a peer bug or a confused relay, never content).
-CHANNEL_OF: dict[type[Any], ChannelId] = {
-    ChatMessage: ChannelId.CHAT, TerminalOpen: ChannelId.TERMINAL,
-    TerminalResize: ChannelId.TERMINAL, TerminalExit: ChannelId.TERMINAL,
-    TerminalInput: ChannelId.TERMINAL, TerminalOutput: ChannelId.TERMINAL,
-}  # fmt: skip
 
 
 class E2EChannel:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from auxilio.agent.capabilities import chat
 from auxilio.agent.capabilities.terminal import TerminalHost
-from auxilio.agent.channel import CHANNEL_OF, E2EChannel
+from auxilio.agent.channel import E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
 from auxilio.agent.consent import NO_WORDS, YES_WORDS, Clock, clock_text, utc_now
 from auxilio.agent.dispatch import AppDispatcher
@@ -35,7 +35,7 @@ from auxilio.crypto.errors import E2EError, SignatureInvalid
 from auxilio.crypto.grants import Grant
 from auxilio.crypto.receipts import ConsentReceipt, sign_extension_receipt
 from auxilio.crypto.signing import DocumentKind, verify_document
-from auxilio.protocol.app import TerminalOutput
+from auxilio.protocol.app import CHANNEL_OF, TerminalOutput
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
 from auxilio.protocol.frames import (
     CapabilityRevoke,

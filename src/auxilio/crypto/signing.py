@@ -34,6 +34,7 @@ class DocumentKind(StrEnum):
     SESSION_REPORT = "auxilio.session_report.v1"
     E2E_AGENT_KEY = "auxilio.e2e_agent_key.v1"
     AGENT_AUTH = "auxilio.agent_auth.v1"
+    RUNBOOK = "auxilio.runbook.v1"
 
 
 def canonical_json(value: Any) -> bytes:

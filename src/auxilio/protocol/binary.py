@@ -36,6 +36,7 @@ class ChannelId(IntEnum):
     SCREEN = 4
     INPUT = 5
     DIAGNOSTICS = 6
+    RUNBOOKS = 7
 
 
 @dataclass(frozen=True, slots=True)

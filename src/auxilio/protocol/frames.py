@@ -22,6 +22,7 @@ from auxilio.protocol.types import (
     Capability,
     Identifier,
     Key32,
+    Sha256Hex,
     ShortText,
     Signature64,
     SignedDocument,
@@ -80,6 +81,13 @@ class ActivityKind(StrEnum):
     # The first use of a capability in the session (chat sent or read, a terminal typed in):
     # what "Capabilities used" in the one report counts.
     CAPABILITY_USED = "capability_used"
+    # A personal-data zone: the person allowed or refused the technician's entering it, or the
+    # policy denied it outright (``zone`` names it; the path is in the sealed details).
+    ZONE_ALLOWED = "zone_allowed"
+    ZONE_REFUSED = "zone_refused"
+    ZONE_DENIED = "zone_denied"
+    DIAGNOSTICS_WITHHELD = "diagnostics_withheld"
+    RUNBOOK_REFUSED = "runbook_refused"
 
 
 class ActivitySource(StrEnum):
@@ -222,6 +230,12 @@ class SessionActivity(_Message):
     source: ActivitySource | None = None
     count: int = Field(default=1, ge=0, le=1_000_000)
     sealed_details: SealedText | None = None
+    # A file read or written: its size and the SHA-256 of its content (never the content).
+    size: int | None = Field(default=None, ge=0, le=2**53)
+    sha256: Sha256Hex | None = None
+    zone: ShortText | None = None  # the personal-data zone of a zone_* activity
+    runbook_id: Identifier | None = None  # runbook_run / runbook_refused
+    exit_code: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 
 
 class RecordingKey(_Message):

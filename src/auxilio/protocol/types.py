@@ -58,11 +58,35 @@ TimeoutDefault = Literal["granted", "refused"]
 FileDirection = Literal["download", "upload", "both"]
 
 
+PathPattern = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class ZoneSpec(WireModel):
+    """One personal-data zone as the device enforces it: glob patterns for the device's platform
+    (``policy.zones.glob_to_regex``: ``**`` spans directories, ``*`` and ``?`` stay in one)."""
+
+    name: ShortText
+    patterns: tuple[PathPattern, ...] = Field(min_length=1, max_length=64)
+
+
+class RunbookPin(WireModel):
+    """A runbook the grant allows: the agent runs a signed runbook only if its signed body's
+    SHA-256 is pinned here (``crypto.runbooks.runbook_digest``)."""
+
+    id: Identifier
+    version: int = Field(ge=1)
+    sha256: Sha256Hex
+    consent: bool = True  # the person is asked before each run (False: the policy pre-authorises)
+
+
 class CapabilityLimits(WireModel):
     """Limits that travel with a capability; ``None`` means the capability's own default.
 
     ``paths`` are the only path prefixes the technician may touch; the agent still applies its
-    personal-data zones on top of them.
+    personal-data zones on top of them. ``zones``, ``zone_exceptions`` and ``on_zone_access``
+    are the policy's personal-data zones for the device's ``platform``, enforced by the agent on
+    every path it resolves (files); an empty ``zones`` with ``on_zone_access`` set means the
+    policy defines none for this platform. ``runbooks`` pins the runbooks that may run.
     """
 
     paths: tuple[Annotated[str, StringConstraints(min_length=1, max_length=4096)], ...] | None = (
@@ -71,6 +95,11 @@ class CapabilityLimits(WireModel):
     direction: FileDirection | None = None
     max_bytes: Annotated[int, Field(ge=0)] | None = None
     shell: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    platform: Literal["windows", "macos", "linux"] | None = None
+    zones: tuple[ZoneSpec, ...] | None = Field(default=None, max_length=64)
+    zone_exceptions: tuple[PathPattern, ...] = Field(default=(), max_length=64)
+    on_zone_access: Literal["deny", "require_consent"] | None = None
+    runbooks: tuple[RunbookPin, ...] | None = Field(default=None, max_length=64)
 
 
 class CapabilityGrant(WireModel):
