@@ -66,6 +66,7 @@ class CompiledPolicy:
     trainings: tuple[tuple[str, dt.timedelta, str], ...]  # (id, max_age, rule path)
     session_grant_reason: str
     zone_consent: dict[str, ConsentObligation]  # zone name -> its own consent prompt
+    has_zones: bool  # some platform has a personal-data zone (a terminal could read it)
 
 
 def compile_policy(policy: Policy) -> CompiledPolicy:
@@ -92,11 +93,12 @@ def _compile(policy: Policy) -> CompiledPolicy:
     opa = unattended.owner_pre_authorisation if unattended else None
     actions = policy.emergency.actions
     zones = compile_zones(policy.personal_data_zones)
+    zone_names = {p: m.zone_names() for p, m in zones.items()}
+    has_zones = any(zone_names.values())
     capabilities = {
-        name: _capability(name, rule, consent)
+        name: _capability(name, rule, consent, terminal_risk=has_zones)
         for name, rule in policy.capabilities.listed().items()
     }
-    zone_names = {p: m.zone_names() for p, m in zones.items()}
     minutes = int(policy.sessions.max_duration.total_seconds() // 60)
     return CompiledPolicy(
         policy=policy,
@@ -129,6 +131,7 @@ def _compile(policy: Policy) -> CompiledPolicy:
             for t in policy.staff.trainings_required
         ),
         session_grant_reason=f"the policy allows this session for {minutes} minutes",
+        has_zones=has_zones,
         zone_consent={
             name: ConsentObligation(
                 f"zone:{name}",
@@ -144,7 +147,10 @@ def _compile(policy: Policy) -> CompiledPolicy:
     )
 
 
-def _capability(name: str, rule: CapabilityRule, consent: ConsentPolicy) -> CompiledCapability:
+def _capability(
+    name: str, rule: CapabilityRule, consent: ConsentPolicy, *, terminal_risk: bool
+) -> CompiledCapability:
+    """``terminal_risk``: the policy has personal-data zones, which a terminal can read."""
     path = f"capabilities.{name}"
     overrides = cast("dict[str, ConsentOverride]", consent.capabilities)
     override = overrides.get(name)
@@ -156,6 +162,10 @@ def _capability(name: str, rule: CapabilityRule, consent: ConsentPolicy) -> Comp
         required, consent_rule = override.required, f"consent.capabilities.{name}.required"
     else:
         required, consent_rule = consent.required, "consent.required"
+    if name == "terminal" and terminal_risk and not required:
+        # personal_data_zones.terminal: require_consent -- the terminal is asked for on its own
+        # even where the policy asks no consent for tools (deny is a rule of its own).
+        required, consent_rule = True, "personal_data_zones.terminal"
     obligation = None
     if required:
         obligation = ConsentObligation(

@@ -21,7 +21,13 @@ from auxilio.policy.requests import (
     StartSupportSession,
 )
 from auxilio.policy.roles import Permission, Role, role_has_permission
-from auxilio.policy.schema import OnZoneAccess, Platform, SessionMode, TicketAccess
+from auxilio.policy.schema import (
+    OnZoneAccess,
+    Platform,
+    SessionMode,
+    TerminalWithZones,
+    TicketAccess,
+)
 from auxilio.policy.zones import normalise_path
 
 
@@ -291,6 +297,8 @@ def capability_rules(cp: CompiledPolicy, req: CapabilityAsk, ctx: EvaluationCont
     else:
         yield RuleOutcome(f"{cap.path}.modes", DENY, f"{name} is not approved in {mode} mode")
     yield from _limits(cp, cap, req, ctx)
+    if name == "terminal" and cp.has_zones:
+        yield _terminal_zones_rule(cp)
     yield _capability_consent(cp, cap, req, ctx)
     yield _capability_grant(cp, cap, req, ctx)
 
@@ -325,6 +333,19 @@ def _limits(
         yield RuleOutcome(
             f"{cap.path}.ticket_required", DENY, f"{cap.name} must be logged against a ticket"
         )
+
+
+TERMINAL_RISK = "the terminal can read your documents: it cannot be kept out of personal folders"
+
+
+def _terminal_zones_rule(cp: CompiledPolicy) -> RuleOutcome:
+    rule = "personal_data_zones.terminal"
+    if cp.policy.personal_data_zones.terminal is TerminalWithZones.DENY:
+        return RuleOutcome(
+            rule, DENY, "a terminal cannot be confined to paths and could read personal-data "
+            "zones; this policy denies it",
+        )
+    return _pass(rule, "a terminal needs its own consent, which names the risk to personal data")
 
 
 def _capability_consent(

@@ -80,6 +80,15 @@ class OnZoneAccess(StrEnum):
     REQUIRE_CONSENT = "require_consent"
 
 
+class TerminalWithZones(StrEnum):
+    """What a terminal means where personal-data zones must be protected: a shell can read any
+    file the person can, so it cannot be confined to paths (THREAT_MODEL.md). ``deny`` refuses
+    the terminal; ``require_consent`` asks the person for it on its own, naming that risk."""
+
+    DENY = "deny"
+    REQUIRE_CONSENT = "require_consent"
+
+
 class Direction(StrEnum):
     """Seen from the device: ``upload`` puts a file on it, ``download`` takes one from it."""
 
@@ -195,8 +204,32 @@ class DiagnosticsRule(CapabilityRule):
 
 
 class RunbooksRule(CapabilityRule):
+    """``approved`` lists the runbook ids a session may be granted; ``approver_roles`` may
+    approve (sign) a runbook of the catalogue; with ``two_person`` its author cannot approve it;
+    ``pre_authorised`` runbooks run without asking the person each time (the session's consent
+    to runbooks still applies); ``max_timeout`` bounds any runbook's own time limit."""
+
     modes: tuple[SessionMode, ...] = (SessionMode.ATTENDED, SessionMode.AUTOMATED)
     approved: tuple[str, ...] = Field(min_length=1)
+    approver_roles: tuple[Role, ...] = Field(
+        default=(Role.SUPERVISOR, Role.ADMIN), min_length=1
+    )
+    two_person: bool = False
+    pre_authorised: tuple[str, ...] = ()
+    max_timeout: PositiveDuration = timedelta(minutes=10)
+
+    @field_validator("pre_authorised", mode="after")
+    @classmethod
+    def _within_approved(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
+        approved = set(info.data.get("approved", ()))
+        extra = [name for name in value if name not in approved]
+        if extra:
+            raise PydanticCustomError(
+                "policy.pre_authorised_not_approved",
+                "pre-authorised runbooks must be approved: {names}",
+                {"names": ", ".join(extra)},
+            )
+        return value
 
 
 class ExternalToolRule(CapabilityRule):
@@ -247,6 +280,7 @@ class PlatformGlobs(_Model):
 
 class PersonalDataZones(_Model):
     on_access: OnZoneAccess = OnZoneAccess.DENY
+    terminal: TerminalWithZones = TerminalWithZones.REQUIRE_CONSENT
     include_defaults: bool = True
     zones: tuple[ZoneDefinition, ...] = ()
     exceptions: PlatformGlobs = PlatformGlobs()
