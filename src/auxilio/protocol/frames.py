@@ -122,7 +122,10 @@ class ServerHello(_Message):
 # Everything an agent of this version can deliver at best (on a device with all it needs);
 # agent/capability_discovery.py announces the part of it that this device can. A request for
 # any other capability is refused before anyone is asked (``capability_unavailable``).
-AGENT_CAPABILITIES: frozenset[Capability] = frozenset({Capability.CHAT, Capability.TERMINAL})
+AGENT_CAPABILITIES: frozenset[Capability] = frozenset({
+    Capability.CHAT, Capability.TERMINAL, Capability.FILES, Capability.DIAGNOSTICS,
+    Capability.RUNBOOKS,
+})  # fmt: skip
 
 
 class AgentHello(_Message):

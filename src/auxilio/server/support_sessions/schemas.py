@@ -22,6 +22,14 @@ class SupportSessionCreateIn(BaseModel):
     technician_e2e_key: Key32
     # Ask for a recording where the policy leaves it optional (sessions.recording: optional).
     record: bool = False
+    # What exactly is asked for, so that the policy judges the request and not what it would
+    # approve anyway: the shell of a terminal (absent: the device's login shell, which must then
+    # be one the policy approves), the direction of file transfer, and the runbooks by id.
+    terminal_shell: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    files_direction: Literal["upload", "download", "both"] | None = None
+    runbooks: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]] = (
+        Field(default_factory=list, max_length=32)
+    )
 
     @field_validator("capabilities")
     @classmethod
