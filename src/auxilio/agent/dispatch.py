@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from auxilio.agent.capabilities import chat
-from auxilio.agent.capabilities.terminal import TerminalExited, TerminalHost, login_shell
+from auxilio.agent.capabilities.terminal import TerminalExited, TerminalHost, choose_shell
 from auxilio.agent.capabilities.terminal_commands import ObservedCommand, ShellReplaced
 from auxilio.agent.channel import E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
@@ -92,7 +92,15 @@ class AppDispatcher:
             )
             return
         item = self._grant().capability(Capability.TERMINAL, now=self._clock())
-        shell = (item.limits.shell if item is not None else None) or login_shell()
+        shell = (
+            choose_shell(item.limits.shell, item.limits.shells) if item is not None else None
+        )
+        if shell is None:
+            self._feed.alert("Refused: no shell the policy approves exists on this device.")
+            await self._channel.send(
+                TerminalExit(terminal_id=terminal_id, exit_code=NOT_FOUND_EXIT_CODE)
+            )
+            return
         try:
             self.terminals.open(terminal_id, program=shell, cols=message.cols, rows=message.rows)
         except OSError as exc:

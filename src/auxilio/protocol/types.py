@@ -95,6 +95,11 @@ class CapabilityLimits(WireModel):
     direction: FileDirection | None = None
     max_bytes: Annotated[int, Field(ge=0)] | None = None
     shell: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    # No shell named: the device's login shell if its name is listed here, else the first listed
+    # one the device has (``agent.capabilities.terminal.choose_shell``).
+    shells: tuple[Annotated[str, StringConstraints(min_length=1, max_length=256)], ...] | None = (
+        Field(default=None, max_length=16)
+    )
     platform: Literal["windows", "macos", "linux"] | None = None
     zones: tuple[ZoneSpec, ...] | None = Field(default=None, max_length=64)
     zone_exceptions: tuple[PathPattern, ...] = Field(default=(), max_length=64)

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import pwd
+import shutil
 import signal
 import struct
 import subprocess
@@ -42,6 +43,25 @@ def login_shell() -> str:
     except KeyError:
         shell = ""
     return shell or os.environ.get("SHELL") or "/bin/sh"
+
+
+def choose_shell(shell: str | None, shells: Sequence[str] | None) -> str | None:
+    """The program a granted terminal runs: the grant's named ``shell``; else, where the grant
+    lists the policy's approved ``shells``, the login shell if its name is listed, or the first
+    listed one found on this device (None: none is, so no terminal); else the login shell."""
+    if shell is not None:
+        return shell
+    own = login_shell()
+    if shells is None:
+        return own
+    names = set(shells)
+    if own in names or os.path.basename(own) in names:
+        return own
+    for name in shells:
+        found = name if os.path.isabs(name) else shutil.which(name)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True, slots=True)
