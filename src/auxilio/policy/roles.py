@@ -56,6 +56,11 @@ class Permission(StrEnum):
     SUPPORT_SESSION_END_ANY = "support_session:end_any"
     EMERGENCY_DECLARE = "emergency:declare"
     REPORT_READ = "report:read"
+    # The runbook catalogue: reading it, writing drafts (and retiring), asking to approve. Who
+    # may actually approve is the active policy's capabilities.runbooks.approver_roles.
+    RUNBOOK_READ = "runbook:read"
+    RUNBOOK_WRITE = "runbook:write"
+    RUNBOOK_APPROVE = "runbook:approve"
 
 
 _P = Permission
@@ -70,8 +75,9 @@ _TECHNICIAN = _EVERYONE | {
     _P.USER_READ_SELF, _P.USER_READ, _P.TOKEN_MANAGE_OWN, _P.ORG_READ, _P.TICKET_CREATE,
     _P.TICKET_READ_ALL, _P.TICKET_UPDATE, _P.TICKET_COMMENT, _P.TICKET_COMMENT_INTERNAL,
     _P.DEVICE_READ_ALL, _P.SUPPORT_SESSION_REQUEST, _P.SUPPORT_SESSION_READ_ALL, _P.POLICY_READ,
+    _P.RUNBOOK_READ, _P.RUNBOOK_APPROVE,
 }
-_SENIOR = _TECHNICIAN | {_P.TICKET_ASSIGN, _P.SUPPORT_SESSION_APPROVE}
+_SENIOR = _TECHNICIAN | {_P.TICKET_ASSIGN, _P.SUPPORT_SESSION_APPROVE, _P.RUNBOOK_WRITE}
 _SUPERVISOR = _SENIOR | {
     _P.STAFF_MANAGE, _P.REPORT_READ, _P.EMERGENCY_DECLARE, _P.SUPPORT_SESSION_END_ANY,
 }
@@ -80,7 +86,7 @@ _ADMIN = _SUPERVISOR | {_P.ORG_MANAGE, _P.USER_MANAGE, _P.AUDIT_READ, _P.POLICY_
 _AUDITOR = _EVERYONE | {
     _P.USER_READ_SELF, _P.USER_READ, _P.TOKEN_MANAGE_OWN, _P.ORG_READ, _P.TICKET_READ_ALL,
     _P.DEVICE_READ_ALL, _P.AUDIT_READ, _P.POLICY_READ, _P.SUPPORT_SESSION_READ_ALL,
-    _P.REPORT_READ,
+    _P.REPORT_READ, _P.RUNBOOK_READ,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

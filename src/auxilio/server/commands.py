@@ -150,6 +150,16 @@ async def _count_users(settings: Settings) -> int:
 admin_app = typer.Typer(help="Administration from the server's own machine.", no_args_is_help=True)
 
 
+def _add_feature_groups() -> None:
+    # The runbook group imports this module's helpers only inside its commands: no cycle.
+    from auxilio.server.runbooks.commands import runbooks_app
+
+    admin_app.add_typer(runbooks_app, name="runbooks")
+
+
+_add_feature_groups()
+
+
 @admin_app.command("create-org")
 def create_org(
     slug: str,

@@ -205,3 +205,64 @@ class CapabilityUnavailable(DomainError):
 class SummaryNotApplicable(Conflict):
     code = "summary_not_applicable"
     default_message = "The support session never became active: there is nothing to summarise."
+
+
+# ---- runbooks (details carry ``rule``: the policy path that refused, where one did) ----------
+
+
+class RunbookNotFound(NotFound):
+    code = "runbook.not_found"
+    default_message = "No such runbook (or version) in the organisation's catalogue."
+
+
+class RunbookNotInCatalogue(DomainError):
+    """Asked for in a support session, but with no approved version (details: ``ids``)."""
+
+    code = "runbook.not_in_catalogue"
+    status = 422
+    default_message = "These runbooks have no approved version in the catalogue."
+
+
+class RunbookInvalid(ValidationFailed):
+    """A draft that is not a valid runbook (details: ``field``, the first, and ``problems``)."""
+
+    code = "runbook.invalid"
+    default_message = "The runbook is not valid."
+
+
+class RunbookNotDraft(Conflict):
+    code = "runbook.not_draft"
+    default_message = "Only a draft can be approved."
+
+
+class RunbookAlreadyRetired(Conflict):
+    code = "runbook.already_retired"
+    default_message = "This runbook version is already retired."
+
+
+class RunbookSignatureInvalid(Conflict):
+    """The stored signed document no longer verifies with the server's key (the key changed, or
+    the row was altered): it is not served; approve a new version."""
+
+    code = "runbook.signature_invalid"
+    default_message = "The stored signature of this runbook does not verify with the server key."
+
+
+class RunbooksNotAllowed(PolicyDenied):
+    code = "runbook.capability_absent"
+    default_message = "The active policy has no runbooks capability: nothing can be approved."
+
+
+class RunbookApproverRefused(PolicyDenied):
+    code = "runbook.approver_role"
+    default_message = "The active policy does not name your role among the runbook approvers."
+
+
+class RunbookSamePerson(PolicyDenied):
+    code = "runbook.same_person"
+    default_message = "The policy asks for two people: the author cannot approve their runbook."
+
+
+class RunbookTimeoutTooLong(PolicyDenied):
+    code = "runbook.timeout_too_long"
+    default_message = "The runbook's time limit is above the policy's max_timeout."

@@ -72,6 +72,11 @@ class AuditAction(StrEnum):
     RECORDING_KEY_STORED = "recording:key:stored"
     RECORDING_EXPORTED = "recording:recording:exported"
     RECORDING_DELETED = "recording:recording:deleted"
+    # Runbooks (the catalogue; never the script text, only its digest)
+    RUNBOOK_CREATED = "runbook:runbook:created"
+    RUNBOOK_APPROVED = "runbook:runbook:approved"
+    RUNBOOK_RETIRED = "runbook:runbook:retired"
+    RUNBOOK_APPROVAL_REFUSED = "runbook:approval:refused"
     # Audit itself
     AUDIT_EXPORTED = "audit:log:exported"
     AUDIT_FAILURES_SUMMARISED = "audit:failures:summarised"
@@ -160,6 +165,16 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     ),
     AuditAction.RECORDING_EXPORTED: "A recording was opened for export with the auditor key.",
     AuditAction.RECORDING_DELETED: "A recording past its retention was deleted.",
+    AuditAction.RUNBOOK_CREATED: "A runbook draft (a new version of a runbook id) was written "
+    "(details: runbook_id, version, author, SHA-256 of the script; never the script).",
+    AuditAction.RUNBOOK_APPROVED: "A runbook version was approved and signed by the server key "
+    "(details: runbook_id, version, digest of the signed body, author, approver, the version "
+    "it retired).",
+    AuditAction.RUNBOOK_RETIRED: "A runbook version was retired: it is no longer served or "
+    "pinned in grants (details: runbook_id, version, digest).",
+    AuditAction.RUNBOOK_APPROVAL_REFUSED: "An approval was refused by the active policy "
+    "(details: runbook_id, version, code, rule: approver_roles, two_person, max_timeout or the "
+    "missing runbooks capability).",
     AuditAction.AUDIT_EXPORTED: "The audit log was exported.",
     AuditAction.AUDIT_FAILURES_SUMMARISED: "Unauthenticated failures of one kind from one address "
     "in one minute, after the first (details: action, client_addr, minute, count, reasons; "

@@ -6,6 +6,7 @@ from auxilio.server.devices import models as device_models
 from auxilio.server.identity import models as identity_models
 from auxilio.server.policies import models as policy_models
 from auxilio.server.recordings import models as recording_models
+from auxilio.server.runbooks import models as runbook_models
 from auxilio.server.support_sessions import models as support_session_models
 from auxilio.server.tickets import models as ticket_models
 
@@ -16,6 +17,7 @@ __all__ = [
     "identity_models",
     "policy_models",
     "recording_models",
+    "runbook_models",
     "support_session_models",
     "ticket_models",
 ]
