@@ -4,14 +4,33 @@
 active). A message for a capability that does not pass it is never acted on: it is shown to the
 person as refused, logged, and a refused ``terminal.open`` is answered with ``terminal.exit``
 (code 126) so the technician's client does not wait for a shell that will never come.
+
+Files, diagnostics and runbooks go to their handlers (``capabilities.files``, ``.diagnostics``,
+``.runbooks``), made on first use with the session's one ``SessionServices``. The gate is passed
+here first (a refused request is answered ``files.not_allowed`` / ``diagnostics.not_allowed`` /
+``runbook.not_allowed``, shown and logged; chunks of a refused transfer are answered once); the
+handler checks it again before each step. Each handler takes its messages in order from a queue
+of its own, in a task of its own: a handler waiting for the person's answer or for the disk
+never holds up the session's loop, which must stay free to take that answer. Messages the device
+only ever sends (``files.listing``, ``diagnostics.report``, ``runbook.result``...) arriving here
+are logged and ignored. Revoking a capability, its expiry and the session's end close its
+handler: its task is cancelled (a question it waits on is withdrawn), what it had not yet taken
+is refused, then ``close()`` stops its transfers or runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from auxilio.agent.capabilities import chat
+from auxilio.agent.capabilities.base import Activity, Ask, SessionServices
 from auxilio.agent.capabilities.terminal import TerminalExited, TerminalHost, choose_shell
 from auxilio.agent.capabilities.terminal_commands import ObservedCommand, ShellReplaced
 from auxilio.agent.channel import E2EChannel
@@ -23,6 +42,16 @@ from auxilio.crypto.grants import Grant
 from auxilio.protocol.app import (
     AppMessage,
     ChatMessage,
+    DiagnosticsError,
+    DiagnosticsRequest,
+    FileChunk,
+    FilesCancel,
+    FilesDownload,
+    FilesError,
+    FilesList,
+    FilesUpload,
+    RunbookError,
+    RunbookRun,
     TerminalExit,
     TerminalInput,
     TerminalOpen,
@@ -33,6 +62,63 @@ from auxilio.protocol.types import Capability
 
 REFUSED_EXIT_CODE = 126  # "cannot execute"
 NOT_FOUND_EXIT_CODE = 127  # the shell the grant names does not exist here
+logger = logging.getLogger(__name__)
+
+
+class CapabilityHandler(Protocol):
+    async def handle(self, message: AppMessage) -> None: ...
+    async def close(self) -> None: ...
+
+
+HandlerFactory = Callable[[SessionServices], CapabilityHandler]
+# What the technician may send each handler, and how the person is told what was asked.
+_ROUTED: dict[type[AppMessage], tuple[Capability, str]] = {
+    FilesList: (Capability.FILES, "list a folder"),
+    FilesDownload: (Capability.FILES, "copy a file from this device"),
+    FilesUpload: (Capability.FILES, "copy a file to this device"),
+    FilesCancel: (Capability.FILES, ""),  # "" : not a request, refused quietly
+    FileChunk: (Capability.FILES, ""),
+    DiagnosticsRequest: (Capability.DIAGNOSTICS, "collect a diagnostics report"),
+    RunbookRun: (Capability.RUNBOOKS, "run a repair script"),
+}
+
+
+def default_handlers(
+    *, server_key: Ed25519PublicKey, server_url: str | None
+) -> dict[Capability, HandlerFactory]:
+    """The real handlers: runbooks verified with the pinned server key, diagnostics checking
+    the way to ``server_url``."""
+    from auxilio.agent.capabilities.diagnostics import DiagnosticsHandler
+    from auxilio.agent.capabilities.files import FileHandler
+    from auxilio.agent.capabilities.runbooks import RunbookHandler
+
+    return {
+        Capability.FILES: FileHandler,
+        Capability.DIAGNOSTICS: lambda s: DiagnosticsHandler(s, server_url=server_url),
+        Capability.RUNBOOKS: lambda s: RunbookHandler(s, server_key=server_key),
+    }
+
+
+def refusal(message: AppMessage, reason: str) -> AppMessage | None:
+    """The answer that refuses ``message`` (``<channel>.<reason>``); None for a cancel."""
+    if isinstance(message, FilesList):
+        return FilesError(ref=message.request_id, code=f"files.{reason}")
+    if isinstance(message, FilesDownload | FilesUpload | FileChunk):
+        return FilesError(ref=message.transfer_id, code=f"files.{reason}")
+    if isinstance(message, DiagnosticsRequest):
+        return DiagnosticsError(ref=message.request_id, code=f"diagnostics.{reason}")
+    if isinstance(message, RunbookRun):
+        return RunbookError(ref=message.run_id, code=f"runbook.{reason}")
+    return None
+
+
+@dataclass(eq=False)
+class _Route:
+    """One handler, its queue, and the task that feeds it in order."""
+
+    handler: CapabilityHandler
+    inbox: asyncio.Queue[AppMessage] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
 
 
 class AppDispatcher:
@@ -47,6 +133,8 @@ class AppDispatcher:
         feed: Feed,
         log: ActivityLog,
         clock: Callable[[], datetime],
+        ask: Ask,
+        handlers: Mapping[Capability, HandlerFactory],
     ) -> None:
         self._gate = gate
         self._grant = grant
@@ -57,9 +145,20 @@ class AppDispatcher:
         self._log = log
         self._clock = clock
         self.used: set[Capability] = set()
+        self._factories = dict(handlers)
+        self._routes: dict[Capability, _Route] = {}
+        self._refused_transfers: set[int] = set()
+        # The one set of services every handler of the session gets.
+        self.services = SessionServices(
+            grant=grant, gate=gate, send=self._send, ask=ask, feed=feed, log=log,
+            report=self.report, clock=clock, mark_used=self.mark_used,
+        )  # fmt: skip
 
     async def handle(self, message: AppMessage) -> None:
-        if isinstance(message, ChatMessage):
+        routed = _ROUTED.get(type(message))
+        if routed is not None:
+            await self._route(message, *routed)
+        elif isinstance(message, ChatMessage):
             if self._may(Capability.CHAT, "send a chat message"):
                 await self.mark_used(Capability.CHAT)
                 self._feed.chat(self._grant().technician_name, chat.printable(message))
@@ -92,9 +191,7 @@ class AppDispatcher:
             )
             return
         item = self._grant().capability(Capability.TERMINAL, now=self._clock())
-        shell = (
-            choose_shell(item.limits.shell, item.limits.shells) if item is not None else None
-        )
+        shell = choose_shell(item.limits.shell, item.limits.shells) if item is not None else None
         if shell is None:
             self._feed.alert("Refused: no shell the policy approves exists on this device.")
             await self._channel.send(
@@ -111,7 +208,7 @@ class AppDispatcher:
             return
         await self.mark_used(Capability.TERMINAL)
         self._feed.activity(f"The technician opened a terminal ({shell}).")
-        await self.report(Capability.TERMINAL, ActivityKind.TERMINAL_OPENED, shell)
+        await self.report(Activity(Capability.TERMINAL, ActivityKind.TERMINAL_OPENED, shell))
 
     async def _terminal_input(self, message: TerminalInput) -> None:
         if message.terminal_id not in self.terminals:
@@ -139,7 +236,8 @@ class AppDispatcher:
             self._feed.activity(f"Technician ran: {command.text}")
         self._log.append("command_run", subject=command.text, source=str(command.source))
         await self.report(
-            Capability.TERMINAL, ActivityKind.COMMAND_RUN, command.text, source=command.source
+            Activity(Capability.TERMINAL, ActivityKind.COMMAND_RUN, command.text),
+            source=command.source,
         )
 
     async def terminal_exited(self, terminal_id: int, exited: TerminalExited) -> None:
@@ -149,31 +247,33 @@ class AppDispatcher:
         await self._channel.send(
             TerminalExit(terminal_id=terminal_id, exit_code=exited.exit_code, signal=exited.signal)
         )
-        await self.report(Capability.TERMINAL, ActivityKind.TERMINAL_CLOSED, str(terminal_id))
+        await self.report(
+            Activity(Capability.TERMINAL, ActivityKind.TERMINAL_CLOSED, str(terminal_id))
+        )
 
-    async def report(
-        self,
-        capability: Capability,
-        kind: ActivityKind,
-        subject: str,
-        *,
-        source: ActivitySource | None = None,
-    ) -> None:
+    async def report(self, activity: Activity, *, source: ActivitySource | None = None) -> None:
         """``session.activity`` to the server (audited there). The person's feed and log keep
-        ``subject`` in clear; the server gets it only sealed to the grant's auditor key, and not
-        at all when the grant names none (kind, time, source and count still go)."""
+        the subject (a command line, a path, a runbook and its parameters) in clear; the server
+        gets it only sealed to the grant's auditor key, and not at all when the grant names
+        none. Kind, time, source, size, SHA-256, zone, runbook id and exit code go in clear:
+        what the audit counts and checks, never content."""
         grant = self._grant()
-        activity = SessionActivity(
+        message = SessionActivity(
             id=new_id(),
             support_session_id=grant.support_session_id,
             at=self._clock(),
-            capability=capability,
-            kind=kind,
+            capability=activity.capability,
+            kind=activity.kind,
             source=source,
-            sealed_details=seal_details(grant, subject),
+            sealed_details=seal_details(grant, activity.subject),
+            size=activity.size,
+            sha256=activity.sha256,
+            zone=activity.zone,
+            runbook_id=activity.runbook_id,
+            exit_code=activity.exit_code,
         )
         try:
-            await self._link.send(activity)
+            await self._link.send(message)
         except ConnectionLost:
             self._log.append("dropped", what="session.activity")
 
@@ -183,4 +283,87 @@ class AppDispatcher:
         if capability not in self.used:
             self.used.add(capability)
             self._log.append("capability_used", capability=str(capability))
-            await self.report(capability, ActivityKind.CAPABILITY_USED, "")
+            await self.report(Activity(capability, ActivityKind.CAPABILITY_USED))
+
+    # -- files, diagnostics, runbooks: their handlers -----------------------------------------
+
+    async def _send(self, message: AppMessage) -> None:
+        # A handler's message with no channel (the technician reconnecting) is lost like any
+        # other; the technician's client asks again.
+        if not await self._channel.send(message):
+            self._log.append("dropped", what=message.type)
+
+    async def _route(self, message: AppMessage, capability: Capability, what: str) -> None:
+        if not self._gate(capability):
+            await self._refuse(message, capability, what, "not_allowed")
+            return
+        route = self._routes.get(capability)
+        if route is None:
+            factory = self._factories.get(capability)
+            if factory is None:
+                await self._refuse(message, capability, what, "unavailable")
+                return
+            route = self._routes[capability] = _Route(factory(self.services))
+            route.task = asyncio.create_task(self._serve(capability, route))
+        route.inbox.put_nowait(message)
+
+    async def _refuse(
+        self, message: AppMessage, capability: Capability, what: str, reason: str
+    ) -> None:
+        """Shown (a request), logged and answered; a refused transfer's chunks, once."""
+        if isinstance(message, FileChunk):
+            if message.transfer_id in self._refused_transfers:
+                return
+            self._refused_transfers.add(message.transfer_id)
+        if what and reason == "not_allowed":
+            self._may(capability, what)  # shows and logs the refusal
+        elif what:
+            self._feed.alert(f"Refused: the technician tried to {what}; this device cannot.")
+            self._log.append("unavailable", capability=str(capability), what=what)
+        else:
+            self._log.append("ignored", what=f"{message.type}: {capability} is not allowed")
+        answer = refusal(message, reason)
+        if answer is not None:
+            await self._send(answer)
+
+    async def _serve(self, capability: Capability, route: _Route) -> None:
+        while True:
+            message = await route.inbox.get()
+            try:
+                await route.handler.handle(message)
+            except Exception:
+                # The task's boundary: nobody awaits it, so an error is written down here
+                # (traceback in the agent's log, a line for the person, a failed answer), then
+                # the handler takes its next message. Cancellation is not an Exception.
+                logger.exception("the %s handler failed on %s", capability, message.type)
+                self._feed.alert(f"{capability}: an internal error stopped {message.type}.")
+                self._log.append("handler_failed", capability=str(capability), what=message.type)
+                answer = refusal(message, "failed")
+                if answer is not None:
+                    await self._send(answer)
+
+    async def close_capability(self, capability: Capability, *, answer: bool = True) -> None:
+        """Stop ``capability``'s handler (revoked, expired, the session over). ``answer``: the
+        requests it had not taken are answered ``<channel>.not_allowed``."""
+        route = self._routes.pop(capability, None)
+        if route is None:
+            return
+        if route.task is not None:
+            route.task.cancel()
+            await asyncio.wait({route.task})
+        left = [route.inbox.get_nowait() for _ in range(route.inbox.qsize())]
+        if answer:
+            for message in left:
+                await self._refuse(message, capability, "", "not_allowed")
+        await route.handler.close()
+        self._log.append("handler_closed", capability=str(capability), not_taken=len(left))
+
+    async def close_unless_allowed(self) -> None:
+        """Close the handler of every capability the gate no longer lets through (its own
+        time ran out inside the grant)."""
+        for capability in [c for c in self._routes if not self._gate(c)]:
+            await self.close_capability(capability)
+
+    async def close_all(self) -> None:
+        for capability in list(self._routes):
+            await self.close_capability(capability, answer=False)

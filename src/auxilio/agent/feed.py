@@ -4,7 +4,7 @@
 commands and chat on the same terminal, screen readers follow it, and a test can wait for the
 lines. Every line of the feed starts with the time, so the person can match it against the
 report later. ``WindowFeed`` writes the same lines to the terminal and to the session window,
-and passes the session's state and an extension question on to the window.
+and passes the session's state and the question being asked (``agent.questions``) on to it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from auxilio.agent.i18n import EN, Texts
-from auxilio.agent.session_window import SessionView, SessionWindow, time_left_text
+from auxilio.agent.session_window import (
+    QuestionView,
+    SessionView,
+    SessionWindow,
+    time_left_text,
+)
 from auxilio.protocol.types import Capability
 
 
@@ -70,13 +75,11 @@ class Feed:
     ) -> None:
         """The session as it stands now (called on every tick: cheap, and sent on change)."""
 
-    def extension_asked(
-        self, *, technician: str, new_end: str, current_end: str, reason: str, seconds: int
-    ) -> None:
-        """An extension awaits the person's answer (the terminal already printed the question)."""
+    def question_asked(self, question: QuestionView) -> None:
+        """A question awaits the person's answer (the terminal already printed it)."""
 
-    def extension_closed(self) -> None:
-        """The extension question was answered, or timed out."""
+    def question_closed(self, number: int) -> None:
+        """Question ``number`` was answered, timed out or withdrawn."""
 
 
 class WindowFeed(Feed):
@@ -105,13 +108,8 @@ class WindowFeed(Feed):
             SessionView(technician, organisation, tuple(consented), tuple(allowed), ends_at)
         )
 
-    def extension_asked(
-        self, *, technician: str, new_end: str, current_end: str, reason: str, seconds: int
-    ) -> None:
-        question = self.texts.extension_question.format(
-            technician=technician, end=new_end, current=current_end
-        )
-        self.window.ask_extension(question=question, reason=reason, seconds=seconds)
+    def question_asked(self, question: QuestionView) -> None:
+        self.window.ask(question)
 
-    def extension_closed(self) -> None:
-        self.window.extension_closed()
+    def question_closed(self, number: int) -> None:
+        self.window.question_closed(number)

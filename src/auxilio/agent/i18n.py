@@ -89,7 +89,12 @@ class Texts:
     extension_reason: str  # {reason}
     extension_accept: str
     extension_refuse: str
-    extension_countdown: str  # {seconds}
+    # -- questions during the session (agent.questions), terminal and window ------------------
+    question_how: str  # {allow}, {refuse}, {seconds}
+    question_answered: str  # {answer}
+    question_silence: str  # {refuse}
+    question_withdrawn: str  # {title}
+    question_too_many: str  # {title}
     # -- the feed -------------------------------------------------------------------------------
     help: str
     status: str  # {technician}, {left}, {allowed}
@@ -99,7 +104,6 @@ class Texts:
     feed_revoked: str  # {capability}, {by}
     feed_ended: str  # {reason}, {by}
     feed_ends_in: str  # {minutes}, {seconds}, {end}
-    feed_extension_asked: str  # {technician}, {end}, {current}, {reason}
     feed_extension_how: str  # {seconds}
     feed_extended: str  # {end}
     feed_extension_kept: str  # {decision}, {end}
@@ -206,7 +210,13 @@ EN = Texts(
     extension_reason="Reason given: {reason}",
     extension_accept="Accept",
     extension_refuse="Refuse",
-    extension_countdown="{seconds} s left to answer; no answer means refused.",
+    question_how=(
+        "Type y ({allow}) or n ({refuse}) within {seconds} s; no answer counts as {refuse}."
+    ),
+    question_answered="Your answer: {answer}.",
+    question_silence="no answer in time ({refuse})",
+    question_withdrawn="The question is withdrawn (no longer needed): {title}",
+    question_too_many="Too many questions at once; refused without asking you: {title}",
     help=(
         "Type a message to chat, 'r <capability>' to revoke one, 'q' or Ctrl-C to end the session."
     ),
@@ -217,10 +227,6 @@ EN = Texts(
     feed_revoked="{capability} revoked ({by}); it is stopped.",
     feed_ended="Session ended ({reason}, by {by}).",
     feed_ends_in="The session ends in {minutes} min {seconds} s (at {end}).",
-    feed_extension_asked=(
-        "{technician} asks to extend the session until {end} (now it ends at {current}). "
-        "Reason given: {reason}"
-    ),
     feed_extension_how=(
         "Allow the extension? Type y (yes) or n (no) within {seconds} s; no answer means no."
     ),
@@ -319,7 +325,13 @@ ES = Texts(
     extension_reason="Motivo: {reason}",
     extension_accept="Aceptar",
     extension_refuse="Rechazar",
-    extension_countdown="Quedan {seconds} s para responder; sin respuesta: rechazado.",
+    question_how=(
+        "Escriba s ({allow}) o n ({refuse}) en {seconds} s; sin respuesta cuenta como {refuse}."
+    ),
+    question_answered="Su respuesta: {answer}.",
+    question_silence="sin respuesta a tiempo ({refuse})",
+    question_withdrawn="Se retira la pregunta (ya no hace falta): {title}",
+    question_too_many="Demasiadas preguntas a la vez; rechazada sin preguntarle: {title}",
     help=(
         "Escriba un mensaje para chatear, 'r <capacidad>' para retirar una, 'q' o Ctrl-C para "
         "terminar la sesión."
@@ -333,10 +345,6 @@ ES = Texts(
     feed_revoked="{capability} retirado ({by}); está detenido.",
     feed_ended="Sesión terminada ({reason}, por {by}).",
     feed_ends_in="La sesión termina en {minutes} min {seconds} s (a las {end}).",
-    feed_extension_asked=(
-        "{technician} pide alargar la sesión hasta las {end} (ahora termina a las {current}). "
-        "Motivo: {reason}"
-    ),
     feed_extension_how=(
         "¿Permitir la ampliación? Escriba s (sí) o n (no) en {seconds} s; sin respuesta: no."
     ),

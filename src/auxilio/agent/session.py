@@ -12,8 +12,8 @@ that set, except a newly signed grant that can only extend time, and revocations
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -23,17 +23,17 @@ from auxilio.agent.capabilities import chat
 from auxilio.agent.capabilities.terminal import TerminalHost
 from auxilio.agent.channel import E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
-from auxilio.agent.consent import NO_WORDS, YES_WORDS, Clock, clock_text, utc_now
-from auxilio.agent.dispatch import AppDispatcher
+from auxilio.agent.consent import Clock, clock_text, utc_now
+from auxilio.agent.dispatch import AppDispatcher, HandlerFactory, default_handlers
 from auxilio.agent.errors import AgentError
 from auxilio.agent.feed import Feed
-from auxilio.agent.grants import check_extension
+from auxilio.agent.questions import Extensions, Questions
 from auxilio.agent.sealing import recording_key_message
 from auxilio.agent.state import ActivityLog
 from auxilio.agent.userinput import Line, LineInput, Signal
 from auxilio.crypto.errors import E2EError, SignatureInvalid
 from auxilio.crypto.grants import Grant
-from auxilio.crypto.receipts import ConsentReceipt, sign_extension_receipt
+from auxilio.crypto.receipts import ConsentReceipt
 from auxilio.crypto.signing import DocumentKind, verify_document
 from auxilio.protocol.app import CHANNEL_OF, TerminalOutput
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
@@ -45,7 +45,6 @@ from auxilio.protocol.frames import (
     ErrorMessage,
     Party,
     SessionEnd,
-    SessionExtendAnswer,
     SessionExtendDecision,
     SessionReportMessage,
     SessionStateMessage,
@@ -91,7 +90,11 @@ class SupportSessionRunner:
         clock: Clock = utc_now,
         first_report_seconds: float = FIRST_REPORT_SECONDS,
         report_wait_seconds: float = REPORT_WAIT_SECONDS,
+        server_url: str | None = None,
+        handlers: Mapping[Capability, HandlerFactory] | None = None,
     ) -> None:
+        """``server_url``: where diagnostics check the way to the server. ``handlers``: the
+        files, diagnostics and runbooks handlers (the real ones when None)."""
         self._link = link
         self._feed = feed
         self._lines = lines
@@ -114,6 +117,14 @@ class SupportSessionRunner:
             on_command=lambda command: self._queue.put_nowait(("command", command)),
             max_terminals=MAX_TERMINALS,
         )
+        self.questions = Questions(feed=feed, log=log)
+        self._extensions = Extensions(
+            questions=self.questions, feed=feed, log=log, device_key=device_key,
+            server_key=server_key, clock=clock, send=self._send_control,
+            answered=lambda new, decision: self._queue.put_nowait(("extension", (new, decision))),
+        )  # fmt: skip
+        if handlers is None:
+            handlers = default_handlers(server_key=server_key, server_url=server_url)
         self._apps = AppDispatcher(
             gate=self.allowed,
             grant=lambda: self.grant,
@@ -123,6 +134,8 @@ class SupportSessionRunner:
             feed=feed,
             log=log,
             clock=clock,
+            ask=self.questions.ask,
+            handlers=handlers,
         )
         self.ended: Ended | None = None
         # The server's one report of the session, once it arrives after the end.
@@ -130,8 +143,6 @@ class SupportSessionRunner:
         self._first_report_seconds = first_report_seconds
         self._report_wait_seconds = report_wait_seconds
         self._warned = False
-        # An extension the person has yet to answer: the checked new grant and the deadline.
-        self._extension: tuple[Grant, datetime] | None = None
         self._last_status = 0.0
         self._started = clock()
 
@@ -170,11 +181,14 @@ class SupportSessionRunner:
                 await self._handle(kind, value)
                 if kind == "lost":
                     pumps[0] = asyncio.create_task(self._pump_link())
+            await self._apps.close_all()
             if self.active and self.ended.reason != EndReason.CONNECTION_LOST:
                 await self._await_report()
         finally:
             for pump in pumps:
                 pump.cancel()
+            self.questions.close()
+            await self._apps.close_all()
             await self.terminals.stop_all()
             await self._link.close()
         return self.ended
@@ -261,6 +275,10 @@ class SupportSessionRunner:
             await self._on_lost()
         elif kind == "window":
             await self._on_window(*value)
+        elif kind == "extension":
+            new, decision = value
+            if await self._extensions.answer(new, decision, self.grant):
+                self.grant, self._warned = new, False
         await self._on_tick()
 
     # -- control messages -----------------------------------------------------------------------
@@ -282,7 +300,7 @@ class SupportSessionRunner:
             )
             self._warned = True
         elif isinstance(message, SessionExtendDecision):
-            self._on_extension(message)
+            self._extensions.received(message, self.grant)
         elif isinstance(message, CapabilityRevoke):
             if message.support_session_id == self.grant.support_session_id:
                 await self._revoke(message.capability, by=str(message.revoked_by), tell=False)
@@ -359,87 +377,6 @@ class SupportSessionRunner:
             await self._send_control(message)
             self._log.append("recording_key_sent", epoch=message.epoch)
 
-    def _on_extension(self, message: SessionExtendDecision) -> None:
-        if not message.approved:
-            self._feed.info(f"An extension was refused ({message.reason or 'no reason given'}).")
-            return
-        if self._extension is not None:
-            self._log.append("ignored", what="an extension while another awaits your answer")
-            return
-        try:
-            new = check_extension(
-                self.grant,
-                message.grant,
-                server_key=self._server_key,
-                device_key=self._device_key.public_key(),
-                now=self._clock(),
-            )
-        except AgentError as exc:
-            self._feed.alert(f"Extension NOT applied: the new grant was refused ({exc.code}).")
-            self._log.append("extension_refused", code=exc.code)
-            return
-        note = new.extension
-        assert note is not None  # noqa: S101 -- check_extension refuses a grant without one
-        deadline = self._clock() + timedelta(seconds=note.answer_within_seconds)
-        self._extension = (new, deadline)
-        self._log.append("extension_asked", not_after=new.not_after.isoformat(), reason=note.reason)
-        texts = self._feed.texts
-        self._feed.warning(
-            texts.feed_extension_asked.format(
-                technician=new.technician_name,
-                end=clock_text(new.not_after),
-                current=clock_text(self.grant.not_after),
-                reason=note.reason,
-            )
-        )
-        self._feed.info(texts.feed_extension_how.format(seconds=note.answer_within_seconds))
-        self._feed.extension_asked(
-            technician=new.technician_name,
-            new_end=clock_text(new.not_after),
-            current_end=clock_text(self.grant.not_after),
-            reason=note.reason,
-            seconds=note.answer_within_seconds,
-        )
-
-    async def _answer_extension(self, decision: ConsentDecision) -> None:
-        if self._extension is None:
-            return
-        new, _ = self._extension
-        self._extension = None
-        self._feed.extension_closed()
-        note = new.extension
-        assert note is not None  # noqa: S101 -- only checked extensions are pending
-        signed = sign_extension_receipt(
-            self._device_key,
-            support_session_id=new.support_session_id,
-            device_id=new.device_id,
-            grant_nonce=new.nonce,
-            new_not_after=new.not_after,
-            reason=note.reason,
-            decision=decision,
-            decided_at=self._clock(),
-        )
-        if decision is ConsentDecision.GRANTED:
-            self.grant = new
-            self._warned = False
-            self._feed.warning(self._feed.texts.feed_extended.format(end=clock_text(new.not_after)))
-        else:
-            ends = clock_text(self.grant.not_after)
-            self._feed.info(
-                self._feed.texts.feed_extension_kept.format(decision=decision, end=ends)
-            )
-        self._log.append(
-            "extension_answered",
-            decision=str(decision),
-            not_after=self.grant.not_after.isoformat(),
-            reason=note.reason,
-        )
-        await self._send_control(
-            SessionExtendAnswer(
-                id=new_id(), support_session_id=new.support_session_id, receipt=signed
-            )
-        )
-
     # -- E2E frames ----------------------------------------------------------------------------
 
     async def _on_frame(self, frame: bytes) -> None:
@@ -463,7 +400,7 @@ class SupportSessionRunner:
     # -- the person -----------------------------------------------------------------------------
 
     def post(self, kind: str, value: Any) -> None:
-        """An event from the session window (``end``, ``revoke``, ``extension``). Not thread-safe
+        """An event from the session window (``end``, ``revoke``, ``question``). Not thread-safe
         by itself: the window's thread reaches it through ``loop.call_soon_threadsafe``."""
         self._queue.put_nowait(("window", (kind, value)))
 
@@ -473,8 +410,8 @@ class SupportSessionRunner:
             await self._end(Party.END_USER, EndReason.USER_ENDED, "")
         elif kind == "revoke" and isinstance(value, Capability):
             await self._revoke(value, by=str(Party.END_USER), tell=True)
-        elif kind == "extension" and value in {ConsentDecision.GRANTED, ConsentDecision.REFUSED}:
-            await self._answer_extension(value)
+        elif kind == "question" and isinstance(value, tuple) and len(value) == 2:
+            self.questions.answer(*value)
         else:
             self._log.append("ignored", what=f"window event {kind}")
 
@@ -487,11 +424,7 @@ class SupportSessionRunner:
         words = line.split()
         if not words:
             return
-        if self._extension is not None and line.strip().lower() in YES_WORDS | NO_WORDS:
-            answer = line.strip().lower() in YES_WORDS
-            await self._answer_extension(
-                ConsentDecision.GRANTED if answer else ConsentDecision.REFUSED
-            )
+        if self.questions.answer_typed(line):
             return
         if words[0].lower() == "r" and len(words) == 2:
             try:
@@ -519,6 +452,7 @@ class SupportSessionRunner:
         self._revoked.add(capability)
         if capability is Capability.TERMINAL:
             await self.terminals.stop_all()
+        await self._apps.close_capability(capability)
         self._log.append("revoked", capability=str(capability), by=by)
         self._feed.warning(self._feed.texts.feed_revoked.format(capability=capability, by=by))
         if tell and was_allowed:
@@ -538,8 +472,6 @@ class SupportSessionRunner:
         if self.ended is not None:
             return
         now = self._clock()
-        if self._extension is not None and now >= self._extension[1]:
-            await self._answer_extension(ConsentDecision.TIMED_OUT)
         if now >= self.grant.not_after:
             self._feed.warning(self._feed.texts.feed_time_over)
             await self._end(Party.AGENT, EndReason.TIME_LIMIT, "grant_not_after")
@@ -555,6 +487,7 @@ class SupportSessionRunner:
             return
         if self.terminals and not self.allowed(Capability.TERMINAL):
             await self.terminals.stop_all()  # the terminal capability expired inside the grant
+        await self._apps.close_unless_allowed()  # so did files, diagnostics or runbooks
         self._status()
 
     def _status(self, *, force: bool = False) -> None:
@@ -613,5 +546,6 @@ class SupportSessionRunner:
     def _finish(self, ended_by: str, reason: str, detail: str) -> None:
         if self.ended is None:
             self.ended = Ended(str(ended_by), str(reason), detail)
+            self.questions.close()  # what is still asked answers TIMED_OUT now
             self._log.append("ended", ended_by=str(ended_by), reason=str(reason), detail=detail)
             self._feed.warning(self._feed.texts.feed_ended.format(reason=reason, by=ended_by))

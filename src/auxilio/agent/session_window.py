@@ -2,9 +2,13 @@
 
 It shows who is connected, what they may do in plain words, the time left in the device's own
 time, the live feed, a "Stop" button per capability the person allowed and one large "End
-session" button; it also asks an extension (reason, new end, Accept / Refuse; no answer is a
-refusal, decided by the runner's own clock). It can be minimised; closing it asks whether to end
-the session, and ends it if so: the window is never gone while the session runs.
+session" button. It shows the one question the session asks the person at a time (an extension,
+entering a personal-data zone, sending diagnostics, running a runbook: the question, its lines,
+two buttons with its labels, a countdown; no answer is a refusal, decided by the runner's own
+timer, ``agent.questions``). The buttons take the keyboard: Tab between them, Enter or Space
+answers, Escape refuses, and the safe answer (refuse) has the focus when a question appears. It
+can be minimised (a question brings it back); closing it asks whether to end the session, and
+ends it if so: the window is never gone while the session runs.
 
 Threads: Tk runs in a thread of its own (as the consent window does). The asyncio side talks to
 it only through ``_inbox`` (a thread-safe queue the Tk thread drains every ``POLL_MS``); the
@@ -12,7 +16,9 @@ window talks back only through ``on_event(kind, value)``, called in the Tk threa
 caller routes into the runner's queue with ``loop.call_soon_threadsafe``. The window decides
 nothing: the runner checks every event as it checks the person's typed commands.
 
-Events: ``("end", None)``, ``("revoke", Capability)``, ``("extension", ConsentDecision)``.
+Events: ``("end", None)``, ``("revoke", Capability)``, ``("question", (number,
+ConsentDecision))``: the number is the question's own, so a click that arrives after that
+question timed out can never answer the next one.
 """
 
 from __future__ import annotations
@@ -51,6 +57,27 @@ class SessionView:
     ends_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class QuestionView:
+    """One question as the person sees it (terminal and window). ``number`` is unique in the
+    session; ``how`` is the terminal's instruction (type y or n)."""
+
+    number: int
+    kind: str
+    title: str
+    lines: tuple[str, ...]
+    allow: str
+    refuse: str
+    seconds: int
+    how: str
+
+
+# Stable X names of the question buttons (docs/support-sessions.md); an extension keeps the
+# names it always had.
+QUESTION_BUTTONS = ("auxilio-question-allow", "auxilio-question-refuse")
+EXTENSION_BUTTONS = ("auxilio-extension-accept", "auxilio-extension-refuse")
+
+
 def into_loop(loop: asyncio.AbstractEventLoop, sink: Callable[[], EventSink]) -> EventSink:
     """The window's events (from its Tk thread) into ``sink()`` (the runner's ``post``), run in
     the asyncio loop. ``sink`` is looked up late: the window is made before the runner."""
@@ -86,7 +113,8 @@ class SessionWindow:
         self._thread: threading.Thread | None = None
         self._sent: SessionView | None = None  # asyncio side: the last view sent
         self._view: SessionView | None = None  # Tk side: the view shown
-        self._extension_until: float | None = None
+        self._question_until: float | None = None
+        self._question: int | None = None  # Tk side: the number of the question shown
         # Tk widgets, only touched in the Tk thread; None outside it.
         self.root: Any = None
         self.end_button: Any = None
@@ -109,11 +137,11 @@ class SessionWindow:
     def line(self, stamp: str, text: str, kind: str) -> None:
         self._inbox.put(("line", (stamp, text, kind)))
 
-    def ask_extension(self, *, question: str, reason: str, seconds: int) -> None:
-        self._inbox.put(("extension", (question, reason, seconds)))
+    def ask(self, question: QuestionView) -> None:
+        self._inbox.put(("question", question))
 
-    def extension_closed(self) -> None:
-        self._inbox.put(("extension_closed", None))
+    def question_closed(self, number: int) -> None:
+        self._inbox.put(("question_closed", number))
 
     def close(self, timeout: float = 10.0) -> None:
         """Close the window and wait for its thread (blocking: call it through to_thread)."""
@@ -144,22 +172,24 @@ class SessionWindow:
         w["left"].pack(fill="x")
         w["may"] = tk.Frame(root, padx=12, pady=8)
         w["may"].pack(fill="x")
-        ext: Any = tk.Frame(root, padx=12, pady=8, bg="#fff4ce")
-        w["extension"] = ext
-        w["ext_question"] = tk.Label(ext, font=bold, anchor="w", justify="left", bg="#fff4ce",
-                                     wraplength=WRAP)  # fmt: skip
-        w["ext_question"].pack(fill="x")
-        w["ext_reason"] = tk.Label(ext, anchor="w", justify="left", bg="#fff4ce",
-                                   wraplength=WRAP)  # fmt: skip
-        w["ext_reason"].pack(fill="x")
-        w["ext_left"] = tk.Label(ext, anchor="w", bg="#fff4ce")
-        w["ext_left"].pack(fill="x")
-        self.accept_button = tk.Button(ext, text=t.extension_accept, command=lambda: self._answer(
+        ask: Any = tk.Frame(root, padx=12, pady=8, bg="#fff4ce")
+        w["question"] = ask
+        w["q_title"] = tk.Label(ask, font=bold, anchor="w", justify="left", bg="#fff4ce",
+                                wraplength=WRAP)  # fmt: skip
+        w["q_title"].pack(fill="x")
+        w["q_lines"] = tk.Label(ask, anchor="w", justify="left", bg="#fff4ce", wraplength=WRAP)
+        w["q_lines"].pack(fill="x")
+        w["q_left"] = tk.Label(ask, anchor="w", bg="#fff4ce")
+        w["q_left"].pack(fill="x")
+        self.accept_button = tk.Button(ask, text=t.allow, command=lambda: self._answer(
             ConsentDecision.GRANTED))  # fmt: skip
         self.accept_button.pack(side="left")
-        self.refuse_button = tk.Button(ext, text=t.extension_refuse, command=lambda: self._answer(
+        self.refuse_button = tk.Button(ask, text=t.refuse, command=lambda: self._answer(
             ConsentDecision.REFUSED))  # fmt: skip
         self.refuse_button.pack(side="left", padx=8)
+        for button in (self.accept_button, self.refuse_button):
+            button.bind("<Return>", lambda _, b=button: b.invoke())
+        root.bind("<Escape>", lambda _: self._answer(ConsentDecision.REFUSED))
         self.end_button = tk.Button(
             root, text=t.end_session, font=big, bg="#b00020", fg="white",
             activebackground="#d0002a", activeforeground="white", padx=20, pady=12,
@@ -183,8 +213,7 @@ class SessionWindow:
 
         self._names = WidgetNames()
         self._names.name(self.end_button, "auxilio-end-session")
-        self._names.name(self.accept_button, "auxilio-extension-accept")
-        self._names.name(self.refuse_button, "auxilio-extension-refuse")
+        self._button_names: tuple[str, str] | None = None
         root.after(0, self._poll)
         if self._on_ready is not None:
             root.after(0, self._on_ready, self)
@@ -197,7 +226,7 @@ class SessionWindow:
         self.root = self.end_button = self.accept_button = self.refuse_button = None
         self.revoke_buttons = {}
         self._widgets = {}
-        root = base = big = bold = ext = feed = scroll = text = None
+        root = base = big = bold = ask = feed = scroll = text = None
         gc.collect()
 
     def _poll(self) -> None:
@@ -258,22 +287,31 @@ class SessionWindow:
         text.configure(state="disabled")
         text.see("end")
 
-    def _do_extension(self, value: tuple[str, str, int]) -> None:
+    def _do_question(self, question: QuestionView) -> None:
         import time
 
-        question, reason, seconds = value
-        self._widgets["ext_question"].configure(text=question)
-        self._widgets["ext_reason"].configure(
-            text=self.texts.extension_reason.format(reason=reason)
-        )
-        self._extension_until = time.monotonic() + seconds
-        self._widgets["extension"].pack(fill="x", padx=12, after=self._widgets["may"])
+        w = self._widgets
+        self._question = question.number
+        w["q_title"].configure(text=question.title)
+        w["q_lines"].configure(text="\n".join(question.lines))
+        self.accept_button.configure(text=question.allow)
+        self.refuse_button.configure(text=question.refuse)
+        names = EXTENSION_BUTTONS if question.kind == "extension" else QUESTION_BUTTONS
+        w["question"].pack(fill="x", padx=12, after=w["may"])
         self.root.deiconify()  # a question must be seen, even when the window was minimised
         self.root.lift()
+        if names != self._button_names:
+            self._button_names = names
+            self._names.name(self.accept_button, names[0])
+            self._names.name(self.refuse_button, names[1])
+        self._question_until = time.monotonic() + question.seconds
+        self.refuse_button.focus_set()  # Enter on a question that just appeared refuses it
 
-    def _do_extension_closed(self, _: None) -> None:
-        self._extension_until = None
-        self._widgets["extension"].pack_forget()
+    def _do_question_closed(self, number: int | None) -> None:
+        if number is not None and number != self._question:
+            return  # an older question's close; the one shown now stays
+        self._question = self._question_until = None
+        self._widgets["question"].pack_forget()
 
     def _tick(self) -> None:
         import time
@@ -283,15 +321,16 @@ class SessionWindow:
             left = (view.ends_at - datetime.now(UTC)).total_seconds()
             self._widgets["left"].configure(text=self.texts.time_left.format(
                 left=time_left_text(left), end=clock_text(view.ends_at)))  # fmt: skip
-        if self._extension_until is not None:
-            seconds = max(0, int(self._extension_until - time.monotonic()) + 1)
-            self._widgets["ext_left"].configure(
-                text=self.texts.extension_countdown.format(seconds=seconds)
-            )
+        if self._question_until is not None:
+            seconds = max(0, int(self._question_until - time.monotonic()) + 1)
+            self._widgets["q_left"].configure(text=self.texts.countdown.format(seconds=seconds))
 
     def _answer(self, decision: ConsentDecision) -> None:
-        self._do_extension_closed(None)
-        self._on_event("extension", decision)
+        number = self._question
+        if number is None:
+            return  # no question shown (Escape with nothing asked)
+        self._do_question_closed(number)
+        self._on_event("question", (number, decision))
 
     def _on_close(self) -> None:
         from tkinter import messagebox
