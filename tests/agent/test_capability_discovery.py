@@ -13,25 +13,49 @@ from auxilio.agent.capability_discovery import available_capabilities
 from auxilio.protocol.frames import AGENT_CAPABILITIES
 from auxilio.protocol.types import Capability
 
+EVERYTHING = (
+    Capability.CHAT, Capability.TERMINAL, Capability.FILES, Capability.DIAGNOSTICS,
+    Capability.RUNBOOKS,
+)  # fmt: skip
+WITHOUT_TERMINAL = tuple(c for c in EVERYTHING if c is not Capability.TERMINAL)
 
-def test_chat_and_the_terminal_with_a_runnable_shell() -> None:
-    assert available_capabilities(program="/bin/sh") == (Capability.CHAT, Capability.TERMINAL)
+
+def test_everything_with_a_runnable_shell_psutil_and_sh() -> None:
+    assert available_capabilities(program="/bin/sh") == EVERYTHING
 
 
 def test_no_terminal_when_the_shell_does_not_exist(tmp_path: Path) -> None:
-    assert available_capabilities(program=str(tmp_path / "no-such-shell")) == (Capability.CHAT,)
+    assert available_capabilities(program=str(tmp_path / "no-such-shell")) == WITHOUT_TERMINAL
 
 
 def test_no_terminal_when_the_shell_cannot_be_run(tmp_path: Path) -> None:
     shell = tmp_path / "shell"
     shell.write_text("#!/bin/sh\n")
     os.chmod(shell, 0o600)
-    assert available_capabilities(program=str(shell)) == (Capability.CHAT,)
+    assert available_capabilities(program=str(shell)) == WITHOUT_TERMINAL
 
 
-def test_no_terminal_without_pseudo_terminals(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_windows_has_files_and_diagnostics_but_no_terminal_nor_runbooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(capability_discovery.sys, "platform", "win32")
-    assert available_capabilities(program=sys.executable) == (Capability.CHAT,)
+    assert available_capabilities(program=sys.executable) == (
+        Capability.CHAT, Capability.FILES, Capability.DIAGNOSTICS,
+    )  # fmt: skip
+
+
+def test_no_diagnostics_without_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes the import fail as if psutil were not installed.
+    monkeypatch.setitem(sys.modules, "psutil", None)
+    found = available_capabilities(program="/bin/sh")
+    assert Capability.DIAGNOSTICS not in found
+    assert Capability.FILES in found and Capability.RUNBOOKS in found
+
+
+def test_no_runbooks_without_sh(tmp_path: Path) -> None:
+    found = available_capabilities(program="/bin/sh", runbook_shell=str(tmp_path / "no-sh"))
+    assert Capability.RUNBOOKS not in found
+    assert Capability.DIAGNOSTICS in found
 
 
 def test_never_more_than_an_agent_of_this_version_can_deliver() -> None:
