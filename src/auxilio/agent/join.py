@@ -178,6 +178,7 @@ async def join(
             server_key=pinned.public_key,
             grant=grant,
             receipt=receipt,
+            server_url=address.origin,  # diagnostics check the way to it
         )
         runner_started = True
         if session_window is not None:
