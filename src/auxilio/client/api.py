@@ -194,14 +194,24 @@ class ApiClient:
         capabilities: list[str],
         technician_e2e_key: str,
         record: bool = False,
+        terminal_shell: str | None = None,
+        files_direction: str | None = None,
+        runbooks: list[str] | None = None,
     ) -> Any:
-        body = {
+        body: dict[str, Any] = {
             "ticket_id": ticket_id,
             "mode": mode,
             "capabilities": capabilities,
             "technician_e2e_key": technician_e2e_key,
             "record": record,
         }
+        # Only what was asked: an absent field lets the policy apply its own default.
+        if terminal_shell is not None:
+            body["terminal_shell"] = terminal_shell
+        if files_direction is not None:
+            body["files_direction"] = files_direction
+        if runbooks:
+            body["runbooks"] = runbooks
         return await self.request("POST", "/support-sessions", json=body)
 
     async def get_support_session(self, support_session_id: str) -> Any:
@@ -217,3 +227,23 @@ class ApiClient:
 
     async def report(self, support_session_id: str) -> Any:
         return await self.request("GET", f"/support-sessions/{support_session_id}/report")
+
+    # -- runbooks and ticket attachments ----------------------------------------------------
+
+    async def get_runbook(self, runbook_id: str) -> Any:
+        """The current approved version, with its signed document (``signed``) and digest."""
+        return await self.request("GET", f"/runbooks/{runbook_id}")
+
+    async def add_ticket_attachment(
+        self,
+        ticket_id: str,
+        *,
+        kind: str,
+        name: str,
+        media_type: str,
+        content: str,
+        support_session_id: str | None = None,
+    ) -> Any:
+        body = {"kind": kind, "name": name, "media_type": media_type, "content": content,
+                "support_session_id": support_session_id}  # fmt: skip
+        return await self.request("POST", f"/tickets/{ticket_id}/attachments", json=body)

@@ -19,13 +19,17 @@ from typing import Any
 
 from auxilio.client.output import InteractiveOutput
 from auxilio.client.session import TechnicianSession
+from auxilio.client.steps import COMMAND_USAGE, StepError, parse_command, run_step
 
 ESCAPE = b"\x1d"  # Ctrl-]
-COMMANDS = ("/term", "/end", "/help")
+COMMANDS = ("/term", "/end", "/help", *COMMAND_USAGE)
 HELP = (
     "Type a line to send it as a chat message. Commands: /term opens the remote terminal "
-    "(Ctrl-] comes back here), /end ends the session, /help shows this. A chat message that "
-    "starts with / is typed with two (//)."
+    "(Ctrl-] comes back here), /end ends the session, /help shows this. Files, diagnostics "
+    "and runbooks: /ls PATH, /get REMOTE [LOCAL], /put LOCAL REMOTE, /replace LOCAL REMOTE, "
+    '/diag, /runbook ID [name=value ...], each with --reason "TEXT" when it enters the '
+    "person's documents, or /reason TEXT before it. A chat message that starts with / is "
+    "typed with two (//)."
 )
 
 
@@ -39,6 +43,8 @@ def unknown_command(line: str) -> str | None:
     if line in COMMANDS:
         return None
     word = line.split(maxsplit=1)[0]
+    if word in COMMAND_USAGE:
+        return None
     if word in COMMANDS:
         return f"{word} takes no arguments (nothing was sent)"
     return f"unknown command {word}; commands: {', '.join(COMMANDS)} (nothing was sent)"
@@ -51,6 +57,8 @@ class InteractiveDriver:
         self._saved: list[Any] | None = None
         self._pending = b""
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        # File, diagnostics and runbook steps run beside the chat: a download does not hold it.
+        self.steps: set[asyncio.Task[None]] = set()
 
     async def __call__(self, session: TechnicianSession) -> None:
         loop = asyncio.get_running_loop()
@@ -70,6 +78,8 @@ class InteractiveDriver:
                 else:
                     await self._chat_input(session, data)
         finally:
+            for step in self.steps:
+                step.cancel()
             self._leave_raw()
             loop.remove_reader(self._fd)
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -114,8 +124,22 @@ class InteractiveDriver:
             elif line == "/term":
                 await self._enter_terminal(session)
                 return
+            elif line.split(maxsplit=1)[0] in COMMAND_USAGE:
+                self._start_step(session, line)
             else:
                 await session.send_chat(line[1:] if line.startswith("//") else line)
+
+    def _start_step(self, session: TechnicianSession, line: str) -> None:
+        try:
+            action = parse_command(line)
+        except StepError as exc:
+            self.output.error(f"{exc} (nothing was sent)")
+            return
+        if action is None:  # not reached: the caller checked the command word
+            return
+        step = asyncio.create_task(run_step(session, action))
+        self.steps.add(step)
+        step.add_done_callback(self.steps.discard)
 
     async def _enter_terminal(self, session: TechnicianSession) -> None:
         if "terminal" in session.revoked:

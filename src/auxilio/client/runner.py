@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from auxilio.client.output import clean_terminal_text
 from auxilio.client.script import Action, End, Expect, Extend, RunCommand, SendChat, Wait
 from auxilio.client.session import TechnicianSession
+from auxilio.client.steps import TOOL_ACTIONS, run_step
 
 SCRIPT_COLS, SCRIPT_ROWS = 120, 40
 # A command's output is taken as complete once the terminal has been quiet this long; a prompt
@@ -46,6 +47,9 @@ class ScriptRunner:
             case End():
                 session.output.flush_term()
                 await session.end()
+            case _ if isinstance(action, TOOL_ACTIONS):
+                session.output.flush_term()
+                await run_step(session, action)
 
     async def _quiet(self, session: TechnicianSession) -> None:
         loop = asyncio.get_running_loop()

@@ -11,6 +11,10 @@ starting with ``#`` are skipped)::
     extend:MINUTES:REASON  ask for MINUTES more, with the reason the person will be shown
     end              end the support session (as the technician)
 
+and the file, diagnostics and runbook steps of ``steps.py``: ``ls:PATH``,
+``get:REMOTE=>LOCAL``, ``put:LOCAL=>REMOTE``, ``replace:LOCAL=>REMOTE``, ``diag:``,
+``runbook:ID name=value ...`` and ``reason:TEXT``.
+
 What arrives is printed with stable prefixes (``chat< ``, ``term< ``, ``state< ``) so that a test
 or an automation can read it line by line.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from auxilio.client.steps import StepError, ToolAction, parse_tool_step
 
 # How long ``expect`` waits by default: the agent may be slow to spawn a shell on a loaded host.
 DEFAULT_EXPECT_SECONDS = 20.0
@@ -62,7 +68,7 @@ class End:
     pass
 
 
-Action = SendChat | RunCommand | Expect | Wait | Extend | End
+Action = SendChat | RunCommand | Expect | Wait | Extend | End | ToolAction
 MAX_EXTEND_MINUTES = 24 * 60
 
 
@@ -82,10 +88,18 @@ def parse_action(text: str, *, where: str = "--send") -> Action:
     if stripped == "end":
         return End()
     verb, sep, argument = stripped.partition(":")
+    try:
+        tool = parse_tool_step(verb, argument if sep else None)
+    except StepError as exc:
+        raise ScriptError(f"{where}: {exc}") from None
+    if tool is not None:
+        return tool
     if not sep:
         raise ScriptError(
             f"{where}: {text!r} is not an action; use chat:TEXT, term:LINE, expect:TEXT, "
-            "wait:SECONDS, extend:MINUTES:REASON or end"
+            "wait:SECONDS, extend:MINUTES:REASON, ls:PATH, get:REMOTE=>LOCAL, "
+            "put:LOCAL=>REMOTE, replace:LOCAL=>REMOTE, diag:, runbook:ID name=value..., "
+            "reason:TEXT or end"
         )
     if verb == "chat":
         if not argument.strip():

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,13 +28,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from auxilio.client.api import ApiClient, ApiError, websocket_url
+from auxilio.client.files import FileTransfers
 from auxilio.client.output import SessionOutput
+from auxilio.client.tools import ToolError, ToolRequests
 from auxilio.crypto.e2e import E2ESession
 from auxilio.crypto.errors import CryptoError, GrantError
 from auxilio.crypto.grants import Grant, read_grant
 from auxilio.crypto.handshake import Handshake, TechnicianPending
 from auxilio.crypto.keys import b64url_encode, encode_public_key
 from auxilio.protocol.app import (
+    CHANNEL_OF,
+    AppMessage,
     ChatMessage,
     TerminalExit,
     TerminalInput,
@@ -70,6 +76,7 @@ _REFUSED_STATES = {"denied", "rejected", "expired"}
 # Time the server gets to confirm our own ``session.end`` before we stop waiting for it.
 END_CONFIRM_SECONDS = 10.0
 RECEIVED_TAIL = 1_000_000
+_TOOL_CHANNELS = {ChannelId.FILES, ChannelId.DIAGNOSTICS, ChannelId.RUNBOOKS}
 
 
 def _message_id() -> str:
@@ -148,6 +155,16 @@ class TechnicianSession:
         self.received_total = 0  # characters ever received; received_text holds the tail
         self.received = asyncio.Event()
         self.last_terminal_output = 0.0
+        self.grant: Grant | None = None
+        # Files, diagnostics and runbooks (client/steps.py); ids start at random so that a
+        # request of this attach is never taken for one of an earlier attach.
+        self._request_ids = itertools.count(secrets.randbelow(2**31) + 1)
+        self.stated_reason = ""  # for the next files/diagnostics/runbook request, used once
+        self.files = FileTransfers(send=self.send_app_message, new_id=self._new_request_id)
+        self.tools = ToolRequests(
+            send=self.send_app_message, new_id=self._new_request_id, api=api,
+            server_key=server_key, support_session_id=support_session_id, grant=lambda: self.grant,
+        )  # fmt: skip
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -161,6 +178,17 @@ class TechnicianSession:
         # Seal and send under one lock: counters must reach the wire in the order they were used.
         async with self._send_lock:
             await self._ws.send(self._e2e.seal(channel, payload))
+
+    def _new_request_id(self) -> int:
+        return next(self._request_ids) % 2**32
+
+    async def send_app_message(self, message: AppMessage) -> None:
+        """Seal one files/diagnostics/runbook message on its own channel; a channel that is not
+        open is that request's failure (``ToolError``), not the session's."""
+        try:
+            await self._send_app(CHANNEL_OF[type(message)], encode_app_message(message))
+        except SessionFailed as exc:
+            raise ToolError(exc.code, str(exc)) from exc
 
     async def send_chat(self, text: str) -> None:
         message = ChatMessage(text=text, sent_at=datetime.now(UTC))
@@ -280,6 +308,8 @@ class TechnicianSession:
         if self.outcome is None or self.outcome.exit_code == EXIT_OK:
             self.outcome = outcome
         self.ended.set()
+        for requests in (self.files, self.tools):
+            requests.abort("session.ended", "the session ended before the device answered")
 
     async def _read_loop(self) -> None:
         assert self._ws is not None  # noqa: S101 -- set by run()
@@ -394,6 +424,10 @@ class TechnicianSession:
         self._pending = pending
         self._e2e = None
         self.ready.clear()
+        self.grant = grant
+        for requests in (self.files, self.tools):
+            # A new handshake is a new agent connection: what it was doing is gone.
+            requests.abort("session.reconnected", "the device reconnected; run the step again")
         self.output.state(f"handshake device={grant.device_id}")
         await self._send_text(pending.accept)
 
@@ -412,12 +446,15 @@ class TechnicianSession:
         if self._e2e is None:
             raise SessionFailed("e2e.handshake_failed", "a binary frame before the handshake")
         try:
-            _channel, plaintext = self._e2e.open(frame)
+            channel, plaintext = self._e2e.open(frame)
             message = decode_app_message(plaintext)
         except CryptoError as exc:
             raise SessionFailed(exc.code, str(exc)) from exc
         except ProtocolError as exc:
             raise SessionFailed(str(exc.code), exc.message) from exc
+        if CHANNEL_OF[type(message)] in _TOOL_CHANNELS:
+            self._on_tool_message(channel, message)
+            return
         match message:
             case ChatMessage():
                 self._note_received(message.text)
@@ -432,6 +469,15 @@ class TechnicianSession:
                 self.output.state(f"terminal exited code={message.exit_code}")
             case _:
                 self.output.error(f"unexpected {message.type} from the agent")
+
+    def _on_tool_message(self, channel: ChannelId, message: AppMessage) -> None:
+        """Files, diagnostics and runbook answers go to the request waiting for them."""
+        if channel != CHANNEL_OF[type(message)]:
+            self.output.error(f"{message.type} on the wrong channel ({channel.name}); ignored")
+        elif not (self.files.receive(message) or self.tools.receive(message)):
+            code = getattr(message, "code", "")
+            what = f"{code}: {getattr(message, 'message', '')}" if code else message.type
+            self.output.error(f"{what} (no request of ours is waiting for it)")
 
     def _note_received(self, text: str) -> None:
         self.received_total += len(text)
