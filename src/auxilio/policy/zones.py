@@ -179,17 +179,25 @@ class ZoneMatcher:
         return self._zones[int(found.lastgroup[1:])]
 
 
+def platform_zones(
+    config: PersonalDataZones, platform: Platform
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (zone name, pattern) pairs and the exception patterns of one platform, in matching
+    order: policy-defined zones first, so their names win when a default covers the same path.
+    The same list is compiled here for the server and signed into the grant for the agent."""
+    zones: list[tuple[str, str]] = []
+    for zone in config.zones:
+        zones.extend((zone.name, p) for p in getattr(zone, platform.value))
+    if config.include_defaults:
+        for name, per_platform in DEFAULT_ZONES.items():
+            zones.extend((name, p) for p in per_platform[platform])
+    return zones, list(getattr(config.exceptions, platform.value))
+
+
 def compile_zones(config: PersonalDataZones) -> dict[Platform, ZoneMatcher]:
     matchers: dict[Platform, ZoneMatcher] = {}
     for platform in Platform:
-        zones: list[tuple[str, str]] = []
-        # Policy-defined zones first so their names win when a default covers the same path.
-        for zone in config.zones:
-            zones.extend((zone.name, p) for p in getattr(zone, platform.value))
-        if config.include_defaults:
-            for name, per_platform in DEFAULT_ZONES.items():
-                zones.extend((name, p) for p in per_platform[platform])
-        exceptions = list(getattr(config.exceptions, platform.value))
+        zones, exceptions = platform_zones(config, platform)
         matchers[platform] = ZoneMatcher(platform, zones, exceptions)
     return matchers
 

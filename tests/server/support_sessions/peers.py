@@ -165,6 +165,7 @@ class FakeAgent(Peer):
         super().__init__(base_url)
         self.device_key = device_key or Ed25519PrivateKey.generate()
         self.capabilities = capabilities  # what its agent.hello announces
+        self.platform = "linux"  # what its agent.hello says it runs on
         self.server_fingerprint = ""
         self.offer: SessionOffer | None = None
         self.grant: Grant | None = None
@@ -174,7 +175,8 @@ class FakeAgent(Peer):
     async def authenticate(self) -> None:
         await self.send(AgentHello(
             id=mid(), device_public_key=encode_public_key(self.device_key.public_key()),
-            agent_version="test", platform="linux", protocol_version=1, min_protocol_version=1,
+            agent_version="test", platform=self.platform, protocol_version=1,
+            min_protocol_version=1,
             capabilities=self.capabilities,
         ))
         hello: ServerHello = await self.expect("server.hello")

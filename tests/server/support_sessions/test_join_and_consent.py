@@ -154,7 +154,9 @@ async def test_partial_consent_grants_only_what_the_person_accepted(
     running = await offered(http, world, signing_key, ("chat", "terminal"))
     grant = running.agent.grant
     assert grant is not None
-    assert [c.limits.shell for c in grant.capabilities if c.capability == "terminal"] == ["bash"]
+    # No shell named: the grant carries the policy's list, the device starts one of it.
+    terminal = [c.limits for c in grant.capabilities if c.capability == "terminal"]
+    assert [(limits.shell, limits.shells) for limits in terminal] == [(None, ("bash",))]
     await running.agent.decide({Capability.CHAT: ConsentDecision.GRANTED,
                                 Capability.TERMINAL: REFUSED})
     state = await running.agent.expect_state("consented")

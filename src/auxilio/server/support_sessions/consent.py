@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
@@ -24,6 +25,9 @@ from auxilio.crypto.keys import (
     fingerprint,
 )
 from auxilio.crypto.receipts import ConsentReceipt, verify_receipt
+from auxilio.policy.compiled import compile_policy
+from auxilio.policy.schema import Platform, Policy
+from auxilio.policy.zones import platform_zones
 from auxilio.protocol.frames import EndReason, Party
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import (
@@ -68,6 +72,14 @@ PURPOSES: dict[str, str] = {
     "screen": "See your screen.",
     "input": "Control your mouse and keyboard.",
 }
+TERMINAL_RISK_TEXT = (
+    "Warning: a terminal can read your documents and other personal folders; it cannot be kept "
+    "out of them. Allow it only if you trust this technician with them."
+)
+FILES_ZONES_TEXT = (
+    "Your personal folders (documents, desktop, pictures, mail, browser data...) stay closed: "
+    "you are asked separately, with the technician's reason, before any is opened."
+)
 DEFAULT_LEGAL_TEXT = (
     "A technician asks to access your computer to resolve your issue. "
     "You can end the session at any moment."
@@ -158,6 +170,22 @@ def _legal_text(policy: policies.ActivePolicy) -> str:
     return texts.get("en") or next(iter(texts.values()), DEFAULT_LEGAL_TEXT)
 
 
+def zone_limits(policy: Policy, platform: str) -> dict[str, Any]:
+    """The personal-data zones of ``platform`` as the grant carries them to the agent, which
+    enforces them on every path (the server never sees a path: it travels end-to-end)."""
+    config = policy.personal_data_zones
+    pairs, exceptions = platform_zones(config, Platform(platform))
+    patterns: dict[str, list[str]] = {}
+    for name, pattern in pairs:
+        patterns.setdefault(name, []).append(pattern)
+    return {
+        "platform": platform,
+        "zones": [{"name": name, "patterns": found} for name, found in patterns.items()],
+        "zone_exceptions": exceptions,
+        "on_zone_access": str(config.on_access),
+    }
+
+
 def _capability_grants(
     support_session: SupportSession, issued_at: datetime, not_after: datetime
 ) -> list[CapabilityGrant]:
@@ -174,6 +202,23 @@ def _capability_grants(
     return grants
 
 
+def _with_zones(support_session: SupportSession, policy: Policy, platform: str) -> None:
+    """Put the device platform's zones into the files limits, now that the platform is known.
+    Zones the agent cannot be told (an unknown platform) refuse the join: an obligation that
+    cannot be honoured denies, it never proceeds silently."""
+    if str(Capability.FILES) not in support_session.requested_capabilities:
+        return
+    if platform not in {p.value for p in Platform}:
+        raise AgentRefused("capability.unavailable", "the policy's personal-data zones cannot "
+                           f"be enforced on a {platform} device, so files cannot be offered "
+                           "(personal_data_zones); nothing was asked of you")
+    limits = dict(support_session.capability_limits)
+    entry = dict(limits.get(str(Capability.FILES), {}))
+    entry["limits"] = {**entry.get("limits", {}), **zone_limits(policy, platform)}
+    limits[str(Capability.FILES)] = entry
+    support_session.capability_limits = limits
+
+
 def _extension_terms(policy: policies.ActivePolicy) -> ExtensionTerms:
     extension = policy.policy.sessions.extension
     if extension is None:
@@ -187,13 +232,24 @@ def _extension_terms(policy: policies.ActivePolicy) -> ExtensionTerms:
     )
 
 
+def _purpose(name: str, policy: Policy) -> str:
+    """What the person is told a capability is for; a terminal where zones must be protected
+    names the risk (personal_data_zones.terminal: require_consent; deny never gets here)."""
+    text = PURPOSES.get(name, "")
+    if name == str(Capability.TERMINAL) and compile_policy(policy).has_zones:
+        text = f"{text} {TERMINAL_RISK_TEXT}"
+    if name == str(Capability.FILES) and compile_policy(policy).has_zones:
+        text = f"{text} {FILES_ZONES_TEXT}"
+    return text
+
+
 def _consent_terms(
     support_session: SupportSession, policy: policies.ActivePolicy, answer_by: datetime
 ) -> ConsentTerms:
     return ConsentTerms(
         ticket_ref=support_session.ticket_ref,
         purposes=tuple(
-            CapabilityPurpose(capability=Capability(name), purpose=PURPOSES.get(name, ""))
+            CapabilityPurpose(capability=Capability(name), purpose=_purpose(name, policy.policy))
             for name in support_session.requested_capabilities
         ),
         legal_text=_legal_text(policy),
@@ -285,12 +341,16 @@ async def join_support_session(
     if missing:
         raise await _reject_code(db, "capability.unavailable", "this device cannot deliver "
                                  f"{', '.join(missing)}; nothing was asked of you", org, sid)
+    active = await policies.get_active_policy(db, organisation_id=org)
+    try:
+        _with_zones(support_session, active.policy, _platform(platform))
+    except AgentRefused as exc:
+        raise await _reject_code(db, exc.code, exc.message, org, sid) from None
     row.used_at = now
     support_session.device_id = await _device_for(db, support_session, device_public_key, platform)
     support_session.device_public_key = device_public_key
     not_after = now + timedelta(seconds=support_session.max_duration_seconds)
     capabilities = _capability_grants(support_session, now, not_after)
-    active = await policies.get_active_policy(db, organisation_id=org)
     answer_by = now + timedelta(seconds=support_session.consent_timeout_seconds) + OFFER_SLACK
     terms = _consent_terms(support_session, active, answer_by)
     grant = await sign_grant_for(db, support_session=support_session, server_key=server_key,

@@ -102,6 +102,10 @@ async def request_support_session(
         actor=caller.actor,
         node_id=_runtime(request).settings.node_id,
         recording_requested=body.record,
+        requested=service.Requested(
+            terminal_shell=body.terminal_shell, files_direction=body.files_direction,
+            runbooks=tuple(body.runbooks),
+        ),
     )
     decision = outcome.decision
     if outcome.support_session is None or decision.effect is Effect.DENY:

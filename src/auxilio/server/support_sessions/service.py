@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +38,6 @@ from auxilio.policy.schema import (
     FileTransferRule,
     Policy,
     RecordingMode,
-    RunbooksRule,
     SessionMode,
     TerminalRule,
 )
@@ -54,6 +53,7 @@ from auxilio.server.errors import (
     Forbidden,
     IllegalTransition,
     InvalidCapabilities,
+    RunbookNotInCatalogue,
     SupportSessionNotFound,
     ValidationFailed,
 )
@@ -63,6 +63,7 @@ from auxilio.server.policies import service as policies
 from auxilio.server.policies.authorize import authorize_permission
 from auxilio.server.recordings import service as recordings
 from auxilio.server.recordings.models import AuditorKey
+from auxilio.server.runbooks import service as runbook_catalogue
 from auxilio.server.support_sessions import clock
 from auxilio.server.support_sessions.models import JoinCode, SupportSession
 from auxilio.server.tickets import service as tickets
@@ -152,34 +153,112 @@ async def _running(db: AsyncSession, technician_id: uuid.UUID) -> int:
     return int((await db.execute(query)).scalar_one())
 
 
-def _capability_request(
-    policy: Policy, capability: Capability, actor: Actor, mode: SessionMode, ticket_id: str
-) -> tuple[UseCapability, dict[str, Any]]:
-    """The policy question for one capability, and the limits the grant will carry.
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """What exactly the technician asks for, beyond capability names (the request body)."""
 
-    The request body names capabilities only; where the policy needs a detail (a shell, a
-    direction, a runbook) the question is asked for what the policy itself approves, and the
-    grant carries that limit to the agent.
-    """
+    terminal_shell: str | None = None
+    files_direction: Literal["upload", "download", "both"] | None = None
+    runbooks: tuple[str, ...] = ()
+
+
+def _capability_questions(
+    policy: Policy, capability: Capability, actor: Actor, mode: SessionMode, ticket_id: str,
+    requested: Requested,
+) -> tuple[list[UseCapability], dict[str, Any]]:
+    """The policy questions for one capability, for what was requested, and the limits the
+    grant will carry. A terminal with no named shell is asked as "the device's login shell",
+    which the policy's ``shells`` must then approve by name on the device (the grant carries
+    the approved list); file transfer in both directions is two questions, one per direction;
+    runbooks one question per runbook id."""
     assert actor.role is not None  # noqa: S101 -- _org checked it
     name = POLICY_NAMES[capability]
     rule = policy.capabilities.get(name)
     limits: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    if isinstance(rule, TerminalRule):
-        extra["terminal_shell"] = limits["shell"] = rule.shells[0]
-    if isinstance(rule, FileTransferRule):
-        limits["direction"] = rule.direction.value
-        extra["direction"] = "upload" if rule.direction.value == "upload" else "download"
-        if rule.max_size is not None:
+    base = {"capability": name, "technician_role": actor.role, "mode": mode,
+            "ticket_id": ticket_id}
+    questions: list[UseCapability] = []
+    if capability is Capability.TERMINAL:
+        shell = requested.terminal_shell
+        if shell is not None:
+            limits["shell"] = shell
+        elif isinstance(rule, TerminalRule):
+            # No shell named: the device starts its login shell if the policy lists it, else the
+            # first listed one it has. The grant carries the list and the agent holds to it, so
+            # the question is "a shell of this list", which any listed name stands for.
+            limits["shells"] = list(rule.shells)
+            shell = rule.shells[0]
+        questions.append(UseCapability(**base, terminal_shell=shell))
+    elif capability is Capability.FILES:
+        direction = requested.files_direction or "both"
+        limits["direction"] = direction
+        for way in (("upload", "download") if direction == "both" else (direction,)):
+            questions.append(UseCapability(**base, direction=way))
+        if isinstance(rule, FileTransferRule) and rule.max_size is not None:
             limits["max_bytes"] = rule.max_size
-    if isinstance(rule, RunbooksRule):
-        extra["runbook_id"] = rule.approved[0]
+    elif capability is Capability.RUNBOOKS:
+        if not requested.runbooks:
+            raise ValidationFailed("Name the runbooks the session needs (runbooks: [ids]).",
+                                   field="runbooks")
+        questions.extend(UseCapability(**base, runbook_id=rid) for rid in requested.runbooks)
+    else:
+        questions.append(UseCapability(**base))
     max_seconds = int(rule.max_duration.total_seconds()) if rule and rule.max_duration else None
-    request = UseCapability(
-        capability=name, technician_role=actor.role, mode=mode, ticket_id=ticket_id, **extra
-    )
-    return request, {"limits": limits, "max_seconds": max_seconds}
+    entry: dict[str, Any] = {"limits": limits, "max_seconds": max_seconds}
+    if capability is Capability.RUNBOOKS:
+        entry["runbook_ids"] = list(requested.runbooks)
+    return questions, entry
+
+
+def compose(start: Decision, asked: Sequence[Decision]) -> Decision:
+    """One answer for the session from the start decision and every capability's: a denial
+    anywhere denies (the first one asked is named), then an approval anywhere is required;
+    otherwise the session rule speaks. The capabilities' own obligations are kept apart (see
+    ``_capability_entry``), not folded into this one."""
+    for effect in (Effect.DENY, Effect.REQUIRE_APPROVAL):
+        if start.effect is effect:
+            return start
+        for decision in asked:
+            if decision.effect is effect:
+                return decision
+    return start
+
+
+def _capability_entry(decisions: Sequence[Decision]) -> dict[str, Any]:
+    """What is kept per capability besides its limits: each decision that answered it, and the
+    obligations those carried (a consent of its own with its timeout, a time limit)."""
+    ends = [d.obligations.end_at for d in decisions if d.obligations.end_at is not None]
+    consents = [d.obligations.consent for d in decisions if d.obligations.consent is not None]
+    return {
+        "decisions": [{"effect": str(d.effect), "rule": d.rule, "reason": d.reason}
+                      for d in decisions],
+        "consent_timeout_seconds": (
+            min(int(c.timeout.total_seconds()) for c in consents) if consents else None
+        ),
+        "consent_rule": next((d.rule for d in decisions if d.obligations.consent), None),
+        "has_end_at": bool(ends),
+    }
+
+
+RUNBOOK_CATALOGUE_RULE = "capabilities.runbooks.approved"
+
+
+async def _pin_runbooks(
+    db: AsyncSession, org: uuid.UUID, granted: dict[str, Any], policy: Policy, decision: Decision
+) -> Decision:
+    """Pin the requested runbooks' approved versions into the grant's limits; a runbook the
+    policy approves but the catalogue has no approved version of is refused by name."""
+    entry = granted[str(Capability.RUNBOOKS)]
+    rule = policy.capabilities.runbooks
+    try:
+        pins = await runbook_catalogue.pins_for(
+            db, organisation_id=org, runbook_ids=entry["runbook_ids"],
+            pre_authorised=rule.pre_authorised if rule is not None else (),
+        )
+    except RunbookNotInCatalogue as exc:
+        return Decision(Effect.DENY, RUNBOOK_CATALOGUE_RULE, str(exc), decision.policy_version)
+    entry["limits"]["runbooks"] = [pin.model_dump(mode="json") for pin in pins]
+    return decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +315,10 @@ async def request_support_session(
     actor: Actor,
     node_id: str,
     recording_requested: bool = False,
+    requested: Requested = Requested(),
 ) -> RequestOutcome:
-    """Ask the policy (start, then each capability); keep a denied or a requested session."""
+    """Ask the policy (start, then each capability for what was requested); keep a denied or a
+    requested session."""
     now = clock.now()
     org = _org(actor)
     assert actor.id is not None and actor.role is not None  # noqa: S101 -- _org checked it
@@ -268,24 +349,31 @@ async def request_support_session(
     start = decision
     active = await policies.get_active_policy(db, organisation_id=org)
     granted: dict[str, Any] = {}
+    asked: list[Decision] = []
     for capability in dict.fromkeys(capabilities):
-        if decision.effect in (Effect.DENY, Effect.REQUIRE_APPROVAL):
+        if start.effect in (Effect.DENY, Effect.REQUIRE_APPROVAL):
             break
-        question, limits = _capability_request(
-            active.policy, capability, actor, mode, str(ticket.id)
+        questions, entry = _capability_questions(
+            active.policy, capability, actor, mode, str(ticket.id), requested
         )
-        decision = await policies.decide(
-            db, actor=actor, organisation_id=org, request=question, context=context,
-            target_type="support_session", target_id=sid,
-        )
-        granted[str(capability)] = limits
+        decisions = [
+            await policies.decide(db, actor=actor, organisation_id=org, request=question,
+                                  context=context, target_type="support_session", target_id=sid)
+            for question in questions
+        ]
+        asked.extend(decisions)
+        entry.update(_capability_entry(decisions))
+        granted[str(capability)] = entry
+    decision = compose(start, asked)
     if decision.effect is Effect.REQUIRE_APPROVAL:
         return RequestOutcome(decision=decision, support_session=None)
-    # A refusal is explained by the rule that refused; a go-ahead by the session rule.
-    if decision.effect is not Effect.DENY:
-        decision = start
+    if decision.effect is not Effect.DENY and Capability.RUNBOOKS in granted:
+        decision = await _pin_runbooks(db, org, granted, active.policy, decision)
 
     obligations = start.obligations
+    # The prompt's timeout is the strictest of the session's and every capability's own.
+    timeouts = [entry["consent_timeout_seconds"] for entry in granted.values()
+                if entry.get("consent_timeout_seconds")]
     sessions = active.policy.sessions
     recording = await _recording_choice(db, organisation_id=org, requested=recording_requested,
                                         asked=obligations.record or sessions.recording)
@@ -307,7 +395,8 @@ async def request_support_session(
         idle_timeout_seconds=(
             int(obligations.idle_timeout.total_seconds()) if obligations.idle_timeout else None
         ),
-        consent_timeout_seconds=max(1, int(consent.timeout.total_seconds())) if consent else 60,
+        consent_timeout_seconds=max(1, min(
+            [int(consent.timeout.total_seconds()) if consent else 60, *timeouts])),
         consent_timeout_default=(
             "granted" if consent and consent.on_timeout == "allow" else "refused"
         ),
@@ -321,6 +410,7 @@ async def request_support_session(
     details = {"rule": decision.rule, "reason": decision.reason,
                "policy_version": decision.policy_version, "mode": str(mode),
                "capabilities": support_session.requested_capabilities,
+               "decisions": {name: entry["decisions"] for name, entry in granted.items()},
                "ticket_id": str(ticket.id),
                "recording_asked": str(recording.asked), "recording_requested": recording_requested,
                "recorded": support_session.recorded}
