@@ -7,7 +7,7 @@ by two queues, so each test can act as the broker and the technician at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from rich.console import Console
 
 from auxilio.agent.connection import ConnectionLost, Incoming
 from auxilio.agent.consent import ConsentResult, sign_consent
+from auxilio.agent.dispatch import HandlerFactory
 from auxilio.agent.errors import ConnectionFailed
 from auxilio.agent.feed import Feed
 from auxilio.agent.session import SupportSessionRunner
@@ -73,6 +74,7 @@ class Harness:
         consent: dict[Capability, ConsentDecision],
         server_public: Any,
         feed: Feed | None = None,
+        handlers: Mapping[Capability, HandlerFactory] | None = None,
     ) -> None:
         self.grant = grant
         self.link = FakeLink()
@@ -94,6 +96,7 @@ class Harness:
             receipt=receipt,
             # No server here sends the report after the end: do not wait for it long.
             first_report_seconds=0.2,
+            handlers=handlers,
         )
         self.task: asyncio.Task[Any] | None = None
         self.backlog: list[Any] = []
