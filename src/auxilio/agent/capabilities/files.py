@@ -1,0 +1,684 @@
+"""The files capability: browse, download and upload on the device, inside the grant's limits.
+
+Every message passes ``services.gate(FILES)`` first, and every path is judged by the device's
+own zone check (``zones_local``) before anything is read or written. A path in a personal-data
+zone is refused outright under ``on_zone_access: deny``; under ``require_consent`` the person is
+asked once per zone per session, with the technician's stated reason, and a refusal only fails
+that request: the session goes on.
+
+Transfers are pipelined: a download sends ``files.ready``, then every chunk without waiting for
+an acknowledgement (``services.send`` awaits the socket, which paces it), then ``files.done``
+with the SHA-256 of the whole file (a resumed download hashes the prefix it does not send).
+An upload writes into a partial file next to the target, named from the target and the
+announced hash, so a resumed upload of the same content finds it and answers ``files.ready``
+with the bytes it already holds; the file is renamed into place only after its hash matched.
+
+What stays on the device after a failure (the person loses nothing they had):
+
+* a target is only ever replaced by a complete, verified file, and only with ``overwrite``;
+* an interrupted upload (connection lost, cancel, revoke, session end, a bad offset, a chunk past
+  the announced size) keeps its partial for a resume;
+* a hash mismatch removes the partial (its content is wrong), and so does a full disk (the
+  person's disk should not stay full because of a transfer; the upload starts over).
+
+Each request runs in a task of its own: a zone question may wait two minutes for the person, and
+a download streams for as long as the file takes, while the session's other messages (a cancel,
+chat) go on being handled. Upload chunks are written in order, as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import stat
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from auxilio.agent.capabilities.base import Activity, Question, SessionServices
+from auxilio.agent.capabilities.zones_local import LINKED_FILE, PathRefused, Resolved, ZoneChecker
+from auxilio.protocol.app import (
+    FILE_CHUNK_SIZE,
+    AppMessage,
+    FileChunk,
+    FileEntry,
+    FilesCancel,
+    FilesDone,
+    FilesDownload,
+    FilesError,
+    FilesList,
+    FilesListing,
+    FilesReady,
+    FilesUpload,
+)
+from auxilio.protocol.frames import ActivityKind
+from auxilio.protocol.types import Capability, CapabilityLimits, ConsentDecision
+
+MAX_LISTING = 5000  # FilesListing.entries' limit
+# A grant that names no direction: reading only (the capability's own default).
+DEFAULT_DIRECTION = "download"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+
+# What the person reads, in one place for the i18n catalogue.
+TEXTS = {
+    "not_allowed": "Refused: the technician tried to use files; files are not allowed.",
+    "zone_title": "The technician asks to open your {zone}",
+    "zone_path": "Path: {path}",
+    "zone_reason": "Reason given: {reason}",
+    "linked_file": "This file has more than one name on disk; another may be in a personal folder.",
+    "zone_allowed": "You allowed the technician into your {zone} for this session.",
+    "zone_refused": "You kept your {zone} closed: the technician cannot open {path}.",
+    "zone_denied": "Refused: {path} is in your {zone}, which this organisation keeps closed.",
+    "listed": "The technician listed the folder {path}.",
+    "read": "The technician downloaded {path} ({size} bytes).",
+    "written": "The technician uploaded {path} ({size} bytes).",
+    "failed": "A file transfer failed ({code}): {path}",
+}
+_ZONE_NAMES = {
+    LINKED_FILE: "linked file",
+    "browser_profiles": "browser profiles",
+    "cloud_sync": "cloud folders",
+    "credentials": "keys and passwords",
+}
+
+
+def zone_label(zone: str) -> str:
+    return _ZONE_NAMES.get(zone, zone.replace("_", " "))
+
+
+class FilesFailure(Exception):
+    """A request that ends in ``files.error`` with a stable ``code``."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Upload:
+    transfer_id: int
+    target: str
+    partial: str
+    size: int
+    sha256: str
+    overwrite: bool
+    zone: str | None
+    fd: int
+    offset: int
+    hasher: Any = field(default_factory=hashlib.sha256)
+
+
+def partial_path(target: str, sha256: str) -> str:
+    """Where an upload of ``sha256`` to ``target`` collects its bytes: hidden, next to it (same
+    file system, so the final rename is atomic), the same name on a resume."""
+    head, name = os.path.split(target)
+    return os.path.join(head, f".{name}.{sha256[:16]}.auxilio-partial")
+
+
+class FileHandler:
+    def __init__(self, services: SessionServices) -> None:
+        self._services = services
+        self._checker: tuple[CapabilityLimits, ZoneChecker] | None = None
+        self._opened: set[str] = set()  # zones the person opened for this session
+        self._asking: dict[str, asyncio.Future[ConsentDecision]] = {}
+        self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._uploads: dict[int, _Upload] = {}
+        self._dead: set[int] = set()  # failed transfers: their chunks in flight are dropped
+        self._used = False
+
+    # -- entry points ---------------------------------------------------------------------
+
+    async def handle(self, message: AppMessage) -> None:
+        if isinstance(message, FileChunk):
+            await self._chunk(message)
+        elif isinstance(message, FilesList):
+            await self._start(("list", message.request_id), self._list(message))
+        elif isinstance(message, FilesDownload):
+            await self._start(("transfer", message.transfer_id), self._download(message))
+        elif isinstance(message, FilesUpload):
+            await self._start(("transfer", message.transfer_id), self._upload(message))
+        elif isinstance(message, FilesCancel):
+            await self._cancel(message.transfer_id)
+        else:
+            self._services.log.append("ignored", what=f"{message.type} from the technician")
+
+    async def settled(self) -> None:
+        """Wait until every request started so far has answered (the session's end, tests)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values())
+
+    async def close(self) -> None:
+        """Stop every transfer (revoked, or the session ended); upload partials stay."""
+        tasks = list(self._tasks.values()) + list(self._asking.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for transfer_id in list(self._uploads):
+            self._drop_upload(transfer_id, keep_partial=True)
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def _start(self, key: tuple[str, int], work: Coroutine[Any, Any, None]) -> None:
+        ref = key[1]
+        if not self._allowed():
+            work.close()
+            await self._fail(ref, FilesFailure("files.not_allowed", "files are not allowed"))
+            return
+        if key in self._tasks or (key[0] == "transfer" and ref in self._uploads):
+            work.close()
+            await self._fail(ref, FilesFailure("files.duplicate_id", f"{ref} is in use"))
+            return
+        task = asyncio.create_task(self._run(ref, work))
+        self._tasks[key] = task
+        task.add_done_callback(lambda _: self._tasks.pop(key, None))
+
+    async def _run(self, ref: int, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except FilesFailure as failure:
+            await self._fail(ref, failure)
+        except Exception:
+            # A bug, not a refusal: the technician is told instead of waiting, and it surfaces.
+            await self._fail(ref, FilesFailure("files.internal_error", "the device failed"))
+            raise
+
+    def _allowed(self) -> bool:
+        if self._services.gate(Capability.FILES):
+            return True
+        self._services.feed.alert(TEXTS["not_allowed"])
+        self._services.log.append("refused_request", capability="files", what="use files")
+        return False
+
+    async def _fail(self, ref: int, failure: FilesFailure, path: str = "") -> None:
+        self._services.log.append("files_error", ref=ref, code=failure.code, subject=path)
+        if path:  # a transfer that had started: the person sees why it stopped
+            self._services.feed.warning(TEXTS["failed"].format(code=failure.code, path=path))
+        await self._services.send(FilesError(ref=ref, code=failure.code, message=failure.message))
+
+    def _limits(self) -> CapabilityLimits:
+        item = self._services.grant().capability(Capability.FILES, now=self._services.clock())
+        if item is None:
+            raise FilesFailure("files.not_allowed", "the grant of files is not live")
+        return item.limits
+
+    def _zones(self, limits: CapabilityLimits) -> ZoneChecker:
+        """One checker per grant's limits: regexes, homes and zone roots are computed once."""
+        if self._checker is None or self._checker[0] != limits:
+            self._checker = (limits, ZoneChecker(limits))
+        return self._checker[1]
+
+    async def _admit(self, path: str, reason: str, direction: str | None) -> Resolved:
+        """The checks every request passes, in order: live grant, direction, allowed paths,
+        zone (deny, or the person's answer). Returns the judged path."""
+        limits = self._limits()
+        if direction is not None:
+            allowed = limits.direction or DEFAULT_DIRECTION
+            if allowed not in ("both", direction):
+                raise FilesFailure("files.direction_denied", f"{direction} is not allowed")
+        checker = self._zones(limits)
+        try:
+            resolved = checker.resolve(path)
+        except PathRefused as refused:
+            raise FilesFailure(refused.code, refused.message) from refused
+        if limits.paths is not None and not _inside(resolved, limits.paths, checker):
+            raise FilesFailure("files.outside_paths", f"{resolved.path} is outside the grant")
+        await self._enter_zone(resolved, reason, checker.on_access)
+        if not self._used:
+            self._used = True
+            await self._services.mark_used(Capability.FILES)
+        return resolved
+
+    async def _enter_zone(self, resolved: Resolved, reason: str, on_access: str) -> None:
+        zone = resolved.zone
+        if zone is None or zone in self._opened:
+            return
+        label, path = zone_label(zone), resolved.path
+        if on_access == "deny":
+            self._services.feed.alert(TEXTS["zone_denied"].format(path=path, zone=label))
+            await self._zone_activity(ActivityKind.ZONE_DENIED, resolved)
+            raise FilesFailure("files.zone_denied", f"{path} is in the zone {zone}")
+        if not reason.strip():
+            raise FilesFailure("files.reason_required", f"{path} is in the zone {zone}: say why")
+        asking = self._asking.get(zone)
+        if asking is None:  # one question per zone, however many requests wait on it
+            asking = asyncio.ensure_future(self._services.ask(_zone_question(resolved, reason)))
+            self._asking[zone] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(zone, None))
+        answer = await asyncio.shield(asking)
+        if answer is ConsentDecision.GRANTED:
+            if zone not in self._opened:
+                self._opened.add(zone)
+                self._services.feed.activity(TEXTS["zone_allowed"].format(zone=label))
+                await self._zone_activity(ActivityKind.ZONE_ALLOWED, resolved)
+            return
+        self._services.feed.warning(TEXTS["zone_refused"].format(zone=label, path=path))
+        await self._zone_activity(ActivityKind.ZONE_REFUSED, resolved)
+        raise FilesFailure("files.zone_refused", f"the person kept {zone} closed ({answer})")
+
+    async def _zone_activity(self, kind: ActivityKind, resolved: Resolved) -> None:
+        self._services.log.append(str(kind), zone=resolved.zone, subject=resolved.path)
+        await self._services.report(
+            Activity(Capability.FILES, kind, subject=resolved.path, zone=resolved.zone)
+        )
+
+    async def _done(self, kind: ActivityKind, resolved: Resolved, text: str, **extra: Any) -> None:
+        """A file listed, read or written: the person's feed, the device log, the server."""
+        size, sha256 = extra.get("size"), extra.get("sha256")
+        self._services.feed.activity(TEXTS[text].format(path=resolved.path, size=size))
+        self._services.log.append(
+            "file_" + text, subject=resolved.path, zone=resolved.zone, size=size, sha256=sha256
+        )
+        await self._services.report(
+            Activity(
+                Capability.FILES,
+                kind,
+                subject=resolved.path,
+                size=size,
+                sha256=sha256,
+                zone=resolved.zone,
+            )
+        )
+
+    # -- list -----------------------------------------------------------------------------
+
+    async def _list(self, message: FilesList) -> None:
+        resolved = await self._admit(message.path, message.reason, None)
+        checker = self._zones(self._limits())
+        try:
+            entries, truncated = await asyncio.to_thread(self._entries, resolved, checker)
+        except FileNotFoundError as exc:
+            raise FilesFailure("files.not_found", f"{resolved.path} does not exist") from exc
+        except NotADirectoryError as exc:
+            raise FilesFailure("files.not_directory", f"{resolved.path} is a file") from exc
+        except PermissionError as exc:
+            raise FilesFailure("files.permission_denied", f"{resolved.path}: {exc}") from exc
+        await self._services.send(
+            FilesListing(
+                request_id=message.request_id,
+                path=resolved.path,
+                entries=entries,
+                truncated=truncated,
+            )
+        )
+        await self._done(ActivityKind.FILE_LISTED, resolved, "listed", size=len(entries))
+
+    def _entries(
+        self, folder: Resolved, checker: ZoneChecker
+    ) -> tuple[tuple[FileEntry, ...], bool]:
+        """The folder's entries (in a thread: each is judged by the zone check, with its
+        system calls). An entry in a zone not opened shows its zone and no size or time; inside
+        a zone, such an entry is left out (its name alone may be personal)."""
+        entries: list[FileEntry] = []
+        with os.scandir(folder.path) as scan:
+            for item in scan:
+                if len(entries) == MAX_LISTING:
+                    return tuple(entries), True
+                try:
+                    zone = checker.resolve(os.path.join(folder.path, item.name)).zone
+                    info = item.stat(follow_symlinks=False)
+                except (PathRefused, OSError):
+                    continue  # vanished while listed, or a name no check can judge
+                closed = zone is not None and zone not in self._opened
+                if closed and folder.zone is not None:
+                    continue
+                entries.append(
+                    FileEntry(
+                        name=item.name,
+                        kind=_kind(info.st_mode),
+                        zone=zone,
+                        size=0 if closed or not stat.S_ISREG(info.st_mode) else info.st_size,
+                        modified_at=None if closed else datetime.fromtimestamp(info.st_mtime, UTC),
+                    )
+                )
+        return tuple(entries), False
+
+    # -- download -------------------------------------------------------------------------
+
+    async def _download(self, message: FilesDownload) -> None:
+        resolved = await self._admit(message.path, message.reason, "download")
+        fd = self._open_for_reading(resolved)
+        try:
+            self._recheck(fd, resolved)
+            info = os.fstat(fd)
+            size = info.st_size
+            limit = self._limits().max_bytes
+            if limit is not None and size > limit:
+                raise FilesFailure("files.too_large", f"{size} bytes, the limit is {limit}")
+            if message.offset > size:
+                raise FilesFailure("files.bad_offset", f"offset {message.offset} > size {size}")
+            await self._services.send(
+                FilesReady(
+                    transfer_id=message.transfer_id,
+                    path=resolved.path,
+                    size=size,
+                    offset=message.offset,
+                )
+            )
+            digest = await self._stream(fd, message.transfer_id, size, message.offset)
+        finally:
+            os.close(fd)
+        await self._services.send(
+            FilesDone(transfer_id=message.transfer_id, size=size, sha256=digest)
+        )
+        await self._done(ActivityKind.FILE_READ, resolved, "read", size=size, sha256=digest)
+
+    def _open_for_reading(self, resolved: Resolved) -> int:
+        """The file's descriptor. The real path's last name is opened without following a
+        link, so a file swapped for a symlink after the check is refused, not followed."""
+        try:
+            fd = os.open(resolved.path, os.O_RDONLY | _NOFOLLOW | _BINARY)
+        except FileNotFoundError as exc:
+            raise FilesFailure("files.not_found", f"{resolved.path} does not exist") from exc
+        except IsADirectoryError as exc:
+            raise FilesFailure("files.is_directory", f"{resolved.path} is a folder") from exc
+        except PermissionError as exc:
+            raise FilesFailure("files.permission_denied", f"{resolved.path}: {exc}") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise FilesFailure("files.changed", f"{resolved.path} became a link") from exc
+            raise FilesFailure("files.io_error", f"{resolved.path}: {exc.strerror}") from exc
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            code = "files.is_directory" if stat.S_ISDIR(mode) else "files.not_regular"
+            raise FilesFailure(code, f"{resolved.path} is not a regular file")
+        return fd
+
+    def _recheck(self, fd: int, resolved: Resolved) -> None:
+        """The file opened is the file judged: a folder on the way swapped for a link into a
+        zone between the check and the open shows in the descriptor's own path (Linux)."""
+        try:
+            opened = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return  # no /proc (macOS, Windows): the no-follow open is what remains
+        if opened == resolved.path:
+            return
+        zone = self._zones(self._limits()).zone_of(opened)
+        if zone is not None and zone != resolved.zone and zone not in self._opened:
+            raise FilesFailure("files.changed", f"{resolved.path} moved into a personal folder")
+
+    async def _stream(self, fd: int, transfer_id: int, size: int, offset: int) -> str:
+        """Hash the prefix, send the rest in chunks; the file must not change meanwhile."""
+        hasher = hashlib.sha256()
+        position = 0
+        while position < size:
+            if position >= offset and not self._allowed():
+                raise FilesFailure("files.not_allowed", "files were revoked")
+            data = _read(fd, position, min(FILE_CHUNK_SIZE, size - position))
+            if not data:
+                raise FilesFailure("files.changed", f"the file shrank below {size} bytes")
+            if position + len(data) > offset:
+                start = max(offset - position, 0)
+                await self._services.send(
+                    FileChunk(transfer_id=transfer_id, offset=position + start, data=data[start:])
+                )
+            hasher.update(data)
+            position += len(data)
+        after = os.fstat(fd)
+        if after.st_nlink == 0:
+            raise FilesFailure("files.vanished", "the file was deleted while it was sent")
+        if after.st_size != size or _read(fd, size, 1):
+            raise FilesFailure("files.changed", "the file changed size while it was sent")
+        return hasher.hexdigest()
+
+    # -- upload ---------------------------------------------------------------------------
+
+    async def _upload(self, message: FilesUpload) -> None:
+        resolved = await self._admit(message.path, message.reason, "upload")
+        limit = self._limits().max_bytes
+        if limit is not None and message.size > limit:
+            raise FilesFailure("files.too_large", f"{message.size} bytes, the limit is {limit}")
+        target = resolved.path
+        _check_target(target, message.overwrite)
+        partial = partial_path(target, message.sha256)
+        fd, offset, hasher = _open_partial(partial, message.size)
+        try:
+            free = shutil.disk_usage(os.path.dirname(target)).free
+        except OSError as exc:
+            os.close(fd)
+            raise FilesFailure("files.io_error", f"{target}: {exc.strerror}") from exc
+        if free < message.size - offset:
+            os.close(fd)
+            _remove(partial)
+            raise FilesFailure(
+                "files.disk_full", f"{message.size - offset} bytes needed, {free} free"
+            )
+        upload = _Upload(
+            message.transfer_id,
+            target,
+            partial,
+            message.size,
+            message.sha256,
+            message.overwrite,
+            resolved.zone,
+            fd,
+            offset,
+            hasher,
+        )
+        self._uploads[message.transfer_id] = upload
+        self._dead.discard(message.transfer_id)
+        await self._services.send(
+            FilesReady(
+                transfer_id=message.transfer_id, path=target, size=message.size, offset=offset
+            )
+        )
+        if offset == message.size:
+            await self._finish(upload, resolved)
+
+    async def _chunk(self, chunk: FileChunk) -> None:
+        upload = self._uploads.get(chunk.transfer_id)
+        if upload is None:
+            if chunk.transfer_id not in self._dead:
+                self._dead.add(chunk.transfer_id)
+                await self._fail(chunk.transfer_id, FilesFailure("files.unknown_transfer"))
+            return
+        try:
+            if not self._allowed():
+                raise FilesFailure("files.not_allowed", "files were revoked")
+            if chunk.offset != upload.offset:
+                raise FilesFailure(
+                    "files.bad_offset", f"expected offset {upload.offset}, got {chunk.offset}"
+                )
+            if upload.offset + len(chunk.data) > upload.size:
+                raise FilesFailure("files.too_large", f"more than the {upload.size} announced")
+            _write_all(upload.fd, chunk.data)
+        except FilesFailure as failure:
+            full = failure.code == "files.disk_full"
+            self._drop_upload(upload.transfer_id, keep_partial=not full)
+            await self._fail(upload.transfer_id, failure, upload.target)
+            return
+        upload.hasher.update(chunk.data)
+        upload.offset += len(chunk.data)
+        if upload.offset == upload.size:
+            resolved = Resolved(upload.target, upload.target, upload.zone, "")
+            try:
+                await self._finish(upload, resolved)
+            except FilesFailure as failure:
+                await self._fail(upload.transfer_id, failure, upload.target)
+
+    async def _finish(self, upload: _Upload, resolved: Resolved) -> None:
+        """Verify the whole file's hash, then put it in place (never over a file without
+        ``overwrite``)."""
+        digest = upload.hasher.hexdigest()
+        self._uploads.pop(upload.transfer_id, None)
+        self._dead.add(upload.transfer_id)
+        try:
+            os.fsync(upload.fd)
+        finally:
+            os.close(upload.fd)
+        if digest != upload.sha256:
+            _remove(upload.partial)
+            raise FilesFailure("files.hash_mismatch", f"received {digest}")
+        _check_target(upload.target, upload.overwrite)
+        _place(upload.partial, upload.target, upload.overwrite)
+        await self._services.send(
+            FilesDone(transfer_id=upload.transfer_id, size=upload.size, sha256=digest)
+        )
+        await self._done(
+            ActivityKind.FILE_WRITTEN, resolved, "written", size=upload.size, sha256=digest
+        )
+
+    def _drop_upload(self, transfer_id: int, *, keep_partial: bool) -> None:
+        upload = self._uploads.pop(transfer_id, None)
+        self._dead.add(transfer_id)
+        if upload is None:
+            return
+        os.close(upload.fd)
+        if not keep_partial:
+            _remove(upload.partial)
+        self._services.log.append(
+            "upload_stopped", subject=upload.target, offset=upload.offset, partial_kept=keep_partial
+        )
+
+    async def _cancel(self, transfer_id: int) -> None:
+        task = self._tasks.get(("transfer", transfer_id))
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        was_upload = transfer_id in self._uploads
+        self._drop_upload(transfer_id, keep_partial=True)
+        if task is not None or was_upload:
+            await self._fail(transfer_id, FilesFailure("files.cancelled", "cancelled"))
+
+
+# -- file-system steps (small, synchronous, each mapping its errors to a stable code) ----------
+
+
+def _zone_question(resolved: Resolved, reason: str) -> Question:
+    zone = resolved.zone or ""
+    lines = [
+        zone_label(zone),
+        TEXTS["zone_path"].format(path=resolved.path),
+        TEXTS["zone_reason"].format(reason=reason.strip()),
+    ]
+    if zone == LINKED_FILE:
+        lines.append(TEXTS["linked_file"])
+    return Question(
+        kind="zone", title=TEXTS["zone_title"].format(zone=zone_label(zone)), lines=tuple(lines)
+    )
+
+
+def _inside(resolved: Resolved, prefixes: tuple[str, ...], checker: ZoneChecker) -> bool:
+    """Both names of the path under an allowed prefix (either one outside is outside)."""
+    normal: list[str] = []
+    for prefix in prefixes:
+        with contextlib.suppress(PathRefused):
+            normal.append(checker.normalise(prefix).rstrip("/"))
+
+    def under(path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") or p == "" for p in normal)
+
+    return under(resolved.given) and under(resolved.path)
+
+
+def _kind(mode: int) -> Literal["file", "directory", "link", "other"]:
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+def _read(fd: int, position: int, count: int) -> bytes:
+    try:
+        return os.pread(fd, count, position)
+    except FileNotFoundError as exc:
+        raise FilesFailure("files.vanished", "the file went away while it was read") from exc
+    except OSError as exc:
+        raise FilesFailure("files.io_error", f"read failed: {exc.strerror}") from exc
+
+
+def _check_target(target: str, overwrite: bool) -> None:
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        parent = os.path.dirname(target)
+        if not os.path.isdir(parent):
+            raise FilesFailure("files.not_found", f"no folder {parent}") from None
+        return
+    if stat.S_ISDIR(info.st_mode):
+        raise FilesFailure("files.is_directory", f"{target} is a folder")
+    if not stat.S_ISREG(info.st_mode):
+        raise FilesFailure("files.not_regular", f"{target} is not a regular file")
+    if not overwrite:
+        raise FilesFailure("files.exists", f"{target} exists (overwrite not asked)")
+
+
+def _open_partial(partial: str, size: int) -> tuple[int, int, Any]:
+    """The partial's descriptor, the bytes it already holds and their running hash (a partial
+    longer than the announced size is not this upload's: it starts over)."""
+    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _BINARY
+    try:
+        fd = os.open(partial, flags, 0o600)
+        held = os.fstat(fd).st_size
+        if held > size:
+            os.ftruncate(fd, 0)
+            held = 0
+        hasher = hashlib.sha256()
+        position = 0
+        while position < held:
+            data = os.pread(fd, min(FILE_CHUNK_SIZE, held - position), position)
+            if not data:
+                break
+            hasher.update(data)
+            position += len(data)
+        os.lseek(fd, position, os.SEEK_SET)
+        os.ftruncate(fd, position)
+    except PermissionError as exc:
+        raise FilesFailure("files.permission_denied", f"{partial}: {exc.strerror}") from exc
+    except OSError as exc:
+        code = "files.disk_full" if exc.errno == errno.ENOSPC else "files.io_error"
+        raise FilesFailure(code, f"{partial}: {exc.strerror}") from exc
+    return fd, position, hasher
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        code = "files.disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "files.io_error"
+        raise FilesFailure(code, f"write failed: {exc.strerror}") from exc
+
+
+def _place(partial: str, target: str, overwrite: bool) -> None:
+    """Rename the verified partial into place. Without ``overwrite`` a hard link makes the
+    step atomic: a file that appeared meanwhile is never replaced."""
+    try:
+        if overwrite:
+            with contextlib.suppress(OSError):
+                shutil.copymode(target, partial)  # keep the replaced file's permissions
+            os.replace(partial, target)
+            return
+        try:
+            os.link(partial, target)
+        except FileExistsError:
+            raise FilesFailure("files.exists", f"{target} appeared meanwhile") from None
+        except OSError:  # a file system without hard links: check, then rename
+            if os.path.lexists(target):
+                raise FilesFailure("files.exists", f"{target} appeared meanwhile") from None
+            os.replace(partial, target)
+            return
+        os.unlink(partial)
+    except PermissionError as exc:
+        raise FilesFailure("files.permission_denied", f"{target}: {exc.strerror}") from exc
+    except FilesFailure:
+        raise
+    except OSError as exc:
+        raise FilesFailure("files.io_error", f"{target}: {exc.strerror}") from exc
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
