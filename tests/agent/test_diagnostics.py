@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +137,7 @@ def test_a_routing_table_without_a_default_route_has_no_gateway(tmp_path: Path) 
 
 
 def test_without_systemd_the_services_section_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(diagnostics.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
 
     assert diagnostics.services_section() == {"available": False, "why": "systemd is not present"}
     assert diagnostics.recent_errors_section()["available"] is False
@@ -209,9 +211,7 @@ def test_the_summary_says_why_a_section_is_missing() -> None:
 
 def test_the_report_travels_as_an_application_message(listener: int) -> None:
     report = collect_report(f"http://127.0.0.1:{listener}")
-    message = DiagnosticsReport(
-        request_id=3, collected_at=diagnostics.datetime.now(diagnostics.UTC), report=report
-    )
+    message = DiagnosticsReport(request_id=3, collected_at=datetime.now(UTC), report=report)
 
     data = encode_app_message(message)
 

@@ -1,0 +1,498 @@
+"""Runbooks on the device (R4, R15): approved scripts, run only as signed and as granted.
+
+Before anything runs, five checks, each with its own stable code: the capability passes the
+session's gate (``runbook.not_allowed``); the server's signature verifies (``runbook.unsigned``,
+``runbook.malformed``); the grant pins this runbook's id AND the digest of its signed body
+(``runbook.not_in_grant``, ``runbook.altered``), for the grant's organisation
+(``runbook.wrong_organisation``) and this platform (``runbook.wrong_platform``); the parameters
+are valid for their declared types (``runbook.parameter_invalid``). Then the person is asked,
+unless the pin says the policy pre-authorised it.
+
+The script runs from a private file (0o600 in a 0o700 directory) under the real interpreter,
+without a shell in between: parameters are environment variables or separate arguments, so a
+value such as ``$(touch /tmp/x)`` reaches the script as text. The environment is minimal, stdin
+is empty, and the run has a process group of its own so that the time limit, a revocation and
+the session's end stop everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]  # no stubs among the dev dependencies
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from auxilio.agent.capabilities.base import Activity, Question, SessionServices
+from auxilio.crypto import runbooks as signed_runbooks
+from auxilio.crypto.runbooks import (
+    ParameterInvalid,
+    Runbook,
+    RunbookPlatform,
+    read_runbook,
+    runbook_digest,
+    validate_parameters,
+)
+from auxilio.protocol.app import (
+    MAX_RUNBOOK_OUTPUT,
+    AppMessage,
+    RunbookError,
+    RunbookResult,
+    RunbookRun,
+    encode_app_message,
+)
+from auxilio.protocol.binary import MAX_FRAME_PLAINTEXT
+from auxilio.protocol.frames import ActivityKind
+from auxilio.protocol.types import Capability, ConsentDecision, RunbookPin
+
+# After SIGTERM at the time limit, how long the run has before SIGKILL.
+KILL_GRACE_SECONDS = 2.0
+# After the script exits, how long what it left behind may hold its output open.
+DRAIN_GRACE_SECONDS = 1.0
+# How often a run checks that the session still allows runbooks.
+GATE_POLL_SECONDS = 0.25
+_READ_CHUNK = 64 * 1024
+_KILL = signal.SIGTERM if sys.platform == "win32" else signal.SIGKILL  # TERM is kill on Windows
+_SCRIPT_SUFFIX = {"sh": ".sh", "bash": ".sh", "python": ".py", "powershell": ".ps1"}
+
+
+class RunbookRefused(Exception):
+    """A check before the run failed: ``code`` goes to the technician, ``str()`` to both."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def this_platform() -> RunbookPlatform:
+    if sys.platform == "win32":
+        return "windows"
+    return "macos" if sys.platform == "darwin" else "linux"
+
+
+def interpreter_command(interpreter: str) -> list[str]:
+    """The argv before the script's path: the real executable, no shell to parse anything;
+    ``runbook.interpreter_missing`` when this device has none."""
+    if interpreter in ("sh", "bash"):
+        found = shutil.which(interpreter)
+        if found:
+            return [found]
+    elif interpreter == "python":
+        # -I: isolated, ignores PYTHON* variables and the user's site directory.
+        found = sys.executable or shutil.which("python3") or shutil.which("python")
+        if found:
+            return [found, "-I"]
+    elif interpreter == "powershell":
+        found = shutil.which("pwsh") or shutil.which("powershell")
+        if found:
+            return [found, "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File"]
+    raise RunbookRefused("runbook.interpreter_missing", f"{interpreter} is not installed here")
+
+
+def run_environment(
+    runbook: Runbook, values: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The minimal environment (PATH, HOME, LANG and the ``AUXILIO_PARAM_*`` parameters) and
+    the positional arguments, in declaration order."""
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": os.environ.get("HOME", str(Path.home())),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
+    if sys.platform == "win32":  # Windows programs fail in odd ways without these
+        env.update({k: os.environ[k] for k in ("SYSTEMROOT", "WINDIR", "TEMP") if k in os.environ})
+    arguments: list[str] = []
+    for spec in runbook.parameters:
+        if spec.name not in values:
+            continue
+        if spec.pass_as == "argument":  # noqa: S105 -- a parameter's mode, not a password
+            arguments.append(values[spec.name])
+        else:
+            env[spec.env_name] = values[spec.name]
+    return env, arguments
+
+
+def describe_run(runbook: Runbook, values: Mapping[str, str]) -> str:
+    """``<name> (a='x', b='2')``: what the person reads and the auditor's sealed subject."""
+    shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+    return f"{runbook.name} ({shown})" if shown else runbook.name
+
+
+# -- running a script -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    exit_code: int | None  # None when it was stopped
+    timed_out: bool
+    stopped: bool  # the session stopped allowing runbooks mid-run
+    duration_ms: int
+    stdout: str
+    stderr: str
+    truncated: bool
+
+
+class _Capture:
+    """One output stream: the first MAX_RUNBOOK_OUTPUT bytes kept, the rest read and dropped
+    (a full pipe would stall the script)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.truncated = False
+
+    async def read(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        while chunk := await stream.read(_READ_CHUNK):
+            room = MAX_RUNBOOK_OUTPUT - len(self.data)
+            if len(chunk) > room:
+                self.truncated = True
+            self.data += chunk[: max(0, room)]
+
+    def text(self) -> str:
+        # Undecodable bytes become U+FFFD one for one: the text is never longer than the bytes.
+        return self.data.decode("utf-8", errors="replace")[:MAX_RUNBOOK_OUTPUT]
+
+
+def _signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
+    if sys.platform == "win32":
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        return
+    # The group outlives its leader while anything the script started is still in it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def _descendants(process: asyncio.subprocess.Process) -> list[Any]:
+    """What the script started, seen while it runs: one that left the group (setsid) is still
+    its descendant."""
+    try:
+        return list(psutil.Process(process.pid).children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+def _signal_all(process: asyncio.subprocess.Process, others: list[Any], sig: int) -> None:
+    _signal_group(process, sig)
+    for other in others:
+        # psutil checks the process is still the one it saw (no signal to a reused pid).
+        with contextlib.suppress(psutil.Error):
+            other.send_signal(sig)
+
+
+async def _stop_group(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM to the whole group, SIGKILL after the grace period, then reap the leader."""
+    others = _descendants(process)
+    _signal_all(process, others, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
+    _signal_all(process, others, _KILL)
+    await process.wait()
+
+
+async def _spawn(argv: list[str], env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    if sys.platform == "win32":
+        return await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, cwd=cwd, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+        )  # fmt: skip
+    return await asyncio.create_subprocess_exec(
+        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, cwd=cwd, start_new_session=True,  # a session and process group of its own
+    )  # fmt: skip
+
+
+async def _drain(process: asyncio.subprocess.Process, readers: asyncio.Future[object]) -> None:
+    """Let the output finish; what the script left running and holding it open is stopped."""
+    try:
+        await asyncio.wait_for(asyncio.shield(readers), DRAIN_GRACE_SECONDS)
+        return
+    except TimeoutError:
+        _signal_group(process, _KILL)
+    # Still open: held by something outside the group (it left with setsid); not waited for.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(readers, KILL_GRACE_SECONDS)
+
+
+async def run_script(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    timeout_seconds: float,
+    allowed: Callable[[], bool],
+) -> RunOutcome:
+    """Run ``argv`` (no shell) in its own process group with stdin empty and output captured.
+    Past ``timeout_seconds``, or as soon as ``allowed()`` turns false, the whole group is
+    stopped. Cancelled (the session ended), the group is killed at once."""
+    started = time.monotonic()
+    process = await _spawn(argv, env, cwd)
+    out, err = _Capture(), _Capture()
+    readers: asyncio.Future[object] = asyncio.ensure_future(
+        asyncio.gather(out.read(process.stdout), err.read(process.stderr))
+    )
+    waiter = asyncio.ensure_future(process.wait())
+    timed_out = stopped = False
+    try:
+        deadline = started + timeout_seconds
+        while not waiter.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not allowed():
+                stopped = True
+                break
+            await asyncio.wait({waiter}, timeout=min(GATE_POLL_SECONDS, left))
+        if timed_out or stopped:
+            await _stop_group(process)
+        await _drain(process, readers)
+    except asyncio.CancelledError:
+        _signal_all(process, _descendants(process), _KILL)
+        await asyncio.shield(process.wait())
+        raise
+    finally:
+        waiter.cancel()
+        readers.cancel()
+    return RunOutcome(
+        exit_code=None if (timed_out or stopped) else process.returncode,
+        timed_out=timed_out,
+        stopped=stopped,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        stdout=out.text(),
+        stderr=err.text(),
+        truncated=out.truncated or err.truncated,
+    )
+
+
+def fit_in_frame(result: RunbookResult) -> RunbookResult:
+    """The result cut until its JSON fits one end-to-end frame: output full of control bytes
+    is escaped six times its size in JSON, which two full streams could not afford."""
+    while len(encode_app_message(result)) > MAX_FRAME_PLAINTEXT:
+        longer = "stdout" if len(result.stdout) >= len(result.stderr) else "stderr"
+        text = getattr(result, longer)
+        result = result.model_copy(update={longer: text[: len(text) // 2], "truncated": True})
+    return result
+
+
+def write_private_script(directory: Path, runbook: Runbook) -> Path:
+    """The script in a file only this user can read (the directory is mkdtemp's 0o700)."""
+    path = directory / f"runbook{_SCRIPT_SUFFIX[runbook.interpreter]}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(runbook.script)
+    return path
+
+
+# -- the handler ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    runbook: Runbook
+    pin: RunbookPin
+    values: dict[str, str]
+    command: list[str]
+
+
+class RunbookHandler:
+    """``runbook.run`` -> checks, the person's consent, one run at a time, the result.
+
+    The run is a task of its own, so the session keeps reading messages (chat, the person's
+    revocation) while a runbook runs for up to its time limit.
+    """
+
+    def __init__(
+        self,
+        services: SessionServices,
+        server_key: Ed25519PublicKey,
+        *,
+        platform: RunbookPlatform | None = None,
+    ) -> None:
+        self._services = services
+        self._server_key = server_key
+        self._platform = platform or this_platform()
+        self._task: asyncio.Task[None] | None = None
+
+    async def handle(self, message: AppMessage) -> None:
+        if not isinstance(message, RunbookRun):
+            self._services.log.append("ignored", what=f"{message.type} for runbooks")
+            return
+        if not self._services.gate(Capability.RUNBOOKS):
+            self._services.feed.alert(
+                "Refused: the technician tried to run a runbook; runbooks are not allowed."
+            )
+            await self._error(message.run_id, "runbook.not_allowed", "runbooks are not allowed")
+            return
+        if self._task is not None and not self._task.done():
+            await self._error(message.run_id, "runbook.busy", "another runbook is running")
+            return
+        try:
+            checked = self.check(message)
+        except RunbookRefused as exc:
+            self._services.feed.alert(f"Refused a runbook from the technician: {exc}")
+            await self._error(message.run_id, exc.code, str(exc))
+            return
+        self._task = asyncio.create_task(self._serve(message, checked), name="runbook")
+
+    async def close(self) -> None:
+        """Revoked or the session ended: a run in progress is killed, a question dropped."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            # wait() rather than await: the task's cancellation is not ours to raise.
+            await asyncio.wait({task})
+
+    async def wait_idle(self) -> None:
+        """Until the run in progress is answered (tests and an orderly shutdown)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    def check(self, message: RunbookRun) -> _Checked:
+        """Every check before the person is asked; ``RunbookRefused`` names the first failed."""
+        try:
+            runbook = read_runbook(self._server_key, message.runbook)
+        except signed_runbooks.RunbookError as exc:
+            raise RunbookRefused(exc.code, str(exc)) from exc
+        grant = self._services.grant()
+        item = grant.capability(Capability.RUNBOOKS, now=self._services.clock())
+        pins = (
+            [p for p in (item.limits.runbooks or ()) if p.id == runbook.runbook_id] if item else []
+        )
+        if not pins:
+            raise RunbookRefused("runbook.not_in_grant", f"{runbook.name} is not in the grant")
+        digest = runbook_digest(message.runbook)
+        pin = next((p for p in pins if p.sha256 == digest and p.version == runbook.version), None)
+        if pin is None:
+            raise RunbookRefused(
+                "runbook.altered", f"{runbook.name} differs from the version the grant pins"
+            )
+        if runbook.organisation_id != grant.organisation_id:
+            raise RunbookRefused(
+                "runbook.wrong_organisation", f"{runbook.name} belongs to another organisation"
+            )
+        if self._platform not in runbook.platforms:
+            raise RunbookRefused(
+                "runbook.wrong_platform", f"{runbook.name} is not for {self._platform}"
+            )
+        try:
+            values = validate_parameters(runbook, message.parameters)
+        except ParameterInvalid as exc:
+            raise RunbookRefused(exc.code, str(exc)) from exc
+        return _Checked(runbook, pin, values, interpreter_command(runbook.interpreter))
+
+    async def _serve(self, message: RunbookRun, checked: _Checked) -> None:
+        services = self._services
+        runbook = checked.runbook
+        if checked.pin.consent and not await self._consented(message, checked):
+            return
+        if not services.gate(Capability.RUNBOOKS):
+            await self._error(message.run_id, "runbook.not_allowed", "runbooks are not allowed")
+            return
+        services.feed.activity(
+            f"Running the approved runbook {describe_run(runbook, checked.values)}."
+        )
+        env, arguments = run_environment(runbook, checked.values)
+        with tempfile.TemporaryDirectory(prefix="auxilio-runbook-") as directory:
+            script = write_private_script(Path(directory), runbook)
+            try:
+                outcome = await run_script(
+                    [*checked.command, str(script), *arguments],
+                    env=env,
+                    cwd=Path(directory),
+                    timeout_seconds=runbook.timeout_seconds,
+                    allowed=lambda: services.gate(Capability.RUNBOOKS),
+                )
+            except OSError as exc:
+                services.feed.alert(f"The runbook {runbook.name} could not start: {exc.strerror}")
+                await self._error(message.run_id, "runbook.start_failed", str(exc.strerror))
+                return
+        await self._finish(message, checked, outcome)
+
+    async def _consented(self, message: RunbookRun, checked: _Checked) -> bool:
+        services = self._services
+        runbook = checked.runbook
+        lines = [runbook.name]
+        if runbook.description:
+            lines.append(runbook.description)
+        lines += [f"  {name} = {value!r}" for name, value in checked.values.items()]
+        lines.append(f"Reason given: {message.reason or '(none)'}")
+        lines.append(f"Time limit: {runbook.timeout_seconds} s")
+        lines.append(f"Approved by {runbook.approved_by_name}, written by {runbook.author_name}")
+        answer = await services.ask(
+            Question(
+                kind="runbook",
+                title=f"{services.grant().technician_name} wants to run an approved script",
+                lines=tuple(lines),
+                allow_label="Run it",
+                refuse_label="Don't run",
+            )
+        )
+        if answer is ConsentDecision.GRANTED:
+            return True
+        services.feed.activity(f"The runbook {runbook.name} was not run.")
+        services.log.append("runbook_refused", id=runbook.runbook_id, answer=str(answer))
+        await self._error(message.run_id, "runbook.refused", "the person did not allow it")
+        await services.report(
+            Activity(
+                capability=Capability.RUNBOOKS,
+                kind=ActivityKind.RUNBOOK_REFUSED,
+                subject=describe_run(runbook, checked.values),
+                runbook_id=runbook.runbook_id,
+            )
+        )
+        return False
+
+    async def _finish(self, message: RunbookRun, checked: _Checked, outcome: RunOutcome) -> None:
+        services = self._services
+        runbook = checked.runbook
+        services.log.append(
+            "runbook_run", id=runbook.runbook_id, version=runbook.version,
+            exit_code=outcome.exit_code, timed_out=outcome.timed_out, stopped=outcome.stopped,
+        )  # fmt: skip
+        if outcome.stopped:
+            services.feed.activity(f"The runbook {runbook.name} was stopped: runbooks ended.")
+            await self._error(message.run_id, "runbook.stopped", "runbooks were revoked mid-run")
+            return
+        if outcome.timed_out:
+            services.feed.activity(f"The runbook {runbook.name} was stopped at the time limit.")
+        else:
+            services.feed.activity(
+                f"The runbook {runbook.name} finished (exit code {outcome.exit_code})."
+            )
+        await services.send(
+            fit_in_frame(
+                RunbookResult(
+                    run_id=message.run_id, runbook_id=runbook.runbook_id, version=runbook.version,
+                    exit_code=outcome.exit_code, timed_out=outcome.timed_out,
+                    duration_ms=outcome.duration_ms, stdout=outcome.stdout, stderr=outcome.stderr,
+                    truncated=outcome.truncated,
+                )
+            )
+        )  # fmt: skip
+        await services.mark_used(Capability.RUNBOOKS)
+        await services.report(
+            Activity(
+                capability=Capability.RUNBOOKS,
+                kind=ActivityKind.RUNBOOK_RUN,
+                subject=describe_run(runbook, checked.values),
+                runbook_id=runbook.runbook_id,
+                exit_code=outcome.exit_code,
+            )
+        )
+
+    async def _error(self, ref: int, code: str, text: str) -> None:
+        self._services.log.append("runbook_error", code=code, ref=ref)
+        await self._services.send(RunbookError(ref=ref, code=code, message=text))
