@@ -8,6 +8,10 @@ Stable lines (for tests):
     Capabilities granted: <list>
     Capabilities used: <list>
     Commands run: <n>
+    Files read: <n>, then each "  <path> (<size> bytes)"; Files written: likewise
+    Personal folders opened: <zones> | none (refused: <zones>)
+    Diagnostics sent: <n>
+    Runbooks run: <id> (exit <code>), ... | none
     Recorded: yes|no
     End reason: <reason> (by <party>)
 """
@@ -20,6 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
+from auxilio.protocol.frames import ActivityKind
 from auxilio.protocol.report import SessionReport as ServerReport
 from auxilio.protocol.report import render_lines
 
@@ -35,6 +40,13 @@ class SessionReport:
     used: list[str] = field(default_factory=list)
     commands: list[tuple[str, str]] = field(default_factory=list)
     recorded: bool | None = None
+    # From the "activity" events (each one also sent to the server as session.activity):
+    files_read: list[tuple[str, int]] = field(default_factory=list)  # (path, size)
+    files_written: list[tuple[str, int]] = field(default_factory=list)
+    zones_opened: list[str] = field(default_factory=list)
+    zones_refused: list[str] = field(default_factory=list)
+    diagnostics_sent: int = 0
+    runbooks_run: list[tuple[str, int | None]] = field(default_factory=list)
     ended_by: str = "?"
     reason: str = "?"
     detail: str = ""
@@ -66,6 +78,8 @@ def build_report(events: list[dict[str, Any]]) -> SessionReport:
             report.used.append(event["capability"])
         elif kind == "command_run":
             report.commands.append((event["at"], event["subject"]))
+        elif kind == "activity":
+            _count_activity(report, event)
         elif kind == "revoked" and event["capability"] in report.granted:
             report.granted = [c for c in report.granted if c != event["capability"]] + [
                 f"{event['capability']} (revoked)"
@@ -76,6 +90,24 @@ def build_report(events: list[dict[str, Any]]) -> SessionReport:
             report.reason = event["reason"]
             report.detail = event.get("detail", "")
     return report
+
+
+def _count_activity(report: SessionReport, event: dict[str, Any]) -> None:
+    """One activity the agent reported (the session's ``report`` logs each as it sends it)."""
+    what, subject, zone = event.get("kind"), str(event.get("subject", "")), event.get("zone")
+    if what == ActivityKind.FILE_READ:
+        report.files_read.append((subject, int(event.get("size") or 0)))
+    elif what == ActivityKind.FILE_WRITTEN:
+        report.files_written.append((subject, int(event.get("size") or 0)))
+    elif what == ActivityKind.ZONE_ALLOWED and zone and zone not in report.zones_opened:
+        report.zones_opened.append(zone)
+    elif (what in (ActivityKind.ZONE_REFUSED, ActivityKind.ZONE_DENIED) and zone
+          and zone not in report.zones_refused):
+        report.zones_refused.append(zone)
+    elif what == ActivityKind.DIAGNOSTICS_COLLECTED:
+        report.diagnostics_sent += 1
+    elif what == ActivityKind.RUNBOOK_RUN and event.get("runbook_id"):
+        report.runbooks_run.append((str(event["runbook_id"]), event.get("exit_code")))
 
 
 def _clock(moment: datetime | None) -> str:
@@ -97,6 +129,16 @@ def render_report(console: Console, report: SessionReport) -> None:
         f"Capabilities used: {', '.join(report.used) or 'none'}",
         f"Commands run: {len(report.commands)}",
         *(f"  {at}  {subject}" for at, subject in report.commands),
+        f"Files read: {len(report.files_read)}",
+        *(f"  {path} ({size} bytes)" for path, size in report.files_read),
+        f"Files written: {len(report.files_written)}",
+        *(f"  {path} ({size} bytes)" for path, size in report.files_written),
+        f"Personal folders opened: {', '.join(report.zones_opened) or 'none'}"
+        + (f" (refused: {', '.join(report.zones_refused)})" if report.zones_refused else ""),
+        f"Diagnostics sent: {report.diagnostics_sent}",
+        "Runbooks run: " + (", ".join(
+            f"{rid} ({'stopped at its time limit' if code is None else f'exit {code}'})"
+            for rid, code in report.runbooks_run) or "none"),
         f"Recorded: {recorded}",
         f"End reason: {report.reason} (by {report.ended_by})"
         + (f": {report.detail}" if report.detail else ""),
@@ -118,6 +160,13 @@ def differences(own: SessionReport, server: ServerReport) -> list[str]:
         ("capabilities revoked", sorted(own_revoked), sorted(server.revoked())),
         ("capabilities used", sorted(own.used), sorted(server.used())),
         ("commands run", len(own.commands), server.commands_run),
+        ("files read", len(own.files_read), server.files.read),
+        ("files written", len(own.files_written), server.files.written),
+        ("personal folders opened", sorted(own.zones_opened), sorted(server.zones_opened)),
+        ("personal folders refused", sorted(own.zones_refused), sorted(server.zones_refused)),
+        ("diagnostics sent", own.diagnostics_sent, server.diagnostics_sent),
+        ("runbooks run", [r for r, _ in own.runbooks_run],
+         [n.runbook_id for n in server.runbooks_run]),
         ("recorded", own.recorded, server.recorded),
     ]
     for what, mine, theirs in checks:

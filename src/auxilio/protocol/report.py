@@ -26,6 +26,21 @@ class CapabilityUse(WireModel):
     revoked_by: ShortText | None = None
 
 
+class RunbookRunNote(WireModel):
+    runbook_id: Identifier
+    exit_code: int | None = None  # None: stopped at its time limit
+
+
+class FileFacts(WireModel):
+    """Files the technician read from the device and wrote to it (counts and bytes; the names
+    stay sealed on the server, the person's own report on the device lists them)."""
+
+    read: int = Field(default=0, ge=0)
+    read_bytes: int = Field(default=0, ge=0)
+    written: int = Field(default=0, ge=0)
+    written_bytes: int = Field(default=0, ge=0)
+
+
 class SessionReport(WireModel):
     support_session_id: Identifier
     ticket_ref: ShortText | None = None
@@ -37,6 +52,12 @@ class SessionReport(WireModel):
     duration_seconds: float | None = Field(default=None, ge=0)
     capabilities: tuple[CapabilityUse, ...] = Field(default=(), max_length=16)
     commands_run: int = Field(default=0, ge=0)
+    files: FileFacts = FileFacts()
+    # Personal-data zones the person let the technician into, and those they refused.
+    zones_opened: tuple[ShortText, ...] = Field(default=(), max_length=64)
+    zones_refused: tuple[ShortText, ...] = Field(default=(), max_length=64)
+    diagnostics_sent: int = Field(default=0, ge=0)
+    runbooks_run: tuple[RunbookRunNote, ...] = Field(default=(), max_length=256)
     recorded: bool = False
     ended_by: ShortText | None = None
     end_reason: ShortText | None = None
@@ -71,6 +92,10 @@ def render_lines(
         Capabilities granted: <list, "(revoked)" marked>
         Capabilities used: <list>
         Commands run: <n>
+        Files: <n> read (<bytes> bytes), <n> written (<bytes> bytes)
+        Personal folders opened: <zones> | none      (refused: <zones>, when any)
+        Diagnostics sent: <n>
+        Runbooks run: <id> (exit <code> | stopped at its time limit), ... | none
         Recorded: yes|no
         End reason: <reason> (by <party>)
         Summary: <text> | (not written yet) | (not required)
@@ -100,8 +125,29 @@ def render_lines(
         f"Capabilities granted: {', '.join(granted) or 'none'}",
         f"Capabilities used: {', '.join(report.used()) or 'none'}",
         f"Commands run: {report.commands_run}",
+        *file_lines(report),
         f"Recorded: {'yes' if report.recorded else 'no'}",
         f"End reason: {report.end_reason or '-'} (by {report.ended_by or '-'})"
         + (f": {report.end_detail}" if report.end_detail else ""),
         f"Summary: {summary}",
+    ]
+
+
+def _runbook_text(note: RunbookRunNote) -> str:
+    ended = "stopped at its time limit" if note.exit_code is None else f"exit {note.exit_code}"
+    return f"{note.runbook_id} ({ended})"
+
+
+def file_lines(report: SessionReport) -> list[str]:
+    """The files, zones, diagnostics and runbooks lines of ``render_lines``."""
+    files = report.files
+    zones = f"Personal folders opened: {', '.join(report.zones_opened) or 'none'}"
+    if report.zones_refused:
+        zones += f" (refused: {', '.join(report.zones_refused)})"
+    return [
+        f"Files: {files.read} read ({files.read_bytes} bytes), "
+        f"{files.written} written ({files.written_bytes} bytes)",
+        zones,
+        f"Diagnostics sent: {report.diagnostics_sent}",
+        "Runbooks run: " + (", ".join(_runbook_text(n) for n in report.runbooks_run) or "none"),
     ]

@@ -49,7 +49,9 @@ async def offered(
     await technician.connect()
     await technician.attach(created["id"], world.technician.token)
     await technician.expect_state("attached")
-    agent = FakeAgent(http.live.url)  # type: ignore[attr-defined]
+    # The device announces what is asked, as an agent that can deliver it does.
+    agent = FakeAgent(http.live.url, capabilities=tuple(Capability(c) for c in dict.fromkeys(  # type: ignore[attr-defined]
+        ("chat", "terminal", *capabilities))))
     await agent.connect()
     await agent.authenticate()
     await agent.join(created["join_code"])

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auxilio.protocol.frames import Party
+from auxilio.protocol.frames import ActivityKind, Party
 from auxilio.protocol.frames import SessionActivity as ActivityMessage
-from auxilio.protocol.report import CapabilityUse, SessionReport
+from auxilio.protocol.report import CapabilityUse, FileFacts, RunbookRunNote, SessionReport
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import Capability
 from auxilio.server.audit.actions import AuditAction
@@ -62,14 +63,18 @@ async def report_activity(
                           capability=str(message.capability), kind=str(message.kind),
                           source=str(message.source) if message.source else None,
                           count=message.count, sealed_details=message.sealed_details,
-                          details_sha256=digest)
+                          details_sha256=digest, size=message.size, sha256=message.sha256,
+                          zone=message.zone, runbook_id=message.runbook_id,
+                          exit_code=message.exit_code)
     db.add(row)
+    facts = {name: value for name in ("size", "sha256", "zone", "runbook_id", "exit_code")
+             if (value := getattr(message, name)) is not None}
     await record(db, action=AuditAction.ACTIVITY_REPORTED, actor=actor,
                  details={"capability": str(message.capability), "kind": str(message.kind),
                           "source": row.source, "count": message.count,
                           "at": message.at.isoformat(), "details_sha256": digest,
                           "granted": str(message.capability)
-                          in support_session.granted_capabilities},
+                          in support_session.granted_capabilities, **facts},
                  **audit_target(support_session))
     return row
 
@@ -194,6 +199,7 @@ async def build_session_report(
         duration_seconds=_duration(support_session.activated_at, support_session.ended_at),
         capabilities=capabilities,
         commands_run=sum(a.count for a in activities if a.kind == "command_run"),
+        **activity_facts(activities),
         recorded=support_session.recorded,
         ended_by=support_session.ended_by,
         end_reason=support_session.end_reason,
@@ -204,6 +210,26 @@ async def build_session_report(
     )
 
 
+def activity_facts(activities: Sequence[SessionActivity]) -> dict[str, Any]:
+    """Files, zones, diagnostics and runbooks of the one report, from the activity reports."""
+    def of(kind: ActivityKind) -> list[SessionActivity]:
+        return [a for a in activities if a.kind == str(kind)]
+
+    read, written = of(ActivityKind.FILE_READ), of(ActivityKind.FILE_WRITTEN)
+    return {
+        "files": FileFacts(read=len(read), read_bytes=sum(a.size or 0 for a in read),
+                           written=len(written), written_bytes=sum(a.size or 0 for a in written)),
+        "zones_opened": tuple(dict.fromkeys(a.zone for a in of(ActivityKind.ZONE_ALLOWED)
+                                            if a.zone)),
+        "zones_refused": tuple(dict.fromkeys(
+            a.zone for a in of(ActivityKind.ZONE_REFUSED) + of(ActivityKind.ZONE_DENIED)
+            if a.zone)),
+        "diagnostics_sent": len(of(ActivityKind.DIAGNOSTICS_COLLECTED)),
+        "runbooks_run": tuple(RunbookRunNote(runbook_id=a.runbook_id, exit_code=a.exit_code)
+                              for a in of(ActivityKind.RUNBOOK_RUN) if a.runbook_id),
+    }
+
+
 async def build_report(db: AsyncSession, *, support_session: SupportSession) -> dict[str, Any]:
     """The REST report: the one report, plus the activity list (details sealed)."""
     report = await build_session_report(db, support_session=support_session)
@@ -211,7 +237,9 @@ async def build_report(db: AsyncSession, *, support_session: SupportSession) -> 
     return {
         **report.model_dump(),
         "activities": [{"at": a.at, "capability": a.capability, "kind": a.kind,
-                        "source": a.source, "count": a.count,
+                        "source": a.source, "count": a.count, "size": a.size,
+                        "sha256": a.sha256, "zone": a.zone, "runbook_id": a.runbook_id,
+                        "exit_code": a.exit_code,
                         "details": "sealed" if a.sealed_details else "not sent",
                         "details_sha256": a.details_sha256} for a in activities],
         "details": DETAILS_NOTE,

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auxilio.server.db.base import Base, UTCDateTime, new_id, utcnow
@@ -123,6 +123,12 @@ class SessionActivity(Base):
     # base64url of the sealed box (crypto.sealed, label "activity"); its SHA-256 is audited.
     sealed_details: Mapped[str | None] = mapped_column(Text, nullable=True)
     details_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Clear facts (migration 0011): a file's size and content hash, a zone's name, a runbook.
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    zone: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    runbook_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class SessionExtension(Base):
