@@ -38,6 +38,7 @@ class AuditAction(StrEnum):
     TICKET_COMMENTED = "ticket:comment:added"
     TICKET_TIME_LOGGED = "ticket:time:logged"
     TICKET_UPDATED = "ticket:ticket:updated"
+    TICKET_ATTACHMENT_ADDED = "ticket:attachment:added"
     # Devices
     DEVICE_REGISTERED = "device:device:registered"
     DEVICE_LINKED = "device:ticket_link:added"
@@ -110,6 +111,8 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     AuditAction.TICKET_COMMENTED: "A public or internal comment was added.",
     AuditAction.TICKET_TIME_LOGGED: "Technician time was logged against a ticket.",
     AuditAction.TICKET_UPDATED: "A ticket's title, category or priority changed.",
+    AuditAction.TICKET_ATTACHMENT_ADDED: "A result was attached to a ticket (details: kind, "
+    "size, sha256, support_session_id; never the content or its name).",
     AuditAction.DEVICE_REGISTERED: "A device was registered to its owner.",
     AuditAction.DEVICE_LINKED: "A device was linked to a ticket.",
     AuditAction.POLICY_VERSION_UPLOADED: "A policy version was stored.",

@@ -8,6 +8,7 @@ from auxilio.server.policies import models as policy_models
 from auxilio.server.recordings import models as recording_models
 from auxilio.server.runbooks import models as runbook_models
 from auxilio.server.support_sessions import models as support_session_models
+from auxilio.server.tickets import attachment_models as ticket_attachment_models
 from auxilio.server.tickets import models as ticket_models
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "recording_models",
     "runbook_models",
     "support_session_models",
+    "ticket_attachment_models",
     "ticket_models",
 ]

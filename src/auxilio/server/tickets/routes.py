@@ -15,6 +15,7 @@ POST   /tickets/{id}/auto-assign       ticket:assign
 POST   /tickets/{id}/comments          ticket:comment            internal notes: the service
                                                                  also asks comment_internal
 POST   /tickets/{id}/time              ticket:update             staff only
+*      /tickets/{id}/attachments       (see attachments.py)
 =====================================  ========================  ==============================
 
 Reads are gated by ``user:read_self`` because ``ticket:read_own`` and ``ticket:read_all`` are
@@ -37,12 +38,13 @@ from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.errors import Forbidden
-from auxilio.server.tickets import assignment, service
+from auxilio.server.tickets import assignment, attachments, service
 from auxilio.server.tickets import schemas as s
 from auxilio.server.tickets.models import Ticket
 from auxilio.server.tickets.states import TicketStatus
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
+router.include_router(attachments.router)
 
 CreateTickets = Annotated[Identity, require(Permission.TICKET_CREATE)]
 ReadTickets = Annotated[Identity, require(Permission.TICKET_READ)]
