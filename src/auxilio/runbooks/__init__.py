@@ -33,8 +33,10 @@ def load_example(runbook_id: str) -> ExampleRunbook:
     """One example's draft fields, as written in its file (validated by the catalogue)."""
     if runbook_id not in example_ids():
         raise KeyError(f"no example runbook {runbook_id!r}; there are {', '.join(example_ids())}")
-    text = resources.files(__package__).joinpath("examples", f"{runbook_id}.yaml").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files(__package__)
+        .joinpath("examples", f"{runbook_id}.yaml")
+        .read_text(encoding="utf-8")
     )
     data = yaml.safe_load(text)
     if not isinstance(data, dict):

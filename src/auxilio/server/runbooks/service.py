@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.crypto.runbooks import (
+    ParameterInvalid,
     Runbook,
     RunbookError,
     read_runbook,
@@ -165,9 +166,22 @@ def check_draft(
     try:
         return Runbook.model_validate({**fields, **provisional})
     except ValidationError as exc:
-        raise _invalid([
-            {"field": _dotted(e["loc"]) or "runbook", "message": e["msg"]} for e in exc.errors()
-        ]) from exc
+        raise _invalid(
+            [{"field": _dotted(e["loc"]) or "runbook", "message": e["msg"]} for e in exc.errors()]
+        ) from exc
+    except ParameterInvalid as exc:
+        # A default that fails its own declaration escapes pydantic as ParameterInvalid
+        # (crypto.runbooks checks it with check_value inside the model validator).
+        raise _invalid([{"field": _parameter_field(fields, exc.name, "default"),
+                         "message": str(exc)}]) from exc  # fmt: skip
+
+
+def _parameter_field(fields: Mapping[str, Any], name: str, attribute: str) -> str:
+    declared = fields.get("parameters") or []
+    for index, spec in enumerate(declared):
+        if isinstance(spec, Mapping) and spec.get("name") == name:
+            return f"parameters.{index}.{attribute}"
+    return "parameters"
 
 
 # ---- drafts ----------------------------------------------------------------------------------
@@ -185,7 +199,11 @@ def _script_sha256(script: str) -> str:
 
 
 async def create_draft(
-    db: AsyncSession, *, runbook_id: str, fields: Mapping[str, Any], actor: Actor,
+    db: AsyncSession,
+    *,
+    runbook_id: str,
+    fields: Mapping[str, Any],
+    actor: Actor,
     now: datetime | None = None,
 ) -> RunbookVersion:
     """A new version of ``runbook_id`` (1 for a new id), as a draft written by ``actor``."""
@@ -223,8 +241,13 @@ async def create_draft(
 
 
 async def list_runbooks(
-    db: AsyncSession, *, organisation_id: uuid.UUID, state: RunbookState | None = None,
-    runbook_id: str | None = None, limit: int = 100, offset: int = 0,
+    db: AsyncSession,
+    *,
+    organisation_id: uuid.UUID,
+    state: RunbookState | None = None,
+    runbook_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[RunbookVersion], int]:
     """One page of versions, by id then newest version first, and the total matching."""
     query = select(RunbookVersion).where(RunbookVersion.organisation_id == organisation_id)
@@ -241,7 +264,11 @@ async def list_runbooks(
 
 
 async def get_version(
-    db: AsyncSession, *, organisation_id: uuid.UUID, runbook_id: str, version: int,
+    db: AsyncSession,
+    *,
+    organisation_id: uuid.UUID,
+    runbook_id: str,
+    version: int,
     lock: bool = False,
 ) -> RunbookVersion | None:
     query = select(RunbookVersion).where(
@@ -274,7 +301,11 @@ async def get_approved(
 
 
 async def get_runbook_or_raise(
-    db: AsyncSession, *, organisation_id: uuid.UUID, runbook_id: str, version: int | None = None,
+    db: AsyncSession,
+    *,
+    organisation_id: uuid.UUID,
+    runbook_id: str,
+    version: int | None = None,
     lock: bool = False,
 ) -> RunbookVersion:
     """``version`` of ``runbook_id``; without one, its approved version."""
@@ -310,7 +341,9 @@ def document_of(row: RunbookVersion, server_public_key: Ed25519PublicKey) -> Run
     except RunbookError as exc:
         raise RunbookSignatureInvalid(runbook_id=row.runbook_id, version=row.version) from exc
     if (document.organisation_id, document.runbook_id, document.version) != (
-        str(row.organisation_id), row.runbook_id, row.version
+        str(row.organisation_id),
+        row.runbook_id,
+        row.version,
     ):
         # A signed body copied onto another row: signed, but not this version's.
         raise RunbookSignatureInvalid(runbook_id=row.runbook_id, version=row.version)
@@ -356,7 +389,11 @@ def _runbook_of(row: RunbookVersion, approver: Actor, now: datetime) -> Runbook:
 
 
 async def approve_runbook(
-    db: AsyncSession, *, row: RunbookVersion, actor: Actor, server_key: Ed25519PrivateKey,
+    db: AsyncSession,
+    *,
+    row: RunbookVersion,
+    actor: Actor,
+    server_key: Ed25519PrivateKey,
     now: datetime | None = None,
 ) -> RunbookVersion:
     """Sign the draft ``row`` with the server key and make it the approved version of its id
@@ -388,8 +425,13 @@ async def approve_runbook(
 
 
 async def record_refusal(
-    db: AsyncSession, *, organisation_id: uuid.UUID, runbook_id: str, version: int,
-    error: DomainError, actor: Actor,
+    db: AsyncSession,
+    *,
+    organisation_id: uuid.UUID,
+    runbook_id: str,
+    version: int,
+    error: DomainError,
+    actor: Actor,
 ) -> None:
     """A refused approval is evidence too; callers record it after rolling back the request."""
     await record(db, action=AuditAction.RUNBOOK_APPROVAL_REFUSED, actor=actor,
@@ -453,7 +495,10 @@ def _pin(row: RunbookVersion, *, consent: bool) -> RunbookPin:
 
 
 async def pins_for(
-    db: AsyncSession, *, organisation_id: uuid.UUID, runbook_ids: Sequence[str],
+    db: AsyncSession,
+    *,
+    organisation_id: uuid.UUID,
+    runbook_ids: Sequence[str],
     pre_authorised: Collection[str],
 ) -> list[RunbookPin]:
     """The grant's pins for ``runbook_ids`` (in that order, once each): each id's approved
