@@ -321,3 +321,18 @@ async def test_a_second_request_while_one_is_pending_is_busy(recorder: Recorder)
     assert (busy.ref, busy.code) == (13, "diagnostics.busy")
     assert isinstance(report, DiagnosticsReport)
     assert report.request_id == 12
+
+
+async def test_an_internal_error_is_answered_and_shown(recorder: Recorder) -> None:
+    def broken(server_url: str | None) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    handler = DiagnosticsHandler(recorder.services(), collect=broken)
+
+    await handler.handle(DiagnosticsRequest(request_id=14))
+    sent = await recorder.next_sent()
+
+    assert isinstance(sent, DiagnosticsError)
+    assert (sent.ref, sent.code) == (14, "diagnostics.failed")
+    assert "internal error stopped the report" in recorder.feed_text()
+    assert "handler_failed" in recorder.events()

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from auxilio.agent.capabilities import runbooks
 from auxilio.agent.capabilities.runbooks import RunbookHandler, fit_in_frame
 from auxilio.crypto.keys import b64url_decode, b64url_encode
 from auxilio.crypto.runbooks import Runbook, RunbookParameter, runbook_digest, sign_runbook
@@ -576,3 +577,19 @@ async def test_a_missing_interpreter_is_said_before_the_person_is_asked(
     assert isinstance(answer, RunbookError)
     assert answer.code == "runbook.interpreter_missing"
     assert kit.recorder.questions == []
+
+
+async def test_an_internal_error_is_answered_and_shown(
+    make_kit: Callable[..., Kit], server_key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(directory: Path, runbook: Runbook) -> Path:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(runbooks, "write_private_script", broken)
+    signed, kit = signed_and_kit(make_kit, server_key)
+
+    answer = await kit.run(signed, target="x")
+
+    assert isinstance(answer, RunbookError)
+    assert answer.code == "runbook.failed"
+    assert "internal error stopped the run" in kit.recorder.feed_text()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -34,6 +35,8 @@ from auxilio.agent.capabilities.base import Activity, Question, SessionServices
 from auxilio.protocol.app import AppMessage, DiagnosticsError, DiagnosticsReport, DiagnosticsRequest
 from auxilio.protocol.frames import ActivityKind
 from auxilio.protocol.types import Capability, ConsentDecision
+
+logger = logging.getLogger(__name__)
 
 # The whole report stays far below the 512 KiB an application message may carry.
 MAX_REPORT_BYTES = 256 * 1024
@@ -480,7 +483,7 @@ class DiagnosticsHandler:
         if self._task is not None and not self._task.done():
             await self._error(message.request_id, "diagnostics.busy", "a report is being prepared")
             return
-        self._task = asyncio.create_task(self._serve(message), name="diagnostics")
+        self._task = asyncio.create_task(self._guarded(message), name="diagnostics")
 
     async def close(self) -> None:
         """Revoked or the session ended: a pending report is dropped, never sent."""
@@ -494,6 +497,17 @@ class DiagnosticsHandler:
         """Until the request in progress is answered (tests and an orderly shutdown)."""
         if self._task is not None:
             await asyncio.shield(self._task)
+
+    async def _guarded(self, message: DiagnosticsRequest) -> None:
+        try:
+            await self._serve(message)
+        except Exception:
+            # The task's boundary (nobody awaits it), as in dispatch: the traceback in the
+            # agent's log, a line for the person, a failed answer. Cancellation passes.
+            logger.exception("diagnostics request %s failed", message.request_id)
+            self._services.feed.alert("diagnostics: an internal error stopped the report.")
+            self._services.log.append("handler_failed", capability="diagnostics", what=message.type)
+            await self._error(message.request_id, "diagnostics.failed", "internal error")
 
     async def _serve(self, message: DiagnosticsRequest) -> None:
         services = self._services

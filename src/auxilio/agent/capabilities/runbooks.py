@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -55,6 +56,8 @@ from auxilio.protocol.app import (
 from auxilio.protocol.binary import MAX_FRAME_PLAINTEXT
 from auxilio.protocol.frames import ActivityKind
 from auxilio.protocol.types import Capability, ConsentDecision, RunbookPin
+
+logger = logging.getLogger(__name__)
 
 # After SIGTERM at the time limit, how long the run has before SIGKILL.
 KILL_GRACE_SECONDS = 2.0
@@ -259,7 +262,8 @@ async def run_script(
         if timed_out or stopped:
             await _stop_group(process)
         await _drain(process, readers)
-    except asyncio.CancelledError:
+    except BaseException:
+        # Cancelled (the session ended) or failed: nothing it started is left running.
         _signal_all(process, _descendants(process), _KILL)
         await asyncio.shield(process.wait())
         raise
@@ -345,7 +349,7 @@ class RunbookHandler:
             self._services.feed.alert(f"Refused a runbook from the technician: {exc}")
             await self._error(message.run_id, exc.code, str(exc))
             return
-        self._task = asyncio.create_task(self._serve(message, checked), name="runbook")
+        self._task = asyncio.create_task(self._guarded(message, checked), name="runbook")
 
     async def close(self) -> None:
         """Revoked or the session ended: a run in progress is killed, a question dropped."""
@@ -392,6 +396,17 @@ class RunbookHandler:
         except ParameterInvalid as exc:
             raise RunbookRefused(exc.code, str(exc)) from exc
         return _Checked(runbook, pin, values, interpreter_command(runbook.interpreter))
+
+    async def _guarded(self, message: RunbookRun, checked: _Checked) -> None:
+        try:
+            await self._serve(message, checked)
+        except Exception:
+            # The task's boundary (nobody awaits it), as in dispatch: the traceback in the
+            # agent's log, a line for the person, a failed answer. Cancellation passes.
+            logger.exception("runbook run %s failed", message.run_id)
+            self._services.feed.alert("runbooks: an internal error stopped the run.")
+            self._services.log.append("handler_failed", capability="runbooks", what=message.type)
+            await self._error(message.run_id, "runbook.failed", "internal error on the device")
 
     async def _serve(self, message: RunbookRun, checked: _Checked) -> None:
         services = self._services
