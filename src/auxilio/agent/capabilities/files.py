@@ -591,7 +591,8 @@ def _kind(mode: int) -> Literal["file", "directory", "link", "other"]:
 
 def _read(fd: int, position: int, count: int) -> bytes:
     try:
-        return os.pread(fd, count, position)
+        os.lseek(fd, position, os.SEEK_SET)  # not pread: Windows has none
+        return os.read(fd, count)
     except FileNotFoundError as exc:
         raise FilesFailure("files.vanished", "the file went away while it was read") from exc
     except OSError as exc:
@@ -626,8 +627,9 @@ def _open_partial(partial: str, size: int) -> tuple[int, int, Any]:
             held = 0
         hasher = hashlib.sha256()
         position = 0
+        os.lseek(fd, 0, os.SEEK_SET)
         while position < held:
-            data = os.pread(fd, min(FILE_CHUNK_SIZE, held - position), position)
+            data = os.read(fd, min(FILE_CHUNK_SIZE, held - position))
             if not data:
                 break
             hasher.update(data)

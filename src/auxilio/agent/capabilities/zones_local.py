@@ -28,8 +28,9 @@ system (macOS, Windows, a mounted FAT or NTFS volume, ext4 with casefold) gives 
 Exceptions (``zone_exceptions``) win over zones, as in ``policy.zones``: each name is judged on
 its own, the exception tested first.
 
-The pure-string part (:meth:`ZoneChecker.zone_of`, one precompiled regex) costs about a
-microsecond; :meth:`ZoneChecker.resolve` adds the file-system calls (``bench/bench_zone_check.py``).
+The pure-string part (:meth:`ZoneChecker.zone_of`, one precompiled regex) costs a few
+microseconds; :meth:`ZoneChecker.resolve` adds the file-system calls, ``realpath`` first, once
+per request (``bench/bench_zone_check.py`` measures both).
 """
 
 from __future__ import annotations
@@ -266,23 +267,21 @@ class ZoneChecker:
                 zone = self.zone_of(alias + real[len(point.rstrip("/")) :])
                 if zone is not None:
                     return Resolved(real, given, zone, "mount")
-        zone = self._by_identity(real)
+        info = _stat(real)
+        zone = self._by_identity(real, info)
         if zone is not None:
             return Resolved(real, given, zone, "zone_root")
-        if self._is_linked_file(real):
+        if info is not None and stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
             return Resolved(real, given, LINKED_FILE, "linked_file")
         return Resolved(real, given, None, "")
 
-    def _by_identity(self, real: str) -> str | None:
-        """The zone of ``real`` judged under a zone root that an ancestor is another name of."""
+    def _by_identity(self, real: str, info: os.stat_result | None) -> str | None:
+        """The zone of ``real`` judged under a zone root that an ancestor is another name of
+        (``info`` is ``real``'s own stat, taken once for this and the hard-link check)."""
         if not self._roots:
             return None
         current = real
         while True:
-            try:
-                info = os.stat(current)
-            except OSError:
-                info = None
             roots = self._roots.get((info.st_dev, info.st_ino)) if info is not None else None
             rest = real[len(current) :].strip("/")
             for root in roots or ():
@@ -293,14 +292,14 @@ class ZoneChecker:
             if parent == current:
                 return None
             current = parent
+            info = _stat(current)
 
-    @staticmethod
-    def _is_linked_file(real: str) -> bool:
-        try:
-            info = os.stat(real)
-        except OSError:
-            return False
-        return stat.S_ISREG(info.st_mode) and info.st_nlink > 1
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:  # absent (an upload's target), unreadable, or a dangling link
+        return None
 
 
 def _default_zones(platform: Platform) -> tuple[ZoneSpec, ...]:
