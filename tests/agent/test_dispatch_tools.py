@@ -5,14 +5,20 @@ report reaching the server with the subject sealed and the rest in clear."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from rich.console import Console
 
 from auxilio.agent.capabilities.base import Activity, SessionServices
-from auxilio.agent.dispatch import CapabilityHandler
+from auxilio.agent.capabilities.terminal import TerminalHost
+from auxilio.agent.channel import E2EChannel
+from auxilio.agent.dispatch import AppDispatcher, CapabilityHandler
+from auxilio.agent.feed import Feed
+from auxilio.agent.questions import Questions
 from auxilio.agent.state import AgentState
 from auxilio.crypto.keys import b64url_decode
 from auxilio.crypto.sealed import open_activity_details
@@ -39,7 +45,7 @@ from auxilio.protocol.frames import (
 from auxilio.protocol.types import Capability, ConsentDecision, SignedDocument
 
 from .factories import make_grant
-from .sessionkit import Harness
+from .sessionkit import FakeLink, Harness
 
 GRANTED, REFUSED = ConsentDecision.GRANTED, ConsentDecision.REFUSED
 TOOLS = (Capability.FILES, Capability.DIAGNOSTICS, Capability.RUNBOOKS)
@@ -309,3 +315,69 @@ async def test_the_real_handlers_answer_through_the_session(
     assert (withheld.ref, withheld.code) == (3, "diagnostics.withheld")
     await h.lines.queue.put("q")
     await asyncio.wait_for(h.finished(), 60)
+
+
+# -- the dispatcher alone: a capability that runs out inside the grant -------------------------
+
+
+async def test_a_capability_that_expires_closes_its_handler_and_refuses_what_waited(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    _, grant = make_grant(server_key, state.device_public_key, technician_key,
+                          capabilities=(Capability.FILES,))  # fmt: skip
+    allowed = {Capability.FILES}
+    link = FakeLink()
+    made: list[BlockingHandler] = []
+
+    def factory(services: SessionServices) -> CapabilityHandler:
+        made.append(BlockingHandler())
+        return made[-1]
+
+    apps = AppDispatcher(
+        gate=lambda c: c in allowed, grant=lambda: grant, link=link,
+        channel=E2EChannel(link, device_key=state.device_key),
+        terminals=TerminalHost(on_output=lambda *_: None, on_exit=lambda *_: None,
+                               on_command=lambda _: None),
+        feed=Feed(Console(record=True)), log=state.session_log("ss-1001"),
+        clock=lambda: datetime.now(UTC), ask=Questions(
+            feed=Feed(Console(record=True)), log=state.session_log("ss-1001")).ask,
+        handlers={Capability.FILES: factory},
+    )  # fmt: skip
+    await apps.handle(FilesList(request_id=1, path="/tmp"))
+    await apps.handle(FilesList(request_id=2, path="/var"))  # queued behind the busy one
+    await asyncio.wait_for(made[0].busy.wait(), 10)
+    await apps.close_unless_allowed()
+    assert not made[0].closed  # still allowed: nothing happens
+    allowed.clear()  # the capability's own time ran out
+    await apps.close_unless_allowed()
+    assert made[0].closed and made[0].cancelled  # the busy step was stopped, then close()
+    assert made[0].seen == [1]
+    events = state.session_log("ss-1001").events()
+    last = events[-1]
+    assert (last["event"], last["capability"], last["not_taken"]) == ("handler_closed", "files", 1)
+    # The request that waited is answered files.not_allowed (no channel here: logged as lost).
+    assert {"event": "dropped", "what": "files.error"} in [
+        {"event": e["event"], "what": e.get("what")} for e in events
+    ]
+
+
+class BlockingHandler:
+    """Takes a request and never finishes it (a slow disk, a question not yet answered)."""
+
+    def __init__(self) -> None:
+        self.busy = asyncio.Event()
+        self.seen: list[int] = []
+        self.closed = self.cancelled = False
+
+    async def handle(self, message: AppMessage) -> None:
+        assert isinstance(message, FilesList)
+        self.seen.append(message.request_id)
+        self.busy.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+    async def close(self) -> None:
+        self.closed = True

@@ -5,6 +5,7 @@ ends."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,7 +25,18 @@ from auxilio.protocol.types import Capability, ConsentDecision
 from tests.agent import xserver
 from tests.agent.factories import make_grant
 from tests.agent.sessionkit import Harness
-from tests.agent.xserver import click, need_xdotool
+from tests.agent.xserver import click, find_window, need_xdotool
+
+
+def press(display: str, shown: str, key: str) -> None:
+    """A real key press (XTEST) once the button ``shown`` is on screen, the pointer over it
+    so that its window has the keyboard (no window manager in Xvfb)."""
+    window = find_window(display, shown)
+    env = {"DISPLAY": display}
+    subprocess.run(["xdotool", "mousemove", "--window", window, "6", "6"], env=env, check=True,
+                   timeout=30)  # fmt: skip
+    subprocess.run(["xdotool", "key", key], env=env, check=True, timeout=30)
+
 
 GRANTED, REFUSED, TIMED_OUT = (
     ConsentDecision.GRANTED, ConsentDecision.REFUSED, ConsentDecision.TIMED_OUT,
@@ -223,6 +235,28 @@ async def test_the_session_keeps_running_while_a_handler_waits_for_the_answer(
     assert answered == [("granted", "typed"), ("timed_out", "session_ended")]
 
 
+async def test_revoking_while_the_person_is_asked_withdraws_the_question(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    h, made = asking_harness(state, server_key, technician_key)
+    h.start()
+    await h.activate(granted=("chat", "diagnostics"))
+    await h.send_app(ChannelId.DIAGNOSTICS, DiagnosticsRequest(request_id=1))
+    await h.eventually(lambda: h.runner.questions.pending == 1)
+    await h.lines.queue.put("r diagnostics")
+    await h.eventually(lambda: h.runner.questions.pending == 0)
+    assert "The question is withdrawn (no longer needed): Send the diagnostics report?" in (
+        h.console.export_text(clear=False)
+    )
+    await h.lines.queue.put("y")  # nothing is asked any more: this is chat, not an answer
+    await h.eventually(lambda: "You: y" in h.console.export_text(clear=False))
+    assert made[0].answers == []
+    await h.lines.queue.put("q")
+    await h.finished()
+    answered = [e["by"] for e in h.log.events() if e["event"] == "question_answered"]
+    assert answered == ["withdrawn"]
+
+
 async def test_a_question_is_answered_with_the_windows_button(
     display: str,
     state: AgentState,
@@ -257,11 +291,15 @@ async def test_a_question_is_answered_with_the_windows_button(
         await h.send_app(ChannelId.DIAGNOSTICS, DiagnosticsRequest(request_id=2))
         await asyncio.to_thread(click, display, "auxilio-question-refuse")
         await h.eventually(lambda: made[0].answers == [GRANTED, REFUSED], WAIT)
+        # The keyboard: a question that appears has the safe answer in focus; Enter refuses.
+        await h.send_app(ChannelId.DIAGNOSTICS, DiagnosticsRequest(request_id=3))
+        await asyncio.to_thread(press, display, "auxilio-question-refuse", "Return")
+        await h.eventually(lambda: made[0].answers == [GRANTED, REFUSED, REFUSED], WAIT)
         await h.lines.queue.put("q")
         await h.finished(WAIT)
     finally:
         await asyncio.to_thread(window.close)
     answered = [(e["decision"], e["by"]) for e in h.log.events()
                 if e["event"] == "question_answered"]  # fmt: skip
-    assert answered == [("granted", "window"), ("refused", "window")]
+    assert answered == [("granted", "window"), ("refused", "window"), ("refused", "window")]
     assert "Your answer: Send." in console.export_text()
