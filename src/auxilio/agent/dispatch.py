@@ -272,6 +272,11 @@ class AppDispatcher:
             runbook_id=activity.runbook_id,
             exit_code=activity.exit_code,
         )
+        # The device's own record of what it reported: the person's report counts these and
+        # compares them with the server's (agent/report.py).
+        self._log.append("activity", kind=str(activity.kind), capability=str(activity.capability),
+                         subject=activity.subject, size=activity.size, zone=activity.zone,
+                         runbook_id=activity.runbook_id, exit_code=activity.exit_code)
         try:
             await self._link.send(message)
         except ConnectionLost:
