@@ -610,3 +610,17 @@ async def test_inside_an_open_zone_entries_of_another_closed_zone_are_left_out(
     await device.send(FilesList(request_id=2, path=str(device.home / "Documents"), reason=REASON))
     names = [e.name for e in device.session.one(FilesListing).entries]
     assert names == ["taxes.txt"]
+
+
+async def test_a_bug_in_a_request_is_answered_failed_and_shown(
+    device: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(FileHandler, "_entries", broken)
+    await device.send(FilesList(request_id=5, path=str(device.home)))
+    assert device.session.errors() == ["files.failed"]
+    assert device.session.feed.lines[-1][0] == "alert"
+    await device.download(device.home / "Projects" / "notes.txt")  # the handler goes on
+    assert device.session.one(FilesDone).size == len("printer: HP 4200")

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import stat
@@ -59,6 +60,8 @@ from auxilio.protocol.app import (
 from auxilio.protocol.frames import ActivityKind
 from auxilio.protocol.types import Capability, CapabilityLimits, ConsentDecision
 
+logger = logging.getLogger(__name__)
+
 MAX_LISTING = 5000  # FilesListing.entries' limit
 # A grant that names no direction: reading only (the capability's own default).
 DEFAULT_DIRECTION = "download"
@@ -79,6 +82,7 @@ TEXTS = {
     "read": "The technician downloaded {path} ({size} bytes).",
     "written": "The technician uploaded {path} ({size} bytes).",
     "failed": "A file transfer failed ({code}): {path}",
+    "internal": "files: an internal error stopped a request of the technician.",
 }
 _ZONE_NAMES = {
     LINKED_FILE: "linked file",
@@ -150,9 +154,9 @@ class FileHandler:
             self._services.log.append("ignored", what=f"{message.type} from the technician")
 
     async def settled(self) -> None:
-        """Wait until every request started so far has answered (the session's end, tests)."""
+        """Wait until every request started so far has answered (tests, a clean end)."""
         while self._tasks:
-            await asyncio.gather(*self._tasks.values())
+            await asyncio.wait(set(self._tasks.values()))
 
     async def close(self) -> None:
         """Stop every transfer (revoked, or the session ended); upload partials stay."""
@@ -187,9 +191,11 @@ class FileHandler:
         except FilesFailure as failure:
             await self._fail(ref, failure)
         except Exception:
-            # A bug, not a refusal: the technician is told instead of waiting, and it surfaces.
-            await self._fail(ref, FilesFailure("files.internal_error", "the device failed"))
-            raise
+            # The task's boundary (nobody awaits it), as in dispatch: a bug, not a refusal, is
+            # written down with its traceback, shown, and answered instead of left waiting.
+            logger.exception("the files request %s failed", ref)
+            self._services.feed.alert(TEXTS["internal"])
+            await self._fail(ref, FilesFailure("files.failed", "internal error on the device"))
 
     def _allowed(self) -> bool:
         if self._services.gate(Capability.FILES):
