@@ -276,9 +276,11 @@ class FileHandler:
             Activity(Capability.FILES, kind, subject=resolved.path, zone=resolved.zone)
         )
 
-    async def _done(self, kind: ActivityKind, resolved: Resolved, text: str, **extra: Any) -> None:
-        """A file listed, read or written: the person's feed, the device log, the server."""
-        size, sha256 = extra.get("size"), extra.get("sha256")
+    async def _done(
+        self, kind: ActivityKind, resolved: Resolved, text: str, size: int, sha256: str | None
+    ) -> None:
+        """A file listed (``size``: entries), read or written: the person's feed, the device
+        log, the server."""
         self._services.feed.activity(TEXTS[text].format(path=resolved.path, size=size))
         self._services.log.append(
             "file_" + text, subject=resolved.path, zone=resolved.zone, size=size, sha256=sha256
@@ -315,7 +317,7 @@ class FileHandler:
                 truncated=truncated,
             )
         )
-        await self._done(ActivityKind.FILE_LISTED, resolved, "listed", size=len(entries))
+        await self._done(ActivityKind.FILE_LISTED, resolved, "listed", len(entries), None)
 
     def _entries(
         self, folder: Resolved, checker: ZoneChecker
@@ -375,7 +377,7 @@ class FileHandler:
         await self._services.send(
             FilesDone(transfer_id=message.transfer_id, size=size, sha256=digest)
         )
-        await self._done(ActivityKind.FILE_READ, resolved, "read", size=size, sha256=digest)
+        await self._done(ActivityKind.FILE_READ, resolved, "read", size, digest)
 
     def _open_for_reading(self, resolved: Resolved) -> int:
         """The file's descriptor. The real path's last name is opened without following a
