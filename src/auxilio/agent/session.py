@@ -1,7 +1,9 @@
 """The support session loop, after consent: E2E, capabilities, time limit, end.
 
 One asyncio task consumes one queue of events (messages from the server, lines from the person,
-terminal output, the clock), so no two handlers ever race on the session's state.
+terminal output, the clock), so no two handlers ever race on the session's state. Files,
+diagnostics and runbooks work in their handlers' own tasks (``dispatch``), so that this loop stays
+free to take the person's answers to the questions they ask (``questions``, one at a time).
 
 The agent enforces the session itself (docs/support-sessions.md §3): a capability is used only
 while it is granted by BOTH the verified grant (and still live there) and the person's own receipt,
@@ -411,7 +413,9 @@ class SupportSessionRunner:
         elif kind == "revoke" and isinstance(value, Capability):
             await self._revoke(value, by=str(Party.END_USER), tell=True)
         elif kind == "question" and isinstance(value, tuple) and len(value) == 2:
-            self.questions.answer(*value)
+            number, decision = value
+            if decision in {ConsentDecision.GRANTED, ConsentDecision.REFUSED}:
+                self.questions.answer(number, decision)
         else:
             self._log.append("ignored", what=f"window event {kind}")
 
