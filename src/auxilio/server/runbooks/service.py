@@ -388,6 +388,21 @@ def _runbook_of(row: RunbookVersion, approver: Actor, now: datetime) -> Runbook:
     })  # fmt: skip
 
 
+async def _lock_approved(db: AsyncSession, row: RunbookVersion) -> RunbookVersion | None:
+    """Lock every version of ``row``'s id and return the approved one: two approvals of one
+    id at once then queue, and the id never ends up with two approved versions."""
+    rows = await db.execute(
+        select(RunbookVersion)
+        .where(
+            RunbookVersion.organisation_id == row.organisation_id,
+            RunbookVersion.runbook_id == row.runbook_id,
+        )
+        .with_for_update()
+    )
+    approved = [r for r in rows.scalars() if r.state == RunbookState.APPROVED.value]
+    return max(approved, key=lambda r: r.version) if approved else None
+
+
 async def approve_runbook(
     db: AsyncSession,
     *,
@@ -404,8 +419,7 @@ async def approve_runbook(
     check_approval(active.policy.capabilities.runbooks, row=row, approver=actor)
     now = now or utcnow()
     signed = sign_runbook(server_key, _runbook_of(row, actor, now))
-    previous = await get_approved(db, organisation_id=row.organisation_id,
-                                  runbook_id=row.runbook_id, lock=True)  # fmt: skip
+    previous = await _lock_approved(db, row)
     if previous is not None:
         previous.state = RunbookState.RETIRED.value
         previous.retired_at = now
