@@ -19,7 +19,7 @@ import typer
 
 from auxilio.client import credentials as creds
 from auxilio.client.api import ApiClient, ApiError, normalise_server
-from auxilio.client.connect import ConnectOptions, run_connect
+from auxilio.client.connect import ConnectOptions, request_details_problem, run_connect
 from auxilio.client.script import ScriptError, load_actions
 from auxilio.crypto.errors import CryptoError
 
@@ -170,12 +170,30 @@ def connect(
     ] = None,
     capability: Annotated[
         list[str] | None,
-        typer.Option("--capability", "-c", help="chat or terminal (repeat); nothing else yet."),
+        typer.Option(
+            "--capability",
+            "-c",
+            help="chat, terminal, files, diagnostics or runbooks (repeat).",
+        ),
+    ] = None,
+    files_direction: Annotated[
+        str | None,
+        typer.Option(help="With files: upload, download or both (else the policy's default)."),
+    ] = None,
+    runbook: Annotated[
+        list[str] | None,
+        typer.Option("--runbook", help="With runbooks: an approved runbook id (repeat)."),
+    ] = None,
+    shell: Annotated[
+        str | None, typer.Option(help="With terminal: the shell to ask for (e.g. bash).")
     ] = None,
     mode: Annotated[str, typer.Option(help="attended or chat_only.")] = "attended",
     send: Annotated[
         list[str] | None,
-        typer.Option(help="Scripted action: chat:TEXT, term:LINE, expect:TEXT, wait:S, end."),
+        typer.Option(
+            help="Scripted action: chat:TEXT, term:LINE, expect:TEXT, wait:S, ls:PATH, "
+            "get:REMOTE=>LOCAL, put:LOCAL=>REMOTE, diag:, runbook:ID k=v, reason:TEXT, end."
+        ),
     ] = None,
     script: Annotated[Path | None, typer.Option(help="File of scripted actions.")] = None,
     summary: Annotated[str | None, typer.Option(help="Summary written when it ends.")] = None,
@@ -188,6 +206,9 @@ def connect(
         _fail("give either --ticket N (a new session) or a SESSION id to attach to", EXIT_USAGE)
     if mode not in ("attended", "chat_only"):
         _fail("--mode is attended or chat_only", EXIT_USAGE)
+    problem = request_details_problem(capability or [], files_direction, runbook or [], shell)
+    if problem is not None:
+        _fail(problem, EXIT_USAGE)
     try:
         actions = load_actions(send or [], script)
     except ScriptError as exc:
@@ -206,6 +227,9 @@ def connect(
         scripted=bool(send or script),
         summary=summary,
         record=record,
+        files_direction=files_direction,
+        runbooks=runbook or [],
+        terminal_shell=shell,
     )
     try:
         code = asyncio.run(run_connect(stored, options))

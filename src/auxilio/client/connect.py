@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,32 @@ class ConnectOptions:
     capabilities_defaulted: bool = False  # no --capability given: chat only
     # Ask for a recording where the policy leaves it optional (required ones always are).
     record: bool = False
+    # What exactly is asked (the request body's terminal_shell, files_direction, runbooks).
+    files_direction: str | None = None
+    runbooks: list[str] = field(default_factory=list)
+    terminal_shell: str | None = None
+
+
+_RUNBOOK_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def request_details_problem(
+    capabilities: list[str], files_direction: str | None, runbooks: list[str], shell: str | None
+) -> str | None:
+    """Why the details of a request do not fit its capabilities, or None."""
+    if files_direction is not None:
+        if files_direction not in ("upload", "download", "both"):
+            return "--files-direction is upload, download or both"
+        if "files" not in capabilities:
+            return "--files-direction needs --capability files"
+    if runbooks and "runbooks" not in capabilities:
+        return "--runbook needs --capability runbooks"
+    for runbook_id in runbooks:
+        if _RUNBOOK_ID.fullmatch(runbook_id) is None:
+            return f"--runbook {runbook_id!r} is not a runbook id (lowercase, digits, . _ -)"
+    if shell is not None and "terminal" not in capabilities:
+        return "--shell needs --capability terminal"
+    return None
 
 
 async def fetch_server_key(api: ApiClient) -> Ed25519PublicKey:
@@ -79,7 +106,8 @@ async def _request(
     ticket_id = await api.resolve_ticket(options.ticket)
     output.info(f"requesting: {', '.join(options.capabilities)}"
                 + (" (the default; ask for more with --capability)"
-                   if options.capabilities_defaulted else ""))  # fmt: skip
+                   if options.capabilities_defaulted else "")
+                + _details(options))  # fmt: skip
     # Made before the request: its public half goes into the request and so into the grant.
     key = X25519PrivateKey.generate()
     answer = await api.request_support_session(
@@ -88,6 +116,9 @@ async def _request(
         capabilities=options.capabilities,
         technician_e2e_key=encode_public_key(key.public_key()),
         record=options.record,
+        terminal_shell=options.terminal_shell,
+        files_direction=options.files_direction,
+        runbooks=options.runbooks,
     )
     support_session_id = str(answer["id"])
     creds.save_session_key(support_session_id, key)
@@ -107,6 +138,15 @@ async def _request(
         output.info("waiting for the person to join and answer the consent prompt...")
 
     return support_session_id, key, show_code
+
+
+def _details(options: ConnectOptions) -> str:
+    parts = [f"shell {options.terminal_shell}"] if options.terminal_shell else []
+    if options.files_direction:
+        parts.append(f"files {options.files_direction}")
+    if options.runbooks:
+        parts.append(f"runbooks {', '.join(options.runbooks)}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 async def run_connect(stored: creds.Credentials, options: ConnectOptions) -> int:

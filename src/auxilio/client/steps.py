@@ -238,7 +238,7 @@ def _show(session: TechnicianSession, line: str) -> None:
 
 def show_error(session: TechnicianSession, code: str, message: str) -> None:
     hint = HINTS.get(code)
-    line = f"error< {code}: {message}" + (f" ({hint})" if hint else "")
+    line = f"error< {code}" + (f": {message}" if message else "") + (f" ({hint})" if hint else "")
     session.output.info(line)
     session._note_received(line + "\n")
 
@@ -278,12 +278,9 @@ async def _run(session: TechnicianSession, action: ToolAction, reason: str) -> N
             _show_report(session, report)
             await _attach(session, "diag", session.tools.attach_diagnostics(report))
         case RunRunbook(runbook_id=runbook_id, parameters=parameters):
-            texts = dict(parameters)
-            runbook, result = await session.tools.run_runbook(runbook_id, texts, reason=reason)
-            _show_result(session, result)
-            await _attach(
-                session, "runbook", session.tools.attach_runbook_result(runbook, result, texts)
-            )
+            run = await session.tools.run_runbook(runbook_id, dict(parameters), reason=reason)
+            _show_result(session, run.result)
+            await _attach(session, "runbook", session.tools.attach_runbook_result(run))
 
 
 def _show_listing(session: TechnicianSession, listing: FilesListing) -> None:

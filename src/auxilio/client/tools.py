@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +85,13 @@ def coerce_parameters(runbook: Runbook, texts: Mapping[str, str]) -> dict[str, P
             raise ParameterInvalid(name, "must be true or false")
     validate_parameters(runbook, values)
     return values
+
+
+@dataclass(frozen=True, slots=True)
+class RunbookOutcome:
+    runbook: Runbook
+    parameters: dict[str, ParameterValue]  # as sent, typed
+    result: RunbookResult
 
 
 class ToolRequests:
@@ -189,7 +197,7 @@ class ToolRequests:
 
     async def run_runbook(
         self, runbook_id: str, texts: Mapping[str, str], *, reason: str = ""
-    ) -> tuple[Runbook, RunbookResult]:
+    ) -> RunbookOutcome:
         signed, runbook = await self.fetch_runbook(runbook_id)
         try:
             parameters = coerce_parameters(runbook, texts)
@@ -200,7 +208,7 @@ class ToolRequests:
         answer = await self._ask(run_id, run)
         if not isinstance(answer, RunbookResult):
             raise ToolError("runbook.unexpected", f"{answer.type} for a runbook run")
-        return runbook, answer
+        return RunbookOutcome(runbook, parameters, answer)
 
     # -- ticket attachments ----------------------------------------------------------------
 
@@ -235,14 +243,13 @@ class ToolRequests:
             content=report.model_dump(mode="json", exclude={"type"}),
         )
 
-    async def attach_runbook_result(
-        self, runbook: Runbook, result: RunbookResult, parameters: Mapping[str, str]
-    ) -> Any:
+    async def attach_runbook_result(self, run: RunbookOutcome) -> Any:
+        runbook = run.runbook
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         content = {
             "runbook_name": runbook.name,
-            "parameters": dict(parameters),
-            **result.model_dump(mode="json", exclude={"type"}),
+            "parameters": run.parameters,
+            **run.result.model_dump(mode="json", exclude={"type"}),
         }
         name = f"runbook-{runbook.runbook_id}-v{runbook.version}-{stamp}.json"
         return await self.attach(kind="runbook_result", name=name, content=content)
