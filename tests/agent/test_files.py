@@ -624,3 +624,44 @@ async def test_a_bug_in_a_request_is_answered_failed_and_shown(
     assert device.session.feed.lines[-1][0] == "alert"
     await device.download(device.home / "Projects" / "notes.txt")  # the handler goes on
     assert device.session.one(FilesDone).size == len("printer: HP 4200")
+
+
+async def test_requests_waiting_on_one_zone_share_one_question(device: Device) -> None:
+    session, handler = device.session, device.handler
+    answer: asyncio.Future[ConsentDecision] = asyncio.get_running_loop().create_future()
+
+    async def slow_ask(question: Question) -> ConsentDecision:
+        session.asked.append(question)
+        return await answer
+
+    handler._services.ask = slow_ask
+    taxes = str(device.home / "Documents" / "taxes.txt")
+    await handler.handle(FilesDownload(transfer_id=1, path=taxes, reason=REASON))
+    await handler.handle(
+        FilesList(request_id=2, path=str(device.home / "Documents"), reason=REASON)
+    )
+    await asyncio.sleep(0)
+    answer.set_result(GRANTED)
+    await handler.settled()
+    assert len(session.asked) == 1
+    assert session.one(FilesDone).size == len("income 2025: 41,200")
+    assert session.kinds().count(ActivityKind.ZONE_ALLOWED) == 1
+
+
+async def test_closing_withdraws_a_pending_question_and_answers_nothing(device: Device) -> None:
+    session, handler = device.session, device.handler
+    never: asyncio.Future[ConsentDecision] = asyncio.get_running_loop().create_future()
+    shown = asyncio.Event()
+
+    async def pending_ask(question: Question) -> ConsentDecision:
+        session.asked.append(question)
+        shown.set()
+        return await never
+
+    handler._services.ask = pending_ask
+    taxes = str(device.home / "Documents" / "taxes.txt")
+    await handler.handle(FilesDownload(transfer_id=1, path=taxes, reason=REASON))
+    await shown.wait()
+    await handler.close()
+    assert never.cancelled()
+    assert session.chunks() == [] and session.errors() == []
