@@ -9,11 +9,15 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from auxilio.client.files import PART_SUFFIX, FileTransfers
 from auxilio.client.output import PrefixedOutput
+from auxilio.client.runner import ScriptRunner
+from auxilio.client.script import End, parse_action
+from auxilio.client.session import EXIT_OK, TechnicianSession
 from auxilio.client.steps import GetFile, ListFiles, PutFile, SetReason, run_step
 from auxilio.client.tools import ToolError
 from auxilio.protocol.app import (
@@ -28,7 +32,13 @@ from auxilio.protocol.app import (
     FilesListing,
     FilesReady,
     FilesUpload,
+    decode_app_message,
+    encode_app_message,
 )
+from auxilio.protocol.binary import ChannelId
+from auxilio.protocol.frames import SessionEnd
+
+from .fakes import SESSION_ID, FakeAgentRelay, Keys, end_message, make_grant, running
 
 CHUNK = 4096
 
@@ -344,3 +354,83 @@ async def test_a_step_shows_the_code_and_what_to_do_and_uses_a_reason_once(
     reasons = [m.reason for m in device.requests if isinstance(m, FilesList | FilesDownload)]
     assert reasons == ["", "the printer settings are there", ""]
     assert "error< files.reason_required" in session.received  # an expect: can wait for it
+
+
+# -- through a real session: the relay, the E2E channel, the read loop -------------------------
+
+
+async def _serve_file(relay: Any, data: bytes, *, drop_after: int | None = None) -> None:
+    """The agent: answers one download with files.ready and every chunk at once (no pause for
+    the technician to get ready), or drops the connection after ``drop_after`` chunks."""
+    assert relay.agent is not None and relay.connection is not None
+    _, plaintext = relay.agent.open(await relay.next_frame())
+    request = decode_app_message(plaintext)
+    assert isinstance(request, FilesDownload)
+    ref = request.transfer_id
+    answers: list[AppMessage] = [
+        FilesReady(transfer_id=ref, path=request.path, size=len(data), offset=request.offset)
+    ]
+    offsets = range(request.offset, len(data), CHUNK)
+    answers += [FileChunk(transfer_id=ref, offset=at, data=data[at : at + CHUNK]) for at in offsets]
+    answers.append(FilesDone(transfer_id=ref, size=len(data), sha256=_sha(data)))
+    if drop_after is not None:
+        answers = answers[: 1 + drop_after]
+    for answer in answers:
+        frame = relay.agent.seal(ChannelId.FILES, encode_app_message(answer))
+        await relay.connection.send(frame)
+    if drop_after is not None:
+        await relay.connection.close()
+        return
+    end = await relay.next_control()
+    assert isinstance(end, SessionEnd)
+    await relay.connection.send(end_message("technician", "technician_ended"))
+
+
+async def _download_through_a_session(
+    target: Path, data: bytes, *, drop_after: int | None = None
+) -> tuple[int, list[str]]:
+    keys = Keys()
+
+    async def agent(relay: FakeAgentRelay) -> None:
+        await _serve_file(relay, data, drop_after=drop_after)
+
+    relay = FakeAgentRelay(keys, make_grant(keys), after_confirm=agent)
+    stream = io.StringIO()
+    async with running(relay) as api:
+        session = TechnicianSession(
+            api=api, token="t" * 32, support_session_id=SESSION_ID,
+            technician_key=keys.technician, server_key=keys.server.public_key(),
+            output=PrefixedOutput(stream),
+        )  # fmt: skip
+        steps = [parse_action(f"get:/home/ana/report.bin=>{target}"), End()]
+        outcome = await session.run(ScriptRunner(steps))
+    return outcome.exit_code, stream.getvalue().splitlines()
+
+
+async def test_a_download_through_the_session_survives_chunks_sent_right_behind_ready(
+    here: Path,
+) -> None:
+    data = os.urandom(40 * CHUNK + 5)
+
+    code, lines = await _download_through_a_session(here / "r.bin", data)
+
+    assert code == EXIT_OK, lines
+    assert (here / "r.bin").read_bytes() == data
+    assert f"files< got /home/ana/report.bin -> {here / 'r.bin'} size={len(data)} " \
+        f"sha256={_sha(data)}" in lines  # fmt: skip
+
+
+async def test_a_dropped_connection_keeps_the_partial_for_the_next_attach(here: Path) -> None:
+    data = os.urandom(10 * CHUNK)
+
+    _, lines = await _download_through_a_session(here / "r.bin", data, drop_after=3)
+
+    assert any("the connection to the server was lost" in line for line in lines), lines
+    assert (here / f"r.bin{PART_SUFFIX}").read_bytes() == data[: 3 * CHUNK]
+    assert not (here / "r.bin").exists()
+
+    code, lines = await _download_through_a_session(here / "r.bin", data)
+
+    assert code == EXIT_OK, lines
+    assert (here / "r.bin").read_bytes() == data
+    assert any(line.endswith(f"resumed_from={3 * CHUNK}") for line in lines), lines

@@ -3,11 +3,13 @@ through a real ``TechnicianSession`` against a fake agent, results attached to t
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +18,8 @@ from websockets.asyncio.server import serve
 
 from auxilio.client.api import ApiClient
 from auxilio.client.connect import request_details_problem
-from auxilio.client.output import PrefixedOutput
+from auxilio.client.interactive import InteractiveDriver
+from auxilio.client.output import InteractiveOutput, PrefixedOutput
 from auxilio.client.runner import ScriptRunner
 from auxilio.client.script import End, Expect, ScriptError, parse_action
 from auxilio.client.session import EXIT_OK, TechnicianSession
@@ -393,3 +396,43 @@ async def test_a_runbook_the_grant_does_not_pin_is_refused_before_it_is_sent() -
     )
     assert refusal in stream.getvalue().splitlines()
     assert relay.app_messages == []
+
+
+# -- the interactive loop --------------------------------------------------------------------
+
+
+class _ChatSession:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.ended = False
+        self.granted: tuple[str, ...] = ("chat", "files")
+        self.revoked: dict[str, Any] = {}
+
+    async def send_chat(self, text: str) -> None:
+        self.sent.append(text)
+
+
+async def test_interactive_commands_run_as_steps_and_bad_ones_send_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ran: list[Any] = []
+
+    async def record(session: Any, action: Any) -> None:
+        ran.append(action)
+
+    monkeypatch.setattr("auxilio.client.interactive.run_step", record)
+    with (tmp_path / "stdin").open("w+") as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        stream = io.StringIO()
+        driver = InteractiveDriver(InteractiveOutput(stream))
+        session = _ChatSession()
+        for line in ('/ls /home/ana --reason "the printer driver"', "/get a b c", "/diag",
+                     "/runbook Bad"):  # fmt: skip
+            await driver._chat_input(session, line.encode() + b"\n")  # type: ignore[arg-type]
+        await asyncio.gather(*driver.steps)
+
+    assert ran == [ListFiles("/home/ana", "the printer driver"), Diagnose()]
+    assert session.sent == []
+    shown = stream.getvalue()
+    assert "error< usage: /get REMOTE [LOCAL] [--reason TEXT] (nothing was sent)" in shown
+    assert "is not a runbook id" in shown

@@ -53,6 +53,9 @@ HINTS = {
     "files.reason_required": "state a reason: --reason TEXT or /reason TEXT (reason:TEXT in a "
     "script); the person is shown it",
     "files.zone_refused": "the person said no; the rest of the session goes on",
+    "files.exists": "replace:LOCAL=>REMOTE or /replace overwrites it",
+    "files.disk_full": "once there is room, the same put resumes where it stopped",
+    "files.bad_offset": "for a download, delete LOCAL.part to start over",
     "diagnostics.withheld": "the person chose not to send the report",
     "capability.not_granted": "request it with --capability when opening the session",
 }
