@@ -46,6 +46,7 @@ class World:
     client_env: dict[str, str]
     ticket: int
     agent_state: Path
+    admin_secret: str = ""  # the admin's TOTP secret (admin@example.test)
 
 
 @pytest.fixture
@@ -54,8 +55,8 @@ def world(server: str, data_dir: Path, tmp_path: Path) -> World:
     create_user(data_dir, "person@example.test", "end_user")
     created = create_user(data_dir, "tech@example.test", "senior_technician")
     technician_id = re.search(r"\(([0-9a-f-]{36})\)", created).group(1)  # type: ignore[union-attr]
-    record_trainings(server, totp_secret(create_user(data_dir, "admin@example.test", "admin")),
-                     technician_id)  # fmt: skip
+    admin_secret = totp_secret(create_user(data_dir, "admin@example.test", "admin"))
+    record_trainings(server, admin_secret, technician_id)
     login = subprocess.run(
         [*AUXILIO, "login", "--server", server, "--email", "tech@example.test",
          "--password-stdin", "--totp-code", pyotp.TOTP(totp_secret(created)).now()],
@@ -70,7 +71,8 @@ def world(server: str, data_dir: Path, tmp_path: Path) -> World:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert keyed.returncode == 0, keyed.stderr + keyed.stdout
-    return World(server, data_dir, client_env, open_ticket(server), tmp_path / "agent-state")
+    return World(server, data_dir, client_env, open_ticket(server), tmp_path / "agent-state",
+                 admin_secret)
 
 
 @pytest.fixture
