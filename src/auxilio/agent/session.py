@@ -442,9 +442,11 @@ class SupportSessionRunner:
         elif words[0] in {"h", "?", "help"} and len(words) == 1:
             self._feed.info(self._feed.texts.help)
         elif self.allowed(Capability.CHAT) and self._channel.ready:
+            # The first use is reported before the message it counts: on the one connection
+            # the server has it before the technician can read "thanks" and end the session.
+            await self._apps.mark_used(Capability.CHAT)
             for message in chat.outgoing(line, now=self._clock()):
                 await self._channel.send(message)
-            await self._apps.mark_used(Capability.CHAT)
             self._feed.chat("You", line)
         else:
             self._feed.info("Chat is not available now. " + self._feed.texts.help)
