@@ -92,7 +92,7 @@ class RunbookParameter(WireModel):
         if (self.minimum is not None or self.maximum is not None) and self.type != "integer":
             raise ValueError("only an integer parameter has minimum or maximum")
         if self.default is not None:
-            check_value(self, self.default)
+            check_value(self, self.default)  # ParameterInvalid: read_runbook reports it malformed
         return self
 
     @property
@@ -188,6 +188,8 @@ def read_runbook(server_public_key: Ed25519PublicKey, signed: SignedDocument) ->
         return Runbook.model_validate(payload)
     except ValidationError as exc:
         raise RunbookMalformed(f"signed runbook is invalid: {exc.error_count()} error(s)") from exc
+    except ParameterInvalid as exc:  # a default that fails its own declaration
+        raise RunbookMalformed(f"signed runbook is invalid: {exc}") from exc
 
 
 def runbook_digest(signed: SignedDocument) -> str:
