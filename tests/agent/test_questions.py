@@ -51,13 +51,14 @@ def zone_question(title: str = "Open your Documents?", seconds: int = 120) -> Qu
 
 
 class Asking:
-    """Questions on a recorded console and a real log file."""
+    """Questions on a recorded console and a real log file; no grace after a question that
+    follows another unless asked for (its own test)."""
 
-    def __init__(self, tmp_path: Path, texts: Texts = EN) -> None:
+    def __init__(self, tmp_path: Path, texts: Texts = EN, grace_seconds: float = 0) -> None:
         self.console = Console(record=True, width=200)
         self.feed = Feed(self.console, texts)
         self.log = ActivityLog(tmp_path / "session.jsonl")
-        self.questions = Questions(feed=self.feed, log=self.log)
+        self.questions = Questions(feed=self.feed, log=self.log, grace_seconds=grace_seconds)
 
     def start(self, question: Question) -> asyncio.Task[ConsentDecision]:
         return asyncio.create_task(self.questions.ask(question))
@@ -127,6 +128,26 @@ async def test_a_window_answer_counts_only_for_the_question_on_screen(tmp_path: 
     assert not second.done()
     assert a.questions.answer(2, REFUSED)
     assert await second is REFUSED
+
+
+async def test_an_answer_just_as_the_next_question_appears_is_not_taken(tmp_path: Path) -> None:
+    a = Asking(tmp_path, grace_seconds=0.3)
+    first, second = a.start(zone_question("First?", seconds=1)), a.start(zone_question("Second?"))
+    assert await first is TIMED_OUT  # the person was slow...
+    await a.shown("Second?")
+    assert a.questions.answer_typed("y")  # ...and their late "y" for the first one arrives now
+    assert not a.questions.answer(2, GRANTED)  # as would a double click's second click
+    assert "so it is not taken: read the question, then answer again" in a.console.export_text()
+    assert not second.done() and a.questions.pending == 1
+    await asyncio.sleep(0.4)  # past the grace the question takes answers
+    assert a.questions.answer_typed("n")
+    assert await second is REFUSED
+    fresh = a.start(zone_question("Fresh?"))  # nothing was on screen before it: no grace
+    await a.shown("Fresh?")
+    assert a.questions.answer_typed("y")
+    assert await fresh is GRANTED
+    early = [e["by"] for e in a.log.events() if e["event"] == "question_early_answer"]
+    assert early == ["typed", "window"]
 
 
 async def test_the_end_of_the_session_answers_every_open_question_timed_out(

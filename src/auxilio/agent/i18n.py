@@ -95,6 +95,7 @@ class Texts:
     question_silence: str  # {refuse}
     question_withdrawn: str  # {title}
     question_too_many: str  # {title}
+    question_too_soon: str
     # -- the feed -------------------------------------------------------------------------------
     help: str
     status: str  # {technician}, {left}, {allowed}
@@ -217,6 +218,10 @@ EN = Texts(
     question_silence="no answer in time ({refuse})",
     question_withdrawn="The question is withdrawn (no longer needed): {title}",
     question_too_many="Too many questions at once; refused without asking you: {title}",
+    question_too_soon=(
+        "That answer came just as this question appeared, so it is not taken: read the "
+        "question, then answer again."
+    ),
     help=(
         "Type a message to chat, 'r <capability>' to revoke one, 'q' or Ctrl-C to end the session."
     ),
@@ -332,6 +337,10 @@ ES = Texts(
     question_silence="sin respuesta a tiempo ({refuse})",
     question_withdrawn="Se retira la pregunta (ya no hace falta): {title}",
     question_too_many="Demasiadas preguntas a la vez; rechazada sin preguntarle: {title}",
+    question_too_soon=(
+        "Esa respuesta llegó justo cuando apareció esta pregunta, así que no cuenta: lea la "
+        "pregunta y responda de nuevo."
+    ),
     help=(
         "Escriba un mensaje para chatear, 'r <capacidad>' para retirar una, 'q' o Ctrl-C para "
         "terminar la sesión."

@@ -11,8 +11,11 @@ Why one at a time: a "y" typed for one question must never answer another, so on
 on screen takes answers; the window's answer names the question's number, so a click that
 arrives after its question timed out is dropped rather than answering the next one. A technician
 cannot bury the person in questions either: past ``MAX_WAITING`` waiting, more are refused
-without being asked. When the session ends every question still open answers TIMED_OUT at once;
-a handler that stops waiting (its capability revoked) withdraws its question.
+without being asked. A question shown the moment the one before it closed (answered or timed
+out) takes no answer for its first ``grace_seconds``: a "y" meant for the question that just
+went, or the second click of a double click, must not grant the next one. When the session
+ends every question still open answers TIMED_OUT at once; a handler that stops waiting (its
+capability revoked) withdraws its question.
 
 Every question and every answer is written to the session's ActivityLog (the person's report).
 """
@@ -41,6 +44,8 @@ from auxilio.protocol.types import ConsentDecision
 
 # Questions waiting behind the one shown; more are refused unasked (and logged).
 MAX_WAITING = 8
+# A question that follows another at once takes no answer for this long.
+GRACE_SECONDS = 1.0
 # The labels a handler leaves at their defaults are shown in the person's language.
 _DEFAULTS = Question(kind="zone", title="", lines=())
 OnAnswer = Callable[[ConsentDecision], None]
@@ -51,6 +56,9 @@ class _Open:
     view: QuestionView
     on_answer: OnAnswer
     timer: asyncio.TimerHandle | None = None
+    # Set when shown: the loop's time, and whether it followed another question at once.
+    shown_at: float = 0.0
+    chained: bool = False
 
 
 class Questions:
@@ -58,9 +66,12 @@ class Questions:
     passes the person's typed lines to ``answer_typed`` and the window's answers to ``answer``,
     and calls ``close`` when the session ends."""
 
-    def __init__(self, *, feed: Feed, log: ActivityLog) -> None:
+    def __init__(
+        self, *, feed: Feed, log: ActivityLog, grace_seconds: float = GRACE_SECONDS
+    ) -> None:
         self._feed = feed
         self._log = log
+        self._grace = grace_seconds
         self._waiting: deque[_Open] = deque()
         self._shown: _Open | None = None
         self._numbers = 0
@@ -130,9 +141,10 @@ class Questions:
         word = line.strip().lower()
         if self._shown is None or word not in YES_WORDS | NO_WORDS:
             return False
-        decision = ConsentDecision.GRANTED if word in YES_WORDS else ConsentDecision.REFUSED
-        self._resolve(self._shown, decision, by="typed")
-        return True
+        if not self._too_soon(self._shown, by="typed"):
+            decision = ConsentDecision.GRANTED if word in YES_WORDS else ConsentDecision.REFUSED
+            self._resolve(self._shown, decision, by="typed")
+        return True  # a y / n while a question is shown is never chat
 
     def answer(self, number: int, decision: ConsentDecision, *, by: str = "window") -> bool:
         """The answer to question ``number``; ``False`` (and nothing done) when that question
@@ -141,6 +153,8 @@ class Questions:
             return False  # only the timer decides silence
         if self._shown is None or self._shown.view.number != number:
             self._log.append("ignored", what=f"an answer to question {number}, not on screen")
+            return False
+        if self._too_soon(self._shown, by=by):
             return False
         self._resolve(self._shown, decision, by=by)
         return True
@@ -163,10 +177,20 @@ class Questions:
 
     # -- inside -----------------------------------------------------------------------------------
 
-    def _show_next(self) -> None:
+    def _too_soon(self, item: _Open, *, by: str) -> bool:
+        loop = asyncio.get_running_loop()
+        if not item.chained or loop.time() - item.shown_at >= self._grace:
+            return False
+        self._feed.info(self._feed.texts.question_too_soon)
+        self._log.append("question_early_answer", number=item.view.number, by=by)
+        return True
+
+    def _show_next(self, *, chained: bool = False) -> None:
         if self._shown is not None or not self._waiting or self._closed:
             return
         item = self._shown = self._waiting.popleft()
+        item.chained = chained
+        item.shown_at = asyncio.get_running_loop().time()
         view = item.view
         self._feed.warning(view.title)
         for line in view.lines:
@@ -197,7 +221,7 @@ class Questions:
         self._log.append("question_answered", number=view.number, kind=view.kind,
                          decision=str(decision), by=by)  # fmt: skip
         item.on_answer(decision)
-        self._show_next()
+        self._show_next(chained=True)
 
 
 class Extensions:

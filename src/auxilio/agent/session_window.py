@@ -326,11 +326,10 @@ class SessionWindow:
             self._widgets["q_left"].configure(text=self.texts.countdown.format(seconds=seconds))
 
     def _answer(self, decision: ConsentDecision) -> None:
-        number = self._question
-        if number is None:
-            return  # no question shown (Escape with nothing asked)
-        self._do_question_closed(number)
-        self._on_event("question", (number, decision))
+        # The panel stays until the runner closes the question: an answer it does not take
+        # (too soon after the question appeared) leaves the question on screen.
+        if self._question is not None:  # None: Escape with nothing asked
+            self._on_event("question", (self._question, decision))
 
     def _on_close(self) -> None:
         from tkinter import messagebox
