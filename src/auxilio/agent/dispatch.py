@@ -31,6 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from auxilio.agent.capabilities import chat
 from auxilio.agent.capabilities.base import Activity, Ask, SessionServices
+from auxilio.agent.capabilities.diagnostics import DiagnosticsHandler
+from auxilio.agent.capabilities.files import FileHandler
+from auxilio.agent.capabilities.runbooks import RunbookHandler
 from auxilio.agent.capabilities.terminal import TerminalExited, TerminalHost, choose_shell
 from auxilio.agent.capabilities.terminal_commands import ObservedCommand, ShellReplaced
 from auxilio.agent.channel import E2EChannel
@@ -88,10 +91,6 @@ def default_handlers(
 ) -> dict[Capability, HandlerFactory]:
     """The real handlers: runbooks verified with the pinned server key, diagnostics checking
     the way to ``server_url``."""
-    from auxilio.agent.capabilities.diagnostics import DiagnosticsHandler
-    from auxilio.agent.capabilities.files import FileHandler
-    from auxilio.agent.capabilities.runbooks import RunbookHandler
-
     return {
         Capability.FILES: FileHandler,
         Capability.DIAGNOSTICS: lambda s: DiagnosticsHandler(s, server_url=server_url),
@@ -274,9 +273,16 @@ class AppDispatcher:
         )
         # The device's own record of what it reported: the person's report counts these and
         # compares them with the server's (agent/report.py).
-        self._log.append("activity", kind=str(activity.kind), capability=str(activity.capability),
-                         subject=activity.subject, size=activity.size, zone=activity.zone,
-                         runbook_id=activity.runbook_id, exit_code=activity.exit_code)
+        self._log.append(
+            "activity",
+            kind=str(activity.kind),
+            capability=str(activity.capability),
+            subject=activity.subject,
+            size=activity.size,
+            zone=activity.zone,
+            runbook_id=activity.runbook_id,
+            exit_code=activity.exit_code,
+        )
         try:
             await self._link.send(message)
         except ConnectionLost:
