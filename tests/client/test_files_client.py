@@ -246,6 +246,12 @@ async def test_the_devices_error_code_comes_through_and_leaves_nothing_behind(
         "the person said no",
     )
     assert sorted(os.listdir(here)) == []
+    # Over on the device already: no cancel, and a late answer for it is taken quietly.
+    assert not any(isinstance(m, FilesCancel) for m in device.requests)
+    [download] = [m for m in device.requests if isinstance(m, FilesDownload)]
+    late = FilesError(ref=download.transfer_id, code="files.unknown_transfer")
+    assert device.transfers.receive(late)
+    assert not device.transfers.receive(FilesError(ref=1, code="files.unknown_transfer"))
 
 
 async def test_it_never_overwrites_a_local_file(device: FakeDevice, here: Path) -> None:

@@ -46,6 +46,8 @@ from auxilio.protocol.app import (
 )
 
 PART_SUFFIX = ".part"
+# Failed transfers whose late answers are expected and taken quietly.
+_ENDED_KEPT = 256
 _HASH_BLOCK = 1024 * 1024
 
 Send = Callable[[AppMessage], Awaitable[None]]
@@ -69,6 +71,10 @@ class UploadResult:
 
 
 Inbox = asyncio.Queue[AppMessage | ToolError]
+
+
+class _DeviceError(ToolError):
+    """The device's own ``files.error``: the transfer is already over on its side."""
 
 
 @dataclass(slots=True)
@@ -193,6 +199,7 @@ class FileTransfers:
         self._new_id = new_id
         self._inboxes: dict[int, Inbox] = {}
         self._sinks: dict[int, _Sink] = {}
+        self._ended: dict[int, None] = {}  # failed transfers, oldest first (an ordered set)
 
     # -- the device's answers ------------------------------------------------------------
 
@@ -216,7 +223,7 @@ class FileTransfers:
                 return False
         inbox = self._inboxes.get(ref)
         if inbox is None:
-            return False
+            return ref in self._ended
         inbox.put_nowait(message)
         return True
 
@@ -252,8 +259,8 @@ class FileTransfers:
                 if not isinstance(ready, FilesReady):
                     raise ToolError("files.unexpected", f"{ready.type} before files.ready")
                 done = await _next(inbox)
-            except BaseException:
-                await self._cancel_quietly(transfer_id)
+            except BaseException as exc:
+                await self._give_up(transfer_id, exc)
                 if sink.expected == 0:  # nothing worth resuming from
                     await asyncio.to_thread(part.unlink, missing_ok=True)
                 raise
@@ -301,8 +308,8 @@ class FileTransfers:
                     raise ToolError("files.bad_offset", f"the device asks from {ready.offset}")
                 await self._send_chunks(transfer_id, inbox, path, ready.offset, size)
                 done = await _next(inbox)
-            except BaseException:
-                await self._cancel_quietly(transfer_id)
+            except BaseException as exc:
+                await self._give_up(transfer_id, exc)
                 raise
         if not isinstance(done, FilesDone):
             raise ToolError("files.unexpected", f"{done.type} during an upload")
@@ -328,9 +335,15 @@ class FileTransfers:
     def _inbox(self, request_id: int) -> _Registered:
         return _Registered(self._inboxes, request_id)
 
-    async def _cancel_quietly(self, transfer_id: int) -> None:
-        """Tell the device to stop a transfer we gave up on; the session may be gone already."""
-        with contextlib.suppress(ToolError, ConnectionClosed):
+    async def _give_up(self, transfer_id: int, exc: BaseException) -> None:
+        """A transfer failed: tell the device to stop unless the failure was its own answer,
+        and take its late answers (chunks in flight, ``files.cancelled``) without noise."""
+        self._ended[transfer_id] = None
+        while len(self._ended) > _ENDED_KEPT:
+            del self._ended[next(iter(self._ended))]
+        if isinstance(exc, _DeviceError):
+            return
+        with contextlib.suppress(ToolError, ConnectionClosed):  # the session may be gone
             await asyncio.shield(self._send(FilesCancel(transfer_id=transfer_id)))
 
 
@@ -356,5 +369,5 @@ async def _next(inbox: Inbox) -> AppMessage:
     if isinstance(item, ToolError):
         raise item
     if isinstance(item, FilesError):
-        raise ToolError(item.code, item.message)
+        raise _DeviceError(item.code, item.message)
     return item
