@@ -17,9 +17,17 @@ from sqlalchemy import select
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.settings import Settings, load_settings
+from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.tickets.attachment_models import TicketAttachment
 from auxilio.server.tickets.attachments import MAX_ATTACHMENT_BYTES
-from tests.factories import count_rows, make_org, make_technician, make_ticket, make_user
+from tests.factories import (
+    Person,
+    count_rows,
+    make_org,
+    make_technician,
+    make_ticket,
+    make_user,
+)
 
 REPORT = {"os": {"name": "Linux", "release": "6.8"}, "memory": {"total": 16 * 2**30}}
 
@@ -212,3 +220,37 @@ async def test_an_attachment_of_another_ticket_or_session_is_refused(
     assert unknown_session.status_code == 404
     assert unknown_session.json()["error"]["code"] == "support_session_not_found"
     assert await count_rows(app, TicketAttachment) == 1
+
+
+async def _support_session(app: FastAPI, ticket_id: uuid.UUID, tech: Person, user: Person) -> str:
+    """A support session row on ``ticket_id`` (its life is the support-session tests' subject)."""
+    async with app.state.sessionmaker() as db, db.begin():
+        row = SupportSession(
+            organisation_id=user.user.organisation_id, ticket_id=ticket_id,
+            requester_id=user.user.id, ticket_ref="#1", technician_id=tech.user.id,
+            mode="attended", state="ended", node_id="node-1", technician_e2e_key="k" * 43,
+        )  # fmt: skip
+        db.add(row)
+        await db.flush()
+        return str(row.id)
+
+
+async def test_a_result_names_a_session_of_its_own_ticket(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    org = await make_org(app)
+    tech = await make_technician(app, org)
+    user = await make_user(app, org)
+    first, second = await make_ticket(app, user), await make_ticket(app, user)
+    session_id = await _support_session(app, first, tech, user)
+
+    crossed = await client.post(f"/api/v1/tickets/{second}/attachments", headers=tech.headers,
+                                json=_body(support_session_id=session_id))  # fmt: skip
+    own = await client.post(f"/api/v1/tickets/{first}/attachments", headers=tech.headers,
+                            json=_body(support_session_id=session_id))  # fmt: skip
+
+    assert crossed.status_code == 422
+    assert crossed.json()["error"]["code"] == "attachment_session_mismatch"
+    assert own.status_code == 201 and own.json()["support_session_id"] == session_id
+    [event] = await _attached_events(app)
+    assert event.details["support_session_id"] == session_id
