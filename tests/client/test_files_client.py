@@ -440,3 +440,33 @@ async def test_a_dropped_connection_keeps_the_partial_for_the_next_attach(here: 
     assert code == EXIT_OK, lines
     assert (here / "r.bin").read_bytes() == data
     assert any(line.endswith(f"resumed_from={3 * CHUNK}") for line in lines), lines
+
+
+async def test_a_files_message_on_another_channel_is_not_acted_on(here: Path) -> None:
+    keys = Keys()
+
+    async def agent(relay: FakeAgentRelay) -> None:
+        assert relay.agent is not None and relay.connection is not None
+        _, plaintext = relay.agent.open(await relay.next_frame())
+        request = decode_app_message(plaintext)
+        assert isinstance(request, FilesList)
+        listing = FilesListing(request_id=request.request_id, path="/", entries=())
+        for channel in (ChannelId.CHAT, ChannelId.FILES):
+            await relay.connection.send(relay.agent.seal(channel, encode_app_message(listing)))
+        end = await relay.next_control()
+        assert isinstance(end, SessionEnd)
+        await relay.connection.send(end_message("technician", "technician_ended"))
+
+    relay = FakeAgentRelay(keys, make_grant(keys), after_confirm=agent)
+    stream = io.StringIO()
+    async with running(relay) as api:
+        session = TechnicianSession(
+            api=api, token="t" * 32, support_session_id=SESSION_ID,
+            technician_key=keys.technician, server_key=keys.server.public_key(),
+            output=PrefixedOutput(stream),
+        )  # fmt: skip
+        await session.run(ScriptRunner([parse_action("ls:/"), End()]))
+
+    lines = stream.getvalue().splitlines()
+    assert "error< files.listing on the wrong channel (CHAT); ignored" in lines
+    assert "files< / (0 entries)" in lines

@@ -58,6 +58,11 @@ HINTS = {
     "files.bad_offset": "for a download, delete LOCAL.part to start over",
     "diagnostics.withheld": "the person chose not to send the report",
     "capability.not_granted": "request it with --capability when opening the session",
+    "files.not_allowed": "files are not granted in this session, or were revoked",
+    "diagnostics.not_allowed": "diagnostics are not granted in this session, or were revoked",
+    "runbook.not_allowed": "runbooks are not granted in this session, or were revoked",
+    "diagnostics.busy": "a report is being prepared; wait for it",
+    "runbook.busy": "one runbook runs at a time; wait for its result",
 }
 
 
