@@ -33,7 +33,7 @@ from auxilio.client.steps import (
     StepError,
     parse_command,
 )
-from auxilio.client.tools import coerce_parameters
+from auxilio.client.tools import _scoped, coerce_parameters
 from auxilio.crypto.grants import SignedGrant, issue_grant
 from auxilio.crypto.runbooks import (
     ParameterInvalid,
@@ -436,3 +436,10 @@ async def test_interactive_commands_run_as_steps_and_bad_ones_send_nothing(
     shown = stream.getvalue()
     assert "error< usage: /get REMOTE [LOCAL] [--reason TEXT] (nothing was sent)" in shown
     assert "is not a runbook id" in shown
+
+
+def test_server_codes_become_dotted_codes_of_the_step() -> None:
+    assert _scoped("runbook", "runbook.not_found") == "runbook.not_found"
+    assert _scoped("attachment", "attachment_too_large") == "attachment.too_large"
+    assert _scoped("attachment", "ticket_not_found") == "attachment.ticket_not_found"
+    assert _scoped("runbook", "network") == "runbook.network"

@@ -165,7 +165,7 @@ class ToolRequests:
             answer = await self._api.get_runbook(runbook_id)
             signed = SignedDocument.model_validate(answer["signed"])
         except ApiError as exc:
-            raise ToolError(f"runbook.{_snake(exc.code)}", exc.message) from exc
+            raise ToolError(_scoped("runbook", exc.code), exc.message) from exc
         except (KeyError, TypeError, ValidationError) as exc:
             raise ToolError("runbook.malformed", "no signed runbook in the answer") from exc
         try:
@@ -214,12 +214,13 @@ class ToolRequests:
 
     async def attach(self, *, kind: str, name: str, content: Mapping[str, Any]) -> Any:
         """Post ``content`` as JSON to the session's ticket; the server's answer (with its id)."""
-        text = orjson.dumps(content, option=orjson.OPT_INDENT_2).decode()
-        if len(text.encode()) > MAX_ATTACHMENT_BYTES:
+        data = orjson.dumps(content, option=orjson.OPT_INDENT_2)
+        if len(data) > MAX_ATTACHMENT_BYTES:
             raise ToolError(
                 "attachment.too_large",
-                f"{len(text.encode())} bytes, the ticket takes {MAX_ATTACHMENT_BYTES}",
+                f"{len(data)} bytes, the ticket takes {MAX_ATTACHMENT_BYTES}",
             )
+        text = data.decode()
         try:
             if self._ticket_id is None:
                 details = await self._api.get_support_session(self._support_session_id)
@@ -233,7 +234,7 @@ class ToolRequests:
                 support_session_id=self._support_session_id,
             )
         except ApiError as exc:
-            raise ToolError(f"attachment.{_snake(exc.code)}", exc.message) from exc
+            raise ToolError(_scoped("attachment", exc.code), exc.message) from exc
 
     async def attach_diagnostics(self, report: DiagnosticsReport) -> Any:
         stamp = report.collected_at.strftime("%Y%m%dT%H%M%SZ")
@@ -255,6 +256,9 @@ class ToolRequests:
         return await self.attach(kind="runbook_result", name=name, content=content)
 
 
-def _snake(code: str) -> str:
-    """A server error code (``ticket_not_found``) as the last part of a dotted client code."""
-    return code.replace(".", "_") or "error"
+def _scoped(scope: str, code: str) -> str:
+    """A server error code as a dotted client code: ``runbook.not_found`` stays as it is,
+    ``attachment_too_large`` is ``attachment.too_large``, ``network`` ``runbook.network``."""
+    if code.startswith(f"{scope}.") or code.startswith(f"{scope}_"):
+        return code.replace("_", ".", 1) if "." not in code else code
+    return f"{scope}.{code.replace('.', '_') or 'error'}"
