@@ -129,8 +129,11 @@ async def _next(ws: Any, kind: type[Any]) -> Any:
             return message
 
 
-async def _open_session(base: str, setup: dict[str, Any], *, record: bool) -> tuple[Any, Any]:
-    """Request, join, consent, attach, handshake; the agent's and technician's sockets."""
+async def _open_session(
+    base: str, setup: dict[str, Any], *, record: bool
+) -> tuple[Any, Any, E2ESession, E2ESession]:
+    """Request, join, consent, attach, handshake; the agent's and technician's sockets and the
+    E2E sessions the handshake gave each side."""
     from bench_relay import ws_connect
 
     technician_key, device_key = X25519PrivateKey.generate(), Ed25519PrivateKey.generate()
@@ -185,20 +188,20 @@ async def _open_session(base: str, setup: dict[str, Any], *, record: bool) -> tu
     accept = await _next(agent, f.E2EAccept)
     session, confirm = agent_offer.complete(accept)
     await agent.send(f.encode_message(confirm))
-    pending.complete(await _next(technician, f.E2EConfirm))
+    technician_session = pending.complete(await _next(technician, f.E2EConfirm))
     key_message = recording_key_message(grant, session.keys)
     if record != (key_message is not None):
         raise RuntimeError(f"asked record={record}, the grant says recorded={grant.recorded}")
     if key_message is not None:
         await agent.send(f.encode_message(key_message))
-    return agent, technician
+    return agent, technician, session, technician_session
 
 
 @contextlib.asynccontextmanager
 async def auxilio_pipe(port: int, *, sansio: bool = False) -> AsyncIterator[tuple[int, Any]]:
     """Start ``auxilio serve`` (or, with ``sansio``, ``create_app`` under uvicorn with the stack
     ADR 0003 recommends); yield its pid and a pipe factory (agent end, technician end)."""
-    from bench_relay import VENV_BIN, End, started
+    from bench_relay import VENV_BIN, started
 
     with tempfile.TemporaryDirectory(prefix="auxilio-bench-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -217,12 +220,15 @@ async def auxilio_pipe(port: int, *, sansio: bool = False) -> AsyncIterator[tupl
         with started(command, port) as proc:
 
             @contextlib.asynccontextmanager
-            async def pipe(record: bool = False) -> AsyncIterator[tuple[End, End]]:
-                agent, technician = await _open_session(
+            async def pipe(record: bool = False, e2e: bool = False) -> AsyncIterator[Any]:
+                """(agent end, technician end), and with ``e2e`` also the agent's and the
+                technician's E2E sessions from the real handshake (bench_files seals with them)."""
+                agent, technician, agent_e2e, technician_e2e = await _open_session(
                     f"http://127.0.0.1:{port}", setup, record=record
                 )
+                ends = (_binary_end(agent), _binary_end(technician))
                 try:
-                    yield _binary_end(agent), _binary_end(technician)
+                    yield (*ends, agent_e2e, technician_e2e) if e2e else ends
                 finally:
                     await agent.close()
                     await technician.close()
