@@ -16,7 +16,7 @@ from rich.console import Console
 from auxilio.agent.capabilities.base import Activity, SessionServices
 from auxilio.agent.capabilities.terminal import TerminalHost
 from auxilio.agent.channel import E2EChannel
-from auxilio.agent.dispatch import AppDispatcher, CapabilityHandler
+from auxilio.agent.dispatch import HIGH_WATER, AppDispatcher, CapabilityHandler
 from auxilio.agent.feed import Feed
 from auxilio.agent.questions import Questions
 from auxilio.agent.state import AgentState
@@ -381,3 +381,34 @@ class BlockingHandler:
 
     async def close(self) -> None:
         self.closed = True
+
+
+async def test_a_handler_behind_stops_the_reading_and_the_person_can_still_revoke(
+    state: AgentState, server_key: Ed25519PrivateKey, technician_key: X25519PrivateKey
+) -> None:
+    t = Tools(state, server_key, technician_key)
+    h = await t.start()
+    await h.send_app(ChannelId.FILES, FilesList(request_id=1, path="/tmp"))
+    await h.eventually(lambda: bool(t.made[Capability.FILES]))
+    handler = t.handler(Capability.FILES)
+    stuck = asyncio.Event()
+
+    async def slow_disk(message: AppMessage) -> None:
+        handler.seen.append(message)
+        await stuck.wait()  # never set: this disk takes nothing more
+
+    handler.handle = slow_disk  # type: ignore[method-assign]
+    sent = 3 * HIGH_WATER + 10
+    for offset in range(sent):
+        await h.send_app(ChannelId.FILES, FileChunk(transfer_id=5, offset=offset, data=b"z"))
+    await h.eventually(lambda: len(handler.seen) == 2)  # the list, then the first chunk
+    await asyncio.sleep(0.2)  # let the session read all it is going to read
+    # At most a full queue for the handler and a full one for the loop were read.
+    assert h.link.incoming.qsize() >= sent - 2 * HIGH_WATER - 2
+    await h.lines.queue.put("r files")  # the person's lines are read apart from the connection
+    await h.eventually(lambda: handler.closed)
+    await h.eventually(lambda: h.link.incoming.empty())  # reading again
+    assert await h.next_app() == FilesError(ref=5, code="files.not_allowed")  # once
+    await h.lines.queue.put("q")
+    await h.finished()
+    assert len(t.made[Capability.FILES]) == 1

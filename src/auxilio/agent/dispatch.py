@@ -16,6 +16,12 @@ only ever sends (``files.listing``, ``diagnostics.report``, ``runbook.result``..
 are logged and ignored. Revoking a capability, its expiry and the session's end close its
 handler: its task is cancelled (a question it waits on is withdrawn), what it had not yet taken
 is refused, then ``close()`` stops its transfers or runs.
+
+Flow control: when ``HIGH_WATER`` messages wait for one handler (an upload's chunks arriving
+faster than the disk takes them) ``flowing`` is cleared and the session stops reading the
+connection until every queue is down to ``LOW_WATER``, so the sender is slowed by the socket
+rather than the device's memory filling. The person's lines and the window are read apart from
+the connection: revoking, ending and answering still work meanwhile.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ from auxilio.protocol.types import Capability
 REFUSED_EXIT_CODE = 126  # "cannot execute"
 NOT_FOUND_EXIT_CODE = 127  # the shell the grant names does not exist here
 logger = logging.getLogger(__name__)
+HIGH_WATER = 64  # messages waiting for one handler (64 chunks: 16 MiB)
+LOW_WATER = 16
 
 
 class CapabilityHandler(Protocol):
@@ -147,6 +155,8 @@ class AppDispatcher:
         self._factories = dict(handlers)
         self._routes: dict[Capability, _Route] = {}
         self._refused_transfers: set[int] = set()
+        self.flowing = asyncio.Event()  # cleared: the session stops reading the connection
+        self.flowing.set()
         # The one set of services every handler of the session gets.
         self.services = SessionServices(
             grant=grant, gate=gate, send=self._send, ask=ask, feed=feed, log=log,
@@ -317,6 +327,8 @@ class AppDispatcher:
             route = self._routes[capability] = _Route(factory(self.services))
             route.task = asyncio.create_task(self._serve(capability, route))
         route.inbox.put_nowait(message)
+        if route.inbox.qsize() >= HIGH_WATER:
+            self.flowing.clear()
 
     async def _refuse(
         self, message: AppMessage, capability: Capability, what: str, reason: str
@@ -340,6 +352,7 @@ class AppDispatcher:
     async def _serve(self, capability: Capability, route: _Route) -> None:
         while True:
             message = await route.inbox.get()
+            self._check_flow()
             try:
                 await route.handler.handle(message)
             except Exception:
@@ -366,8 +379,13 @@ class AppDispatcher:
         if answer:
             for message in left:
                 await self._refuse(message, capability, "", "not_allowed")
+        self._check_flow()
         await route.handler.close()
         self._log.append("handler_closed", capability=str(capability), not_taken=len(left))
+
+    def _check_flow(self) -> None:
+        if all(route.inbox.qsize() <= LOW_WATER for route in self._routes.values()):
+            self.flowing.set()
 
     async def close_unless_allowed(self) -> None:
         """Close the handler of every capability the gate no longer lets through (its own

@@ -26,7 +26,13 @@ from auxilio.agent.capabilities.terminal import TerminalHost
 from auxilio.agent.channel import E2EChannel
 from auxilio.agent.connection import ConnectionLost, Link, new_id
 from auxilio.agent.consent import Clock, clock_text, utc_now
-from auxilio.agent.dispatch import AppDispatcher, HandlerFactory, default_handlers
+from auxilio.agent.dispatch import (
+    HIGH_WATER,
+    LOW_WATER,
+    AppDispatcher,
+    HandlerFactory,
+    default_handlers,
+)
 from auxilio.agent.errors import AgentError
 from auxilio.agent.feed import Feed
 from auxilio.agent.questions import Extensions, Questions
@@ -112,6 +118,10 @@ class SupportSessionRunner:
         self._revoked: set[Capability] = set()
         self.active = False
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        # Messages read from the connection and not yet taken by the loop (flow control).
+        self._unread = 0
+        self._room = asyncio.Event()
+        self._room.set()
         self._channel = E2EChannel(link, device_key=device_key)
         self.terminals = TerminalHost(
             on_output=lambda tid, data: self._queue.put_nowait(("output", (tid, data))),
@@ -177,7 +187,7 @@ class SupportSessionRunner:
         try:
             while self.ended is None:
                 try:
-                    kind, value = await asyncio.wait_for(self._queue.get(), TICK_SECONDS)
+                    kind, value = await self._take(TICK_SECONDS)
                 except TimeoutError:
                     kind, value = "tick", None
                 await self._handle(kind, value)
@@ -204,7 +214,7 @@ class SupportSessionRunner:
         told = False
         while (left := deadline - loop.time()) > 0:
             try:
-                kind, value = await asyncio.wait_for(self._queue.get(), left)
+                kind, value = await self._take(left)
             except TimeoutError:
                 return
             if kind in ("line", "lost"):
@@ -234,8 +244,21 @@ class SupportSessionRunner:
                     f"(up to {int(REPORT_WAIT_SECONDS // 60)} minutes; press Enter to stop)."
                 )
 
+    async def _take(self, seconds: float) -> tuple[str, Any]:
+        """The next event, within ``seconds`` (``TimeoutError``); counts what was read."""
+        kind, value = await asyncio.wait_for(self._queue.get(), seconds)
+        if kind == "net":
+            self._unread -= 1
+            if self._unread <= LOW_WATER:
+                self._room.set()
+        return kind, value
+
     async def _pump_link(self) -> None:
         while True:
+            # Read no further while the loop, or a handler (a disk slower than the network),
+            # is behind: the socket then slows the sender, not the device's memory.
+            await self._room.wait()
+            await self._apps.flowing.wait()
             try:
                 item = await self._link.receive()
             except ProtocolError as exc:
@@ -244,6 +267,9 @@ class SupportSessionRunner:
             except ConnectionLost as exc:
                 await self._queue.put(("lost", exc))
                 return
+            self._unread += 1
+            if self._unread >= HIGH_WATER:
+                self._room.clear()
             await self._queue.put(("net", item))
 
     async def _pump_lines(self) -> None:
