@@ -156,8 +156,8 @@ class TechnicianSession:
         self.received = asyncio.Event()
         self.last_terminal_output = 0.0
         self.grant: Grant | None = None
-        # Files, diagnostics and runbooks (client/steps.py); ids start at random so that a
-        # request of this attach is never taken for one of an earlier attach.
+        # Files, diagnostics and runbooks (client/steps.py). Ids start at random: a late answer
+        # to an earlier attach's request is then not taken for one of this attach's.
         self._request_ids = itertools.count(secrets.randbelow(2**31) + 1)
         self.stated_reason = ""  # for the next files/diagnostics/runbook request, used once
         self.files = FileTransfers(send=self.send_app_message, new_id=self._new_request_id)
