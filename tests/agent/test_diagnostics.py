@@ -16,14 +16,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from auxilio.agent.capabilities import diagnostics
-from auxilio.agent.capabilities.diagnostics import (
-    DiagnosticsHandler,
+from auxilio.agent.capabilities import diagnostics_sections as sections
+from auxilio.agent.capabilities.diagnostics import DiagnosticsHandler, summary_lines
+from auxilio.agent.capabilities.diagnostics_sections import (
     collect_report,
     default_gateway,
     report_bytes,
-    summary_lines,
 )
+from auxilio.agent.i18n import CATALOGUE, ES
 from auxilio.protocol.app import (
     DiagnosticsError,
     DiagnosticsReport,
@@ -105,7 +105,7 @@ def test_an_unreachable_server_is_reported_not_raised() -> None:
     port = closed.getsockname()[1]
     closed.close()
 
-    section = diagnostics.connectivity_section(f"https://localhost:{port}/")
+    section = sections.connectivity_section(f"https://localhost:{port}/")
 
     assert section["server"]["reachable"] is False
     assert section["server"]["error"]
@@ -113,7 +113,7 @@ def test_an_unreachable_server_is_reported_not_raised() -> None:
 
 
 def test_without_a_server_url_the_server_check_says_why() -> None:
-    section = diagnostics.connectivity_section(None)
+    section = sections.connectivity_section(None)
 
     assert section["server"] == {"available": False, "why": "no Auxilio server address is known"}
 
@@ -139,15 +139,15 @@ def test_a_routing_table_without_a_default_route_has_no_gateway(tmp_path: Path) 
 def test_without_systemd_the_services_section_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
 
-    assert diagnostics.services_section() == {"available": False, "why": "systemd is not present"}
-    assert diagnostics.recent_errors_section()["available"] is False
+    assert sections.services_section() == {"available": False, "why": "systemd is not present"}
+    assert sections.recent_errors_section()["available"] is False
 
 
 def test_a_failing_section_costs_only_itself() -> None:
     def broken() -> dict[str, Any]:
         raise PermissionError(13, "Permission denied")
 
-    report = collect_report(None, sections={"disks": broken, "memory": diagnostics.memory_section})
+    report = collect_report(None, sections={"disks": broken, "memory": sections.memory_section})
 
     assert report["disks"]["available"] is False
     assert "Permission denied" in report["disks"]["why"]
@@ -165,7 +165,7 @@ def test_a_section_that_overruns_its_time_is_cut_off() -> None:
         report = collect_report(
             None,
             timeout_seconds=0.2,
-            sections={"connectivity": hung, "cpu": diagnostics.os_section},
+            sections={"connectivity": hung, "cpu": sections.os_section},
         )
     finally:
         release.set()
@@ -179,7 +179,7 @@ def test_a_report_too_large_drops_its_largest_section() -> None:
         None,
         sections={
             "recent_errors": lambda: {"available": True, "lines": ["x" * 300] * 2000},
-            "os": diagnostics.os_section,
+            "os": sections.os_section,
         },
     )
 
@@ -207,6 +207,21 @@ def test_the_summary_says_why_a_section_is_missing() -> None:
         "System: Linux 6.1 on pc-12, up 2 h 1 min",
         "Services: not available (systemd is not present)",
     ]
+
+
+def test_every_section_of_the_real_report_is_described_in_both_languages(listener: int) -> None:
+    report = collect_report(f"http://127.0.0.1:{listener}")
+
+    for texts in CATALOGUE.values():
+        words = texts.diagnostics
+        lines = summary_lines(report, words)
+        assert [line.split(":", 1)[0] for line in lines] == [
+            words.section_names[key] for key in SECTIONS
+        ]
+        # A template with a wrong placeholder would fall back to "included": none does.
+        for line, key in zip(lines, SECTIONS, strict=True):
+            assert line != f"{words.section_names[key]}: {words.included}"
+    assert "servidor accesible" in summary_lines(report, ES.diagnostics)[5]
 
 
 def test_the_report_travels_as_an_application_message(listener: int) -> None:
@@ -246,6 +261,34 @@ async def test_a_report_the_person_sends_reaches_the_technician(
     assert recorder.used == [Capability.DIAGNOSTICS]
     assert "diagnostics_sent" in recorder.events()
     assert "Diagnostics report sent" in recorder.feed_text()
+
+
+async def test_a_spanish_session_is_asked_about_the_report_in_spanish(
+    recorder: Recorder,
+) -> None:
+    services = recorder.services()
+    services.feed.texts = ES
+    recorder.answers.append(ConsentDecision.REFUSED)
+    handler = DiagnosticsHandler(services, collect=small_report)
+
+    await handler.handle(DiagnosticsRequest(request_id=9, reason="la impresora va lenta"))
+    sent = await recorder.next_sent()
+
+    # The technician's side stays as it is: a code and an English message.
+    assert sent == DiagnosticsError(
+        ref=9, code="diagnostics.withheld", message="the person did not send it"
+    )
+    (question,) = recorder.questions
+    assert question.title == f"{recorder.grant.technician_name} pide este informe del sistema"
+    assert (question.allow_label, question.refuse_label) == ("Enviar", "No enviar")
+    assert question.lines == (
+        "Motivo: la impresora va lenta",
+        "Sistema: Linux 6.1 en pc-12, encendido desde hace 2 h 1 min",
+        "Servicios: no disponible (systemd is not present)",  # the report's own words
+    )
+    feed = recorder.feed_text()
+    assert "El técnico pidió un informe de diagnóstico; se está recopilando." in feed
+    assert "El informe de diagnóstico no se envió." in feed
 
 
 @pytest.mark.parametrize("answer", [ConsentDecision.REFUSED, ConsentDecision.TIMED_OUT])

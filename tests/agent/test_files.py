@@ -18,7 +18,9 @@ import pytest
 
 from auxilio.agent.capabilities import files as files_module
 from auxilio.agent.capabilities.base import Activity, Question, SessionServices
-from auxilio.agent.capabilities.files import FileHandler, partial_path
+from auxilio.agent.capabilities.files import FileHandler
+from auxilio.agent.capabilities.files_io import partial_path
+from auxilio.agent.i18n import EN, ES, Texts
 from auxilio.agent.state import ActivityLog
 from auxilio.protocol.app import (
     FILE_CHUNK_SIZE,
@@ -50,7 +52,10 @@ REASON = "the printer driver keeps its settings in your documents"
 
 
 class FakeFeed:
-    def __init__(self) -> None:
+    """The feed's lines as (kind, text), in the language of ``texts``."""
+
+    def __init__(self, texts: Texts = EN) -> None:
+        self.texts = texts
         self.lines: list[tuple[str, str]] = []
 
     def __getattr__(self, kind: str) -> Callable[[str], None]:
@@ -378,6 +383,29 @@ async def test_the_person_refuses_then_allows_a_zone(device: Device) -> None:
     assert [e.name for e in session.one(FilesListing).entries] == ["taxes.txt"]
 
 
+async def test_a_spanish_session_is_asked_about_a_zone_in_spanish(device: Device) -> None:
+    session = device.session
+    session.feed.texts = ES
+    session.answers = [REFUSED, GRANTED]
+    taxes = device.home / "Documents" / "taxes.txt"
+    assert await device.download(taxes) == b""
+    (question,) = session.asked
+    assert question.title == "El técnico pide abrir una zona personal: Documentos"
+    assert question.lines == ("Documentos", f"Ruta: {taxes}", f"Motivo: {REASON}")
+    refused = f"Usted mantuvo cerrada la zona «Documentos»: el técnico no puede abrir {taxes}."
+    assert session.feed.lines[-1] == ("warning", refused)
+    # The technician's client gets the code and an English message, whatever the person reads.
+    error = session.one(FilesError)
+    assert (error.code, error.message) == (
+        "files.zone_refused", "the person kept documents closed (refused)",
+    )  # fmt: skip
+    assert await device.download(taxes) == b"income 2025: 41,200"
+    assert session.feed.lines[-2:] == [
+        ("activity", "Usted dejó entrar al técnico en la zona «Documentos» durante esta sesión."),
+        ("activity", f"El técnico descargó {taxes} (19 bytes)."),
+    ]
+
+
 @pytest.mark.parametrize(
     "spelling",
     [
@@ -618,7 +646,7 @@ async def test_a_bug_in_a_request_is_answered_failed_and_shown(
     def broken(*_: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(FileHandler, "_entries", broken)
+    monkeypatch.setattr(files_module, "list_entries", broken)
     await device.send(FilesList(request_id=5, path=str(device.home)))
     assert device.session.errors() == ["files.failed"]
     assert device.session.feed.lines[-1][0] == "alert"

@@ -6,7 +6,8 @@ import string
 import subprocess
 import sys
 import time
-from dataclasses import fields
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rich.console import Console
 
+from auxilio.agent.capabilities.diagnostics_sections import default_sections
+from auxilio.agent.capabilities.zones_local import LINKED_FILE
 from auxilio.agent.consent import ask_consent, render_prompt, short_fingerprint
 from auxilio.agent.i18n import CATALOGUE, EN, ES, language_from_environment, texts_for
 from auxilio.crypto.grants import Grant
+from auxilio.policy.zones import DEFAULT_ZONES
 from auxilio.protocol.types import Capability, ConsentDecision
 from tests.agent.factories import LEGAL_TEXT, make_grant
 from tests.agent.sessionkit import FakeLines
@@ -39,15 +43,40 @@ def placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
+def pairs(english: object, spanish: object, path: str = "") -> list[tuple[str, str, str]]:
+    """Every text of the catalogue as (where, English, Spanish): the handlers' own catalogues
+    (``files``, ``diagnostics``, ``runbooks``) and the names in mappings included."""
+    if isinstance(english, str):
+        assert isinstance(spanish, str), path
+        return [(path, english, spanish)]
+    if isinstance(english, Mapping):
+        assert isinstance(spanish, Mapping) and set(english) == set(spanish), path
+        return [t for key in english for t in pairs(english[key], spanish[key], f"{path}[{key}]")]
+    assert is_dataclass(english) and type(spanish) is type(english), path
+    found: list[tuple[str, str, str]] = []
+    for field in fields(english):
+        where = f"{path}.{field.name}".lstrip(".")
+        found += pairs(getattr(english, field.name), getattr(spanish, field.name), where)
+    return found
+
+
 def test_every_text_exists_in_both_languages_with_the_same_placeholders() -> None:
-    for field in fields(EN):
-        english, spanish = getattr(EN, field.name), getattr(ES, field.name)
-        if isinstance(english, str):
-            assert english and spanish, field.name
-            assert placeholders(english) == placeholders(spanish), field.name
+    texts = pairs(EN, ES)
+    assert {"files.zone_title", "diagnostics.title", "runbooks.title"} <= {w for w, _, _ in texts}
+    for where, english, spanish in texts:
+        if where == "lang":
+            continue
+        assert english and spanish, where
+        assert placeholders(english) == placeholders(spanish), where
+    for texts_of in CATALOGUE.values():
+        assert set(texts_of.capability_names) == set(Capability)
+        assert set(texts_of.capability_plain) == set(Capability)
+
+
+def test_every_built_in_zone_and_report_section_has_a_name_in_both_languages() -> None:
     for texts in CATALOGUE.values():
-        assert set(texts.capability_names) == set(Capability)
-        assert set(texts.capability_plain) == set(Capability)
+        assert set(texts.files.zone_names) == set(DEFAULT_ZONES) | {LINKED_FILE}
+        assert list(texts.diagnostics.section_names) == list(default_sections(None))
 
 
 @pytest.mark.parametrize(

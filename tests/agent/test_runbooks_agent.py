@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.agent.capabilities import runbooks
 from auxilio.agent.capabilities.runbooks import RunbookHandler, fit_in_frame
+from auxilio.agent.i18n import ES
 from auxilio.crypto.keys import b64url_decode, b64url_encode
 from auxilio.crypto.runbooks import Runbook, RunbookParameter, runbook_digest, sign_runbook
 from auxilio.protocol.app import (
@@ -165,6 +166,41 @@ async def test_a_pinned_runbook_runs_with_its_parameter(
         "rb-echo", 1, 0, False,
     )  # fmt: skip
     assert "Echo a target finished (exit code 0)" in recorder.feed_text()
+
+
+async def test_a_spanish_session_is_asked_about_a_runbook_in_spanish(
+    make_kit: Callable[..., Kit], server_key: Ed25519PrivateKey
+) -> None:
+    signed, kit = signed_and_kit(make_kit, server_key)
+    recorder = kit.recorder
+    services = recorder.services()
+    services.feed.texts = ES
+    kit.handler = RunbookHandler(services, server_key.public_key())
+    recorder.answers = [ConsentDecision.REFUSED, ConsentDecision.GRANTED]
+
+    refused = await kit.run(signed, target="printer-2")
+    await kit.handler.wait_idle()
+    result = await kit.run(signed, target="printer-2")
+
+    # The technician's side stays as it is: a code and an English message.
+    assert isinstance(refused, RunbookError)
+    assert (refused.code, refused.message) == ("runbook.refused", "the person did not allow it")
+    assert isinstance(result, RunbookResult) and result.exit_code == 0
+    question = recorder.questions[0]
+    assert question.title == f"{recorder.grant.technician_name} quiere ejecutar un script aprobado"
+    assert (question.allow_label, question.refuse_label) == ("Ejecutarlo", "No ejecutar")
+    assert question.lines == (
+        "Echo a target",
+        "Prints the target it was given.",  # the runbook's own words, as signed
+        "  target = 'printer-2'",
+        "Motivo: DNS is stale",
+        "Tiempo máximo: 30 s",
+        "Aprobado por Luis Pérez, escrito por Rosa Díaz",
+    )
+    feed = recorder.feed_text()
+    assert "El script Echo a target no se ejecutó." in feed
+    assert "Ejecutando el script aprobado Echo a target (target='printer-2')." in feed
+    assert "El script Echo a target terminó (código de salida 0)." in feed
 
 
 @pytest.mark.parametrize("template", INJECTIONS)

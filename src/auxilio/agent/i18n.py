@@ -17,6 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from auxilio.agent.i18n_capabilities import (
+    DIAGNOSTICS_EN,
+    DIAGNOSTICS_ES,
+    FILES_EN,
+    FILES_ES,
+    RUNBOOKS_EN,
+    RUNBOOKS_ES,
+    DiagnosticsTexts,
+    FilesTexts,
+    RunbookTexts,
+)
 from auxilio.protocol.types import Capability
 
 Lang = Literal["en", "es"]
@@ -113,6 +124,10 @@ class Texts:
     feed_wait_seconds: str  # {seconds}
     feed_wait_unknown: str
     feed_technician_back: str  # {technician}
+    # -- the capability handlers' own words (i18n_capabilities) ------------------------------
+    files: FilesTexts
+    diagnostics: DiagnosticsTexts
+    runbooks: RunbookTexts
 
 
 _CAPABILITIES_EN = {
@@ -245,6 +260,9 @@ EN = Texts(
     feed_wait_seconds="up to {seconds} s",
     feed_wait_unknown="a little while",
     feed_technician_back="{technician} is connected again.",
+    files=FILES_EN,
+    diagnostics=DIAGNOSTICS_EN,
+    runbooks=RUNBOOKS_EN,
 )
 
 ES = Texts(
@@ -367,6 +385,9 @@ ES = Texts(
     feed_wait_seconds="hasta {seconds} s",
     feed_wait_unknown="un momento",
     feed_technician_back="{technician} está conectado de nuevo.",
+    files=FILES_ES,
+    diagnostics=DIAGNOSTICS_ES,
+    runbooks=RUNBOOKS_ES,
 )
 
 CATALOGUE: dict[Lang, Texts] = {"en": EN, "es": ES}

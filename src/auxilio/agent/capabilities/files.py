@@ -24,30 +24,43 @@ What stays on the device after a failure (the person loses nothing they had):
 Each request runs in a task of its own: a zone question may wait two minutes for the person, and
 a download streams for as long as the file takes, while the session's other messages (a cancel,
 chat) go on being handled. Upload chunks are written in order, as they arrive.
+
+The steps that touch the disk are in ``files_io``; what the person reads is in their language
+(``feed.texts.files``), what the technician's client receives stays English with its code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
 import logging
 import os
 import shutil
-import stat
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from auxilio.agent.capabilities.base import Activity, Question, SessionServices
+from auxilio.agent.capabilities.files_io import (
+    FilesFailure,
+    check_target,
+    inside,
+    list_entries,
+    open_for_reading,
+    open_partial,
+    partial_path,
+    place,
+    read_at,
+    remove,
+    write_all,
+)
 from auxilio.agent.capabilities.zones_local import LINKED_FILE, PathRefused, Resolved, ZoneChecker
+from auxilio.agent.i18n_capabilities import FilesTexts, zone_name
 from auxilio.protocol.app import (
     FILE_CHUNK_SIZE,
     AppMessage,
     FileChunk,
-    FileEntry,
     FilesCancel,
     FilesDone,
     FilesDownload,
@@ -62,47 +75,8 @@ from auxilio.protocol.types import Capability, CapabilityLimits, ConsentDecision
 
 logger = logging.getLogger(__name__)
 
-MAX_LISTING = 5000  # FilesListing.entries' limit
 # A grant that names no direction: reading only (the capability's own default).
 DEFAULT_DIRECTION = "download"
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_BINARY = getattr(os, "O_BINARY", 0)
-
-# What the person reads, in one place for the i18n catalogue.
-TEXTS = {
-    "not_allowed": "Refused: the technician tried to use files; files are not allowed.",
-    "zone_title": "The technician asks to open your {zone}",
-    "zone_path": "Path: {path}",
-    "zone_reason": "Reason given: {reason}",
-    "linked_file": "This file has more than one name on disk; another may be in a personal folder.",
-    "zone_allowed": "You allowed the technician into your {zone} for this session.",
-    "zone_refused": "You kept your {zone} closed: the technician cannot open {path}.",
-    "zone_denied": "Refused: {path} is in your {zone}, which this organisation keeps closed.",
-    "listed": "The technician listed the folder {path}.",
-    "read": "The technician downloaded {path} ({size} bytes).",
-    "written": "The technician uploaded {path} ({size} bytes).",
-    "failed": "A file transfer failed ({code}): {path}",
-    "internal": "files: an internal error stopped a request of the technician.",
-}
-_ZONE_NAMES = {
-    LINKED_FILE: "linked file",
-    "browser_profiles": "browser profiles",
-    "cloud_sync": "cloud folders",
-    "credentials": "keys and passwords",
-}
-
-
-def zone_label(zone: str) -> str:
-    return _ZONE_NAMES.get(zone, zone.replace("_", " "))
-
-
-class FilesFailure(Exception):
-    """A request that ends in ``files.error`` with a stable ``code``."""
-
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -119,13 +93,6 @@ class _Upload:
     hasher: Any = field(default_factory=hashlib.sha256)
 
 
-def partial_path(target: str, sha256: str) -> str:
-    """Where an upload of ``sha256`` to ``target`` collects its bytes: hidden, next to it (same
-    file system, so the final rename is atomic), the same name on a resume."""
-    head, name = os.path.split(target)
-    return os.path.join(head, f".{name}.{sha256[:16]}.auxilio-partial")
-
-
 class FileHandler:
     def __init__(self, services: SessionServices) -> None:
         self._services = services
@@ -136,6 +103,11 @@ class FileHandler:
         self._uploads: dict[int, _Upload] = {}
         self._dead: set[int] = set()  # failed transfers: their chunks in flight are dropped
         self._used = False
+
+    @property
+    def _texts(self) -> FilesTexts:
+        """The person's language, as the session's feed speaks it."""
+        return self._services.feed.texts.files
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -194,20 +166,20 @@ class FileHandler:
             # The task's boundary (nobody awaits it), as in dispatch: a bug, not a refusal, is
             # written down with its traceback, shown, and answered instead of left waiting.
             logger.exception("the files request %s failed", ref)
-            self._services.feed.alert(TEXTS["internal"])
+            self._services.feed.alert(self._texts.internal)
             await self._fail(ref, FilesFailure("files.failed", "internal error on the device"))
 
     def _allowed(self) -> bool:
         if self._services.gate(Capability.FILES):
             return True
-        self._services.feed.alert(TEXTS["not_allowed"])
+        self._services.feed.alert(self._texts.not_allowed)
         self._services.log.append("refused_request", capability="files", what="use files")
         return False
 
     async def _fail(self, ref: int, failure: FilesFailure, path: str = "") -> None:
         self._services.log.append("files_error", ref=ref, code=failure.code, subject=path)
         if path:  # a transfer that had started: the person sees why it stopped
-            self._services.feed.warning(TEXTS["failed"].format(code=failure.code, path=path))
+            self._services.feed.warning(self._texts.failed.format(code=failure.code, path=path))
         await self._services.send(FilesError(ref=ref, code=failure.code, message=failure.message))
 
     def _limits(self) -> CapabilityLimits:
@@ -235,7 +207,7 @@ class FileHandler:
             resolved = checker.resolve(path)
         except PathRefused as refused:
             raise FilesFailure(refused.code, refused.message) from refused
-        if limits.paths is not None and not _inside(resolved, limits.paths, checker):
+        if limits.paths is not None and not inside(resolved, limits.paths, checker):
             raise FilesFailure("files.outside_paths", f"{resolved.path} is outside the grant")
         await self._enter_zone(resolved, reason, checker.on_access)
         if not self._used:
@@ -247,26 +219,28 @@ class FileHandler:
         zone = resolved.zone
         if zone is None or zone in self._opened:
             return
-        label, path = zone_label(zone), resolved.path
+        texts = self._texts
+        label, path = zone_name(texts, zone), resolved.path
         if on_access == "deny":
-            self._services.feed.alert(TEXTS["zone_denied"].format(path=path, zone=label))
+            self._services.feed.alert(texts.zone_denied.format(path=path, zone=label))
             await self._zone_activity(ActivityKind.ZONE_DENIED, resolved)
             raise FilesFailure("files.zone_denied", f"{path} is in the zone {zone}")
         if not reason.strip():
             raise FilesFailure("files.reason_required", f"{path} is in the zone {zone}: say why")
         asking = self._asking.get(zone)
         if asking is None:  # one question per zone, however many requests wait on it
-            asking = asyncio.ensure_future(self._services.ask(_zone_question(resolved, reason)))
+            question = _zone_question(texts, resolved, reason)
+            asking = asyncio.ensure_future(self._services.ask(question))
             self._asking[zone] = asking
             asking.add_done_callback(lambda _: self._asking.pop(zone, None))
         answer = await asyncio.shield(asking)
         if answer is ConsentDecision.GRANTED:
             if zone not in self._opened:
                 self._opened.add(zone)
-                self._services.feed.activity(TEXTS["zone_allowed"].format(zone=label))
+                self._services.feed.activity(texts.zone_allowed.format(zone=label))
                 await self._zone_activity(ActivityKind.ZONE_ALLOWED, resolved)
             return
-        self._services.feed.warning(TEXTS["zone_refused"].format(zone=label, path=path))
+        self._services.feed.warning(texts.zone_refused.format(zone=label, path=path))
         await self._zone_activity(ActivityKind.ZONE_REFUSED, resolved)
         raise FilesFailure("files.zone_refused", f"the person kept {zone} closed ({answer})")
 
@@ -277,13 +251,18 @@ class FileHandler:
         )
 
     async def _done(
-        self, kind: ActivityKind, resolved: Resolved, text: str, size: int, sha256: str | None
+        self, kind: ActivityKind, resolved: Resolved, size: int, sha256: str | None
     ) -> None:
         """A file listed (``size``: entries), read or written: the person's feed, the device
         log, the server."""
-        self._services.feed.activity(TEXTS[text].format(path=resolved.path, size=size))
+        event, text = {
+            ActivityKind.FILE_LISTED: ("listed", self._texts.listed),
+            ActivityKind.FILE_READ: ("read", self._texts.read),
+            ActivityKind.FILE_WRITTEN: ("written", self._texts.written),
+        }[kind]
+        self._services.feed.activity(text.format(path=resolved.path, size=size))
         self._services.log.append(
-            "file_" + text, subject=resolved.path, zone=resolved.zone, size=size, sha256=sha256
+            "file_" + event, subject=resolved.path, zone=resolved.zone, size=size, sha256=sha256
         )
         await self._services.report(
             Activity(
@@ -302,7 +281,9 @@ class FileHandler:
         resolved = await self._admit(message.path, message.reason, None)
         checker = self._zones(self._limits())
         try:
-            entries, truncated = await asyncio.to_thread(self._entries, resolved, checker)
+            entries, truncated = await asyncio.to_thread(
+                list_entries, resolved, checker, self._opened
+            )
         except FileNotFoundError as exc:
             raise FilesFailure("files.not_found", f"{resolved.path} does not exist") from exc
         except NotADirectoryError as exc:
@@ -317,43 +298,13 @@ class FileHandler:
                 truncated=truncated,
             )
         )
-        await self._done(ActivityKind.FILE_LISTED, resolved, "listed", len(entries), None)
-
-    def _entries(
-        self, folder: Resolved, checker: ZoneChecker
-    ) -> tuple[tuple[FileEntry, ...], bool]:
-        """The folder's entries (in a thread: each is judged by the zone check, with its
-        system calls). An entry in a zone not opened shows its zone and no size or time; inside
-        a zone, such an entry is left out (its name alone may be personal)."""
-        entries: list[FileEntry] = []
-        with os.scandir(folder.path) as scan:
-            for item in scan:
-                if len(entries) == MAX_LISTING:
-                    return tuple(entries), True
-                try:
-                    zone = checker.resolve(os.path.join(folder.path, item.name)).zone
-                    info = item.stat(follow_symlinks=False)
-                except (PathRefused, OSError):
-                    continue  # vanished while listed, or a name no check can judge
-                closed = zone is not None and zone not in self._opened
-                if closed and folder.zone is not None:
-                    continue
-                entries.append(
-                    FileEntry(
-                        name=item.name,
-                        kind=_kind(info.st_mode),
-                        zone=zone,
-                        size=0 if closed or not stat.S_ISREG(info.st_mode) else info.st_size,
-                        modified_at=None if closed else datetime.fromtimestamp(info.st_mtime, UTC),
-                    )
-                )
-        return tuple(entries), False
+        await self._done(ActivityKind.FILE_LISTED, resolved, len(entries), None)
 
     # -- download -------------------------------------------------------------------------
 
     async def _download(self, message: FilesDownload) -> None:
         resolved = await self._admit(message.path, message.reason, "download")
-        fd = self._open_for_reading(resolved)
+        fd = open_for_reading(resolved)
         try:
             self._recheck(fd, resolved)
             info = os.fstat(fd)
@@ -377,29 +328,7 @@ class FileHandler:
         await self._services.send(
             FilesDone(transfer_id=message.transfer_id, size=size, sha256=digest)
         )
-        await self._done(ActivityKind.FILE_READ, resolved, "read", size, digest)
-
-    def _open_for_reading(self, resolved: Resolved) -> int:
-        """The file's descriptor. The real path's last name is opened without following a
-        link, so a file swapped for a symlink after the check is refused, not followed."""
-        try:
-            fd = os.open(resolved.path, os.O_RDONLY | _NOFOLLOW | _BINARY)
-        except FileNotFoundError as exc:
-            raise FilesFailure("files.not_found", f"{resolved.path} does not exist") from exc
-        except IsADirectoryError as exc:
-            raise FilesFailure("files.is_directory", f"{resolved.path} is a folder") from exc
-        except PermissionError as exc:
-            raise FilesFailure("files.permission_denied", f"{resolved.path}: {exc}") from exc
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise FilesFailure("files.changed", f"{resolved.path} became a link") from exc
-            raise FilesFailure("files.io_error", f"{resolved.path}: {exc.strerror}") from exc
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(fd)
-            code = "files.is_directory" if stat.S_ISDIR(mode) else "files.not_regular"
-            raise FilesFailure(code, f"{resolved.path} is not a regular file")
-        return fd
+        await self._done(ActivityKind.FILE_READ, resolved, size, digest)
 
     def _recheck(self, fd: int, resolved: Resolved) -> None:
         """The file opened is the file judged: a folder on the way swapped for a link into a
@@ -421,7 +350,7 @@ class FileHandler:
         while position < size:
             if position >= offset and not self._allowed():
                 raise FilesFailure("files.not_allowed", "files were revoked")
-            data = _read(fd, position, min(FILE_CHUNK_SIZE, size - position))
+            data = read_at(fd, position, min(FILE_CHUNK_SIZE, size - position))
             if not data:
                 raise FilesFailure("files.changed", f"the file shrank below {size} bytes")
             if position + len(data) > offset:
@@ -434,7 +363,7 @@ class FileHandler:
         after = os.fstat(fd)
         if after.st_nlink == 0:
             raise FilesFailure("files.vanished", "the file was deleted while it was sent")
-        if after.st_size != size or _read(fd, size, 1):
+        if after.st_size != size or read_at(fd, size, 1):
             raise FilesFailure("files.changed", "the file changed size while it was sent")
         return hasher.hexdigest()
 
@@ -446,9 +375,9 @@ class FileHandler:
         if limit is not None and message.size > limit:
             raise FilesFailure("files.too_large", f"{message.size} bytes, the limit is {limit}")
         target = resolved.path
-        _check_target(target, message.overwrite)
+        check_target(target, message.overwrite)
         partial = partial_path(target, message.sha256)
-        fd, offset, hasher = _open_partial(partial, message.size)
+        fd, offset, hasher = open_partial(partial, message.size)
         try:
             free = shutil.disk_usage(os.path.dirname(target)).free
         except OSError as exc:
@@ -456,7 +385,7 @@ class FileHandler:
             raise FilesFailure("files.io_error", f"{target}: {exc.strerror}") from exc
         if free < message.size - offset:
             os.close(fd)
-            _remove(partial)
+            remove(partial)
             raise FilesFailure(
                 "files.disk_full", f"{message.size - offset} bytes needed, {free} free"
             )
@@ -498,7 +427,7 @@ class FileHandler:
                 )
             if upload.offset + len(chunk.data) > upload.size:
                 raise FilesFailure("files.too_large", f"more than the {upload.size} announced")
-            _write_all(upload.fd, chunk.data)
+            write_all(upload.fd, chunk.data)
         except FilesFailure as failure:
             full = failure.code == "files.disk_full"
             self._drop_upload(upload.transfer_id, keep_partial=not full)
@@ -524,16 +453,14 @@ class FileHandler:
         finally:
             os.close(upload.fd)
         if digest != upload.sha256:
-            _remove(upload.partial)
+            remove(upload.partial)
             raise FilesFailure("files.hash_mismatch", f"received {digest}")
-        _check_target(upload.target, upload.overwrite)
-        _place(upload.partial, upload.target, upload.overwrite)
+        check_target(upload.target, upload.overwrite)
+        place(upload.partial, upload.target, upload.overwrite)
         await self._services.send(
             FilesDone(transfer_id=upload.transfer_id, size=upload.size, sha256=digest)
         )
-        await self._done(
-            ActivityKind.FILE_WRITTEN, resolved, "written", size=upload.size, sha256=digest
-        )
+        await self._done(ActivityKind.FILE_WRITTEN, resolved, size=upload.size, sha256=digest)
 
     def _drop_upload(self, transfer_id: int, *, keep_partial: bool) -> None:
         upload = self._uploads.pop(transfer_id, None)
@@ -542,7 +469,7 @@ class FileHandler:
             return
         os.close(upload.fd)
         if not keep_partial:
-            _remove(upload.partial)
+            remove(upload.partial)
         self._services.log.append(
             "upload_stopped", subject=upload.target, offset=upload.offset, partial_kept=keep_partial
         )
@@ -559,136 +486,14 @@ class FileHandler:
             await self._fail(transfer_id, FilesFailure("files.cancelled", "cancelled"))
 
 
-# -- file-system steps (small, synchronous, each mapping its errors to a stable code) ----------
-
-
-def _zone_question(resolved: Resolved, reason: str) -> Question:
+def _zone_question(texts: FilesTexts, resolved: Resolved, reason: str) -> Question:
     zone = resolved.zone or ""
+    label = zone_name(texts, zone)
     lines = [
-        zone_label(zone),
-        TEXTS["zone_path"].format(path=resolved.path),
-        TEXTS["zone_reason"].format(reason=reason.strip()),
+        label,
+        texts.zone_path.format(path=resolved.path),
+        texts.reason.format(reason=reason.strip()),
     ]
     if zone == LINKED_FILE:
-        lines.append(TEXTS["linked_file"])
-    return Question(
-        kind="zone", title=TEXTS["zone_title"].format(zone=zone_label(zone)), lines=tuple(lines)
-    )
-
-
-def _inside(resolved: Resolved, prefixes: tuple[str, ...], checker: ZoneChecker) -> bool:
-    """Both names of the path under an allowed prefix (either one outside is outside)."""
-    normal: list[str] = []
-    for prefix in prefixes:
-        with contextlib.suppress(PathRefused):
-            normal.append(checker.normalise(prefix).rstrip("/"))
-
-    def under(path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") or p == "" for p in normal)
-
-    return under(resolved.given) and under(resolved.path)
-
-
-def _kind(mode: int) -> Literal["file", "directory", "link", "other"]:
-    if stat.S_ISLNK(mode):
-        return "link"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    return "file" if stat.S_ISREG(mode) else "other"
-
-
-def _read(fd: int, position: int, count: int) -> bytes:
-    try:
-        os.lseek(fd, position, os.SEEK_SET)  # not pread: Windows has none
-        return os.read(fd, count)
-    except FileNotFoundError as exc:
-        raise FilesFailure("files.vanished", "the file went away while it was read") from exc
-    except OSError as exc:
-        raise FilesFailure("files.io_error", f"read failed: {exc.strerror}") from exc
-
-
-def _check_target(target: str, overwrite: bool) -> None:
-    try:
-        info = os.lstat(target)
-    except FileNotFoundError:
-        parent = os.path.dirname(target)
-        if not os.path.isdir(parent):
-            raise FilesFailure("files.not_found", f"no folder {parent}") from None
-        return
-    if stat.S_ISDIR(info.st_mode):
-        raise FilesFailure("files.is_directory", f"{target} is a folder")
-    if not stat.S_ISREG(info.st_mode):
-        raise FilesFailure("files.not_regular", f"{target} is not a regular file")
-    if not overwrite:
-        raise FilesFailure("files.exists", f"{target} exists (overwrite not asked)")
-
-
-def _open_partial(partial: str, size: int) -> tuple[int, int, Any]:
-    """The partial's descriptor, the bytes it already holds and their running hash (a partial
-    longer than the announced size is not this upload's: it starts over)."""
-    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _BINARY
-    try:
-        fd = os.open(partial, flags, 0o600)
-        held = os.fstat(fd).st_size
-        if held > size:
-            os.ftruncate(fd, 0)
-            held = 0
-        hasher = hashlib.sha256()
-        position = 0
-        os.lseek(fd, 0, os.SEEK_SET)
-        while position < held:
-            data = os.read(fd, min(FILE_CHUNK_SIZE, held - position))
-            if not data:
-                break
-            hasher.update(data)
-            position += len(data)
-        os.lseek(fd, position, os.SEEK_SET)
-        os.ftruncate(fd, position)
-    except PermissionError as exc:
-        raise FilesFailure("files.permission_denied", f"{partial}: {exc.strerror}") from exc
-    except OSError as exc:
-        code = "files.disk_full" if exc.errno == errno.ENOSPC else "files.io_error"
-        raise FilesFailure(code, f"{partial}: {exc.strerror}") from exc
-    return fd, position, hasher
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError as exc:
-        code = "files.disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "files.io_error"
-        raise FilesFailure(code, f"write failed: {exc.strerror}") from exc
-
-
-def _place(partial: str, target: str, overwrite: bool) -> None:
-    """Rename the verified partial into place. Without ``overwrite`` a hard link makes the
-    step atomic: a file that appeared meanwhile is never replaced."""
-    try:
-        if overwrite:
-            with contextlib.suppress(OSError):
-                shutil.copymode(target, partial)  # keep the replaced file's permissions
-            os.replace(partial, target)
-            return
-        try:
-            os.link(partial, target)
-        except FileExistsError:
-            raise FilesFailure("files.exists", f"{target} appeared meanwhile") from None
-        except OSError:  # a file system without hard links: check, then rename
-            if os.path.lexists(target):
-                raise FilesFailure("files.exists", f"{target} appeared meanwhile") from None
-            os.replace(partial, target)
-            return
-        os.unlink(partial)
-    except PermissionError as exc:
-        raise FilesFailure("files.permission_denied", f"{target}: {exc.strerror}") from exc
-    except FilesFailure:
-        raise
-    except OSError as exc:
-        raise FilesFailure("files.io_error", f"{target}: {exc.strerror}") from exc
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        lines.append(texts.linked_file)
+    return Question(kind="zone", title=texts.zone_title.format(zone=label), lines=tuple(lines))

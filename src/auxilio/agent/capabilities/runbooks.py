@@ -8,34 +8,31 @@ session's gate (``runbook.not_allowed``); the server's signature verifies (``run
 are valid for their declared types (``runbook.parameter_invalid``). Then the person is asked,
 unless the pin says the policy pre-authorised it.
 
-The script runs from a private file (0o600 in a 0o700 directory) under the real interpreter,
-without a shell in between: parameters are environment variables or separate arguments, so a
-value such as ``$(touch /tmp/x)`` reaches the script as text. The environment is minimal, stdin
-is empty, and the run has a process group of its own so that the time limit, a revocation and
-the session's end stop everything it started.
+The script runs from a private file under the real interpreter, without a shell in between
+(``runbooks_process``): parameters are environment variables or separate arguments, so a value
+such as ``$(touch /tmp/x)`` reaches the script as text. The environment is minimal (built here),
+stdin is empty, and the run has a process group of its own so that the time limit, a revocation
+and the session's end stop everything it started. What the person reads is in their language
+(``feed.texts.runbooks``); what the technician receives stays English.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psutil  # type: ignore[import-untyped]  # no stubs among the dev dependencies
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from auxilio.agent.capabilities.base import Activity, Question, SessionServices
+from auxilio.agent.capabilities.runbooks_process import RunOutcome, run_script, write_private_script
+from auxilio.agent.i18n_capabilities import RunbookTexts
 from auxilio.crypto import runbooks as signed_runbooks
 from auxilio.crypto.runbooks import (
     ParameterInvalid,
@@ -46,7 +43,6 @@ from auxilio.crypto.runbooks import (
     validate_parameters,
 )
 from auxilio.protocol.app import (
-    MAX_RUNBOOK_OUTPUT,
     AppMessage,
     RunbookError,
     RunbookResult,
@@ -58,16 +54,6 @@ from auxilio.protocol.frames import ActivityKind
 from auxilio.protocol.types import Capability, ConsentDecision, RunbookPin
 
 logger = logging.getLogger(__name__)
-
-# After SIGTERM at the time limit, how long the run has before SIGKILL.
-KILL_GRACE_SECONDS = 2.0
-# After the script exits, how long what it left behind may hold its output open.
-DRAIN_GRACE_SECONDS = 1.0
-# How often a run checks that the session still allows runbooks.
-GATE_POLL_SECONDS = 0.25
-_READ_CHUNK = 64 * 1024
-_KILL = signal.SIGTERM if sys.platform == "win32" else signal.SIGKILL  # TERM is kill on Windows
-_SCRIPT_SUFFIX = {"sh": ".sh", "bash": ".sh", "python": ".py", "powershell": ".ps1"}
 
 
 class RunbookRefused(Exception):
@@ -132,155 +118,6 @@ def describe_run(runbook: Runbook, values: Mapping[str, str]) -> str:
     return f"{runbook.name} ({shown})" if shown else runbook.name
 
 
-# -- running a script -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    exit_code: int | None  # None when it was stopped
-    timed_out: bool
-    stopped: bool  # the session stopped allowing runbooks mid-run
-    duration_ms: int
-    stdout: str
-    stderr: str
-    truncated: bool
-
-
-class _Capture:
-    """One output stream: the first MAX_RUNBOOK_OUTPUT bytes kept, the rest read and dropped
-    (a full pipe would stall the script)."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.truncated = False
-
-    async def read(self, stream: asyncio.StreamReader | None) -> None:
-        if stream is None:
-            return
-        while chunk := await stream.read(_READ_CHUNK):
-            room = MAX_RUNBOOK_OUTPUT - len(self.data)
-            if len(chunk) > room:
-                self.truncated = True
-            self.data += chunk[: max(0, room)]
-
-    def text(self) -> str:
-        # Undecodable bytes become U+FFFD one for one: the text is never longer than the bytes.
-        return self.data.decode("utf-8", errors="replace")[:MAX_RUNBOOK_OUTPUT]
-
-
-def _signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
-    if sys.platform == "win32":
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        return
-    # The group outlives its leader while anything the script started is still in it.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
-def _descendants(process: asyncio.subprocess.Process) -> list[Any]:
-    """What the script started, seen while it runs: one that left the group (setsid) is still
-    its descendant."""
-    try:
-        return list(psutil.Process(process.pid).children(recursive=True))
-    except psutil.Error:
-        return []
-
-
-def _signal_all(process: asyncio.subprocess.Process, others: list[Any], sig: int) -> None:
-    _signal_group(process, sig)
-    for other in others:
-        # psutil checks the process is still the one it saw (no signal to a reused pid).
-        with contextlib.suppress(psutil.Error):
-            other.send_signal(sig)
-
-
-async def _stop_group(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM to the whole group, SIGKILL after the grace period, then reap the leader."""
-    others = _descendants(process)
-    _signal_all(process, others, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
-    _signal_all(process, others, _KILL)
-    await process.wait()
-
-
-async def _spawn(argv: list[str], env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    if sys.platform == "win32":
-        return await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=cwd, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
-        )  # fmt: skip
-    return await asyncio.create_subprocess_exec(
-        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, cwd=cwd, start_new_session=True,  # a session and process group of its own
-    )  # fmt: skip
-
-
-async def _drain(process: asyncio.subprocess.Process, readers: asyncio.Future[object]) -> None:
-    """Let the output finish; what the script left running and holding it open is stopped."""
-    try:
-        await asyncio.wait_for(asyncio.shield(readers), DRAIN_GRACE_SECONDS)
-        return
-    except TimeoutError:
-        _signal_group(process, _KILL)
-    # Still open: held by something outside the group (it left with setsid); not waited for.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(readers, KILL_GRACE_SECONDS)
-
-
-async def run_script(
-    argv: list[str],
-    *,
-    env: dict[str, str],
-    cwd: Path,
-    timeout_seconds: float,
-    allowed: Callable[[], bool],
-) -> RunOutcome:
-    """Run ``argv`` (no shell) in its own process group with stdin empty and output captured.
-    Past ``timeout_seconds``, or as soon as ``allowed()`` turns false, the whole group is
-    stopped. Cancelled (the session ended), the group is killed at once."""
-    started = time.monotonic()
-    process = await _spawn(argv, env, cwd)
-    out, err = _Capture(), _Capture()
-    readers: asyncio.Future[object] = asyncio.ensure_future(
-        asyncio.gather(out.read(process.stdout), err.read(process.stderr))
-    )
-    waiter = asyncio.ensure_future(process.wait())
-    timed_out = stopped = False
-    try:
-        deadline = started + timeout_seconds
-        while not waiter.done():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            if not allowed():
-                stopped = True
-                break
-            await asyncio.wait({waiter}, timeout=min(GATE_POLL_SECONDS, left))
-        if timed_out or stopped:
-            await _stop_group(process)
-        await _drain(process, readers)
-    except BaseException:
-        # Cancelled (the session ended) or failed: nothing it started is left running.
-        _signal_all(process, _descendants(process), _KILL)
-        await asyncio.shield(process.wait())
-        raise
-    finally:
-        waiter.cancel()
-        readers.cancel()
-    return RunOutcome(
-        exit_code=None if (timed_out or stopped) else process.returncode,
-        timed_out=timed_out,
-        stopped=stopped,
-        duration_ms=int((time.monotonic() - started) * 1000),
-        stdout=out.text(),
-        stderr=err.text(),
-        truncated=out.truncated or err.truncated,
-    )
-
-
 def fit_in_frame(result: RunbookResult) -> RunbookResult:
     """The result cut until its JSON fits one end-to-end frame: output full of control bytes
     is escaped six times its size in JSON, which two full streams could not afford."""
@@ -289,15 +126,6 @@ def fit_in_frame(result: RunbookResult) -> RunbookResult:
         text = getattr(result, longer)
         result = result.model_copy(update={longer: text[: len(text) // 2], "truncated": True})
     return result
-
-
-def write_private_script(directory: Path, runbook: Runbook) -> Path:
-    """The script in a file only this user can read (the directory is mkdtemp's 0o700)."""
-    path = directory / f"runbook{_SCRIPT_SUFFIX[runbook.interpreter]}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(runbook.script)
-    return path
 
 
 # -- the handler ----------------------------------------------------------------------------------
@@ -330,14 +158,17 @@ class RunbookHandler:
         self._platform = platform or this_platform()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def _texts(self) -> RunbookTexts:
+        """The person's language, as the session's feed speaks it."""
+        return self._services.feed.texts.runbooks
+
     async def handle(self, message: AppMessage) -> None:
         if not isinstance(message, RunbookRun):
             self._services.log.append("ignored", what=f"{message.type} for runbooks")
             return
         if not self._services.gate(Capability.RUNBOOKS):
-            self._services.feed.alert(
-                "Refused: the technician tried to run a runbook; runbooks are not allowed."
-            )
+            self._services.feed.alert(self._texts.not_allowed)
             await self._error(message.run_id, "runbook.not_allowed", "runbooks are not allowed")
             return
         if self._task is not None and not self._task.done():
@@ -346,7 +177,7 @@ class RunbookHandler:
         try:
             checked = self.check(message)
         except RunbookRefused as exc:
-            self._services.feed.alert(f"Refused a runbook from the technician: {exc}")
+            self._services.feed.alert(self._texts.refused.format(reason=exc))
             await self._error(message.run_id, exc.code, str(exc))
             return
         self._task = asyncio.create_task(self._guarded(message, checked), name="runbook")
@@ -404,21 +235,19 @@ class RunbookHandler:
             # The task's boundary (nobody awaits it), as in dispatch: the traceback in the
             # agent's log, a line for the person, a failed answer. Cancellation passes.
             logger.exception("runbook run %s failed", message.run_id)
-            self._services.feed.alert("runbooks: an internal error stopped the run.")
+            self._services.feed.alert(self._texts.internal)
             self._services.log.append("handler_failed", capability="runbooks", what=message.type)
             await self._error(message.run_id, "runbook.failed", "internal error on the device")
 
     async def _serve(self, message: RunbookRun, checked: _Checked) -> None:
-        services = self._services
+        services, texts = self._services, self._texts
         runbook = checked.runbook
         if checked.pin.consent and not await self._consented(message, checked):
             return
         if not services.gate(Capability.RUNBOOKS):
             await self._error(message.run_id, "runbook.not_allowed", "runbooks are not allowed")
             return
-        services.feed.activity(
-            f"Running the approved runbook {describe_run(runbook, checked.values)}."
-        )
+        services.feed.activity(texts.running.format(run=describe_run(runbook, checked.values)))
         env, arguments = run_environment(runbook, checked.values)
         with tempfile.TemporaryDirectory(prefix="auxilio-runbook-") as directory:
             script = write_private_script(Path(directory), runbook)
@@ -431,33 +260,37 @@ class RunbookHandler:
                     allowed=lambda: services.gate(Capability.RUNBOOKS),
                 )
             except OSError as exc:
-                services.feed.alert(f"The runbook {runbook.name} could not start: {exc.strerror}")
+                services.feed.alert(
+                    texts.start_failed.format(name=runbook.name, error=exc.strerror)
+                )
                 await self._error(message.run_id, "runbook.start_failed", str(exc.strerror))
                 return
         await self._finish(message, checked, outcome)
 
     async def _consented(self, message: RunbookRun, checked: _Checked) -> bool:
-        services = self._services
+        services, texts = self._services, self._texts
         runbook = checked.runbook
         lines = [runbook.name]
         if runbook.description:
             lines.append(runbook.description)
         lines += [f"  {name} = {value!r}" for name, value in checked.values.items()]
-        lines.append(f"Reason given: {message.reason or '(none)'}")
-        lines.append(f"Time limit: {runbook.timeout_seconds} s")
-        lines.append(f"Approved by {runbook.approved_by_name}, written by {runbook.author_name}")
+        lines.append(texts.reason.format(reason=message.reason or texts.no_reason))
+        lines.append(texts.time_limit.format(seconds=runbook.timeout_seconds))
+        lines.append(
+            texts.approved_by.format(approver=runbook.approved_by_name, author=runbook.author_name)
+        )
         answer = await services.ask(
             Question(
                 kind="runbook",
-                title=f"{services.grant().technician_name} wants to run an approved script",
+                title=texts.title.format(technician=services.grant().technician_name),
                 lines=tuple(lines),
-                allow_label="Run it",
-                refuse_label="Don't run",
+                allow_label=texts.run_it,
+                refuse_label=texts.dont_run,
             )
         )
         if answer is ConsentDecision.GRANTED:
             return True
-        services.feed.activity(f"The runbook {runbook.name} was not run.")
+        services.feed.activity(texts.not_run.format(name=runbook.name))
         services.log.append("runbook_refused", id=runbook.runbook_id, answer=str(answer))
         await self._error(message.run_id, "runbook.refused", "the person did not allow it")
         await services.report(
@@ -471,21 +304,21 @@ class RunbookHandler:
         return False
 
     async def _finish(self, message: RunbookRun, checked: _Checked, outcome: RunOutcome) -> None:
-        services = self._services
+        services, texts = self._services, self._texts
         runbook = checked.runbook
         services.log.append(
             "runbook_run", id=runbook.runbook_id, version=runbook.version,
             exit_code=outcome.exit_code, timed_out=outcome.timed_out, stopped=outcome.stopped,
         )  # fmt: skip
         if outcome.stopped:
-            services.feed.activity(f"The runbook {runbook.name} was stopped: runbooks ended.")
+            services.feed.activity(texts.stopped.format(name=runbook.name))
             await self._error(message.run_id, "runbook.stopped", "runbooks were revoked mid-run")
             return
         if outcome.timed_out:
-            services.feed.activity(f"The runbook {runbook.name} was stopped at the time limit.")
+            services.feed.activity(texts.timed_out.format(name=runbook.name))
         else:
             services.feed.activity(
-                f"The runbook {runbook.name} finished (exit code {outcome.exit_code})."
+                texts.finished.format(name=runbook.name, exit_code=outcome.exit_code)
             )
         await services.send(
             fit_in_frame(
