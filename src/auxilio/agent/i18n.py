@@ -4,7 +4,8 @@ Why a dataclass rather than .po files: the agent has a few dozen strings, two la
 every string must exist in both. ``Texts`` has one field per string, so mypy refuses a language
 that lacks one, and a test needs no catalogue tooling. Everything else the person reads (names,
 purposes, legal text, privacy notice, the technician's reason) comes from the signed grant as the
-server sent it and is never translated here.
+server sent it and is never translated here. The files, diagnostics and runbook handlers' words
+are fields of their own (``Texts.files`` ...), written in ``i18n_capabilities``.
 
 The language: ``--lang``, else the first of LC_ALL, LC_MESSAGES, LANG that names one we have
 (``es_MX.UTF-8`` -> Spanish), else English.
