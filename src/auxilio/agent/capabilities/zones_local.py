@@ -256,7 +256,7 @@ class ZoneChecker:
         given = self.normalise(path)
         # The real path from the path as written: the kernel follows "link/.." to the link's
         # target's parent, which the normalised string no longer knows.
-        real = normalise_path(self.platform, os.path.realpath(self._expand(path))) or given
+        real = normalise_path(self.platform, real_path(self._expand(path))) or given
         zone = self.zone_of(given)
         if zone is not None:
             return Resolved(real, given, zone, "given")
@@ -293,6 +293,31 @@ class ZoneChecker:
                 return None
             current = parent
             info = _stat(current)
+
+
+_PROC_FD = Path("/proc/self/fd")
+_HAS_O_PATH = hasattr(os, "O_PATH") and _PROC_FD.is_dir()
+
+
+def real_path(path: str) -> str:
+    """``os.path.realpath``, with the kernel's own answer where it has one: on Linux the path of
+    an ``O_PATH`` descriptor (two system calls instead of one per component, a third of the
+    time). A path that does not exist (an upload's target), or a file deleted meanwhile, takes
+    ``realpath``, which resolves what exists and keeps the rest."""
+    if _HAS_O_PATH:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return os.path.realpath(path)
+        try:
+            found = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            found = ""
+        finally:
+            os.close(fd)
+        if found.startswith("/") and not found.endswith(" (deleted)"):
+            return found
+    return os.path.realpath(path)
 
 
 def _stat(path: str) -> os.stat_result | None:
