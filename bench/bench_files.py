@@ -186,14 +186,15 @@ class Timed:
 
 
 @contextlib.contextmanager
-def cpu_of(relay_pid: int) -> Iterator[dict[str, float]]:
+def cpu_of(relay_pid: int | None) -> Iterator[dict[str, float]]:
+    """CPU seconds of this process (both ends) and of the relay's process tree meanwhile."""
     me = psutil.Process()
     out: dict[str, float] = {}
-    mine, relay = me.cpu_times(), tree_cpu(relay_pid)
+    mine, relay = me.cpu_times(), tree_cpu(relay_pid) if relay_pid is not None else 0.0
     yield out
     after = me.cpu_times()
     out["ends"] = after.user + after.system - mine.user - mine.system
-    out["relay"] = tree_cpu(relay_pid) - relay
+    out["relay"] = (tree_cpu(relay_pid) if relay_pid is not None else 0.0) - relay
 
 
 def chunk_payload() -> bytes:
@@ -201,7 +202,7 @@ def chunk_payload() -> bytes:
     return encode_app_message(FileChunk(transfer_id=1, offset=0, data=os.urandom(FILE_CHUNK_SIZE)))
 
 
-async def raw(pipe: Pipe, total: int, relay_pid: int, *, reverse: bool = False) -> Timed:
+async def raw(pipe: Pipe, total: int, relay_pid: int | None, *, reverse: bool = False) -> Timed:
     """Sealed chunk-sized frames one way, opened on arrival; no file, no handler."""
     frames = total // FILE_CHUNK_SIZE
     payload = chunk_payload()
@@ -225,7 +226,9 @@ async def raw(pipe: Pipe, total: int, relay_pid: int, *, reverse: bool = False) 
     return Timed(seconds, cpu["ends"], cpu["relay"])
 
 
-async def download(pipe: Pipe, source: Path, local: Path, sha256: str, relay_pid: int) -> Timed:
+async def download(
+    pipe: Pipe, source: Path, local: Path, sha256: str, relay_pid: int | None
+) -> Timed:
     async with readers(pipe) as tasks:
         with cpu_of(relay_pid) as cpu:
             result = await until_done(pipe.client.download(str(source), str(local)), tasks)
@@ -235,7 +238,7 @@ async def download(pipe: Pipe, source: Path, local: Path, sha256: str, relay_pid
 
 
 async def upload(
-    pipe: Pipe, local: Path, target: Path, sha256: str, relay_pid: int
+    pipe: Pipe, local: Path, target: Path, sha256: str, relay_pid: int | None
 ) -> tuple[Timed, float]:
     async with readers(pipe) as tasks:
         with cpu_of(relay_pid) as cpu:
@@ -267,12 +270,16 @@ def write_random(path: Path, size: int) -> str:
 
 def figures(runs: list[Timed], size: int) -> dict[str, Any]:
     best = min(runs, key=lambda run: run.seconds)
+    chunks = len(runs) * size / FILE_CHUNK_SIZE
     return {
         "mb_s": round(size / best.seconds / 1e6, 1),
         "runs_mb_s": [round(size / run.seconds / 1e6, 1) for run in runs],
         # CPU seconds per wall second of the best run: 1.0 is one core kept busy.
         "ends_cpu_share": round(best.ends_cpu_s / best.seconds, 2),
         "relay_cpu_share": round(best.relay_cpu_s / best.seconds, 2),
+        # CPU µs per chunk over all runs (less sensitive to the machine's other load).
+        "ends_cpu_us_per_chunk": round(sum(r.ends_cpu_s for r in runs) / chunks * 1e6, 1),
+        "relay_cpu_us_per_chunk": round(sum(r.relay_cpu_s for r in runs) / chunks * 1e6, 1),
     }
 
 
@@ -318,12 +325,12 @@ def per_chunk_us(source: Path, scratch: Path, repeat: int = 200) -> dict[str, fl
     return result
 
 
-async def profiled(pipe: Pipe, source: Path, tech: Path, sha256: str, pid: int) -> list[Any]:
+async def profiled(pipe: Pipe, files: Files, pid: int) -> list[Any]:
     """One download and one upload under cProfile (both ends: they share this process)."""
     profile = cProfile.Profile()
     profile.enable()
-    await download(pipe, source, tech / "profiled.bin", sha256, pid)
-    await upload(pipe, source, source.with_name("profiled-up.bin"), sha256, pid)
+    await download(pipe, files.source, files.technician / "p.bin", files.source_sha, pid)
+    await upload(pipe, files.outgoing, files.device / "p.bin", files.outgoing_sha, pid)
     profile.disable()
     stream = io.StringIO()
     stats = pstats.Stats(profile, stream=stream)
@@ -343,37 +350,99 @@ async def profiled(pipe: Pipe, source: Path, tech: Path, sha256: str, pid: int) 
 # -- the run -----------------------------------------------------------------------------------
 
 
+CASES = ("raw", "download", "raw_reverse", "upload")
+
+
+@dataclasses.dataclass
+class Files:
+    """The files of one run: the device's file to download, the technician's to upload."""
+
+    device: Path
+    technician: Path
+    source: Path
+    source_sha: str
+    outgoing: Path
+    outgoing_sha: str
+
+
+async def one_round(pipe: Pipe, files: Files, size: int, pid: int | None, n: int) -> dict[str, Any]:
+    """The four cases once, in the same order every round."""
+    out: dict[str, Any] = {"raw": await raw(pipe, size, pid)}
+    down = files.technician / f"down-{n}.bin"
+    out["download"] = await download(pipe, files.source, down, files.source_sha, pid)
+    out["raw_reverse"] = await raw(pipe, size, pid, reverse=True)
+    up = files.device / f"up-{n}.bin"
+    out["upload"], out["prehash"] = await upload(pipe, files.outgoing, up, files.outgoing_sha, pid)
+    return out
+
+
+def in_process_ends() -> tuple[End, End, E2ESession, E2ESession]:
+    """Both ends joined by bounded queues instead of the relay: what the ends alone cost."""
+    from _relay_auxilio import session_pair
+
+    agent_e2e, technician_e2e = session_pair()
+    to_technician: asyncio.Queue[bytes] = asyncio.Queue(maxsize=8)
+    to_agent: asyncio.Queue[bytes] = asyncio.Queue(maxsize=8)
+
+    async def close() -> None:
+        return None
+
+    agent = End(to_technician.put, to_agent.get, close)
+    technician = End(to_agent.put, to_technician.get, close)
+    return agent, technician, agent_e2e, technician_e2e
+
+
+def page_cache_write(path: Path, size: int) -> float:
+    """Seconds to write ``size`` bytes in chunk-sized ``os.write`` calls to a new file (no
+    fsync): what writing the received file costs on this machine before any protocol."""
+    data = os.urandom(FILE_CHUNK_SIZE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    start = time.perf_counter()
+    try:
+        for _ in range(size // FILE_CHUNK_SIZE):
+            os.write(fd, data)
+        return time.perf_counter() - start
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+def prepare(root: Path, size: int) -> Files:
+    device, technician = root / "device", root / "technician"
+    device.mkdir()
+    technician.mkdir()
+    source, outgoing = device / "source.bin", technician / "outgoing.bin"
+    return Files(device, technician, source, write_random(source, size), outgoing,
+                 write_random(outgoing, size))  # fmt: skip
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     size = args.mib * MIB
+    relayed: dict[str, list[Any]] = {name: [] for name in (*CASES, "prehash")}
+    alone: dict[str, list[Any]] = {name: [] for name in (*CASES, "prehash")}
+    writes: list[float] = []
+    profile = None
     with tempfile.TemporaryDirectory(prefix="auxilio-files-bench-") as tmp:
-        device, tech = Path(tmp) / "device", Path(tmp) / "technician"
-        device.mkdir()
-        tech.mkdir()
-        source, outgoing = device / "source.bin", tech / "outgoing.bin"
-        source_sha, outgoing_sha = write_random(source, size), write_random(outgoing, size)
-        warm = device / "warm.bin"
+        files = prepare(Path(tmp), size)
+        warm = files.device / "warm.bin"
         warm_sha = write_random(warm, 4 * MIB)
-        cases: dict[str, list[Timed]] = {"raw": [], "raw_reverse": [], "download": [], "upload": []}
-        prehash: list[float] = []
+        ends_only = make_pipe(in_process_ends(), files.device)
         async with auxilio_pipe(free_port()) as (pid, open_pipe), open_pipe(e2e=True) as ends:
-            pipe = make_pipe(ends, device)
+            pipe = make_pipe(ends, files.device)
             await raw(pipe, 4 * MIB, pid)  # warm-up: connections, buffers, code paths
-            await download(pipe, warm, tech / "warm.bin", warm_sha, pid)
+            await download(pipe, warm, files.technician / "warm.bin", warm_sha, pid)
             for n in range(args.rounds):
-                cases["raw"].append(await raw(pipe, size, pid))
-                cases["download"].append(
-                    await download(pipe, source, tech / f"down-{n}.bin", source_sha, pid)
-                )
-                cases["raw_reverse"].append(await raw(pipe, size, pid, reverse=True))
-                timed, hashed = await upload(pipe, outgoing, device / f"up-{n}.bin", outgoing_sha,
-                                             pid)  # fmt: skip
-                cases["upload"].append(timed)
-                prehash.append(hashed)
-            profile = await profiled(pipe, source, tech, source_sha, pid) if args.profile else None
+                for name, timed in (await one_round(pipe, files, size, pid, n)).items():
+                    relayed[name].append(timed)
+                for name, timed in (await one_round(ends_only, files, size, None, n)).items():
+                    alone[name].append(timed)
+                writes.append(page_cache_write(files.technician / "reference.bin", size))
+            if args.profile:
+                profile = await profiled(pipe, files, pid)
             feed = pipe.recorder.feed_text()
-        steps = per_chunk_us(source, tech / "scratch.bin")
-    results = {name: figures(runs, size) for name, runs in cases.items()}
-    results["upload"]["prehash_s"] = round(min(prehash), 3)
+        steps = per_chunk_us(files.source, files.technician / "scratch.bin")
+    results: dict[str, Any] = {name: figures(relayed[name], size) for name in CASES}
+    results["upload"]["prehash_s"] = round(min(relayed["prehash"]), 3)
     out: dict[str, Any] = {
         "benchmark": "files",
         "chunk_bytes": FILE_CHUNK_SIZE,
@@ -383,8 +452,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "results": results,
-        "per_chunk_us": steps,
         "goals": goals(results),
+        # Where the time goes: the same cases with the ends joined in-process (no relay), the
+        # page cache's own write speed, and each step of one chunk alone.
+        "ends_only": {name: figures(alone[name], size) for name in CASES},
+        "page_cache_write_mb_s": round(size / min(writes) / 1e6, 1),
+        "per_chunk_us": steps,
         "feed_lines": feed.count("\n"),
     }
     if profile is not None:
