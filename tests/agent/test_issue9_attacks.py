@@ -250,6 +250,69 @@ async def test_very_long_paths_get_a_stable_code_not_an_internal_error(device: D
     assert not any(kind == "alert" for kind, _ in device.session.feed.lines)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING medium: exceptions are matched case-insensitively too, so on a "
+    "case-sensitive disk the exception Documents/Public/** also lets out Documents/public, "
+    "a different folder of the zone ('the stricter match only ever asks more' holds for "
+    "zones, not for exceptions: zones_local compiles both with re.IGNORECASE)",
+)
+async def test_a_zone_exception_does_not_let_out_a_folder_that_differs_only_by_case(
+    device: Device,
+) -> None:
+    device.limits(zone_exceptions=(f"{device.root}/home/*/Documents/Public/**",))
+    for name in ("Public", "public"):
+        (device.home / "Documents" / name).mkdir()
+    (device.home / "Documents" / "Public" / "flyer.txt").write_text("school fair")
+    (device.home / "Documents" / "public" / "medical.txt").write_text("diagnosis")
+    # (download() returns every chunk sent so far in the test)
+    assert await device.download(device.home / "Documents" / "Public" / "flyer.txt") == (
+        b"school fair"
+    )
+    assert await device.download(device.home / "Documents" / "public" / "medical.txt") == (
+        b"school fair"
+    )
+    assert device.session.errors() == ["files.zone_denied"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING medium: a zone opened for reading one file is open for writing too: the "
+    "question names a download and its reason, yet the technician may then overwrite any file "
+    "of the zone with no further question (files._opened is per zone, not per direction)",
+)
+async def test_a_zone_opened_to_read_a_file_is_not_opened_to_overwrite_it(
+    device: Device,
+) -> None:
+    device.limits(on_zone_access="require_consent")
+    device.session.answers = [ConsentDecision.GRANTED, ConsentDecision.REFUSED]
+    taxes = device.home / "Documents" / "taxes.txt"
+    assert await device.download(taxes) == TAXES
+    data = b"income 2025: 0"
+    await device.send(
+        FilesUpload(transfer_id=9, path=str(taxes), size=len(data), sha256=sha(data),
+                    overwrite=True, reason=REASON)
+    )  # fmt: skip
+    if any(isinstance(m, FilesReady) for m in device.session.sent):
+        await device.send(*chunks_of(9, data))
+    assert len(device.session.asked) == 2
+    assert taxes.read_bytes() == TAXES
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING low: one file name that is not UTF-8 (an old USB stick, a zip) makes the "
+    "whole folder unlistable: FileEntry refuses the surrogate and the request is an internal "
+    "error shown to the person (files_io.list_entries should skip or escape the name)",
+)
+async def test_a_name_that_is_not_utf8_does_not_break_the_listing(device: Device) -> None:
+    projects = os.fsencode(device.home / "Projects")
+    os.close(os.open(projects + b"/\xff-old.txt", os.O_CREAT | os.O_WRONLY, 0o600))
+    await device.send(FilesList(request_id=1, path=str(device.home / "Projects")))
+    [listing] = [m for m in device.session.sent if isinstance(m, FilesListing)]
+    assert "notes.txt" in {entry.name for entry in listing.entries}
+
+
 # -- the platform the grant names ----------------------------------------------------------------
 
 
@@ -483,6 +546,31 @@ async def test_a_diagnostics_question_shows_only_printable_text(
     await handler.wait_idle()
     question: Question = recorder.questions[0]
     assert printable((question.title, *question.lines))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING medium: the person 'sees the report before it leaves' as one summary "
+    "line per section; the journal's error lines are shown as a count only, yet sent in "
+    "full, and they carry file names, user names and addresses (diagnostics summary_lines)",
+)
+async def test_every_journal_line_that_is_sent_was_shown_to_the_person(
+    tmp_path: Path, server_key: Ed25519PrivateKey, technician_key: Any
+) -> None:
+    journal = [
+        "gnome-shell[2211]: cannot open /home/ana/Documents/divorce-2025.pdf: Permission denied",
+        "evolution[3110]: ana.lopez@example.org: login to imap.example.org failed",
+    ]
+    report = {"recent_errors": {"available": True, "lines": journal}}
+    recorder = make_recorder(
+        tmp_path, server_key, technician_key, capabilities=[Capability.DIAGNOSTICS]
+    )
+    recorder.answers = [ConsentDecision.GRANTED]
+    handler = DiagnosticsHandler(recorder.services(), collect=lambda _: report)
+    await handler.handle(DiagnosticsRequest(request_id=1))
+    await handler.wait_idle()
+    shown = "\n".join(recorder.questions[0].lines)
+    assert all(line in shown for line in journal)
 
 
 # -- runbooks: replays, smuggled options, environment ---------------------------------------------
