@@ -10,7 +10,8 @@ Attacks (the proxy prints ``READY``, then ``TAMPERED <what>`` each time it chang
 - ``none``: pass everything through (the control case);
 - ``hello-platform``: the agent's ``agent.hello`` says "Darwin" instead of "Linux". The hello is
   not signed, so the server signs the macOS zones into the grant;
-- ``grant-zones``: the offer's grant loses the zones of files (the signature kept).
+- ``grant-zones``: the offer's grant loses the zones of files (the signature kept);
+- ``drop-activity``: the agent's ``session.activity`` facts about files never reach the server.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,10 +53,18 @@ def _say(what: str) -> None:
     print(f"TAMPERED {what}", flush=True)
 
 
-def from_agent(attack: str, message: dict[str, Any]) -> dict[str, Any]:
+def from_agent(attack: str, message: dict[str, Any]) -> dict[str, Any] | None:
+    """What to pass on to the server in place of ``message``; None drops it."""
     if attack == "hello-platform" and message.get("type") == "agent.hello":
         message["platform"] = "Darwin 23.4.0 (arm64)"
         _say("hello: platform Darwin")
+    if (
+        attack == "drop-activity"
+        and message.get("type") == "session.activity"
+        and message.get("capability") == "files"
+    ):
+        _say(f"activity dropped: {message.get('kind')}")
+        return None
     return message
 
 
@@ -78,7 +88,9 @@ async def _pump(
         if isinstance(frame, bytes):
             await sink.send(frame)
         else:
-            await sink.send(orjson.dumps(change(orjson.loads(frame))).decode())
+            changed = change(orjson.loads(frame))
+            if changed is not None:
+                await sink.send(orjson.dumps(changed).decode())
 
 
 async def run_proxy(port: int, upstream: str, attack: str) -> None:
@@ -161,17 +173,22 @@ def person_joins(world: World, code: str, server: str, home: Path) -> pexpect.sp
     return child
 
 
-def key_ring_session(world: World, tmp_path: Path, server: str) -> bool:  # noqa: F811
-    """The technician asks for the person's key ring; the person allows chat and files and
-    refuses any zone question. True when the person was asked about the key ring."""
+def download_session(
+    world: World,  # noqa: F811
+    tmp_path: Path,
+    server: str,
+    remote: str = ".gnupg/secring.gpg",
+) -> bool:
+    """The technician downloads ``remote`` (under the person's home); the person allows chat
+    and files and refuses any zone question. True when the person was asked about a zone."""
     home = person_home(tmp_path)
-    technician = technician_downloads(world, tmp_path, home / ".gnupg" / "secring.gpg")
+    technician = technician_downloads(world, tmp_path, home / remote)
     technician.expect(JOIN_CODE)
     agent = person_joins(world, technician.match.group(1), server, home)
     for _ in range(2):  # chat, files
         agent.expect(r"Allow \w+\? \[y/n\]")
         agent.sendline("y")
-    asked = agent.expect(["asks to open your keys and passwords", "Session ended"]) == 0
+    asked = agent.expect(["asks to open your", "Session ended"]) == 0
     if asked:
         agent.expect(r"Type y")
         agent.sendline("n")
@@ -181,6 +198,20 @@ def key_ring_session(world: World, tmp_path: Path, server: str) -> bool:  # noqa
     return asked
 
 
+def agent_transcript(world: World) -> str:  # noqa: F811
+    return (world.agent_state.parent / "agent-transcript.txt").read_text()
+
+
+def file_facts(world: World) -> list[tuple[str, int | None]]:  # noqa: F811
+    """The server's activity facts about files: (kind, size)."""
+    with sqlite3.connect(world.data_dir / "auxilio.db") as db:
+        rows = db.execute(
+            "SELECT kind, size FROM support_session_activities WHERE capability = 'files'"
+        ).fetchall()
+    db.close()
+    return [(str(kind), size) for kind, size in rows]
+
+
 @pytest.mark.parametrize("proxy", ["none"], indirect=True)
 def test_through_an_honest_proxy_the_key_ring_is_asked_for_and_kept(
     world: World,  # noqa: F811
@@ -188,7 +219,7 @@ def test_through_an_honest_proxy_the_key_ring_is_asked_for_and_kept(
     tmp_path: Path,
 ) -> None:
     # The control case: the zones of this (Linux) device; the person is asked and says no.
-    assert key_ring_session(world, tmp_path, proxy[0])
+    assert download_session(world, tmp_path, proxy[0])
     assert not (tmp_path / "stolen.gpg").exists()
 
 
@@ -206,10 +237,52 @@ def test_a_proxy_that_renames_the_platform_does_not_open_the_key_ring(
     proxy: tuple[str, pexpect.spawn],
     tmp_path: Path,
 ) -> None:
-    asked = key_ring_session(world, tmp_path, proxy[0])
+    asked = download_session(world, tmp_path, proxy[0])
     proxy[1].expect("TAMPERED hello")
     assert asked
     assert not (tmp_path / "stolen.gpg").exists()
+
+
+@pytest.mark.parametrize("proxy", ["none"], indirect=True)
+def test_through_an_honest_proxy_the_server_has_the_file_read(
+    world: World,  # noqa: F811
+    proxy: tuple[str, pexpect.spawn],
+    tmp_path: Path,
+) -> None:
+    # The control case for the next test: a file outside every zone, read without a question.
+    (tmp_path / "person-home" / "printer.log").parent.mkdir(parents=True)
+    (tmp_path / "person-home" / "printer.log").write_text("paper jam\n")
+    assert not download_session(world, tmp_path, proxy[0], remote="printer.log")
+    assert (tmp_path / "stolen.gpg").read_text() == "paper jam\n"
+    assert ("file_read", 10) in file_facts(world)
+
+
+@pytest.mark.parametrize("proxy", ["drop-activity"], indirect=True)
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING medium: session.activity is not authenticated nor numbered: a proxy "
+    "drops the facts of a download (or forges others) and the server's audit and report "
+    "simply lack them; only the person's device notices ('differs from the server's report'), "
+    "and the server is never told (protocol frames.SessionActivity, server activity intake)",
+)
+def test_a_proxy_that_drops_the_activity_facts_is_noticed_by_the_server(
+    world: World,  # noqa: F811
+    proxy: tuple[str, pexpect.spawn],
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "person-home" / "printer.log").parent.mkdir(parents=True)
+    (tmp_path / "person-home" / "printer.log").write_text("paper jam\n")
+    download_session(world, tmp_path, proxy[0], remote="printer.log")
+    proxy[1].expect("TAMPERED activity dropped: file_read")
+    assert "differs from the server's report" in agent_transcript(world)  # the device notices
+    assert ("file_read", 10) in file_facts(world) or audit_mentions_a_gap(world)
+
+
+def audit_mentions_a_gap(world: World) -> bool:  # noqa: F811
+    with sqlite3.connect(world.data_dir / "auxilio.db") as db:
+        rows = db.execute("SELECT action FROM audit_events").fetchall()
+    db.close()
+    return any("gap" in str(action) or "mismatch" in str(action) for (action,) in rows)
 
 
 @pytest.mark.parametrize("proxy", ["grant-zones"], indirect=True)
