@@ -9,33 +9,27 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.crypto.e2e import E2ESession
 from auxilio.crypto.errors import E2EError
-from auxilio.crypto.grants import Grant, SignedGrant, issue_grant, read_grant
+from auxilio.crypto.grants import Grant
 from auxilio.crypto.handshake import AgentOffer, Handshake
-from auxilio.crypto.keys import b64url_decode, b64url_encode, fingerprint
+from auxilio.crypto.keys import b64url_decode, b64url_encode
 from auxilio.crypto.signing import DocumentKind, sign_document
 from auxilio.protocol import app
 from auxilio.protocol.binary import ChannelId
 from auxilio.protocol.errors import ProtocolError
 from auxilio.protocol.frames import E2EAccept, E2EConfirm
-from auxilio.protocol.types import Capability, CapabilityGrant, ConsentTerms, SignedDocument
+from auxilio.protocol.types import SignedDocument
 
+from .js_harness.grants import SID, make_grant, server_key_data
 from .js_harness.server import Harness, serve_harness
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-SID = "ss-web-1"
-NOW = datetime.now(UTC).replace(microsecond=0)
-
 
 # -- fixtures ------------------------------------------------------------------------------
 
@@ -47,11 +41,10 @@ def harness() -> Iterator[Harness]:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
+def chromium(browser: Any) -> Any:
+    """The web tests' one chromium (tests/web/conftest.py): a second Playwright in the same
+    process would clash with it."""
+    return browser
 
 
 @pytest.fixture
@@ -93,39 +86,6 @@ def technician_key(page: Any) -> str:
         )
     )
     return public
-
-
-def make_grant(
-    server_key: Ed25519PrivateKey, device_key: Ed25519PrivateKey, technician_public: str
-) -> tuple[SignedGrant, Grant]:
-    signed = issue_grant(
-        server_key,
-        support_session_id=SID,
-        organisation_id="org-7",
-        organisation_name="Escuela Primaria Benito Juárez",
-        technician_id="tech-42",
-        technician_name="Ana López",
-        technician_e2e_key=X25519PublicKey.from_public_bytes(b64url_decode(technician_public)),
-        device_id="dev-9",
-        device_public_key=device_key.public_key(),
-        capabilities=[
-            CapabilityGrant(capability=Capability.CHAT, expires_at=NOW + timedelta(hours=1)),
-            CapabilityGrant(capability=Capability.TERMINAL, expires_at=NOW + timedelta(hours=1)),
-        ],
-        policy_version="school-2025.1",
-        issued_at=NOW,
-        not_after=NOW + timedelta(hours=1),
-        terms=ConsentTerms(
-            legal_text="términos", timeout_seconds=60, answer_by=NOW + timedelta(minutes=2)
-        ),
-    )
-    return signed, read_grant(server_key.public_key(), signed)
-
-
-def server_key_data(server_key: Ed25519PrivateKey) -> dict[str, str]:
-    public = server_key.public_key()
-    raw = b64url_encode(public.public_bytes_raw())
-    return {"key": raw, "fingerprint": fingerprint(public)}
 
 
 VERIFY_GRANT = """

@@ -7,6 +7,7 @@ serve a page of its own (``pages``) such as one with a ``session-data`` block.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 HARNESS_DIR = Path(__file__).parent
 STATIC_DIR = Path(__file__).parents[3] / "src" / "auxilio" / "server" / "web" / "static"
@@ -40,6 +42,10 @@ class Harness:
     url: str
     # Extra pages by path ("/harness/live.html"): their text, with {nonce} replaced per response.
     pages: dict[str, str] = field(default_factory=dict)
+    # JSON answers by path, for GET and POST (a stand-in for /api/v1 and /web/ws-token).
+    api: dict[str, Any] = field(default_factory=dict)
+    # Every POST as (path, JSON body, X-CSRF-Token header).
+    posts: list[tuple[str, Any, str]] = field(default_factory=list)
 
 
 def _resolve(path: str) -> Path | None:
@@ -56,8 +62,27 @@ def _handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:
             return
 
+        def _json(self, answer: Any) -> None:
+            body = json.dumps(answer).encode()
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            path = self.path.split("?", 1)[0]
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw else None
+            harness.posts.append((path, body, self.headers.get("X-CSRF-Token", "")))
+            self._json(harness.api.get(path, {}))
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
+            if path in harness.api:
+                self._json(harness.api[path])
+                return
             nonce = secrets.token_urlsafe(16)
             if path in harness.pages:
                 body = harness.pages[path].replace("{nonce}", nonce).encode()
