@@ -155,7 +155,7 @@ def technician_downloads(world: World, tmp_path: Path, remote: Path) -> pexpect.
         [*AUXILIO[1:], "connect", "--ticket", str(world.ticket), "-c", "chat", "-c", "files",
          "--files-direction", "download", *[a for s in steps for a in ("--send", s)],
          "--summary", "Attack test."],
-        env=world.client_env, encoding="utf-8", timeout=90,
+        env=world.client_env, encoding="utf-8", timeout=180,
     )  # fmt: skip
     child.logfile_read = Transcript(tmp_path / "technician-transcript.txt")
     return child
@@ -166,7 +166,7 @@ def person_joins(world: World, code: str, server: str, home: Path) -> pexpect.sp
         AUXILIO[0],
         [*AUXILIO[1:], "agent", "join", code, "--server", server,
          "--state-dir", str(world.agent_state), "--terminal"],
-        encoding="utf-8", timeout=90, dimensions=(50, 220),
+        encoding="utf-8", timeout=180, dimensions=(50, 220),
         env={**os.environ, "COLUMNS": "220", "HOME": str(home)},
     )  # fmt: skip
     child.logfile_read = Transcript(world.agent_state.parent / "agent-transcript.txt")
