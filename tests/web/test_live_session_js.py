@@ -48,8 +48,12 @@ def _runbook(server_key: Ed25519PrivateKey) -> Any:
 
 
 @pytest.fixture
-def live(browser: Any, harness: Harness) -> Iterator[tuple[Any, FakeRelay, Any]]:
-    """The live page attached and past the handshake: (page, relay, signed runbook)."""
+def live(
+    browser: Any, harness: Harness, request: pytest.FixtureRequest
+) -> Iterator[tuple[Any, FakeRelay, Any]]:
+    """The live page attached and past the handshake: (page, relay, signed runbook). With the
+    parameter ``"prefilled"`` the page's runbook select already has its options, as the
+    console's template renders it."""
     server_key, device_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
@@ -88,6 +92,12 @@ def live(browser: Any, harness: Harness) -> Iterator[tuple[Any, FakeRelay, Any]]
         harness.pages["/harness/live-page.html"] = template.replace(
             "{session_data}", json.dumps(data)
         ).replace("{session_texts}", json.dumps(texts))
+        if getattr(request, "param", "") == "prefilled":
+            page_text = harness.pages["/harness/live-page.html"].replace(
+                '<select id="runbooks-select"></select>',
+                '<select id="runbooks-select"><option value="rb-logs">Logs</option></select>',
+            )
+            harness.pages["/harness/live-page.html"] = page_text
         page.goto(f"{harness.url}/harness/live-page.html")
         page.locator("#session-state[data-state=active]").wait_for()
         yield page, relay, signed_runbook
@@ -276,3 +286,15 @@ def test_a_replayed_frame_ends_the_session_with_its_code(
     end = relay.wait_control("session.end")
     assert (end["reason"], end["detail"]) == ("protocol_error", "e2e.replayed")
     page.locator("#session-error", has_text="e2e.replayed").wait_for()
+
+
+@pytest.mark.parametrize("live", ["prefilled"], indirect=True)
+def test_a_preselected_runbook_shows_its_parameters_once_the_channel_is_up(
+    live: tuple[Any, FakeRelay, Any],
+) -> None:
+    page, relay, _ = live
+    page.locator("#runbooks-param-lines").wait_for()
+    assert page.locator("#runbooks-param-lines").input_value() == "50"
+    page.click("#runbooks-form button")
+    (run,) = relay.wait_app("runbook.run")
+    assert run.parameters == {"lines": 50, "follow": False}

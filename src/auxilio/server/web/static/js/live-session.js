@@ -425,7 +425,8 @@ export class LiveSession {
     if (message.reason) this.note(this.t("state.reason", { state: this.t(key), reason: message.reason }));
     this.tick();
     this.updateControls();
-    if (REFUSED_STATES.has(message.state)) this.finish();
+    // "ended" without a session.end: attached to a session that was over already.
+    if (REFUSED_STATES.has(message.state) || message.state === "ended") this.finish();
   }
 
   async fetchGrant() {
@@ -462,6 +463,7 @@ export class LiveSession {
     this.pending = null;
     this.setState("state.active");
     this.updateControls();
+    if (this.granted.includes("runbooks")) this.tools.runbooksReady();
     if (this.granted.includes("terminal")) await this.openTerminal();
   }
 

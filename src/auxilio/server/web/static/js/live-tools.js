@@ -259,6 +259,12 @@ export class ToolPanels {
     }
   }
 
+  /** The channel is up: show the parameters of the runbook the select already shows. */
+  runbooksReady() {
+    if (this.runbook || !this.el("runbooks-select")?.value) return;
+    this.chooseRunbook().catch((error) => this.failed("runbooks-output", "runbooks.failed", error));
+  }
+
   async chooseRunbook() {
     const id = this.el("runbooks-select")?.value;
     const container = this.el("runbooks-params");
@@ -320,8 +326,11 @@ export class ToolPanels {
 
   async runRunbook() {
     try {
-      if (!this.runbook) await this.chooseRunbook();
-      if (!this.runbook) return;
+      if (!this.runbook) {
+        // Its parameters were not shown yet: show them, and let the technician fill them in.
+        await this.chooseRunbook();
+        return;
+      }
       const parameters = this.parameters();
       const runId = this.live.newId();
       this.status("runbooks-output", this.t("runbooks.waiting"));
