@@ -371,6 +371,41 @@ def test_the_linux_defaults_cover_packaged_browsers_mail_and_keyrings(profile: s
     assert checker.resolve(f"/home/ana/{profile}").zone is not None
 
 
+WINDOWS_SPELLINGS = [
+    r"\\?\C:\Users\ana\Documents\taxes.txt",
+    r"\\.\C:\Users\ana\Documents\taxes.txt",
+    r"\\?\UNC\localhost\C$\Users\ana\Documents\taxes.txt",
+    r"\\localhost\C$\Users\ana\Documents\taxes.txt",
+    r"\\127.0.0.1\c$\Users\ana\Documents\taxes.txt",
+    r"C:\Users\ana\Documents.\taxes.txt",
+    r"C:\Users\ana\Documents \taxes.txt",
+]
+
+
+def windows_checker() -> ZoneChecker:
+    limits = CapabilityLimits(platform="windows", zones=default_zones(Platform.WINDOWS))
+    return ZoneChecker(limits, platform=Platform.WINDOWS, homes=[], mounts=[])
+
+
+def test_the_windows_string_check_knows_the_plain_spelling() -> None:
+    checker = windows_checker()
+    path = r"c:\users\ANA\documents\taxes.txt"
+    assert checker.zone_of(checker.normalise(path)) == "documents"
+
+
+@pytest.mark.parametrize("spelling", WINDOWS_SPELLINGS)
+@pytest.mark.xfail(
+    strict=True,
+    reason="UNVERIFIED on Windows (string level only): normalise_path(WINDOWS) keeps the "
+    "\\\\?\\ and \\\\.\\ device prefixes, administrative shares and trailing dots or "
+    "spaces, which Windows opens as the Documents folder; the zone string check misses them "
+    "and only realpath or the zone-root identity can still catch them on a real device",
+)
+def test_the_windows_string_check_sees_through_device_paths_and_shares(spelling: str) -> None:
+    checker = windows_checker()
+    assert checker.zone_of(checker.normalise(spelling)) == "documents"
+
+
 # -- uploads: what else is on the disk -------------------------------------------------------------
 
 
