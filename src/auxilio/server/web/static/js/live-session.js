@@ -7,112 +7,23 @@
 // `protocol_error` and the error's code, since a channel that saw one bad frame is not trusted.
 
 import {
-  E2EError, b64urlDecode, forgetTechnicianKey, grantedCapability, hexEncode,
-  importServerKey, KIND, loadTechnicianKey, requireWebCrypto, sha256, technicianAccept,
-  verifyDocument, verifySessionGrant,
+  E2EError, forgetTechnicianKey, importServerKey, loadTechnicianKey, requireWebCrypto,
+  technicianAccept, verifySessionGrant,
 } from "./e2e.js";
 import {
   ProtocolError, channelOf, control, decodeAppMessage, encodeAppMessage,
   formatDatetime, parseControl,
 } from "./protocol.js";
-import { Terminal } from "../vendor/xterm/lib/xterm.mjs";
-import { FitAddon } from "../vendor/xterm-addon-fit/lib/addon-fit.mjs";
+import { TerminalPanel } from "./live-terminal.js";
+import { TEXTS } from "./live-texts.js";
 import { ToolPanels } from "./live-tools.js";
 
-// English fallbacks; the page's `session-texts` block gives the translated text of each key.
-export const TEXTS = {
-  "state.connecting": "Connecting…",
-  "state.requested": "Waiting for the person to join",
-  "state.awaiting_consent": "Waiting for the person's consent",
-  "state.handshake": "Setting up the end-to-end encryption…",
-  "state.active": "Active, end-to-end encrypted",
-  "state.ended": "Ended",
-  "state.denied": "Denied by the policy",
-  "state.rejected": "Refused by the person",
-  "state.expired": "Expired",
-  "state.reconnecting": "Connection lost, reconnecting…",
-  "state.reason": "{state} ({reason})",
-  "time_left": "{time} left",
-  "time_over": "Time is up",
-  "chat.you": "You",
-  "chat.them": "Person",
-  "ended": "Session ended by {by}: {reason}",
-  "ended_detail": "Session ended by {by}: {reason} ({detail})",
-  "revoked": "{capability} revoked by {by}",
-  "revoked_reason": "{capability} revoked by {by}: {reason}",
-  "warning": "The session ends in {minutes} min",
-  "extension.approved": "Extension approved by {by} until {until}",
-  "extension.refused": "Extension refused by {by}: {reason}",
-  "extension.sent": "Extension requested: {minutes} min",
-  "error": "Error {code}: {message}",
-  "key_missing": "This browser does not hold the session's key (it was requested elsewhere)",
-  "insecure": "This page needs a secure connection (https) for the end-to-end encryption",
-  "summary.saved": "Summary saved",
-  "summary.failed": "The summary was not saved: {code}",
-  "terminal.exited": "[terminal exited with code {code}]",
-  "terminal.revoked": "[terminal revoked]",
-  "files.listing": "{path}: {count} entries",
-  "files.truncated": "(more entries than one listing shows)",
-  "files.open": "Open {name}",
-  "files.download": "Download {name}",
-  "files.downloading": "Downloading {name}: {done} of {size} bytes",
-  "files.downloaded": "Downloaded {name} ({size} bytes, SHA-256 {sha256}), checked",
-  "files.save": "Save {name}",
-  "files.uploading": "Uploading {name}: {done} of {size} bytes",
-  "files.uploaded": "Uploaded to {path} ({size} bytes, SHA-256 {sha256}), checked by the device",
-  "files.failed": "Transfer failed: {code}: {message}",
-  "diagnostics.waiting": "Waiting for the person to look at the report…",
-  "diagnostics.withheld": "The person chose not to send the report",
-  "diagnostics.failed": "No report: {code}: {message}",
-  "runbooks.waiting": "Waiting for the runbook's result…",
-  "runbooks.result": "Exit code {code} in {ms} ms",
-  "runbooks.timed_out": "Stopped at its time limit after {ms} ms",
-  "runbooks.failed": "Runbook not run: {code}: {message}",
-  "runbooks.choose": "Choose a runbook",
-};
+export { TEXTS };
+export { createTerminal, installStyleNonce } from "./live-terminal.js";
 
 const REFUSED_STATES = new Set(["denied", "rejected", "expired"]);
 const FATAL_ERRORS = new Set(["auth.invalid_token", "session.not_yours", "session.not_found"]);
-const TERMINAL_ID = 1;
 const RECONNECT_DELAY_MS = 2000;
-const encoder = new TextEncoder();
-
-// -- xterm.js under style-src 'self' 'nonce-…' ---------------------------------------------
-
-/** Give every <style> element created on `doc` the page's CSP nonce (<meta name="csp-nonce">).
- * xterm.js's DOM renderer creates its <style> elements with document.createElement; without
- * the nonce the CSP blocks them and the terminal renders black on black. Other elements are
- * created unchanged. Idempotent. */
-export function installStyleNonce(doc = document) {
-  const nonce = doc.querySelector('meta[name="csp-nonce"]')?.content;
-  const proto = doc.defaultView.Document.prototype;
-  if (!nonce || proto.createElement.auxilioNonce) return;
-  const original = proto.createElement;
-  function createElement(tagName, options) {
-    const element = original.call(this, tagName, options);
-    if (String(tagName).toLowerCase() === "style") element.setAttribute("nonce", nonce);
-    return element;
-  }
-  createElement.auxilioNonce = true;
-  proto.createElement = createElement;
-}
-
-/** An xterm.js terminal opened in `element`, fitted to it. */
-export async function createTerminal(element) {
-  const terminal = new Terminal({
-    convertEol: false, cursorBlink: true, scrollback: 5000, screenReaderMode: true,
-    theme: { background: "#1e1e1e", foreground: "#e8e8e8" },
-  });
-  const fit = new FitAddon();
-  terminal.loadAddon(fit);
-  terminal.open(element);
-  try {
-    fit.fit();
-  } catch {
-    // A hidden element has no size: keep xterm's default 80x24.
-  }
-  return { terminal, fit };
-}
 
 // -- helpers ---------------------------------------------------------------------------
 
@@ -163,8 +74,7 @@ export class LiveSession {
     this.ended = false;
     this.inbox = Promise.resolve();
     this.sendTail = Promise.resolve();
-    this.term = null;
-    this.terminalOpen = false;
+    this.terminal = new TerminalPanel(this);
     this.nextId = (crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 31) + 1;
     this.tools = new ToolPanels(this);
     this.token = data.ws_token;
@@ -453,7 +363,7 @@ export class LiveSession {
     this.grant = grant;
     // A new handshake is a new agent connection: what it was doing is gone.
     this.tools.abort("session.reconnected");
-    this.terminalOpen = false;
+    this.terminal.closed();
     this.sendText(JSON.stringify(this.pending.accept));
   }
 
@@ -464,7 +374,7 @@ export class LiveSession {
     this.setState("state.active");
     this.updateControls();
     if (this.granted.includes("runbooks")) this.tools.runbooksReady();
-    if (this.granted.includes("terminal")) await this.openTerminal();
+    if (this.granted.includes("terminal")) await this.terminal.start();
   }
 
   onEnd(message) {
@@ -472,7 +382,7 @@ export class LiveSession {
     const text = this.t(message.detail ? "ended_detail" : "ended", vars);
     this.setState("state.ended", message.reason);
     this.note(text, "end");
-    this.term?.terminal.write(`\r\n${text}\r\n`);
+    this.terminal.notice(text);
     this.finish();
     this.summaryAfterEnd?.();
   }
@@ -481,10 +391,7 @@ export class LiveSession {
     this.granted = this.granted.filter((c) => c !== message.capability);
     const vars = { capability: message.capability, by: message.revoked_by, reason: message.reason };
     this.note(this.t(message.reason ? "revoked_reason" : "revoked", vars), "revoked");
-    if (message.capability === "terminal" && this.term) {
-      this.term.terminal.write(`\r\n${this.t("terminal.revoked")}\r\n`);
-      this.terminalOpen = false;
-    }
+    if (message.capability === "terminal") this.terminal.revoked();
     this.updateControls();
   }
 
@@ -510,52 +417,13 @@ export class LiveSession {
     }
     switch (message.type) {
       case "chat.message": this.chatLine(this.t("chat.them"), message.text, false); break;
-      case "terminal.output": this.term?.terminal.write(message.data); break;
-      case "terminal.exit":
-        this.terminalOpen = false;
-        this.term?.terminal.write(`\r\n${this.t("terminal.exited", { code: message.exit_code ?? "-" })}\r\n`);
-        break;
+      case "terminal.output": this.terminal.output(message.data); break;
+      case "terminal.exit": this.terminal.exited(message.exit_code); break;
       default:
         if (!(await this.tools.receive(message))) {
           this.showError("protocol.unexpected", `${message.type} (no request of ours waits for it)`);
         }
     }
-  }
-
-  // -- terminal ------------------------------------------------------------------------------
-
-  async openTerminal() {
-    const element = this.el("terminal");
-    if (!element) return;
-    if (!this.term) {
-      installStyleNonce(this.doc);
-      this.term = await createTerminal(element);
-      const { terminal } = this.term;
-      terminal.onData((data) => this.terminalInput(encoder.encode(data)));
-      terminal.onBinary((data) => this.terminalInput(Uint8Array.from(data, (c) => c.charCodeAt(0))));
-      terminal.onResize(({ cols, rows }) => {
-        if (this.terminalOpen) {
-          this.sendApp({ type: "terminal.resize", terminal_id: TERMINAL_ID, cols, rows })
-            .catch((error) => this.fail(error));
-        }
-      });
-      this.doc.defaultView.addEventListener("resize", () => {
-        try {
-          this.term.fit.fit();
-        } catch {
-          // Not laid out yet.
-        }
-      });
-    }
-    const { cols, rows } = this.term.terminal;
-    await this.sendApp({ type: "terminal.open", terminal_id: TERMINAL_ID, cols, rows });
-    this.terminalOpen = true;
-    this.term.terminal.focus();
-  }
-
-  terminalInput(data) {
-    if (!this.terminalOpen || !this.granted.includes("terminal")) return;
-    this.sendApp({ type: "terminal.input", terminal_id: TERMINAL_ID, data }).catch((e) => this.fail(e));
   }
 
   // -- forms ---------------------------------------------------------------------------------
@@ -620,34 +488,6 @@ export class LiveSession {
     }
   }
 
-  // -- runbooks need these from the grant and the server key ----------------------------------
-
-  async fetchRunbook(runbookId) {
-    const answer = await this.api("GET", `/api/v1/runbooks/${encodeURIComponent(runbookId)}`);
-    const signed = answer.signed;
-    let runbook;
-    try {
-      runbook = await verifyDocument(this.serverKey, signed, KIND.RUNBOOK);
-    } catch (error) {
-      throw Object.assign(new Error(error.message), { code: "runbook.unsigned" });
-    }
-    if (runbook.runbook_id !== runbookId) {
-      throw Object.assign(new Error(`the server sent ${runbook.runbook_id}`), { code: "runbook.malformed" });
-    }
-    const item = grantedCapability(this.grant, "runbooks");
-    if (!item) {
-      throw Object.assign(new Error("runbooks are not granted"), { code: "capability.not_granted" });
-    }
-    const pins = item.limits?.runbooks;
-    if (pins) {
-      const digest = hexEncode(await sha256(b64urlDecode(signed.body)));
-      if (!pins.some((pin) => pin.id === runbookId && pin.sha256 === digest)) {
-        throw Object.assign(new Error(`${runbookId} v${runbook.version} is not in this grant`),
-          { code: "runbook.not_in_grant" });
-      }
-    }
-    return { signed, runbook };
-  }
 }
 
 function main() {

@@ -6,7 +6,9 @@
 // against it and only then offered for saving (a Blob link): a file that fails the check is
 // never saved. The browser does not resume transfers (it keeps no partial file).
 
-import { hexEncode, sha256 } from "./e2e.js";
+import {
+  KIND, b64urlDecode, grantedCapability, hexEncode, sha256, verifyDocument,
+} from "./e2e.js";
 import { FILE_CHUNK_SIZE } from "./protocol.js";
 
 function childPath(parent, name) {
@@ -271,7 +273,7 @@ export class ToolPanels {
     this.runbook = null;
     container?.replaceChildren();
     if (!id) return;
-    this.runbook = await this.live.fetchRunbook(id);
+    this.runbook = await this.fetchRunbook(id);
     if (!container) return;
     const doc = this.live.doc;
     for (const parameter of this.runbook.runbook.parameters ?? []) {
@@ -302,6 +304,35 @@ export class ToolPanels {
       field.append(label, " ", input);
       container.append(field);
     }
+  }
+
+  /** The server-signed runbook, checked with the pinned server key and against the grant's
+   * pins (client/tools.fetch_runbook): the device would refuse one the grant does not pin. */
+  async fetchRunbook(runbookId) {
+    const answer = await this.live.api("GET", `/api/v1/runbooks/${encodeURIComponent(runbookId)}`);
+    const signed = answer.signed;
+    let runbook;
+    try {
+      runbook = await verifyDocument(this.live.serverKey, signed, KIND.RUNBOOK);
+    } catch (error) {
+      throw Object.assign(new Error(error.message), { code: "runbook.unsigned" });
+    }
+    if (runbook.runbook_id !== runbookId) {
+      throw Object.assign(new Error(`the server sent ${runbook.runbook_id}`), { code: "runbook.malformed" });
+    }
+    const item = grantedCapability(this.live.grant, "runbooks");
+    if (!item) {
+      throw Object.assign(new Error("runbooks are not granted"), { code: "capability.not_granted" });
+    }
+    const pins = item.limits?.runbooks;
+    if (pins) {
+      const digest = hexEncode(await sha256(b64urlDecode(signed.body)));
+      if (!pins.some((pin) => pin.id === runbookId && pin.sha256 === digest)) {
+        throw Object.assign(new Error(`${runbookId} v${runbook.version} is not in this grant`),
+          { code: "runbook.not_in_grant" });
+      }
+    }
+    return { signed, runbook };
   }
 
   /** Typed values by each parameter's declaration (client/tools.coerce_parameters); the device
