@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,12 @@ def test_a_preselected_runbook_shows_its_parameters_once_the_channel_is_up(
     page.click("#runbooks-form button")
     (run,) = relay.wait_app("runbook.run")
     assert run.parameters == {"lines": 50, "follow": False}
+
+
+def test_every_text_key_of_the_page_is_translated_by_the_console_template() -> None:
+    """live-texts.js's keys and the console's session-texts block name the same texts."""
+    web = Path(__file__).parents[2] / "src" / "auxilio" / "server" / "web"
+    script = (web / "static" / "js" / "live-texts.js").read_text(encoding="utf-8")
+    template = web / "templates" / "web" / "console" / "_session_texts.html"
+    keys = re.compile(r'^\s*"([a-z_.]+)":', re.MULTILINE)
+    assert set(keys.findall(template.read_text(encoding="utf-8"))) == set(keys.findall(script))
