@@ -9,8 +9,11 @@ defence that held is a plain test.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +23,10 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from auxilio.crypto.keys import b64url_decode, b64url_encode
+from auxilio.policy import load_template
+from auxilio.policy.loader import parse_policy
 from auxilio.policy.roles import Role
+from auxilio.runbooks import load_example
 from auxilio.server.errors import DomainError
 from auxilio.server.runbooks import service as catalogue_service
 from auxilio.server.runbooks.models import RunbookVersion
@@ -164,6 +170,31 @@ async def test_an_author_cannot_approve_a_new_version_of_their_own(catalogue: Ca
     response = await catalogue.approve("flush-dns", second["version"], catalogue.supervisor)
     assert response.status_code == 403
     assert response.json()["error"]["details"]["rule"] == "capabilities.runbooks.two_person"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING medium: the school template pre-authorises collect-logs (it runs with no "
+    "question), and the script reads any '~/.xsession-errors' or Xorg log that is a link: "
+    "a link into Documents sends the person's file to the technician and the ticket, under the "
+    "template that promises 'no access to personal documents' (test -f follows links; the "
+    "agent's zones do not apply to what a runbook reads)",
+)
+def test_a_pre_authorised_example_never_reads_a_zone_through_a_link(tmp_path: Path) -> None:
+    school = parse_policy(load_template("school"))
+    assert school.capabilities.runbooks is not None
+    assert "collect-logs" in school.capabilities.runbooks.pre_authorised
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    (home / "Documents" / "diary.txt").write_text("dear diary: the custody hearing\n")
+    (home / ".xsession-errors").symlink_to(home / "Documents" / "diary.txt")
+    done = subprocess.run(
+        ["/bin/sh", "-c", load_example("collect-logs").fields["script"]],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+             "AUXILIO_PARAM_LINES": "200"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert "custody" not in done.stdout
 
 
 # -- garbage to the new endpoints ----------------------------------------------------------------
