@@ -426,15 +426,14 @@ def _back(number: int, anchor: str = "") -> RedirectResponse:
 async def _act(request: Request, db: AsyncSession, actor: Actor, number: int,
                step: Any, anchor: str) -> Response:  # fmt: skip
     """Run one change on the ticket; a refusal shows the ticket again with the error and its
-    code, having changed nothing."""
+    code, having changed nothing. The change runs in a savepoint: rolling back the whole
+    transaction would expire the person and organisation the page header shows."""
+    ticket = await _ticket_by_number(db, actor, number)
+    await db.refresh(ticket, with_for_update=True)
     try:
-        ticket = await _ticket_by_number(db, actor, number)
-        await db.refresh(ticket, with_for_update=True)
-        await step(ticket)
-    except TicketNotFound:
-        raise
+        async with db.begin_nested():
+            await step(ticket)
     except DomainError as exc:
-        await db.rollback()
         return await _ticket_page(request, db, actor, number, error=exc)
     return _back(number, anchor)
 
