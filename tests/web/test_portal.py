@@ -9,12 +9,16 @@ session's report and consent receipt read in the portal after a real agent took 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pexpect
 import pytest
 
 from auxilio.protocol.report import (
@@ -27,6 +31,8 @@ from auxilio.protocol.report import (
 from auxilio.protocol.types import Capability
 from auxilio.server.web.portal import normalise_code
 from auxilio.server.web.portal_ticket import report_rows
+from tests.e2e.conftest import AUXILIO
+from tests.e2e.test_support_session_e2e import JOIN_CODE
 from tests.web.conftest import Person, describe
 
 # Without Playwright the browser tests skip (conftest); the others still run.
@@ -255,3 +261,113 @@ def test_the_portal_report_is_render_lines_field_by_field() -> None:
     rows = report_rows(report, _=lambda text: text, clock=lambda moment: moment.isoformat(),
                        label=lambda name: name)  # fmt: skip
     assert [f"{label}: {value}" for label, value in rows] == render_lines(report)
+
+
+# ---- a real session, read in the portal ------------------------------------------------------
+
+SESSION_ORG = "portal-sessions"
+
+
+def record_trainings(server: str, admin_token: str, person: Person) -> None:
+    """The default policy wants the privacy and approved-tools trainings of the technician."""
+    for training in ("privacy", "approved-tools"):
+        done = httpx.post(
+            f"{server}/api/v1/users/{person.id}/trainings",
+            json={"training_id": training, "title": training,
+                  "completed_at": datetime.now(UTC).isoformat()},
+            headers={"Authorization": f"Bearer {admin_token}"}, timeout=60,
+        )  # fmt: skip
+        assert done.status_code == 201, done.text
+
+
+@pytest.mark.e2e
+def test_the_person_reads_the_report_and_the_consent_receipt_of_a_real_session(
+    page: Page, live_server: str, web_data_dir: Path, tmp_path: Path,
+    create_person: Callable[..., Person], api_token: Callable[[Person], str], login: Login,
+    axe: Axe, screenshot: Shot,
+) -> None:
+    """A technician's CLI and a real agent process (the person answers in its terminal prompt)
+    hold a session on a ticket opened in the portal; the person then reads the session's one
+    report, the receipt of what they were asked and answered, and the summary in the history."""
+    person = create_person("ines@portal.example", "end_user", name="Inés Persona",
+                           org=SESSION_ORG)  # fmt: skip
+    senior = create_person("samuel@portal.example", "senior_technician", name="Samuel Soporte",
+                           org=SESSION_ORG, skills="software")  # fmt: skip
+    admin = create_person("ana@portal.example", "admin", name="Ana Admin", org=SESSION_ORG,
+                          skills="")
+    record_trainings(live_server, api_token(admin), senior)
+    keyed = subprocess.run(
+        [*AUXILIO, "admin", "auditor-key", "--org", SESSION_ORG, "--data-dir", str(web_data_dir),
+         "--out", str(tmp_path / "auditor.pem")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert keyed.returncode == 0, keyed.stderr + keyed.stdout
+
+    login(page, person)
+    page.goto("/portal")
+    page.get_by_label("Title").fill("Mail does not sync")
+    page.get_by_role("button", name="Open the ticket").click()
+    expect(page).to_have_url(re.compile(r"/portal/tickets/[0-9a-f-]{36}$"))
+    ticket_url = page.url
+    number = re.search(r"#(\d+)", page.get_by_role("heading", level=1).inner_text())
+    assert number is not None
+
+    client_env = {**os.environ, "AUXILIO_CONFIG_DIR": str(tmp_path / "client-config")}
+    logged_in = subprocess.run(
+        [*AUXILIO, "login", "--server", live_server, "--email", senior.email, "--org",
+         SESSION_ORG, "--password-stdin", "--totp-code", senior.next_code()],
+        input=senior.password + "\n", capture_output=True, text=True, timeout=60,
+        env=client_env, check=False,
+    )  # fmt: skip
+    assert logged_in.returncode == 0, logged_in.stderr + logged_in.stdout
+    technician = pexpect.spawn(
+        AUXILIO[0],
+        [*AUXILIO[1:], "connect", "--ticket", number.group(1), "-c", "chat", "-c", "terminal",
+         "--send", "chat:hello from support", "--send", "expect:thanks", "--send", "end",
+         "--summary", "Re-created the mail profile."],
+        env=client_env, encoding="utf-8", timeout=60,
+    )  # fmt: skip
+    technician.expect(JOIN_CODE)
+    agent = pexpect.spawn(
+        AUXILIO[0],
+        [*AUXILIO[1:], "agent", "join", technician.match.group(1), "--server", live_server,
+         "--state-dir", str(tmp_path / "agent-state"), "--terminal", "--lang", "en"],
+        encoding="utf-8", timeout=60, dimensions=(50, 200), env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    answers = {"chat": "y", "terminal": "n"}
+    while agent.expect([r"Allow (\w+)\? \[y/n\]", "hello from support"]) == 0:
+        agent.sendline(answers[agent.match.group(1)])
+    agent.sendline("thanks")
+    technician.expect("summary saved")
+    technician.expect(pexpect.EOF)
+    agent.expect(pexpect.EOF)
+
+    page.goto(ticket_url)
+    session = page.get_by_test_id("session")
+    expect(session).to_have_count(1)
+    expect(session).to_contain_text("Session with Samuel Soporte · Finished")
+    report = session.get_by_test_id("report")
+    for label, value in (
+        ("Technician", f"Samuel Soporte ({SESSION_ORG})"), ("Capabilities granted", "Chat"),
+        ("Capabilities used", "Chat"), ("Commands run", "0"), ("Recorded", "yes"),
+        ("End reason", "technician_ended (by technician)"),
+        ("Summary", "Re-created the mail profile."),
+    ):  # fmt: skip
+        expect(report.locator("dt", has_text=label).locator("xpath=following-sibling::dd[1]")
+               ).to_have_text(value)  # fmt: skip
+    expect(report.locator("dt")).to_have_count(16)
+    receipt = session.get_by_test_id("receipt")
+    expect(receipt).to_contain_text("Your device's signature on this receipt checks out.")
+    expect(receipt.get_by_role("row", name="Chat allowed")).to_be_visible()
+    expect(receipt.get_by_role("row", name="Terminal refused")).to_be_visible()
+    expect(receipt.locator("blockquote")).to_contain_text("Samuel Soporte")
+    history = page.get_by_test_id("history")
+    expect(history).to_contain_text("Samuel Soporte changed the status from New to Open.")
+    expect(history).to_contain_text("Re-created the mail profile.")
+    assert_accessible(page, axe)
+    screenshot(page, "web-portal-session")
+
+    page.get_by_role("button", name="Español").click()
+    expect(page.get_by_test_id("report").locator("dt").first).to_have_text("Sesión de soporte")
+    expect(page.get_by_test_id("receipt").get_by_role("row", name="Chat permitido")
+           ).to_be_visible()  # fmt: skip
