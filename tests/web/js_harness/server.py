@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 HARNESS_DIR = Path(__file__).parent
 STATIC_DIR = Path(__file__).parents[3] / "src" / "auxilio" / "server" / "web" / "static"
 _TYPES = {
@@ -46,6 +48,9 @@ class Harness:
     api: dict[str, Any] = field(default_factory=dict)
     # Every POST as (path, JSON body, X-CSRF-Token header).
     posts: list[tuple[str, Any, str]] = field(default_factory=list)
+    # (server URL, bearer token): other /api/v1 requests go to a real server as that person,
+    # the way the console's pages reach it with their cookie.
+    proxy: tuple[str, str] | None = None
 
 
 def _resolve(path: str) -> Path | None:
@@ -62,9 +67,9 @@ def _handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:
             return
 
-        def _json(self, answer: Any) -> None:
+        def _json(self, answer: Any, status: int = HTTPStatus.OK) -> None:
             body = json.dumps(answer).encode()
-            self.send_response(HTTPStatus.OK)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -76,12 +81,27 @@ def _handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             harness.posts.append((path, body, self.headers.get("X-CSRF-Token", "")))
+            if path not in harness.api and self._proxied("POST", body):
+                return
             self._json(harness.api.get(path, {}))
+
+        def _proxied(self, method: str, body: Any = None) -> bool:
+            if harness.proxy is None or not self.path.startswith("/api/v1/"):
+                return False
+            server, token = harness.proxy
+            answer = httpx.request(
+                method, f"{server}{self.path}", json=body, timeout=30,
+                headers={"Authorization": f"Bearer {token}"},
+            )  # fmt: skip
+            self._json(answer.json(), answer.status_code)
+            return True
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path in harness.api:
                 self._json(harness.api[path])
+                return
+            if self._proxied("GET"):
                 return
             nonce = secrets.token_urlsafe(16)
             if path in harness.pages:
