@@ -256,6 +256,8 @@ def test_a_technician_starts_a_session_and_sees_the_join_code(
         "href", f"{live_server}/join/{join_code}"
     )
     expect(page.locator("#start-error")).to_be_hidden()
+    expect(page.locator("#sessions tbody tr")).to_have_count(1)  # the list follows, no reload
+    expect(page.locator("#sessions tbody tr").first).to_contain_text("Requested")
     screenshot(page, "web-console-ticket")
 
     token = api_token(console_org.technician)

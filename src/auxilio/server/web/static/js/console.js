@@ -88,6 +88,12 @@ function showCreated(t, created) {
   }
   result.hidden = false;
   live.focus();
+  // The ticket's list of sessions, now with this one (htmx swaps in the section as rendered).
+  globalThis.htmx?.ajax("GET", location.pathname, {
+    target: "#sessions",
+    select: "#sessions",
+    swap: "outerHTML",
+  });
 }
 
 async function startSession(event) {
