@@ -74,7 +74,7 @@ def test_an_admin_creates_a_staff_user_with_role_skills_and_hours_then_deactivat
     expect(page.locator("#user-status")).to_have_text("Deactivated")
     page.goto("/admin/users")
     row = page.get_by_role("row").filter(has_text="new.tech@web-admin.example")
-    expect(row).to_contain_text("Technician")
+    expect(row).to_contain_text("technician")
     expect(row).to_contain_text("network, printers")
     expect(row).to_contain_text("Deactivated")
     _no_serious_violations(page, axe)
@@ -305,3 +305,24 @@ def test_the_admin_pages_refuse_a_technician(
     for path in ("/admin/users", "/admin/policy", "/admin/security"):
         response = page.goto(path)
         assert response is not None and response.status == 403, path
+
+
+def test_the_admin_pages_speak_spanish(
+    page: Page,
+    login: Callable[..., None],
+    org_admin: Person,
+    live_server: str,
+    screenshot: Callable[[Page, str], Any],
+) -> None:
+    login(page, org_admin)
+    page.context.add_cookies([{"name": "auxilio_lang", "value": "es", "url": live_server}])
+    page.goto("/admin/users")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Usuarios")
+    expect(page.get_by_role("button", name="Crear usuario")).to_be_visible()
+    expect(page.get_by_label("Lunes")).to_be_visible()
+    page.goto("/admin/policy")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Editor de la política")
+    _fill_document(page, "name: x\nsessions: {max_durashun: 1h}\n")
+    page.get_by_role("button", name="Validar").click()
+    expect(page.locator("li.policy-error").first).to_contain_text("Línea 2")
+    screenshot(page, "web-admin-policy-es")

@@ -196,7 +196,7 @@ def test_a_supervisor_refuses_then_approves_an_extension_and_the_end_moves(
     login(page, org.supervisor)
     page.goto("/supervisor")
     live = page.locator("#live-sessions")
-    expect(live).to_contain_text("Active")
+    expect(live).to_contain_text("In progress")
     expect(live).to_contain_text(org.technician.name)
     before = _minutes_left(page)
     pending = page.locator("#pending tbody tr")

@@ -39,12 +39,12 @@ DAY_NAMES = {
     "sun": N_("Sunday"),
 }
 ROLE_NAMES = {
-    Role.END_USER: N_("End user"),
-    Role.TECHNICIAN: N_("Technician"),
-    Role.SENIOR_TECHNICIAN: N_("Senior technician"),
-    Role.SUPERVISOR: N_("Supervisor"),
-    Role.ADMIN: N_("Administrator"),
-    Role.AUDITOR: N_("Auditor"),
+    Role.END_USER: N_("end user"),
+    Role.TECHNICIAN: N_("technician"),
+    Role.SENIOR_TECHNICIAN: N_("senior technician"),
+    Role.SUPERVISOR: N_("supervisor"),
+    Role.ADMIN: N_("administrator"),
+    Role.AUDITOR: N_("auditor"),
 }
 TOKEN_DAYS = (7, 30, 90, 365)
 

@@ -34,6 +34,8 @@ def lf(document: str) -> str:
     """A form posts a text area's lines ending in CRLF (HTML's rule); the policy is stored as
     typed, with LF, so that versions diff line by line and hash as the file would."""
     return document.replace("\r\n", "\n")
+
+
 REPLAY_DAYS = (1, 7, 30, 90)
 # A request to explain, as the editor first shows it: the most common question.
 EXAMPLE_REQUEST = {

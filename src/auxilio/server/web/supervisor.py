@@ -54,7 +54,7 @@ S = SupportSessionState
 STATE_NAMES = {
     S.REQUESTED: N_("Waiting for the device"),
     S.AWAITING_CONSENT: N_("Waiting for consent"),
-    S.ACTIVE: N_("Active"),
+    S.ACTIVE: N_("In progress"),
 }
 AUDIT_PAGE = 100
 
