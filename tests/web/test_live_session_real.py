@@ -11,9 +11,12 @@ pages ask POST /web/ws-token for one).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,16 +74,25 @@ def organisation(
     return {"person": person, "technician": technician, "token": api_token}
 
 
-def test_the_browser_technician_helps_through_a_real_server_and_agent(
-    browser: Any, harness: Harness, live_server: str, organisation: dict[str, Any],
-    tmp_path: Path,
-) -> None:  # fmt: skip
+@dataclass
+class Live:
+    page: Any
+    sid: str
+    join_code: str
+    token: str
+    errors: list[str]
+
+
+def start_live_page(
+    browser: Any, harness: Harness, server: str, organisation: dict[str, Any],
+    request: dict[str, Any], runbooks: list[dict[str, str]] | None = None,
+) -> Live:  # fmt: skip
+    """A ticket, a session requested with a key the page made, and the live page attached."""
     token = organisation["token"]
-    ticket = _post(live_server, "/tickets", token(organisation["person"]),
+    ticket = _post(server, "/tickets", token(organisation["person"]),
                    {"title": "The printer queue is stuck", "category": "software"})  # fmt: skip
     tech_token = token(organisation["technician"])
-    context = browser.new_context()
-    page = context.new_page()
+    page = browser.new_context(accept_downloads=True).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{harness.url}/harness/index.html")
@@ -89,20 +101,18 @@ def test_the_browser_technician_helps_through_a_real_server_and_agent(
         harnessState.key = await e2e.generateTechnicianKey();
         return harnessState.key.publicKey;
     }""")  # fmt: skip
-    created = _post(live_server, "/support-sessions", tech_token, {
-        "ticket_id": ticket["id"], "mode": "attended", "capabilities": ["chat", "terminal"],
-        "technician_e2e_key": public,
+    created = _post(server, "/support-sessions", tech_token, {
+        "ticket_id": ticket["id"], "mode": "attended", "technician_e2e_key": public, **request,
     })  # fmt: skip
     sid = created["id"]
     page.evaluate("(sid) => e2e.storeTechnicianKey(sid, harnessState.key)", sid)
-
-    server_key = httpx.get(f"{live_server}/api/v1/server-key", timeout=30).json()
-    harness.proxy = (live_server, tech_token)
+    server_key = httpx.get(f"{server}/api/v1/server-key", timeout=30).json()
+    harness.proxy = (server, tech_token)
     data = {
         "support_session_id": sid, "join_code": created["join_code"], "ws_token": tech_token,
-        "ws_url": live_server.replace("http://", "ws://") + "/ws/technician",
+        "ws_url": server.replace("http://", "ws://") + "/ws/technician",
         "server_public_key": server_key["public_key"],
-        "server_fingerprint": server_key["fingerprint"],
+        "server_fingerprint": server_key["fingerprint"], "runbooks": runbooks or [],
     }  # fmt: skip
     template = (HARNESS_DIR / "live.html").read_text(encoding="utf-8")
     harness.pages["/harness/real.html"] = template.replace(
@@ -110,13 +120,42 @@ def test_the_browser_technician_helps_through_a_real_server_and_agent(
     ).replace("{session_texts}", "{}")
     page.goto(f"{harness.url}/harness/real.html")
     page.locator("#decisions", has_text="attached").wait_for()
+    return Live(page, sid, created["join_code"], tech_token, errors)
 
-    agent = pexpect.spawn(
+
+def spawn_agent(server: str, live: Live, tmp_path: Path, home: Path | None = None) -> Any:
+    env = {**os.environ, "COLUMNS": "220", **({"HOME": str(home)} if home else {})}
+    return pexpect.spawn(
         AUXILIO[0],
-        [*AUXILIO[1:], "agent", "join", created["join_code"], "--server", live_server,
+        [*AUXILIO[1:], "agent", "join", live.join_code, "--server", server,
          "--state-dir", str(tmp_path / "agent-state"), "--terminal"],
-        encoding="utf-8", timeout=60, dimensions=(50, 160),
+        encoding="utf-8", timeout=60, dimensions=(50, 220), env=env,
     )  # fmt: skip
+
+
+def end_with_summary(live: Live, server: str, agent: Any, summary: str) -> None:
+    page = live.page
+    page.fill("#summary-input", summary)
+    page.click("#end-form button")
+    page.locator("#session-state[data-state=ended]").wait_for()
+    page.locator("#decisions", has_text="Summary saved").wait_for()
+    agent.expect("Session report")
+    agent.expect(pexpect.EOF)
+    assert live.errors == []
+    assert page.locator("#session-error").inner_text() == ""
+    stored = httpx.get(f"{server}/api/v1/support-sessions/{live.sid}", timeout=30,
+                       headers={"Authorization": f"Bearer {live.token}"}).json()  # fmt: skip
+    assert (stored["state"], stored["summary"]) == ("ended", summary)
+
+
+def test_the_browser_technician_helps_through_a_real_server_and_agent(
+    browser: Any, harness: Harness, live_server: str, organisation: dict[str, Any],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    live = start_live_page(browser, harness, live_server, organisation,
+                           {"capabilities": ["chat", "terminal"]})  # fmt: skip
+    page = live.page
+    agent = spawn_agent(live_server, live, tmp_path)
     try:
         for _ in range(2):  # one question per capability: chat, terminal
             agent.expect(r"Allow \w+\? \[y/n\]")
@@ -133,21 +172,79 @@ def test_the_browser_technician_helps_through_a_real_server_and_agent(
         page.locator("#terminal .xterm-helper-textarea").focus()
         page.keyboard.type("echo marker-$((6*7))\n")
         page.locator("#terminal .xterm-rows", has_text="marker-42").wait_for(timeout=30_000)
-
-        page.fill("#summary-input", "Cleared the print queue from the browser.")
-        page.click("#end-form button")
-        page.locator("#session-state[data-state=ended]").wait_for()
-        page.locator("#decisions", has_text="Summary saved").wait_for()
-        agent.expect("Session report")
-        agent.expect(pexpect.EOF)
+        end_with_summary(live, live_server, agent, "Cleared the print queue from the browser.")
     finally:
-        transcript = str(agent.before or "")
         agent.close()
         harness.proxy = None
-    assert errors == [], transcript
-    assert page.locator("#session-error").inner_text() == ""
-    stored = httpx.get(f"{live_server}/api/v1/support-sessions/{sid}", timeout=30,
-                       headers={"Authorization": f"Bearer {tech_token}"}).json()  # fmt: skip
-    assert stored["state"] == "ended"
-    assert stored["summary"] == "Cleared the print queue from the browser."
-    context.close()
+        page.context.close()
+
+
+def test_files_diagnostics_and_a_runbook_from_the_browser_with_a_real_agent(
+    browser: Any, harness: Harness, live_server: str, organisation: dict[str, Any],
+    web_data_dir: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    for args in (("import-examples", "--org", ORG, "--author", "teo@jsclient.example"),
+                 ("approve", "--org", ORG, "--id", "flush-dns",
+                  "--approver", "ada@jsclient.example")):  # fmt: skip
+        done = subprocess.run(
+            [*AUXILIO, "admin", "runbooks", *args, "--data-dir", str(web_data_dir)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    home = tmp_path / "person-home"
+    home.mkdir()
+    device = tmp_path / "device"
+    device.mkdir()
+    log = os.urandom(600_000)  # three chunks
+    (device / "printer.log").write_bytes(log)
+    upload = tmp_path / "fix.conf"
+    upload.write_text("[printer]\nqueue = reset\n")
+    live = start_live_page(
+        browser, harness, live_server, organisation,
+        {"capabilities": ["chat", "files", "diagnostics", "runbooks"],
+         "files_direction": "both", "runbooks": ["flush-dns"]},
+        runbooks=[{"id": "flush-dns", "name": "Flush the DNS cache"}],
+    )  # fmt: skip
+    page = live.page
+    agent = spawn_agent(live_server, live, tmp_path, home)
+    try:
+        for _ in range(4):  # chat, files, diagnostics, runbooks
+            agent.expect(r"Allow \w+\? \[y/n\]")
+            agent.sendline("y")
+        page.locator("#session-state[data-state=active]").wait_for(timeout=60_000)
+
+        page.fill("#files-path", str(device))
+        page.click("#files-form button")
+        entry = page.locator("#files-list button", has_text="printer.log")
+        entry.wait_for()
+        with page.expect_download() as download:
+            entry.click()
+        saved = tmp_path / "saved.log"
+        download.value.save_as(saved)
+        assert saved.read_bytes() == log
+        assert hashlib.sha256(log).hexdigest() in page.locator("#files-status").inner_text()
+
+        page.set_input_files("#files-upload-input", str(upload))
+        page.fill("#files-upload-path", f"{device}/")
+        page.click("#files-upload-form button")
+        page.locator("#files-status", has_text="checked by the device").wait_for()
+        assert (device / "fix.conf").read_text() == "[printer]\nqueue = reset\n"
+
+        page.click("#diagnostics-form button")
+        agent.expect("asks for this system report")
+        agent.expect(r"Type y")
+        agent.sendline("y")
+        page.locator("#diagnostics-output", has_text="{").wait_for()
+        assert json.loads(page.locator("#diagnostics-output").inner_text())
+
+        page.select_option("#runbooks-select", "flush-dns")
+        page.click("#runbooks-form button")
+        agent.expect("wants to run an approved script")
+        agent.expect(r"Type y")
+        agent.sendline("y")
+        page.locator("#runbooks-output", has_text="Exit code").wait_for(timeout=60_000)
+        end_with_summary(live, live_server, agent, "Printer fixed from the browser.")
+    finally:
+        agent.close()
+        harness.proxy = None
+        page.context.close()

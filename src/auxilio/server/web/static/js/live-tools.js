@@ -25,6 +25,7 @@ export class ToolPanels {
     this.live = live;
     this.waiting = new Map(); // id -> handler(message) => boolean (true: done)
     this.runbook = null; // { signed, runbook } of the chosen runbook
+    this.loading = null; // the runbook being fetched
   }
 
   el(id) {
@@ -267,7 +268,16 @@ export class ToolPanels {
     this.chooseRunbook().catch((error) => this.failed("runbooks-output", "runbooks.failed", error));
   }
 
-  async chooseRunbook() {
+  /** Fetch and check the selected runbook and show its parameters; one load at a time (a Run
+   * pressed meanwhile waits for it). */
+  chooseRunbook() {
+    this.loading = this.loadRunbook().finally(() => {
+      this.loading = null;
+    });
+    return this.loading;
+  }
+
+  async loadRunbook() {
     const id = this.el("runbooks-select")?.value;
     const container = this.el("runbooks-params");
     this.runbook = null;
@@ -357,10 +367,11 @@ export class ToolPanels {
 
   async runRunbook() {
     try {
+      if (this.loading) await this.loading;
       if (!this.runbook) {
-        // Its parameters were not shown yet: show them, and let the technician fill them in.
         await this.chooseRunbook();
-        return;
+        // Parameters not shown before: let the technician see and fill them in first.
+        if (!this.runbook || this.runbook.runbook.parameters?.length) return;
       }
       const parameters = this.parameters();
       const runId = this.live.newId();
