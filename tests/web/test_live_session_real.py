@@ -248,3 +248,65 @@ def test_files_diagnostics_and_a_runbook_from_the_browser_with_a_real_agent(
         agent.close()
         harness.proxy = None
         page.context.close()
+
+
+def test_the_consoles_live_page_drives_a_real_session(
+    page: Any, login: Callable[..., None], live_server: str, organisation: dict[str, Any],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The console's own template (/console/sessions/{id}): the session cookie for /api/v1,
+    a token from POST /web/ws-token, the page's CSP nonce for xterm."""
+    ticket = _post(live_server, "/tickets", organisation["token"](organisation["person"]),
+                   {"title": "The screen flickers", "category": "software"})  # fmt: skip
+    login(page, organisation["technician"])
+    page.goto(f"/console/tickets/{ticket['number']}")
+    # What console.js does when the technician starts a session: the key made and kept here.
+    created = page.evaluate("""async (ticketId) => {
+        const e2e = await import("/static/js/e2e.js");
+        const key = await e2e.generateTechnicianKey();
+        const csrf = document.querySelector('meta[name="csrf-token"]').content;
+        const response = await fetch("/api/v1/support-sessions", {
+          method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+          body: JSON.stringify({ ticket_id: ticketId, mode: "attended",
+                                 capabilities: ["chat", "terminal"],
+                                 technician_e2e_key: key.publicKey }),
+        });
+        const created = await response.json();
+        await e2e.storeTechnicianKey(created.id, key);
+        return created;
+    }""", ticket["id"])  # fmt: skip
+    assert "join_code" in created, created
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text)
+            if "Content Security Policy" in message.text else None)  # fmt: skip
+    page.goto(f"/console/sessions/{created['id']}")
+    page.locator("#decisions", has_text="attached").wait_for()
+    live = Live(page, created["id"], created["join_code"], "", errors)
+    agent = spawn_agent(live_server, live, tmp_path)
+    try:
+        for _ in range(2):
+            agent.expect(r"Allow \w+\? \[y/n\]")
+            agent.sendline("y")
+        page.locator("#session-state[data-state=active]").wait_for(timeout=60_000)
+        page.fill("#chat-input", "hola desde la consola")
+        page.press("#chat-input", "Enter")
+        agent.expect("hola desde la consola")
+        page.locator("#terminal .xterm-helper-textarea").focus()
+        page.keyboard.type("echo console-$((6*7))\n")
+        page.locator("#terminal .xterm-rows", has_text="console-42").wait_for(timeout=30_000)
+        # xterm's <style> elements carried the server's per-page nonce: its theme applies.
+        colour = page.evaluate("""() => getComputedStyle(
+            document.querySelector('#terminal .xterm-rows > div')).color""")  # fmt: skip
+        assert colour == "rgb(232, 232, 232)"
+        page.fill("#summary-input", "Fixed from the console page.")
+        page.click("#end-form button")
+        page.locator("#session-state[data-state=ended]").wait_for()
+        page.locator("#decisions", has_text="Summary saved").wait_for()
+        agent.expect("Session report")
+        agent.expect(pexpect.EOF)
+    finally:
+        agent.close()
+    assert errors == []
+    assert page.locator("#session-error").inner_text() == ""
