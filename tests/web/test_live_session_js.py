@@ -308,3 +308,24 @@ def test_every_text_key_of_the_page_is_translated_by_the_console_template() -> N
     template = web / "templates" / "web" / "console" / "_session_texts.html"
     keys = re.compile(r'^\s*"([a-z_.]+)":', re.MULTILINE)
     assert set(keys.findall(template.read_text(encoding="utf-8"))) == set(keys.findall(script))
+
+
+def test_after_a_dropped_connection_it_attaches_again_with_a_fresh_token_and_handshake(
+    live: tuple[Any, FakeRelay, Any], harness: Harness
+) -> None:
+    page, relay, _ = live
+    harness.api["/web/ws-token"] = {"token": "f" * 32}
+    first = relay.agent
+    relay.drop()
+    page.locator("#session-state[data-state=reconnecting]").wait_for()
+    again = relay.wait_control("tech.attach", count=2)
+    assert again["token"] == "f" * 32
+    assert [p for p in harness.posts if p[0] == "/web/ws-token"] == [
+        ("/web/ws-token", None, "csrf-harness-token")
+    ]
+    page.locator("#session-state[data-state=active]").wait_for()
+    assert relay.agent is not first  # a new handshake, new keys
+    relay.wait_app("terminal.open", count=2)  # the device's terminal opened again
+    page.fill("#chat-input", "still here")
+    page.press("#chat-input", "Enter")
+    assert relay.wait_app("chat.message")[-1].text == "still here"

@@ -59,15 +59,26 @@ class FakeRelay:
     def send_frame(self, frame: bytes) -> None:
         self._call(lambda: self._raw(frame))
 
+    def drop(self) -> None:
+        """Close the page's connection, as a relay restart or a network cut would."""
+        self._call(lambda: self._close())
+
+    async def _close(self) -> None:
+        assert self._ws is not None
+        await self._ws.close()
+
     def send_control(self, message: dict[str, Any]) -> None:
         self._call(lambda: self._raw(json.dumps({"id": "relay-1", **message})))
 
     def wait_app(self, kind: str, *, timeout: float = 10.0, count: int = 1) -> list[Any]:
         return self._wait(lambda: [m for m in self.app if m.type == kind], timeout, count, kind)
 
-    def wait_control(self, kind: str, *, timeout: float = 10.0) -> dict[str, Any]:
-        found = self._wait(lambda: [m for m in self.control if m["type"] == kind], timeout, 1, kind)
-        result: dict[str, Any] = found[0]
+    def wait_control(self, kind: str, *, timeout: float = 10.0, count: int = 1) -> dict[str, Any]:
+        """The ``count``-th control message of ``kind`` from the page."""
+        found = self._wait(
+            lambda: [m for m in self.control if m["type"] == kind], timeout, count, kind
+        )
+        result: dict[str, Any] = found[count - 1]
         return result
 
     def _wait(self, pick: Callable[[], list[Any]], timeout: float, count: int, kind: str) -> Any:
