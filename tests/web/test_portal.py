@@ -23,6 +23,7 @@ import pexpect
 import pytest
 from babel.dates import format_datetime
 
+from auxilio.policy import compile_policy, load_template, parse_policy
 from auxilio.protocol.report import (
     CapabilityUse,
     FileFacts,
@@ -421,3 +422,55 @@ def test_the_person_reads_the_report_and_the_consent_receipt_of_a_real_session(
     expect(page.get_by_test_id("report").locator("dt").first).to_have_text("Sesión de soporte")
     expect(page.get_by_test_id("receipt").get_by_role("row", name="Chat permitido")
            ).to_be_visible()  # fmt: skip
+
+
+@pytest.mark.parametrize("template", ["software-company", "school", "strict-privacy",
+                                      "managed-servers"])  # fmt: skip
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_every_policy_template_renders_in_plain_words(template: str, lang: str) -> None:
+    """The page is generated from the model: each template's values appear, in both languages,
+    and no placeholder or label is left untranslated."""
+    active = compile_policy(parse_policy(load_template(template)))
+    html = render_policy_page(active, lang)
+    policy = active.policy
+    assert policy.name in html
+    for name in policy.capabilities.listed():
+        assert f'data-capability="{name}"' in html
+    if policy.support_hours is not None:
+        assert policy.support_hours.timezone in html
+        for holiday in policy.support_hours.holidays:
+            assert holiday.name in html
+    assert "%(" not in html and "{{" not in html
+
+
+def test_the_school_policy_reads_in_spanish_with_its_hours_holidays_and_no_terminal() -> None:
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render_policy_page(
+        compile_policy(parse_policy(load_template("school"))), "es")))  # fmt: skip
+    assert "Las horas son de la zona horaria America/Mexico_City." in text
+    assert "lunes, martes, miércoles, jueves, viernes: 08:00-14:00, 15:00-18:00" in text
+    assert "Navidad" in text
+    assert "Fuera de este horario ningún técnico puede iniciar una sesión." in text
+    assert "Terminal (órdenes en tu equipo): nunca, para nadie" in text
+
+
+def render_policy_page(compiled: Any, lang: str) -> str:
+    """The policy template as the route renders it, without a server."""
+    from babel.dates import get_day_names
+
+    from auxilio.server.web import i18n, portal_policy
+    from auxilio.server.web.pages import environment
+
+    class Url:
+        path, query = "/portal/policy", ""
+
+    class FakeRequest:
+        url = Url()
+
+    view = portal_policy.describe_policy(compiled, version_label="v1:test")
+    names = get_day_names("wide", locale=lang)
+    return environment(lang).get_template("web/portal/policy.html").render(
+        request=FakeRequest(), policy=view, labels=portal_policy,
+        duration_parts=portal_policy.duration_parts, size_parts=portal_policy.size_parts,
+        day_names=[str(names[i]) for i in range(7)], csrf_field=lambda: "", languages={},
+        locale=lang, nav=[], flashes=[], _formatters=i18n.Formatters(lang, i18n.zone("UTC")),
+    )  # fmt: skip

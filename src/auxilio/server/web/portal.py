@@ -45,6 +45,7 @@ from auxilio.server.web import i18n, portal_policy
 from auxilio.server.web.pages import (
     N_,
     CsrfChecked,
+    current_identity,
     language,
     register_pages,
     render,
@@ -324,14 +325,21 @@ def _join_page(request: Request, settings: SettingsDep, typed: str | None) -> HT
 
 
 @router.get("/join", response_class=HTMLResponse)
-async def join(request: Request, settings: SettingsDep, code: str | None = None) -> Response:
+async def join(
+    request: Request, settings: SettingsDep, db: DbSession, code: str | None = None
+) -> Response:
     if code is not None and (normal := normalise_code(code)) is not None:
         return RedirectResponse(f"/join/{normal}", status_code=303)
+    # Public; a logged-in person still sees their header (name, areas, log out).
+    await current_identity(request, db)
     return _join_page(request, settings, code)
 
 
 @router.get("/join/{code}", response_class=HTMLResponse)
-async def join_code(request: Request, code: str, settings: SettingsDep) -> HTMLResponse:
+async def join_code(
+    request: Request, code: str, settings: SettingsDep, db: DbSession
+) -> HTMLResponse:
+    await current_identity(request, db)
     return _join_page(request, settings, code[:64])
 
 
