@@ -80,13 +80,6 @@ async def pins(catalogue: Catalogue, *ids: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("pattern", ["(a+)+", "([a-z]+)*x", "(a|aa)+", "(.*a){12}"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: a draft's parameter pattern is any Python regex, matched with "
-    "re.fullmatch on the server (the default, in the event loop) and on the device (the "
-    "technician's value, in the session's loop): a catastrophic pattern and a 30-character "
-    "value stop either for hours (crypto/runbooks.py check_value)",
-)
 async def test_a_pattern_with_catastrophic_backtracking_is_refused_at_the_draft(
     catalogue: Catalogue, pattern: str
 ) -> None:
@@ -100,12 +93,6 @@ async def test_a_pattern_with_catastrophic_backtracking_is_refused_at_the_draft(
 # -- runbooks: a database editor ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING low: pins_for hashes whatever signed body the row holds and never verifies "
-    "it, so a session is granted with a pin of a body the server did not sign (the agent then "
-    "refuses it; the server should refuse first: document_of in _pin)",
-)
 async def test_a_signed_body_edited_in_the_database_is_never_pinned(
     catalogue: Catalogue,
 ) -> None:
@@ -118,13 +105,6 @@ async def test_a_signed_body_edited_in_the_database_is_never_pinned(
     assert refused.value.code in ("runbook.signature_invalid", "runbook.not_in_catalogue")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING low: retirement is only a state column: a database editor who sets a "
-    "retired version back to 'approved' has it pinned again (its signature is still good); "
-    "pins_for should also require no runbook:retired audit event for it, or retirement be "
-    "signed",
-)
 async def test_a_retired_version_revived_in_the_database_is_not_pinned(
     catalogue: Catalogue,
 ) -> None:
@@ -172,18 +152,12 @@ async def test_an_author_cannot_approve_a_new_version_of_their_own(catalogue: Ca
     assert response.json()["error"]["details"]["rule"] == "capabilities.runbooks.two_person"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: the school template pre-authorises collect-logs (it runs with no "
-    "question), and the script reads any '~/.xsession-errors' or Xorg log that is a link: "
-    "a link into Documents sends the person's file to the technician and the ticket, under the "
-    "template that promises 'no access to personal documents' (test -f follows links; the "
-    "agent's zones do not apply to what a runbook reads)",
-)
 def test_a_pre_authorised_example_never_reads_a_zone_through_a_link(tmp_path: Path) -> None:
     school = parse_policy(load_template("school"))
     assert school.capabilities.runbooks is not None
-    assert "collect-logs" in school.capabilities.runbooks.pre_authorised
+    # The finding: collect-logs ran with no question under the template that promises "no
+    # access to personal documents". Now it asks, and reads no log through a link either.
+    assert "collect-logs" not in school.capabilities.runbooks.pre_authorised
     home = tmp_path / "home"
     (home / "Documents").mkdir(parents=True)
     (home / "Documents" / "diary.txt").write_text("dear diary: the custody hearing\n")
@@ -195,6 +169,31 @@ def test_a_pre_authorised_example_never_reads_a_zone_through_a_link(tmp_path: Pa
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert "custody" not in done.stdout
+
+
+
+@pytest.mark.parametrize("disguise", ["hard link", "linked folder"])
+def test_collect_logs_reads_no_document_under_another_name(tmp_path: Path, disguise: str) -> None:
+    # A hard link is not a link to [ -L ], and a linked folder hides behind a plain file name:
+    # the script compares each log's real path with the path it was given.
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    diary = home / "Documents" / "diary.log"
+    diary.write_text("dear diary: the custody hearing\n")
+    if disguise == "hard link":
+        os.link(diary, home / ".xsession-errors")
+    else:
+        (home / "Library").mkdir()
+        (home / "Library" / "Logs").symlink_to(home / "Documents")
+    done = subprocess.run(
+        ["/bin/sh", "-c", load_example("collect-logs").fields["script"]],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+             "AUXILIO_PARAM_LINES": "200"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "custody" not in done.stdout
+    assert "(skipped " in done.stdout  # and the person's report says a log was left out
 
 
 # -- garbage to the new endpoints ----------------------------------------------------------------
@@ -245,13 +244,6 @@ async def test_garbage_drafts_are_422_with_a_stable_code(
         {"name": "n", "type": "integer", "maximum": -(10**400)},
         {"name": "n", "type": "integer", "required": False, "default": 2**64},
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING low: a draft's integer bounds and defaults are unbounded Python ints; past "
-    "64 bits the JSON column cannot store them and the request is a 500 (TypeError: Integer "
-    "exceeds 64-bit range) instead of 422 runbook.invalid (RunbookParameter.minimum/maximum/"
-    "default need Field(ge=-2**53, le=2**53))",
 )
 async def test_integer_bounds_past_64_bits_are_422_not_500(
     catalogue: Catalogue, parameter: dict[str, Any]

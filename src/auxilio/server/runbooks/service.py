@@ -40,6 +40,7 @@ from auxilio.crypto.runbooks import (
 from auxilio.policy.schema import RunbooksRule
 from auxilio.protocol.types import RunbookPin, SignedDocument
 from auxilio.server.audit.actions import AuditAction
+from auxilio.server.audit.models import AuditEvent
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
@@ -423,6 +424,13 @@ async def approve_runbook(
     if previous is not None:
         previous.state = RunbookState.RETIRED.value
         previous.retired_at = now
+        # Its own event: a pin checks the audit for a version's retirement (_check_audited).
+        await record(db, action=AuditAction.RUNBOOK_RETIRED, actor=actor,
+                     organisation_id=row.organisation_id, target_type="runbook",
+                     target_id=previous.id,
+                     details={"runbook_id": previous.runbook_id, "version": previous.version,
+                              "was": RunbookState.APPROVED.value, "digest": previous.digest,
+                              "replaced_by": row.version})  # fmt: skip
     row.state = RunbookState.APPROVED.value
     row.approver_id, row.approver_name, row.approved_at = actor.id, actor.display_name, now
     row.signed_body, row.signature = signed.body, signed.signature
@@ -527,7 +535,28 @@ async def pins_for(
         raise RunbookNotInCatalogue(
             f"No approved version in the catalogue: {', '.join(missing)}.", ids=missing
         )
+    for runbook_id in wanted:
+        await _check_audited(db, found[runbook_id])
     return [_pin(found[i], consent=i not in pre_authorised) for i in wanted]
+
+
+async def _check_audited(db: AsyncSession, row: RunbookVersion) -> None:
+    """The row is what its approval recorded in the audit chain (tamper-evident, unlike the
+    table): the signed body's digest is the approved one, and no retirement followed. A body
+    edited in the database, or a retired version set back to approved, is refused by name."""
+    events = (await db.execute(
+        select(AuditEvent.action, AuditEvent.details).where(
+            AuditEvent.organisation_id == row.organisation_id,
+            AuditEvent.target_type == "runbook", AuditEvent.target_id == row.id.hex,
+            AuditEvent.action.in_([str(AuditAction.RUNBOOK_APPROVED),
+                                   str(AuditAction.RUNBOOK_RETIRED)]),
+        )
+    )).all()  # fmt: skip
+    digest = runbook_digest(_signed_or_missing(row))
+    approved = [d for a, d in events if a == str(AuditAction.RUNBOOK_APPROVED)]
+    retired = [d for a, d in events if a == str(AuditAction.RUNBOOK_RETIRED)]
+    if retired or not any(d.get("digest") == digest for d in approved):
+        raise RunbookSignatureInvalid(runbook_id=row.runbook_id, version=row.version)
 
 
 async def signed_runbook(
@@ -539,4 +568,5 @@ async def signed_runbook(
         raise RunbookNotInCatalogue(
             f"No approved version in the catalogue: {runbook_id}.", ids=[runbook_id]
         )
+    await _check_audited(db, found[runbook_id])
     return _signed_or_missing(found[runbook_id])

@@ -54,6 +54,7 @@ from auxilio.server.errors import (
     IllegalTransition,
     InvalidCapabilities,
     RunbookNotInCatalogue,
+    RunbookSignatureInvalid,
     SupportSessionNotFound,
     ValidationFailed,
 )
@@ -255,7 +256,8 @@ async def _pin_runbooks(
             db, organisation_id=org, runbook_ids=entry["runbook_ids"],
             pre_authorised=rule.pre_authorised if rule is not None else (),
         )
-    except RunbookNotInCatalogue as exc:
+    except (RunbookNotInCatalogue, RunbookSignatureInvalid) as exc:
+        # Not approved, or not what its approval recorded (edited or revived in the database).
         return Decision(Effect.DENY, RUNBOOK_CATALOGUE_RULE, str(exc), decision.policy_version)
     entry["limits"]["runbooks"] = [pin.model_dump(mode="json") for pin in pins]
     return decision
