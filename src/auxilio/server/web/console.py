@@ -11,6 +11,8 @@ POST /console/tickets/{number}/status    ticket:update         a move of the sta
 POST /console/tickets/{number}/comments  ticket:comment        a public comment or internal note
 GET  /console/sessions/{id}              support_session:      the live session page
                                          request
+POST /web/ws-token                       support_session:      a token for /ws/technician
+                                         request
 =======================================  ====================  =================================
 
 The pages call the same services as the JSON API, so they allow and refuse exactly what it
@@ -29,11 +31,12 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,7 +49,9 @@ from auxilio.server.api.deps import DbSession
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.context import Actor
-from auxilio.server.errors import DomainError, TicketNotFound, ValidationFailed
+from auxilio.server.db.base import utcnow
+from auxilio.server.errors import DomainError, Forbidden, TicketNotFound, ValidationFailed
+from auxilio.server.identity import auth
 from auxilio.server.identity.models import User
 from auxilio.server.policies.authorize import authorize_permission
 from auxilio.server.policies.service import get_active_policy
@@ -61,6 +66,7 @@ from auxilio.server.tickets.schemas import TicketCategory, TicketPriority
 from auxilio.server.tickets.states import ACTIVE_STATUSES, TicketStatus, allowed_from
 from auxilio.server.web.pages import (
     CsrfChecked,
+    WebIdentity,
     register_pages,
     render,
     translator,
@@ -68,6 +74,7 @@ from auxilio.server.web.pages import (
 )
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+ws_router = APIRouter(prefix="/web", include_in_schema=False)
 
 Staff = Annotated[Actor, web_require(Permission.TICKET_READ_ALL)]
 Assigner = Annotated[Actor, web_require(Permission.TICKET_ASSIGN)]
@@ -546,4 +553,30 @@ async def live_session_page(
                   session_data=data, decisions=session_decisions(row))
 
 
+WS_TOKEN_KIND = "web_ws"  # noqa: S105 -- a token kind, not a secret
+WS_TOKEN_SCOPES = (str(Permission.SUPPORT_SESSION_REQUEST),)
+
+
+@ws_router.post("/ws-token")
+async def ws_token(
+    identity: WebIdentity, actor: Requester, db: DbSession, _csrf: CsrfChecked
+) -> JSONResponse:
+    """A token the live page attaches to ``/ws/technician`` with (the session cookie is
+    HttpOnly: script never reads it). It can do only what ``support_session:request`` allows,
+    is not a login (no page accepts it), and dies with the browser's login at the latest: the
+    relay stops serving a connection whose token expired, so it must not end sooner."""
+    login = identity.token
+    scopes = [p for p in WS_TOKEN_SCOPES if login.scopes is None or p in login.scopes]
+    remaining = login.expires_at - utcnow()
+    if not scopes or remaining <= timedelta(seconds=1):
+        raise Forbidden(permission=WS_TOKEN_SCOPES[0])
+    secret, row = await auth.issue_token(
+        db, user=identity.user, kind=WS_TOKEN_KIND, name=f"web-ws:{login.id}", ttl=remaining,
+        actor=actor, scopes=scopes, mfa_verified=login.mfa_verified,
+    )  # fmt: skip
+    return JSONResponse({"token": secret, "expires_at": row.expires_at.isoformat()},
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
 register_pages(router)
+register_pages(ws_router)
