@@ -15,12 +15,13 @@ arguments, never as shell text.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
-from collections.abc import Mapping
-from typing import Annotated, Literal, Self
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from auxilio.crypto.errors import CryptoError, SignatureInvalid
 from auxilio.crypto.keys import b64url_decode
@@ -29,6 +30,11 @@ from auxilio.protocol.types import Identifier, ShortText, SignedDocument, UtcDat
 
 MAX_SCRIPT_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 3600
+# Integers a JSON reader anywhere (a browser, the database's JSON column) keeps exactly.
+SAFE_INTEGER = 2**53
+MAX_PATTERN_LENGTH = 200
+
+SafeInt = Annotated[int, Field(ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
 
 ParameterName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Interpreter = Literal["sh", "bash", "powershell", "python"]
@@ -66,15 +72,24 @@ class RunbookParameter(WireModel):
     type: Literal["string", "integer", "boolean", "choice"]
     description: Annotated[str, StringConstraints(max_length=500)] = ""
     required: bool = True
-    default: Annotated[str, StringConstraints(max_length=4096)] | int | bool | None = None
-    pattern: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    default: Annotated[str, StringConstraints(max_length=4096)] | SafeInt | bool | None = None
+    pattern: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATTERN_LENGTH)] | None
+    ) = None
     max_length: int = Field(default=256, ge=1, le=4096)
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: SafeInt | None = None
+    maximum: SafeInt | None = None
     choices: tuple[Annotated[str, StringConstraints(min_length=1, max_length=200)], ...] = Field(
         default=(), max_length=64
     )
     pass_as: Literal["env", "argument"] = "env"  # noqa: S105 -- not a password
+
+    @field_validator("pattern")
+    @classmethod
+    def _linear_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            check_pattern(pattern)
+        return pattern
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -82,13 +97,8 @@ class RunbookParameter(WireModel):
             raise ValueError("a choice parameter lists its choices")
         if self.type != "choice" and self.choices:
             raise ValueError("only a choice parameter has choices")
-        if self.pattern is not None:
-            if self.type != "string":
-                raise ValueError("only a string parameter has a pattern")
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern does not compile: {exc}") from exc
+        if self.pattern is not None and self.type != "string":
+            raise ValueError("only a string parameter has a pattern")
         if (self.minimum is not None or self.maximum is not None) and self.type != "integer":
             raise ValueError("only an integer parameter has minimum or maximum")
         if self.default is not None:
@@ -125,6 +135,57 @@ class Runbook(WireModel):
         return self
 
 
+# -- patterns that match in linear time ---------------------------------------------------------
+
+# The stdlib's own regex parser (what re.compile runs), not a second one; it has no stubs
+# (``sre_parse``, its old name, warns that it is deprecated), hence Any.
+_sre: Any = importlib.import_module("re._parser")
+_REPEATS = frozenset({_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT})
+_REFUSED = frozenset({_sre.GROUPREF, _sre.GROUPREF_EXISTS})
+
+
+def check_pattern(pattern: str) -> None:
+    """Refuse (``ValueError``) a pattern that does not compile or whose match can backtrack
+    exponentially: a repeated group that holds another repeat of a varying count (``(a+)+``,
+    ``(.*a){12}``) or an alternation (``(a|aa)+``), or a back-reference. A pattern is matched
+    with ``re.fullmatch`` on the server (in its event loop, at the draft and at the grant) and
+    on the device (in the session's loop) against the technician's value: Python's ``re`` has
+    no time limit, so a pattern that can take hours must never be signed. What remains is
+    polynomial at worst (``a*a*b``), over a value of at most ``max_length`` characters."""
+    try:
+        re.compile(pattern)
+        tree = _sre.parse(pattern)
+    except re.error as exc:
+        raise ValueError(f"pattern does not compile: {exc}") from exc
+    _walk(tree, repeated=False)
+
+
+def _walk(nodes: Iterable[tuple[Any, Any]], *, repeated: bool) -> None:
+    """``repeated``: these nodes sit inside a repeat that may match more than once."""
+    for op, arg in nodes:
+        if op in _REFUSED:
+            raise ValueError("pattern must not use a back-reference")
+        if op in _REPEATS:
+            low, high, body = arg
+            if repeated and low != high:  # a fixed count ({2}) is only a longer sequence
+                raise ValueError("pattern must not repeat a group that itself repeats")
+            _walk(body, repeated=repeated or high != 1)
+        elif op is _sre.BRANCH:
+            if repeated:
+                raise ValueError("pattern must not repeat a group with alternatives ('|')")
+            for branch in arg[1]:
+                _walk(branch, repeated=repeated)
+        elif op is _sre.SUBPATTERN:
+            _walk(arg[-1], repeated=repeated)
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            _walk(arg[1], repeated=repeated)
+        elif op is _sre.ATOMIC_GROUP:
+            _walk(arg, repeated=repeated)
+
+
+# -- values -------------------------------------------------------------------------------------
+
+
 def check_value(spec: RunbookParameter, value: object) -> str:
     """The canonical text of ``value`` for ``spec``; raises ``ParameterInvalid``."""
     name = spec.name
@@ -135,6 +196,8 @@ def check_value(spec: RunbookParameter, value: object) -> str:
     if spec.type == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ParameterInvalid(name, "must be an integer")
+        if not -SAFE_INTEGER <= value <= SAFE_INTEGER:
+            raise ParameterInvalid(name, f"must be between {-SAFE_INTEGER} and {SAFE_INTEGER}")
         if spec.minimum is not None and value < spec.minimum:
             raise ParameterInvalid(name, f"must be at least {spec.minimum}")
         if spec.maximum is not None and value > spec.maximum:

@@ -294,7 +294,7 @@ async def test_only_a_draft_can_be_approved(catalogue: Catalogue) -> None:
             {"parameters": [{"name": "n", "type": "integer", "minimum": 5, "default": 1}]},
             "parameters.0.default",
         ),
-        ({"parameters": [{"name": "n", "type": "string", "pattern": "("}]}, "parameters.0"),
+        ({"parameters": [{"name": "n", "type": "string", "pattern": "("}]}, "parameters.0.pattern"),
         (
             {"parameters": [{"name": "n", "type": "string"}, {"name": "n", "type": "string"}]},
             "runbook",
