@@ -391,7 +391,12 @@ async def test_a_spanish_session_is_asked_about_a_zone_in_spanish(device: Device
     assert await device.download(taxes) == b""
     (question,) = session.asked
     assert question.title == "El técnico pide abrir una zona personal: Documentos"
-    assert question.lines == ("Documentos", f"Ruta: {taxes}", f"Motivo: {REASON}")
+    assert question.lines == (
+        "Documentos",
+        f"Ruta: {taxes}",
+        f"Motivo: {REASON}",
+        "Si lo permite, el técnico puede leer los archivos (ver y descargar), no cambiarlos.",
+    )
     refused = f"Usted mantuvo cerrada la zona «Documentos»: el técnico no puede abrir {taxes}."
     assert session.feed.lines[-1] == ("warning", refused)
     # The technician's client gets the code and an English message, whatever the person reads.
@@ -401,7 +406,7 @@ async def test_a_spanish_session_is_asked_about_a_zone_in_spanish(device: Device
     )  # fmt: skip
     assert await device.download(taxes) == b"income 2025: 41,200"
     assert session.feed.lines[-2:] == [
-        ("activity", "Usted dejó entrar al técnico en la zona «Documentos» durante esta sesión."),
+        ("activity", "Usted dejó al técnico leer la zona «Documentos» durante esta sesión."),
         ("activity", f"El técnico descargó {taxes} (19 bytes)."),
     ]
 
@@ -609,7 +614,9 @@ async def test_a_file_swapped_into_a_zone_after_the_check_is_refused(
     taxes = str(device.home / "Documents" / "taxes.txt")
 
     def swapped_open(path: Any, flags: int, *args: Any) -> int:
-        return real_open(taxes if str(path).endswith("notes.txt") else path, flags, *args)
+        # Not the zone check's own O_PATH look at the path: only the open for reading.
+        swap = str(path).endswith("notes.txt") and not flags & getattr(os, "O_PATH", 0)
+        return real_open(taxes if swap else path, flags, *args)
 
     monkeypatch.setattr(files_module.os, "open", swapped_open)
     await device.download(device.home / "Projects" / "notes.txt")

@@ -180,8 +180,38 @@ def test_bind_mounts_are_read_from_mountinfo(tmp_path: Path) -> None:
 def test_exceptions_win_over_zones(home: Path, tmp_path: Path) -> None:
     zones = checker(home, exceptions=("/home/*/Documents/Public/**",))
     assert zones.resolve(f"{home}/Documents/Public/flyer.pdf").zone is None
-    assert zones.resolve("/home/ana/documents/public/flyer.pdf").zone is None
+    assert zones.resolve("/home/ana/Documents/Public/flyer.pdf").zone is None
     assert zones.resolve(f"{home}/Documents/taxes.txt").zone == "documents"
+
+
+def test_on_linux_an_exception_is_exact_and_a_zone_is_not(home: Path) -> None:
+    # "public" is another folder than "Public" on a case-sensitive disk: the exception does
+    # not let it out, while the zone still takes in every case variant of Documents.
+    zones = checker(home, exceptions=("/home/*/Documents/Public/**",))
+    assert zones.resolve("/home/ana/documents/public/flyer.pdf").zone == "documents"
+    assert zones.resolve("/home/ana/Documents/PUBLIC/flyer.pdf").zone == "documents"
+
+
+@pytest.mark.parametrize("platform", ["windows", "macos"])
+def test_where_the_disk_ignores_case_an_exception_does_too(platform: str) -> None:
+    head = "*:/Users/*" if platform == "windows" else "/Users/*"
+    limits = CapabilityLimits(
+        platform=platform,  # type: ignore[arg-type]
+        zones=(ZoneSpec(name="documents", patterns=(f"{head}/Documents/**",)),),
+        zone_exceptions=(f"{head}/Documents/Public/**",),
+    )
+    zones = ZoneChecker(limits, homes=[], mounts=[])
+    root = "C:/Users/ana" if platform == "windows" else "/Users/ana"
+    assert zones.zone_of(f"{root}/documents/public/flyer.pdf") is None
+    assert zones.zone_of(f"{root}/documents/taxes.txt") == "documents"
+
+
+@pytest.mark.parametrize("name", ["report\n.txt", "2025\nreturns/taxes.txt", "\n", "a\r\nb"])
+def test_a_name_with_a_newline_is_judged_like_any_other(home: Path, name: str) -> None:
+    zones = checker(home, exceptions=("/home/*/Documents/Public/**",))
+    assert zones.resolve(f"/home/ana/Documents/{name}").zone == "documents"
+    assert zones.resolve(f"/home/ana/Documents/Public{name}").zone == "documents"
+    assert zones.resolve(f"/home/ana/Projects/{name}").zone is None
 
 
 def test_a_grant_without_zones_gets_the_defaults_denied() -> None:

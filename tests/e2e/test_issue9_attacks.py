@@ -225,21 +225,18 @@ def test_through_an_honest_proxy_the_key_ring_is_asked_for_and_kept(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the device must be Linux")
 @pytest.mark.parametrize("proxy", ["hello-platform"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING high: agent.hello's platform is not authenticated and the agent trusts the "
-    "grant's platform: a proxy that says 'Darwin' gets the macOS zones signed into the grant, "
-    "and on this Linux device ~/.gnupg is in no zone: the key ring is downloaded with no "
-    "question (server consent._with_zones, agent files._zones)",
-)
 def test_a_proxy_that_renames_the_platform_does_not_open_the_key_ring(
     world: World,  # noqa: F811
     proxy: tuple[str, pexpect.spawn],
     tmp_path: Path,
 ) -> None:
+    # The agent refuses a files grant made for another platform (files.platform_mismatch,
+    # with an alert to the person) rather than judge Linux paths by macOS patterns; the person
+    # being asked (the device's own zones used instead) would be an answer too.
     asked = download_session(world, tmp_path, proxy[0])
     proxy[1].expect("TAMPERED hello")
-    assert asked
+    refused = "files.platform_mismatch" in (tmp_path / "technician-transcript.txt").read_text()
+    assert asked or refused
     assert not (tmp_path / "stolen.gpg").exists()
 
 

@@ -23,7 +23,10 @@ class FilesTexts:
     zone_path: str  # {path}
     reason: str  # {reason}
     linked_file: str
-    zone_allowed: str  # {zone}
+    zone_to_read: str  # the question's line when the technician would read (list, download)
+    zone_to_write: str  # ... and when they would write (upload, replace)
+    zone_allowed: str  # {zone}: opened to read
+    zone_allowed_write: str  # {zone}: opened to write
     zone_refused: str  # {zone}, {path}
     zone_denied: str  # {path}, {zone}
     listed: str  # {path}, {size}: the number of entries
@@ -31,6 +34,7 @@ class FilesTexts:
     written: str  # {path}, {size}
     failed: str  # {code}, {path}
     internal: str
+    platform_mismatch: str  # {platform}: this device's
     # The built-in zones (policy.zones.DEFAULT_ZONES) and the linked-file pseudo-zone; a zone a
     # policy defines itself is shown by its own name.
     zone_names: Mapping[str, str]
@@ -99,7 +103,10 @@ FILES_EN = FilesTexts(
     zone_path="Path: {path}",
     reason="Reason given: {reason}",
     linked_file="This file has more than one name on disk; another may be in a personal folder.",
-    zone_allowed="You allowed the technician into your {zone} for this session.",
+    zone_to_read="Allowing lets the technician read files there (list, download), not change them.",
+    zone_to_write="Allowing lets the technician write files there (upload, and replace a file).",
+    zone_allowed="You allowed the technician to read your {zone} for this session.",
+    zone_allowed_write="You allowed the technician to write in your {zone} for this session.",
     zone_refused="You kept your {zone} closed: the technician cannot open {path}.",
     zone_denied="Refused: {path} is in your {zone}, which this organisation keeps closed.",
     listed="The technician listed the folder {path}.",
@@ -107,6 +114,10 @@ FILES_EN = FilesTexts(
     written="The technician uploaded {path} ({size} bytes).",
     failed="A file transfer failed ({code}): {path}",
     internal="files: an internal error stopped a request of the technician.",
+    platform_mismatch=(
+        "Refused: the permission for files was made for another kind of device, not this "
+        "{platform} one; its personal folders would not be protected, so files stay closed."
+    ),
     zone_names={
         "documents": "documents",
         "desktop": "desktop",
@@ -131,7 +142,12 @@ FILES_ES = FilesTexts(
     linked_file=(
         "Este archivo tiene más de un nombre en el disco; otro puede estar en una carpeta personal."
     ),
-    zone_allowed="Usted dejó entrar al técnico en la zona «{zone}» durante esta sesión.",
+    zone_to_read=(
+        "Si lo permite, el técnico puede leer los archivos (ver y descargar), no cambiarlos."
+    ),
+    zone_to_write="Si lo permite, el técnico puede escribir archivos (subir y reemplazar).",
+    zone_allowed="Usted dejó al técnico leer la zona «{zone}» durante esta sesión.",
+    zone_allowed_write="Usted dejó al técnico escribir en la zona «{zone}» durante esta sesión.",
     zone_refused="Usted mantuvo cerrada la zona «{zone}»: el técnico no puede abrir {path}.",
     zone_denied=(
         "Rechazado: {path} está en la zona «{zone}», que esta organización mantiene cerrada."
@@ -141,6 +157,11 @@ FILES_ES = FilesTexts(
     written="El técnico subió {path} ({size} bytes).",
     failed="Falló una transferencia de archivos ({code}): {path}",
     internal="archivos: un error interno detuvo una petición del técnico.",
+    platform_mismatch=(
+        "Rechazado: el permiso de archivos se hizo para otro tipo de equipo, no para este "
+        "({platform}); sus carpetas personales no quedarían protegidas y los archivos siguen "
+        "cerrados."
+    ),
     zone_names={
         "documents": "Documentos",
         "desktop": "Escritorio",

@@ -53,8 +53,11 @@ DEFAULT_ZONES: dict[str, dict[Platform, tuple[str, ...]]] = {
         Platform.MACOS: (f"{_M}/Library/Mail/**", f"{_M}/Library/Thunderbird/**"),
         Platform.LINUX: (
             f"{_L}/.thunderbird/**",
+            f"{_L}/snap/thunderbird/**",  # the snap (Ubuntu): common/.thunderbird
+            f"{_L}/.var/app/org.mozilla.Thunderbird/**",  # the flatpak (Flathub)
             f"{_L}/Maildir/**",
             f"{_L}/.local/share/evolution/**",
+            f"{_L}/.var/app/org.gnome.Evolution/**",
         ),
     },
     "browser_profiles": {
@@ -72,6 +75,18 @@ DEFAULT_ZONES: dict[str, dict[Platform, tuple[str, ...]]] = {
             f"{_L}/.mozilla/**",
             f"{_L}/.config/google-chrome/**",
             f"{_L}/.config/chromium/**",
+            f"{_L}/.config/BraveSoftware/**",
+            f"{_L}/.config/microsoft-edge/**",
+            # Snaps keep the whole application's data under ~/snap/<name> (Firefox's profiles in
+            # common/.mozilla, Chromium's in common/chromium); flatpaks under ~/.var/app/<id>.
+            f"{_L}/snap/firefox/**",
+            f"{_L}/snap/chromium/**",
+            f"{_L}/snap/brave/**",
+            f"{_L}/.var/app/org.mozilla.firefox/**",
+            f"{_L}/.var/app/com.google.Chrome/**",
+            f"{_L}/.var/app/org.chromium.Chromium/**",
+            f"{_L}/.var/app/com.brave.Browser/**",
+            f"{_L}/.var/app/com.microsoft.Edge/**",
         ),
     },
     "cloud_sync": {
@@ -86,7 +101,12 @@ DEFAULT_ZONES: dict[str, dict[Platform, tuple[str, ...]]] = {
     "credentials": {
         Platform.WINDOWS: (f"{_W}/.ssh/**",),
         Platform.MACOS: (f"{_M}/.ssh/**", f"{_M}/Library/Keychains/**"),
-        Platform.LINUX: (f"{_L}/.ssh/**", f"{_L}/.gnupg/**"),
+        Platform.LINUX: (
+            f"{_L}/.ssh/**",
+            f"{_L}/.gnupg/**",
+            f"{_L}/.local/share/keyrings/**",  # GNOME Keyring: the login key ring's passwords
+            f"{_L}/.local/share/kwalletd/**",  # KDE Wallet
+        ),
     },
 }
 
@@ -126,20 +146,60 @@ def glob_to_regex(pattern: str) -> str:
 
 
 _WINDOWS_ABSOLUTE = re.compile(r"^([A-Za-z]:/|//)")
+# "\\?\" and "\\.\" (Win32 device paths) and "\??\" (the NT object manager's own) in front of
+# a drive or "UNC\": the same file as without them.
+_WINDOWS_DEVICE = re.compile(r"^(?://[?.]/|/\?\?/)(?:(?P<unc>UNC/)|(?=[A-Za-z]:/))", re.IGNORECASE)
+# "\\<any host>\C$\...", an administrative share: judged as the drive itself ("localhost",
+# "127.0.0.1" or the device's own name are this device; another host's C: drive is a person's
+# drive too, and the stricter answer only asks more).
+_WINDOWS_ADMIN_SHARE = re.compile(r"^//[^/]+/(?P<drive>[A-Za-z])\$(?=/|\Z)")
+_WINDOWS_ODD_SEGMENT = re.compile(r"[:. ]")
+
+
+def _windows_segment(segment: str) -> str:
+    """One name as Windows opens it: an alternate data stream (``taxes.txt:x``,
+    ``Documents::$INDEX_ALLOCATION``) is the same file or folder, and trailing dots and spaces
+    are dropped (``Documents.`` and ``Documents `` open Documents). A name that would become
+    empty, ``.`` or ``..`` is kept as written: judged deeper, never higher up."""
+    if segment in (".", ".."):
+        return segment
+    name = segment.split(":", 1)[0]
+    trimmed = name.rstrip(". ")
+    return trimmed if trimmed not in ("", ".", "..") else segment
+
+
+def _normalise_windows(path: str) -> str | None:
+    path = path.replace("\\", "/")
+    device = _WINDOWS_DEVICE.match(path)
+    if device is not None:
+        path = ("//" if device["unc"] else "") + path[device.end() :]
+    elif path.startswith(("//?/", "//./", "/??/")):
+        return None  # a volume GUID, a raw device, GLOBALROOT: no path to judge
+    share = _WINDOWS_ADMIN_SHARE.match(path)
+    if share is not None:
+        path = f"{share['drive']}:" + path[share.end() :]
+        path = path if len(path) > 2 else path + "/"
+    if not _WINDOWS_ABSOLUTE.match(path):
+        return None
+    unc = path.startswith("//")
+    # normpath would eat the drive's root on "C:/..": resolve below the drive instead.
+    head, rest = ("//", path[2:]) if unc else (path[:3], path[3:])
+    if _WINDOWS_ODD_SEGMENT.search(rest):
+        rest = "/".join(_windows_segment(segment) for segment in rest.split("/"))
+    if "/." in path or "//" in rest or rest.endswith("/"):
+        rest = posixpath.normpath("/" + rest).lstrip("/")
+    return head + rest
 
 
 def normalise_path(platform: Platform, path: str) -> str | None:
-    """The comparable form of ``path``; None when it is not absolute (it cannot be judged)."""
+    """The comparable form of ``path``; None when it is not absolute (it cannot be judged).
+
+    On Windows the string forms that open the same file are folded into one: ``\\\\?\\`` and
+    ``\\\\.\\`` device prefixes, ``\\\\?\\UNC\\host\\C$`` and ``\\\\host\\C$`` administrative
+    shares (as the drive ``C:``), alternate data streams and trailing dots or spaces of a name.
+    A device path that names no drive (a volume GUID, a raw device) cannot be judged: None."""
     if platform is Platform.WINDOWS:
-        path = path.replace("\\", "/")
-        if not _WINDOWS_ABSOLUTE.match(path):
-            return None
-        unc = path.startswith("//")
-        # normpath would eat the drive's root on "C:/..": resolve below the drive instead.
-        head, rest = ("//", path[2:]) if unc else (path[:3], path[3:])
-        if "/." in path or "//" in rest or rest.endswith("/"):
-            rest = posixpath.normpath("/" + rest).lstrip("/")
-        return head + rest
+        return _normalise_windows(path)
     if not path.startswith("/"):
         return None
     if "/." not in path and "//" not in path and not path.endswith("/"):
@@ -159,9 +219,11 @@ class ZoneMatcher:
         self.platform = platform
         self._zones = [Zone(name, platform, pattern) for name, pattern in zones]
         alternatives = "|".join(f"(?P<g{i}>{glob_to_regex(p)})" for i, (_, p) in enumerate(zones))
-        self._regex = re.compile(f"^(?:{alternatives})$", flags) if zones else None
+        # DOTALL and \Z: a name may hold a newline, which "." and "$" would stop at (or before).
+        flags |= re.DOTALL
+        self._regex = re.compile(f"(?:{alternatives})\\Z", flags) if zones else None
         joined = "|".join(glob_to_regex(p) for p in exceptions)
-        self._exceptions = re.compile(f"^(?:{joined})$", flags) if exceptions else None
+        self._exceptions = re.compile(f"(?:{joined})\\Z", flags) if exceptions else None
 
     def zone_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(z.name for z in self._zones))

@@ -3,8 +3,14 @@
 Every message passes ``services.gate(FILES)`` first, and every path is judged by the device's
 own zone check (``zones_local``) before anything is read or written. A path in a personal-data
 zone is refused outright under ``on_zone_access: deny``; under ``require_consent`` the person is
-asked once per zone per session, with the technician's stated reason, and a refusal only fails
-that request: the session goes on.
+asked once per zone and per access (to read: list and download; to write: upload) per session,
+with the technician's stated reason, and a refusal only fails that request: the session goes
+on. A yes to read a zone's file is not a yes to overwrite it.
+
+The zones in the grant are the policy's for the platform the server was told of. That name is
+not the device's to sign (``agent.hello`` can be rewritten on the way), so a grant whose files
+``platform`` is not this device's is refused on every request (``files.platform_mismatch``):
+another platform's patterns would leave this device's personal folders in no zone.
 
 Transfers are pipelined: a download sends ``files.ready``, then every chunk without waiting for
 an acknowledgement (``services.send`` awaits the socket, which paces it), then ``files.done``
@@ -23,7 +29,9 @@ What stays on the device after a failure (the person loses nothing they had):
 
 Each request runs in a task of its own: a zone question may wait two minutes for the person, and
 a download streams for as long as the file takes, while the session's other messages (a cancel,
-chat) go on being handled. Upload chunks are written in order, as they arrive.
+chat) go on being handled. Upload chunks are written in order, as they arrive. At most
+``MAX_OPEN_UPLOADS`` uploads are open at once (each holds a descriptor and a partial file);
+another is ``files.busy``.
 
 The steps that touch the disk are in ``files_io``; what the person reads is in their language
 (``feed.texts.files``), what the technician's client receives stays English with its code.
@@ -49,13 +57,20 @@ from auxilio.agent.capabilities.files_io import (
     list_entries,
     open_for_reading,
     open_partial,
+    os_failure,
     partial_path,
     place,
     read_at,
     remove,
     write_all,
 )
-from auxilio.agent.capabilities.zones_local import LINKED_FILE, PathRefused, Resolved, ZoneChecker
+from auxilio.agent.capabilities.zones_local import (
+    LINKED_FILE,
+    PathRefused,
+    Resolved,
+    ZoneChecker,
+    local_platform,
+)
 from auxilio.agent.i18n_capabilities import FilesTexts, zone_name
 from auxilio.protocol.app import (
     FILE_CHUNK_SIZE,
@@ -77,6 +92,10 @@ logger = logging.getLogger(__name__)
 
 # A grant that names no direction: reading only (the capability's own default).
 DEFAULT_DIRECTION = "download"
+# Uploads announced and not yet finished, each holding a descriptor and a partial file: more
+# are refused (files.busy) rather than let a technician exhaust the agent's descriptors.
+MAX_OPEN_UPLOADS = 8
+READ, WRITE = "read", "write"
 
 
 @dataclass(slots=True)
@@ -97,8 +116,11 @@ class FileHandler:
     def __init__(self, services: SessionServices) -> None:
         self._services = services
         self._checker: tuple[CapabilityLimits, ZoneChecker] | None = None
-        self._opened: set[str] = set()  # zones the person opened for this session
-        self._asking: dict[str, asyncio.Future[ConsentDecision]] = {}
+        # (zone, READ or WRITE) the person opened for this session: a yes to read a zone's file
+        # is not a yes to overwrite it.
+        self._opened: set[tuple[str, str]] = set()
+        self._asking: dict[tuple[str, str], asyncio.Future[ConsentDecision]] = {}
+        self._wrong_platform_shown = False
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._uploads: dict[int, _Upload] = {}
         self._dead: set[int] = set()  # failed transfers: their chunks in flight are dropped
@@ -189,7 +211,20 @@ class FileHandler:
         return item.limits
 
     def _zones(self, limits: CapabilityLimits) -> ZoneChecker:
-        """One checker per grant's limits: regexes, homes and zone roots are computed once."""
+        """One checker per grant's limits: regexes, homes and zone roots are computed once.
+
+        The grant's zones are those of the platform the server was told of (``agent.hello``,
+        not signed by the device): a grant for another platform would put this device's
+        personal folders under another platform's patterns, i.e. in none. It is refused."""
+        here = local_platform().value
+        if limits.platform is not None and limits.platform != here:
+            if not self._wrong_platform_shown:
+                self._wrong_platform_shown = True
+                self._services.feed.alert(self._texts.platform_mismatch.format(platform=here))
+            raise FilesFailure(
+                "files.platform_mismatch",
+                f"the grant's zones are for {limits.platform}; this device is {here}",
+            )
         if self._checker is None or self._checker[0] != limits:
             self._checker = (limits, ZoneChecker(limits))
         return self._checker[1]
@@ -209,15 +244,18 @@ class FileHandler:
             raise FilesFailure(refused.code, refused.message) from refused
         if limits.paths is not None and not inside(resolved, limits.paths, checker):
             raise FilesFailure("files.outside_paths", f"{resolved.path} is outside the grant")
-        await self._enter_zone(resolved, reason, checker.on_access)
+        access = WRITE if direction == "upload" else READ
+        await self._enter_zone(resolved, reason, checker.on_access, access)
         if not self._used:
             self._used = True
             await self._services.mark_used(Capability.FILES)
         return resolved
 
-    async def _enter_zone(self, resolved: Resolved, reason: str, on_access: str) -> None:
+    async def _enter_zone(
+        self, resolved: Resolved, reason: str, on_access: str, access: str
+    ) -> None:
         zone = resolved.zone
-        if zone is None or zone in self._opened:
+        if zone is None or (zone, access) in self._opened:
             return
         texts = self._texts
         label, path = zone_name(texts, zone), resolved.path
@@ -227,17 +265,19 @@ class FileHandler:
             raise FilesFailure("files.zone_denied", f"{path} is in the zone {zone}")
         if not reason.strip():
             raise FilesFailure("files.reason_required", f"{path} is in the zone {zone}: say why")
-        asking = self._asking.get(zone)
-        if asking is None:  # one question per zone, however many requests wait on it
-            question = _zone_question(texts, resolved, reason)
+        key = (zone, access)
+        asking = self._asking.get(key)
+        if asking is None:  # one question per zone and access, however many requests wait
+            question = _zone_question(texts, resolved, reason, access)
             asking = asyncio.ensure_future(self._services.ask(question))
-            self._asking[zone] = asking
-            asking.add_done_callback(lambda _: self._asking.pop(zone, None))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
         answer = await asyncio.shield(asking)
         if answer is ConsentDecision.GRANTED:
-            if zone not in self._opened:
-                self._opened.add(zone)
-                self._services.feed.activity(texts.zone_allowed.format(zone=label))
+            if key not in self._opened:
+                self._opened.add(key)
+                allowed = texts.zone_allowed if access == READ else texts.zone_allowed_write
+                self._services.feed.activity(allowed.format(zone=label))
                 await self._zone_activity(ActivityKind.ZONE_ALLOWED, resolved)
             return
         self._services.feed.warning(texts.zone_refused.format(zone=label, path=path))
@@ -282,7 +322,7 @@ class FileHandler:
         checker = self._zones(self._limits())
         try:
             entries, truncated = await asyncio.to_thread(
-                list_entries, resolved, checker, self._opened
+                list_entries, resolved, checker, self._opened_to(READ)
             )
         except FileNotFoundError as exc:
             raise FilesFailure("files.not_found", f"{resolved.path} does not exist") from exc
@@ -290,6 +330,8 @@ class FileHandler:
             raise FilesFailure("files.not_directory", f"{resolved.path} is a file") from exc
         except PermissionError as exc:
             raise FilesFailure("files.permission_denied", f"{resolved.path}: {exc}") from exc
+        except OSError as exc:  # a name too long, a loop of links, a disk that went away
+            raise os_failure(exc, resolved.path) from exc
         await self._services.send(
             FilesListing(
                 request_id=message.request_id,
@@ -340,7 +382,7 @@ class FileHandler:
         if opened == resolved.path:
             return
         zone = self._zones(self._limits()).zone_of(opened)
-        if zone is not None and zone != resolved.zone and zone not in self._opened:
+        if zone is not None and zone != resolved.zone and (zone, READ) not in self._opened:
             raise FilesFailure("files.changed", f"{resolved.path} moved into a personal folder")
 
     async def _stream(self, fd: int, transfer_id: int, size: int, offset: int) -> str:
@@ -374,6 +416,10 @@ class FileHandler:
         limit = self._limits().max_bytes
         if limit is not None and message.size > limit:
             raise FilesFailure("files.too_large", f"{message.size} bytes, the limit is {limit}")
+        if len(self._uploads) >= MAX_OPEN_UPLOADS:
+            raise FilesFailure(
+                "files.busy", f"{MAX_OPEN_UPLOADS} uploads are open; finish or cancel one first"
+            )
         target = resolved.path
         check_target(target, message.overwrite)
         partial = partial_path(target, message.sha256)
@@ -485,14 +531,18 @@ class FileHandler:
         if task is not None or was_upload:
             await self._fail(transfer_id, FilesFailure("files.cancelled", "cancelled"))
 
+    def _opened_to(self, access: str) -> set[str]:
+        return {zone for zone, opened in self._opened if opened == access}
 
-def _zone_question(texts: FilesTexts, resolved: Resolved, reason: str) -> Question:
+
+def _zone_question(texts: FilesTexts, resolved: Resolved, reason: str, access: str) -> Question:
     zone = resolved.zone or ""
     label = zone_name(texts, zone)
     lines = [
         label,
         texts.zone_path.format(path=resolved.path),
         texts.reason.format(reason=reason.strip()),
+        texts.zone_to_read if access == READ else texts.zone_to_write,
     ]
     if zone == LINKED_FILE:
         lines.append(texts.linked_file)

@@ -37,6 +37,28 @@ class FilesFailure(Exception):
         self.message = message
 
 
+# Errors that say the path itself cannot be used (too long, a loop of links, not a folder on the
+# way): the technician's request is at fault, not the disk.
+_BAD_PATH_ERRNOS = frozenset(
+    (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EINVAL, errno.EILSEQ)
+)
+
+
+def os_failure(exc: OSError, path: str) -> FilesFailure:
+    """An ``OSError`` as a stable code: ``files.bad_path`` when the path cannot be used as
+    written, ``files.disk_full`` / ``files.permission_denied`` / ``files.not_found`` where they
+    apply, ``files.io_error`` for the rest (never the internal-error ``files.failed``)."""
+    if exc.errno in _BAD_PATH_ERRNOS:
+        return FilesFailure("files.bad_path", f"{path}: {exc.strerror}")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FilesFailure("files.disk_full", f"{path}: {exc.strerror}")
+    if isinstance(exc, PermissionError):
+        return FilesFailure("files.permission_denied", f"{path}: {exc.strerror}")
+    if isinstance(exc, FileNotFoundError):
+        return FilesFailure("files.not_found", f"{path} does not exist")
+    return FilesFailure("files.io_error", f"{path}: {exc.strerror}")
+
+
 def partial_path(target: str, sha256: str) -> str:
     """Where an upload of ``sha256`` to ``target`` collects its bytes: hidden, next to it (same
     file system, so the final rename is atomic), the same name on a resume."""
@@ -79,7 +101,7 @@ def list_entries(
                 continue
             entries.append(
                 FileEntry(
-                    name=item.name,
+                    name=shown_name(item.name),
                     kind=_kind(info.st_mode),
                     zone=zone,
                     size=0 if closed or not stat.S_ISREG(info.st_mode) else info.st_size,
@@ -87,6 +109,19 @@ def list_entries(
                 )
             )
     return tuple(entries), False
+
+
+def shown_name(name: str) -> str:
+    """A name as the listing can carry it: a name that is not UTF-8 (an old USB stick, a zip
+    from another system) arrives from ``os.scandir`` with lone surrogates, which JSON cannot
+    hold; its undecodable bytes are shown escaped (``\\xff-old.txt``). That form is for
+    reading, not a name to ask for: the technician's path is UTF-8 and never names those
+    bytes."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def _kind(mode: int) -> Literal["file", "directory", "link", "other"]:
@@ -111,7 +146,7 @@ def open_for_reading(resolved: Resolved) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise FilesFailure("files.changed", f"{resolved.path} became a link") from exc
-        raise FilesFailure("files.io_error", f"{resolved.path}: {exc.strerror}") from exc
+        raise os_failure(exc, resolved.path) from exc
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
@@ -138,6 +173,8 @@ def check_target(target: str, overwrite: bool) -> None:
         if not os.path.isdir(parent):
             raise FilesFailure("files.not_found", f"no folder {parent}") from None
         return
+    except OSError as exc:  # a name too long for the file system, a file on the way...
+        raise os_failure(exc, target) from exc
     if stat.S_ISDIR(info.st_mode):
         raise FilesFailure("files.is_directory", f"{target} is a folder")
     if not stat.S_ISREG(info.st_mode):
@@ -148,11 +185,25 @@ def check_target(target: str, overwrite: bool) -> None:
 
 def open_partial(partial: str, size: int) -> tuple[int, int, Any]:
     """The partial's descriptor, the bytes it already holds and their running hash (a partial
-    longer than the announced size is not this upload's: it starts over)."""
+    longer than the announced size is not this upload's: it starts over).
+
+    A partial that is not a regular file of one name is refused before a byte of it is
+    truncated or written: a hard link under the partial's name (made on the device) is a second
+    name of a file elsewhere, in a zone maybe, and writing it would write that file."""
     flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _BINARY
     try:
         fd = os.open(partial, flags, 0o600)
-        held = os.fstat(fd).st_size
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW: the partial's name is a symlink
+            raise FilesFailure("files.io_error", f"{partial} is a link") from exc
+        raise os_failure(exc, partial) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            raise FilesFailure(
+                "files.io_error", f"{partial} is not a partial of this upload (a link, a device)"
+            )
+        held = info.st_size
         if held > size:
             os.ftruncate(fd, 0)
             held = 0
@@ -167,11 +218,11 @@ def open_partial(partial: str, size: int) -> tuple[int, int, Any]:
             position += len(data)
         os.lseek(fd, position, os.SEEK_SET)
         os.ftruncate(fd, position)
-    except PermissionError as exc:
-        raise FilesFailure("files.permission_denied", f"{partial}: {exc.strerror}") from exc
-    except OSError as exc:
-        code = "files.disk_full" if exc.errno == errno.ENOSPC else "files.io_error"
-        raise FilesFailure(code, f"{partial}: {exc.strerror}") from exc
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise os_failure(exc, partial) from exc
+        raise
     return fd, position, hasher
 
 

@@ -23,7 +23,12 @@ is easy to dress up, so :meth:`ZoneChecker.resolve` looks at every name the same
 
 Zones are matched case-insensitively on every platform, Linux included: a case-insensitive file
 system (macOS, Windows, a mounted FAT or NTFS volume, ext4 with casefold) gives ``documents`` and
-``Documents`` the same files, and the stricter match only ever asks more, never less.
+``Documents`` the same files, and the stricter match only ever asks more, never less. Exceptions
+are the opposite (they let a folder out), so on Linux they match exactly, case included: the
+exception ``Documents/Public/**`` does not let out ``Documents/public``, another folder there.
+
+Names may hold any character but NUL and ``/``, newlines included: the patterns are matched with
+``re.DOTALL`` and anchored with ``\\Z`` (``$`` also matches before a final newline).
 
 Exceptions (``zone_exceptions``) win over zones, as in ``policy.zones``: each name is judged on
 its own, the exception tested first.
@@ -53,7 +58,7 @@ LINKED_FILE = "linked_file"
 # policy's own default), never silently nothing.
 DEFAULT_ON_ZONE_ACCESS = "deny"
 # Pattern heads that stand for "some person's home": they also match every local home.
-_HOME_HEAD = re.compile(r"^(?:/home/\*|/Users/\*|\*:/Users/\*|~)(?=/|$)", re.IGNORECASE)
+_HOME_HEAD = re.compile(r"^(?:/home/\*|/Users/\*|\*:/Users/\*|~)(?=/|\Z)", re.IGNORECASE)
 _MOUNTINFO = Path("/proc/self/mountinfo")
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
@@ -94,9 +99,11 @@ def local_homes() -> list[str]:
         import pwd  # POSIX only
 
         homes.extend(entry.pw_dir for entry in pwd.getpwall())
-    except ImportError:  # Windows: the profile directory pattern covers it
+    except ImportError:  # Windows: the profile directory pattern covers the usual place
         pass
     found = dict.fromkeys(h for home in homes if home for h in (home, os.path.realpath(home)))
+    if sys.platform == "win32":  # paths are compared with "/" (policy.zones.normalise_path)
+        return list(dict.fromkeys(h.replace("\\", "/") for h in found))
     return list(found)
 
 
@@ -149,7 +156,9 @@ def _patterns_regex(patterns: Sequence[str], home_head: str, homes: Sequence[str
     if homed:
         heads = "|".join([glob_to_regex(home_head), *homes])
         branches.insert(0, f"(?:{heads})(?:{'|'.join(homed)})")
-    return f"^(?:{'|'.join(branches)})$"
+    # DOTALL and \Z: a name may hold a newline, which "." and "$" would otherwise stop at (or
+    # before): "Documents/report\n.txt" is inside the zone, "Public\n" is not "Public".
+    return f"(?s:{'|'.join(branches)})\\Z"
 
 
 def _zone_roots(
@@ -210,7 +219,9 @@ class ZoneChecker:
         )
         exceptions = list(limits.zone_exceptions)
         self._exceptions = (
-            re.compile(_patterns_regex(exceptions, head, alternatives), re.IGNORECASE)
+            re.compile(
+                _patterns_regex(exceptions, head, alternatives), _exception_flags(self.platform)
+            )
             if exceptions
             else None
         )
@@ -325,6 +336,13 @@ def _stat(path: str) -> os.stat_result | None:
         return os.stat(path)
     except OSError:  # absent (an upload's target), unreadable, or a dangling link
         return None
+
+
+def _exception_flags(platform: Platform) -> re.RegexFlag:
+    """Exceptions are exact where the file system usually is (Linux): an exception lets a
+    folder out of a zone, and on a case-sensitive disk ``Public`` and ``public`` are two
+    folders. (Zones are the other way round: the wider match only ever asks more.)"""
+    return re.NOFLAG if platform is Platform.LINUX else re.IGNORECASE
 
 
 def _default_zones(platform: Platform) -> tuple[ZoneSpec, ...]:
