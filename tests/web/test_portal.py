@@ -204,6 +204,21 @@ def test_dates_are_in_the_browsers_time_zone(
     expect(page.get_by_role("row").filter(has_text="Clock ticket")).to_contain_text(shown)
 
 
+@pytest.mark.e2e
+def test_an_auditor_reads_a_ticket_in_the_portal_without_forms_to_change_anything(
+    page: Page, people: dict[str, Person], live_server: str,
+    api_token: Callable[[Person], str], login: Login,
+) -> None:
+    """Staff may read the portal too; the forms show only where the role may use them."""
+    ticket = open_ticket_over_api(live_server, api_token(people["end_user"]), "Audited ticket")
+    login(page, people["auditor"])
+    page.goto("/portal")
+    expect(page.get_by_role("heading", name="New ticket")).to_have_count(0)
+    page.goto(f"/portal/tickets/{ticket['id']}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Audited ticket")
+    expect(page.get_by_label("Add a comment")).to_have_count(0)
+
+
 # ---- the policy ------------------------------------------------------------------------------
 
 

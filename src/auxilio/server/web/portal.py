@@ -45,6 +45,7 @@ from auxilio.server.web import i18n, portal_policy
 from auxilio.server.web.pages import (
     N_,
     CsrfChecked,
+    allowed,
     current_identity,
     language,
     register_pages,
@@ -144,6 +145,7 @@ async def _portal(
         request, "web/portal/index.html", status_code=status_code, tickets=rows, total=total,
         shown=len(rows), values=values or {"category": "software"}, errors=errors or {},
         categories=CATEGORY_LABELS, statuses=STATUS_LABELS,
+        can_open=allowed(actor, Permission.TICKET_CREATE),
     )
 
 
@@ -216,6 +218,7 @@ async def _ticket(
         session_states=SESSION_STATE_LABELS, decisions=DECISION_LABELS,
         capability_labels=REPORT_CAPABILITY_LABELS, kinds=ATTACHMENT_KIND_LABELS,
         comment=comment, comment_error=comment_error,
+        can_comment=allowed(actor, Permission.TICKET_COMMENT),
     )
 
 
