@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -19,12 +20,14 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.console import Console
 
 from auxilio.agent.capabilities import zones_local
 from auxilio.agent.capabilities.base import Question
 from auxilio.agent.capabilities.diagnostics import DiagnosticsHandler
 from auxilio.agent.capabilities.files import FileHandler, partial_path
 from auxilio.agent.capabilities.zones_local import ZoneChecker
+from auxilio.agent.feed import Feed
 from auxilio.agent.state import ActivityLog
 from auxilio.crypto.runbooks import RunbookParameter, sign_runbook
 from auxilio.policy.schema import Platform
@@ -529,12 +532,6 @@ def printable(lines: tuple[str, ...]) -> bool:
     return all(ch.isprintable() for line in lines for ch in line)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: the technician's reason and path reach the zone question with "
-    "escape sequences and newlines (chat strips them, files do not): the terminal shows a "
-    "rewritten question (files._zone_question, and TEXTS lines in the feed)",
-)
 async def test_a_zone_question_shows_only_printable_text(device: Device) -> None:
     device.limits(on_zone_access="require_consent")
     device.session.answers = [ConsentDecision.REFUSED]
@@ -546,15 +543,17 @@ async def test_a_zone_question_shows_only_printable_text(device: Device) -> None
     assert printable((question.title, *question.lines))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: a file name the technician chose (uploaded, then listed or read) "
-    "is written to the person's feed with its escape sequences: the technician can erase "
-    "the line that says what they uploaded (feed lines are not made printable)",
-)
 async def test_the_feed_never_prints_a_technicians_escape_sequences(device: Device) -> None:
+    # The person's real feed, on a terminal of its own: FakeFeed only records what the handler
+    # passes, and the finding was what the feed then prints (Feed._line, for every handler).
+    screen = io.StringIO()
+    feed = Feed(Console(file=screen, width=200, color_system=None))
+    device.session.feed = feed  # type: ignore[assignment] -- the real one in place of the fake
+    device.handler = FileHandler(device.session.services())
     await upload(device, str(device.home / "Projects" / "x\x1b[1A\x1b[2K"), b"payload")
-    assert all(text.isprintable() for _, text in device.session.feed.lines)
+    printed = screen.getvalue().splitlines()
+    assert any("x?[1A?[2K" in line for line in printed)  # the upload is told, made harmless
+    assert all(line.isprintable() for line in printed)
 
 
 @pytest.fixture
@@ -567,11 +566,6 @@ def make_kit(
     return build
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: runbook.run's reason is shown in the person's question as sent, "
-    "escape sequences and newlines included (runbooks._consented)",
-)
 async def test_a_runbook_question_shows_only_printable_text(
     make_kit: Callable[..., Kit], server_key: Ed25519PrivateKey
 ) -> None:
@@ -586,11 +580,6 @@ async def test_a_runbook_question_shows_only_printable_text(
     assert printable((question.title, *question.lines))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: diagnostics.request's reason is shown in the question as sent "
-    "(diagnostics._serve)",
-)
 async def test_a_diagnostics_question_shows_only_printable_text(
     tmp_path: Path, server_key: Ed25519PrivateKey, technician_key: Any
 ) -> None:
@@ -605,12 +594,6 @@ async def test_a_diagnostics_question_shows_only_printable_text(
     assert printable((question.title, *question.lines))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: the person 'sees the report before it leaves' as one summary "
-    "line per section; the journal's error lines are shown as a count only, yet sent in "
-    "full, and they carry file names, user names and addresses (diagnostics summary_lines)",
-)
 async def test_every_journal_line_that_is_sent_was_shown_to_the_person(
     tmp_path: Path, server_key: Ed25519PrivateKey, technician_key: Any
 ) -> None:

@@ -3,8 +3,11 @@
 ``Feed`` writes plain lines to the terminal rather than a full-screen display: the person types
 commands and chat on the same terminal, screen readers follow it, and a test can wait for the
 lines. Every line of the feed starts with the time, so the person can match it against the
-report later. ``WindowFeed`` writes the same lines to the terminal and to the session window,
-and passes the session's state and the question being asked (``agent.questions``) on to it.
+report later. Every line goes through ``one_line`` first: much of what is shown (a path, a file
+name, a reason) was written by the technician, who must not be able to move the cursor, erase
+the line that says what they did or reorder text with bidi controls. ``WindowFeed`` writes the
+same lines to the terminal and to the session window, and passes the session's state and the
+question being asked (``agent.questions``) on to it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,29 @@ from auxilio.agent.session_window import (
 )
 from auxilio.protocol.types import Capability
 
+# Shown in place of a line break inside one line: the person sees that the text had one.
+LINE_BREAK_MARK = "\u21b5"  # ↵
+# Everything that ends a line for str.splitlines(), shown as LINE_BREAK_MARK.
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line the terminal prints as it is: line breaks become a visible mark,
+    a tab or another space a space, every other control (C0, C1 with ESC among them, bidi
+    overrides and isolates, zero-width format characters) a "?". The one sanitiser of what the
+    person reads: the feed, the questions and the session window all use it."""
+    out: list[str] = []
+    for ch in text.replace("\r\n", "\n"):
+        if ch.isprintable():
+            out.append(ch)
+        elif ch in _LINE_BREAKS:
+            out.append(LINE_BREAK_MARK)
+        elif ch.isspace():  # a tab, a no-break space
+            out.append(" ")
+        else:
+            out.append("?")
+    return "".join(out)
+
 
 class Feed:
     def __init__(self, console: Console, texts: Texts = EN) -> None:
@@ -34,7 +60,14 @@ class Feed:
         self.console.print(f"[dim]{stamp}[/dim] ", end="")
         # soft_wrap: the terminal wraps a long line itself; cut by Rich it would be two lines
         # to a screen reader, a copy-paste and a test waiting for it.
-        self.console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(
+            one_line(text),
+            style=style,
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+            emoji=False,
+        )
 
     def info(self, text: str) -> None:
         self._line(text, "info", "")
@@ -93,7 +126,7 @@ class WindowFeed(Feed):
         super()._line(text, kind, style)
         if kind != "status":  # the window shows the state itself, always up to date
             stamp = datetime.now(UTC).astimezone().strftime("%H:%M:%S")
-            self.window.line(stamp, text, kind)
+            self.window.line(stamp, one_line(text), kind)
 
     def show_state(
         self,

@@ -18,6 +18,7 @@ ends every question still open answers TIMED_OUT at once; a handler that stops w
 capability revoked) withdraws its question.
 
 Every question and every answer is written to the session's ActivityLog (the person's report).
+What a question shows goes through ``feed.one_line`` (no escape sequences, no line breaks).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from auxilio.agent.capabilities.base import Question
 from auxilio.agent.connection import new_id
 from auxilio.agent.consent import NO_WORDS, YES_WORDS, Clock, clock_text
 from auxilio.agent.errors import AgentError
-from auxilio.agent.feed import Feed
+from auxilio.agent.feed import Feed, one_line
 from auxilio.agent.grants import check_extension
 from auxilio.agent.session_window import QuestionView
 from auxilio.agent.state import ActivityLog
@@ -122,7 +123,11 @@ class Questions:
         """Queue a question; ``on_answer`` is called once, in the event loop, with the answer.
         Returns the question's number."""
         self._numbers += 1
-        view = QuestionView(self._numbers, kind, title, tuple(lines), allow, refuse, seconds, how)
+        # Printable before it is logged, shown in the terminal or sent to the window: a title
+        # or line may carry the technician's words (a reason, a path).
+        title, allow, refuse, how = (one_line(t) for t in (title, allow, refuse, how))
+        shown = tuple(one_line(line) for line in lines)
+        view = QuestionView(self._numbers, kind, title, shown, allow, refuse, seconds, how)
         item = _Open(view, on_answer)
         self._log.append("question_asked", number=view.number, kind=kind, title=title,
                          lines=list(view.lines), seconds=seconds)  # fmt: skip

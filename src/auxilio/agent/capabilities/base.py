@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from auxilio.agent.feed import Feed
+from auxilio.agent.feed import Feed, one_line
 from auxilio.agent.state import ActivityLog
 from auxilio.crypto.grants import Grant
 from auxilio.protocol.app import AppMessage
@@ -29,8 +29,10 @@ from auxilio.protocol.types import Capability, ConsentDecision
 @dataclass(frozen=True, slots=True)
 class Question:
     """Something only the person can decide: entering a personal-data zone, sending a
-    diagnostics report, running a runbook. ``lines`` are shown as they are (the technician's
-    stated reason among them); the answer is GRANTED, REFUSED or TIMED_OUT (silence)."""
+    diagnostics report, running a runbook. The title, ``lines`` and labels are kept as
+    ``feed.one_line`` shows them (the technician's stated reason and paths among them, so
+    neither an escape sequence nor a newline can rewrite the question); the answer is
+    GRANTED, REFUSED or TIMED_OUT (silence)."""
 
     kind: Literal["zone", "diagnostics", "runbook"]
     title: str
@@ -38,6 +40,13 @@ class Question:
     timeout_seconds: int = 120
     allow_label: str = "Allow"
     refuse_label: str = "Refuse"
+
+    def __post_init__(self) -> None:
+        # Made printable here, once, for every handler: the question's text is what the
+        # person answers, logged in their report as it was shown.
+        for name in ("title", "allow_label", "refuse_label"):
+            object.__setattr__(self, name, one_line(getattr(self, name)))
+        object.__setattr__(self, "lines", tuple(one_line(line) for line in self.lines))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 ``diagnostics.request`` is gated, the report gathered in a thread (``diagnostics_sections``:
 psutil and the standard library, each section under its own time limit, no command lines, no
-file contents), and shown to the person as one summary line per section, in their language.
+file contents), and shown to the person as one summary line per section, in their language,
+with every journal error line that will be sent written out under its summary.
 It is sent only if they choose "Send"; otherwise the technician gets ``diagnostics.withheld``.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from auxilio.agent.capabilities.base import Activity, Question, SessionServices
 from auxilio.agent.capabilities.diagnostics_sections import Section, collect_report, report_bytes
+from auxilio.agent.feed import one_line
 from auxilio.agent.i18n_capabilities import DIAGNOSTICS_EN, DiagnosticsTexts
 from auxilio.protocol.app import AppMessage, DiagnosticsError, DiagnosticsReport, DiagnosticsRequest
 from auxilio.protocol.frames import ActivityKind
@@ -106,6 +108,28 @@ def _errors(t: DiagnosticsTexts, s: Section) -> str:
     return t.errors.format(count=len(s["lines"]))
 
 
+# Each journal line is shown under its section's summary, as it will be sent: the journal
+# names files, accounts and addresses, which the person must see before they leave.
+JOURNAL_INDENT = "    "
+
+
+def _journal_lines(section: Mapping[str, Any]) -> list[str]:
+    lines = section.get("lines")
+    if not section.get("available") or not isinstance(lines, list):
+        return []
+    return [JOURNAL_INDENT + str(line) for line in lines]
+
+
+def as_shown(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with its journal lines as the person reads them (``feed.one_line``): what
+    is sent is then exactly what was shown, never a control character the question hid."""
+    section = report.get("recent_errors")
+    if isinstance(section, dict) and isinstance(section.get("lines"), list):
+        lines = [one_line(str(line)) for line in section["lines"]]
+        report = {**report, "recent_errors": {**section, "lines": lines}}
+    return report
+
+
 # In the order the person reads them; the keys are the report's sections.
 _SUMMARIES: dict[str, Callable[[DiagnosticsTexts, Section], str]] = {
     "os": _system, "cpu": _cpu, "memory": _memory, "disks": _disks, "network": _network,
@@ -115,7 +139,8 @@ _SUMMARIES: dict[str, Callable[[DiagnosticsTexts, Section], str]] = {
 
 
 def summary_lines(report: Mapping[str, Any], texts: DiagnosticsTexts = DIAGNOSTICS_EN) -> list[str]:
-    """One readable line per section: what the person is shown before deciding to send."""
+    """One readable line per section, and under the recent errors each journal line: what the
+    person is shown before deciding to send."""
     lines: list[str] = []
     for key, describe in _SUMMARIES.items():
         section = report.get(key)
@@ -130,6 +155,8 @@ def summary_lines(report: Mapping[str, Any], texts: DiagnosticsTexts = DIAGNOSTI
             lines.append(f"{label}: {describe(texts, section)}")
         except (KeyError, TypeError, ValueError):  # a section of another shape: name it only
             lines.append(f"{label}: {texts.included}")
+        if key == "recent_errors":
+            lines.extend(_journal_lines(section))
     return lines
 
 
@@ -201,7 +228,7 @@ class DiagnosticsHandler:
         services, texts = self._services, self._texts
         services.feed.activity(texts.collecting)
         collected_at = services.clock()
-        report = await asyncio.to_thread(self._collect, self._server_url)
+        report = as_shown(await asyncio.to_thread(self._collect, self._server_url))
         lines = summary_lines(report, texts)
         if message.reason:
             lines.insert(0, texts.reason.format(reason=message.reason))
