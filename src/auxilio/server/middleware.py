@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
 import uuid
 from typing import Any
@@ -44,12 +45,24 @@ _HSTS = (b"strict-transport-security", b"max-age=31536000")
 def security_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """``headers`` with the security headers set (replacing any a route set for the same name)."""
     extra = list(SECURITY_HEADERS)
-    if scope["path"] == "/api" or scope["path"].startswith("/api/"):
+    nonce = scope.get("state", {}).get("csp_nonce")
+    if nonce:
+        # Pages only: xterm.js injects <style> elements, allowed by this request's nonce (the
+        # page passes it on); scripts stay 'self' alone.
+        policy = CONTENT_SECURITY_POLICY.replace(
+            "style-src 'self'", f"style-src 'self' 'nonce-{nonce}'"
+        )
+        extra = [(k, policy.encode() if k == b"content-security-policy" else v) for k, v in extra]
+    if _is_api(scope["path"]):
         extra.append(_NO_STORE)
     if scope.get("scheme") == "https":
         extra.append(_HSTS)
     names = {name for name, _ in extra}
     return [(k, v) for k, v in headers if k.lower() not in names] + extra
+
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
 
 
 class _TooLarge(HTTPException):
@@ -86,6 +99,9 @@ class RequestContextMiddleware:
         client = scope.get("client")
         set_request(RequestInfo(request_id=request_id, client_addr=client[0] if client else None))
         scope.setdefault("state", {})["request_id"] = request_id
+        if not _is_api(scope["path"]):
+            # A fresh nonce per page request (request.state.csp_nonce), for style-src only.
+            scope["state"]["csp_nonce"] = secrets.token_urlsafe(16)
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return

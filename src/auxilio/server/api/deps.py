@@ -26,6 +26,14 @@ from auxilio.server.identity.auth import ENROLMENT_SCOPE, actor_for, resolve_tok
 from auxilio.server.identity.models import ApiToken, User
 from auxilio.server.policies.authorize import authorize_permission
 from auxilio.server.settings import Settings
+from auxilio.server.web.session import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    CsrfFailed,
+    csrf_for_token,
+    csrf_key,
+    same,
+)
 
 
 def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -79,7 +87,10 @@ def _bearer(request: Request) -> str:
 
 
 async def _identify(request: Request, db: AsyncSession) -> Identity:
-    secret = _bearer(request)
+    # A browser sends its login token in the session cookie (web/session.py); the cookie goes
+    # with any request, so such a call also needs the page's CSRF token in X-CSRF-Token.
+    from_cookie = "authorization" not in request.headers and SESSION_COOKIE in request.cookies
+    secret = request.cookies[SESSION_COOKIE] if from_cookie else _bearer(request)
     try:
         token, user = await resolve_token(db, secret=secret)
     except TokenInvalid as exc:
@@ -94,6 +105,10 @@ async def _identify(request: Request, db: AsyncSession) -> Identity:
                 details={"reason": reason, "prefix": secret[:10], "path": request.url.path},
             )
         raise
+    if from_cookie:
+        expected = csrf_for_token(csrf_key(request.app.state), token.id)
+        if token.kind != "login" or not same(request.headers.get(CSRF_HEADER), expected):
+            raise CsrfFailed()
     actor = actor_for(user, scopes=token.scopes, mfa_verified=token.mfa_verified)
     return Identity(user=user, token=token, actor=actor)
 
