@@ -263,6 +263,28 @@ async def test_a_report_the_person_sends_reaches_the_technician(
     assert "Diagnostics report sent" in recorder.feed_text()
 
 
+async def test_a_journal_line_is_sent_as_the_person_was_shown_it(recorder: Recorder) -> None:
+    # A journal line may carry what a program logged verbatim (a file name, a terminal title):
+    # its control characters are neither shown nor sent; the line the person read is the one
+    # that leaves the device.
+    raw = "app[12]: cannot open /tmp/x\x1b[2K\x1b[1Aok: Permission denied"
+    report = {"recent_errors": {"available": True, "lines": [raw, "kernel: usb 1-1: reset"]}}
+    handler = DiagnosticsHandler(recorder.services(), collect=lambda _: report)
+
+    await handler.handle(DiagnosticsRequest(request_id=4))
+    sent = await recorder.next_sent()
+
+    assert isinstance(sent, DiagnosticsReport)
+    journal = sent.report["recent_errors"]["lines"]
+    assert journal == ["app[12]: cannot open /tmp/x?[2K?[1Aok: Permission denied",
+                       "kernel: usb 1-1: reset"]  # fmt: skip
+    (question,) = recorder.questions
+    assert question.lines == (
+        "Recent errors: 2 recent error lines from the system journal",
+        *(f"    {line}" for line in journal),
+    )
+
+
 async def test_a_spanish_session_is_asked_about_the_report_in_spanish(
     recorder: Recorder,
 ) -> None:
