@@ -121,12 +121,6 @@ async def upload(device: Device, path: str, data: bytes, *, transfer_id: int = 9
 # -- the zone check: spellings a technician can send ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING high: the zone regexes are compiled without re.DOTALL and anchored with $, "
-    "so '.*' stops at a newline: an upload to Documents/'report\\n.txt' is written inside a "
-    "denied zone with no question (zones_local._patterns_regex, policy/zones.py too)",
-)
 async def test_an_upload_named_with_a_newline_is_still_inside_a_denied_zone(
     device: Device,
 ) -> None:
@@ -136,11 +130,6 @@ async def test_an_upload_named_with_a_newline_is_still_inside_a_denied_zone(
     assert sorted(os.listdir(device.home / "Documents")) == ["taxes.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING high: a name inside a zone that holds a newline is judged outside every "
-    "zone, so it is read and listed under deny (no re.DOTALL in the zone regexes)",
-)
 async def test_a_file_or_folder_with_a_newline_in_a_denied_zone_is_not_readable(
     device: Device,
 ) -> None:
@@ -153,11 +142,6 @@ async def test_a_file_or_folder_with_a_newline_in_a_denied_zone_is_not_readable(
     assert [m for m in device.session.sent if isinstance(m, FilesListing)] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING high: '$' also matches before a final newline, so an exception pattern "
-    "(Documents/Public/**) takes in a different folder 'Public\\n' of the zone",
-)
 def test_a_zone_exception_does_not_cover_a_look_alike_name_ending_in_a_newline(
     tmp_path: Path,
 ) -> None:
@@ -237,12 +221,6 @@ async def test_a_look_alike_folder_the_technician_creates_stays_a_different_fold
     assert device.session.errors() == ["files.zone_denied"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING low: a 4096-character path or a 300-character name is answered "
-    "files.failed (an internal error with a traceback, shown to the person as a bug) instead "
-    "of a stable code: ENAMETOOLONG escapes _list's and _check_target's error mapping",
-)
 async def test_very_long_paths_get_a_stable_code_not_an_internal_error(device: Device) -> None:
     long_path = str(device.home / "Projects") + "/" + "a/" * 2030
     long_name = str(device.home / "Projects" / ("n" * 300))
@@ -253,13 +231,6 @@ async def test_very_long_paths_get_a_stable_code_not_an_internal_error(device: D
     assert not any(kind == "alert" for kind, _ in device.session.feed.lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: exceptions are matched case-insensitively too, so on a "
-    "case-sensitive disk the exception Documents/Public/** also lets out Documents/public, "
-    "a different folder of the zone ('the stricter match only ever asks more' holds for "
-    "zones, not for exceptions: zones_local compiles both with re.IGNORECASE)",
-)
 async def test_a_zone_exception_does_not_let_out_a_folder_that_differs_only_by_case(
     device: Device,
 ) -> None:
@@ -278,12 +249,6 @@ async def test_a_zone_exception_does_not_let_out_a_folder_that_differs_only_by_c
     assert device.session.errors() == ["files.zone_denied"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: a zone opened for reading one file is open for writing too: the "
-    "question names a download and its reason, yet the technician may then overwrite any file "
-    "of the zone with no further question (files._opened is per zone, not per direction)",
-)
 async def test_a_zone_opened_to_read_a_file_is_not_opened_to_overwrite_it(
     device: Device,
 ) -> None:
@@ -302,12 +267,6 @@ async def test_a_zone_opened_to_read_a_file_is_not_opened_to_overwrite_it(
     assert taxes.read_bytes() == TAXES
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING low: one file name that is not UTF-8 (an old USB stick, a zip) makes the "
-    "whole folder unlistable: FileEntry refuses the surrogate and the request is an internal "
-    "error shown to the person (files_io.list_entries should skip or escape the name)",
-)
 async def test_a_name_that_is_not_utf8_does_not_break_the_listing(device: Device) -> None:
     projects = os.fsencode(device.home / "Projects")
     os.close(os.open(projects + b"/\xff-old.txt", os.O_CREAT | os.O_WRONLY, 0o600))
@@ -330,13 +289,6 @@ async def test_the_linux_grant_protects_keys_mail_and_browser_profiles(
     assert device.session.errors() == ["files.zone_denied"] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING high: the agent trusts the grant's platform. agent.hello's platform is "
-    "not signed, so a proxy that rewrites 'Linux' to 'Darwin' makes the server sign the macOS "
-    "zones; on this Linux device ~/.gnupg, ~/.thunderbird and ~/.mozilla are then outside "
-    "every zone and read under deny (zones_local.ZoneChecker, files._zones)",
-)
 async def test_a_grant_for_another_platform_does_not_lift_this_devices_zones(
     tmp_path: Path, ana_home: Path
 ) -> None:
@@ -361,12 +313,6 @@ async def test_a_grant_for_another_platform_does_not_lift_this_devices_zones(
         ".config/BraveSoftware/Brave-Browser/Default/Login Data",
         ".config/microsoft-edge/Default/Login Data",
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: the Linux default zones miss where Ubuntu and Fedora keep browser "
-    "profiles, mail and the login keyring today (snap, flatpak, GNOME keyring, Brave, Edge): "
-    "'every entry is a promise to end users' (policy/zones.py DEFAULT_ZONES)",
 )
 def test_the_linux_defaults_cover_packaged_browsers_mail_and_keyrings(profile: str) -> None:
     limits = CapabilityLimits(platform="linux", zones=default_zones(Platform.LINUX))
@@ -397,13 +343,6 @@ def test_the_windows_string_check_knows_the_plain_spelling() -> None:
 
 
 @pytest.mark.parametrize("spelling", WINDOWS_SPELLINGS)
-@pytest.mark.xfail(
-    strict=True,
-    reason="UNVERIFIED on Windows (string level only): normalise_path(WINDOWS) keeps the "
-    "\\\\?\\ and \\\\.\\ device prefixes, administrative shares and trailing dots or "
-    "spaces, which Windows opens as the Documents folder; the zone string check misses them "
-    "and only realpath or the zone-root identity can still catch them on a real device",
-)
 def test_the_windows_string_check_sees_through_device_paths_and_shares(spelling: str) -> None:
     checker = windows_checker()
     assert checker.zone_of(checker.normalise(spelling)) == "documents"
@@ -433,13 +372,6 @@ async def test_an_upload_whose_folder_becomes_a_link_into_a_zone_is_not_placed_t
     assert device.session.errors() == ["files.io_error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING low: a partial file that already exists as a hard link to a zone's file is "
-    "opened, truncated and written (O_NOFOLLOW stops symlinks only): the zone file ends up "
-    "holding the technician's bytes without a question (files._open_partial should refuse "
-    "a partial with st_nlink > 1)",
-)
 async def test_a_partial_hard_linked_into_a_zone_never_touches_the_zones_file(
     device: Device,
 ) -> None:
@@ -502,13 +434,6 @@ async def test_an_upload_that_lies_about_its_hash_is_never_put_in_place(device: 
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING low: uploads that are announced and never sent each hold an open "
-    "descriptor and a partial file, without limit: a technician can exhaust the agent's "
-    "descriptors (EMFILE breaks its log, its socket and every later request; files._uploads "
-    "needs a cap, e.g. 8 open uploads, the rest files.busy)",
-)
 async def test_uploads_announced_and_never_sent_do_not_pile_up_descriptors(
     device: Device,
 ) -> None:
