@@ -17,7 +17,7 @@ import httpx
 import pyotp
 import pytest
 
-from auxilio.server.web import i18n
+from auxilio.server.web import i18n, pages
 from tests.e2e.conftest import PASSWORD
 from tests.web.conftest import Person, describe, login_with, start_server, stop_server
 
@@ -375,7 +375,7 @@ def test_the_error_page_has_a_working_skip_link_and_no_serious_violations(
     page: Page, axe: Callable[[Page], list[Any]]
 ) -> None:
     page.goto("/login")
-    page.evaluate("() => document.querySelector('input[name=csrf_token]').value = 'x'")
+    page.locator('form[action="/login"] input[name="csrf_token"]').evaluate("e => e.value = 'x'")
     page.get_by_label("Email").fill("a@b.c")
     page.get_by_label("Password").fill("x")
     page.get_by_role("button", name="Log in").click()
@@ -449,3 +449,15 @@ def test_cookies_are_secure_behind_a_trusted_https_proxy(strict_server: str) -> 
     assert "samesite=strict" in set_cookie.lower()
     plain = httpx.get(f"{strict_server}/login", timeout=30)
     assert "Secure" not in plain.headers["set-cookie"]
+
+
+def test_the_time_zone_cookie_is_read_decoded_and_junk_falls_back_to_utc() -> None:
+    from starlette.requests import Request
+
+    def zone_of(cookie: bytes) -> str:
+        scope = {"type": "http", "headers": [(b"cookie", cookie)], "state": {}}
+        return pages.time_zone(Request(scope))
+
+    assert zone_of(b"auxilio_tz=America%2FMexico_City") == "America/Mexico_City"
+    assert zone_of(b"auxilio_tz=Europe/Madrid") == "Europe/Madrid"
+    assert zone_of(b"auxilio_tz=..%2F..%2Fetc%2Fpasswd") == "UTC"

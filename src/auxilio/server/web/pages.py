@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -128,7 +129,9 @@ def language(request: Request) -> str:
 def time_zone(request: Request) -> str:
     """The browser's time zone (app.js sets the cookie), else the person's profile, else UTC."""
     person: WebPerson | None = getattr(request.state, "web_user", None)
-    candidate = request.cookies.get(TZ_COOKIE) or (person.timezone if person else None)
+    # app.js writes the zone percent-encoded (the "/" of "Europe/Madrid").
+    cookie = unquote(request.cookies.get(TZ_COOKIE, ""))
+    candidate = cookie or (person.timezone if person else None)
     return i18n.zone(candidate).key
 
 
@@ -505,8 +508,6 @@ async def page_error(request: Request, exc: DomainError) -> Response:
 
 
 def _next_query(request: Request) -> str:
-    from urllib.parse import urlencode
-
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return urlencode({"next": path})
 
