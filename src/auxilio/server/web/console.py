@@ -10,9 +10,9 @@ POST /console/tickets/{number}/assign    ticket:assign         take it, or give 
 POST /console/tickets/{number}/status    ticket:update         a move of the state table
 POST /console/tickets/{number}/comments  ticket:comment        a public comment or internal note
 GET  /console/sessions/{id}              support_session:      the live session page
-                                         request
+                                         request               (console_session.py)
 POST /web/ws-token                       support_session:      a token for /ws/technician
-                                         request
+                                         request               (console_session.py)
 =======================================  ====================  =================================
 
 The pages call the same services as the JSON API, so they allow and refuse exactly what it
@@ -31,42 +31,31 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auxilio.crypto.keys import encode_public_key, fingerprint
 from auxilio.policy.roles import Permission
-from auxilio.policy.schema import Direction, FileTransferRule, Policy, TerminalRule
-from auxilio.protocol.frames import AGENT_CAPABILITIES
-from auxilio.protocol.types import Capability
 from auxilio.server.api.deps import DbSession
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.context import Actor
-from auxilio.server.db.base import utcnow
-from auxilio.server.errors import DomainError, Forbidden, TicketNotFound, ValidationFailed
-from auxilio.server.identity import auth
+from auxilio.server.errors import DomainError, TicketNotFound, ValidationFailed
 from auxilio.server.identity.models import User
 from auxilio.server.policies.authorize import authorize_permission
-from auxilio.server.policies.service import get_active_policy
-from auxilio.server.runbooks import service as runbooks
 from auxilio.server.support_sessions import service as sessions
-from auxilio.server.support_sessions.models import SupportSession
-from auxilio.server.support_sessions.runtime import SupportSessionRuntime
 from auxilio.server.tickets import assignment
 from auxilio.server.tickets import service as tickets
 from auxilio.server.tickets.models import Ticket
 from auxilio.server.tickets.schemas import TicketCategory, TicketPriority
 from auxilio.server.tickets.states import ACTIVE_STATUSES, TicketStatus, allowed_from
+from auxilio.server.web import console_session
 from auxilio.server.web.pages import (
     CsrfChecked,
-    WebIdentity,
     register_pages,
     render,
     translator,
@@ -74,13 +63,11 @@ from auxilio.server.web.pages import (
 )
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-ws_router = APIRouter(prefix="/web", include_in_schema=False)
 
 Staff = Annotated[Actor, web_require(Permission.TICKET_READ_ALL)]
 Assigner = Annotated[Actor, web_require(Permission.TICKET_ASSIGN)]
 Updater = Annotated[Actor, web_require(Permission.TICKET_UPDATE)]
 Commenter = Annotated[Actor, web_require(Permission.TICKET_COMMENT)]
-Requester = Annotated[Actor, web_require(Permission.SUPPORT_SESSION_REQUEST)]
 
 QUEUE_LIMIT = 100
 # How often the queue's rows are fetched again (htmx polling), in seconds.
@@ -308,72 +295,6 @@ def _assignees(events: Sequence[AuditEvent]) -> list[uuid.UUID | None]:
             if e.action == AuditAction.TICKET_ASSIGNED for k in ("from", "to")]  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class CapabilityChoice:
-    """A capability the start form offers: the policy lists it and agents deliver it."""
-
-    name: str
-    roles: tuple[str, ...]
-    allowed_for_me: bool  # the technician's role is among the rule's roles (the policy decides)
-
-
-@dataclass(frozen=True, slots=True)
-class StartOptions:
-    capabilities: list[CapabilityChoice]
-    shells: tuple[str, ...] = ()
-    directions: tuple[str, ...] = ()
-    runbooks: list[tuple[str, str]] = field(default_factory=list)  # (id, name or "")
-    recording: str = "off"
-    policy_version: str = ""
-
-
-async def start_options(db: AsyncSession, actor: Actor) -> StartOptions:
-    """What the "start a session" form offers, from the active policy: only capabilities it
-    lists that an agent can deliver, the shells it approves, the file directions it allows,
-    its approved runbooks (named by the catalogue where it has an approved version)."""
-    active = await get_active_policy(db, organisation_id=_org(actor))
-    policy: Policy = active.policy
-    choices = []
-    for capability in Capability:
-        rule = policy.capabilities.get(sessions.POLICY_NAMES[capability])
-        if capability not in AGENT_CAPABILITIES or rule is None:
-            continue
-        roles = tuple(str(r) for r in rule.roles)
-        choices.append(CapabilityChoice(name=str(capability), roles=roles,
-                                        allowed_for_me=str(actor.role) in roles))
-    terminal = policy.capabilities.terminal
-    files = policy.capabilities.file_transfer
-    return StartOptions(
-        capabilities=choices,
-        shells=terminal.shells if isinstance(terminal, TerminalRule) else (),
-        directions=_directions(files),
-        runbooks=await _runbook_choices(db, actor, policy),
-        recording=str(policy.sessions.recording),
-        policy_version=active.version_label,
-    )
-
-
-def _directions(rule: FileTransferRule | None) -> tuple[str, ...]:
-    if rule is None:
-        return ()
-    if rule.direction is Direction.BOTH:
-        return ("both", "download", "upload")
-    return (str(rule.direction),)
-
-
-async def _runbook_choices(
-    db: AsyncSession, actor: Actor, policy: Policy
-) -> list[tuple[str, str]]:
-    rule = policy.capabilities.runbooks
-    if rule is None:
-        return []
-    out = []
-    for runbook_id in rule.approved:
-        row = await runbooks.get_approved(db, organisation_id=_org(actor), runbook_id=runbook_id)
-        out.append((runbook_id, row.name if row is not None else ""))
-    return out
-
-
 def _may(actor: Actor, permission: Permission) -> bool:
     return authorize_permission(actor, permission).allowed
 
@@ -405,7 +326,7 @@ async def _ticket_context(db: AsyncSession, actor: Actor, ticket: Ticket) -> dic
         if _may(actor, Permission.TICKET_UPDATE) else [],
         "may_note": _may(actor, Permission.TICKET_COMMENT_INTERNAL),
         "may_start": _may(actor, Permission.SUPPORT_SESSION_REQUEST),
-        "start": await start_options(db, actor),
+        "start": await console_session.start_options(db, actor),
     }
 
 
@@ -492,91 +413,4 @@ async def comment_ticket(
     return await _act(request, db, actor, number, step, "#history")
 
 
-# ---- the live session ------------------------------------------------------------------------
-
-
-def _runtime(request: Request) -> SupportSessionRuntime:
-    runtime: SupportSessionRuntime = request.app.state.support_sessions
-    return runtime
-
-
-async def _session_runbooks(db: AsyncSession, row: SupportSession) -> list[dict[str, str]]:
-    """The runbooks pinned in the session's grant, with their catalogue names."""
-    entry = (row.capability_limits or {}).get(str(Capability.RUNBOOKS)) or {}
-    pins = (entry.get("limits") or {}).get("runbooks") or []
-    out = []
-    for pin in pins:
-        found = await runbooks.get_version(db, organisation_id=row.organisation_id,
-                                           runbook_id=pin["id"], version=int(pin["version"]))
-        out.append({"id": pin["id"], "name": found.name if found is not None else pin["id"]})
-    return out
-
-
-def session_decisions(row: SupportSession) -> list[dict[str, str]]:
-    """Every decision the server took for the session, each with its rule: the session's own
-    (its effect is not kept, only that a denied session was denied), then each capability's as
-    the policy answered the start form's choices (a repeated answer shown once)."""
-    out: list[dict[str, str]] = []
-    if row.decision_rule:
-        out.append({"subject": "session",
-                    "effect": "deny" if row.state == "denied" else "decided",
-                    "rule": row.decision_rule, "reason": row.decision_reason or ""})
-    for name, entry in (row.capability_limits or {}).items():
-        for decision in entry.get("decisions") or []:
-            line = {"subject": name, "effect": str(decision.get("effect", "")),
-                    "rule": str(decision.get("rule", "")),
-                    "reason": str(decision.get("reason", ""))}
-            if line not in out:
-                out.append(line)
-    return out
-
-
-@router.get("/sessions/{support_session_id}", response_class=HTMLResponse)
-async def live_session_page(
-    request: Request, support_session_id: uuid.UUID, actor: Requester, db: DbSession
-) -> HTMLResponse:
-    row = await sessions.get_visible_or_raise(db, support_session_id=support_session_id,
-                                              actor=actor)
-    ticket = await db.get(Ticket, row.ticket_id)
-    public = _runtime(request).signing_key.public_key()
-    mine = row.technician_id == actor.id
-    data: dict[str, Any] = {
-        "support_session_id": str(row.id),
-        "join_code": None,  # known only to the page that asked (sessionStorage), see console.js
-        "ws_token": None,  # live-session.js asks POST /web/ws-token for one
-        "server_public_key": encode_public_key(public),
-        "server_fingerprint": fingerprint(public),
-        "ticket_id": str(row.ticket_id),
-        "runbooks": await _session_runbooks(db, row),
-    }
-    return render(request, "web/console/session.html", session=row, ticket=ticket, mine=mine,
-                  session_data=data, decisions=session_decisions(row))
-
-
-WS_TOKEN_KIND = "web_ws"  # noqa: S105 -- a token kind, not a secret
-WS_TOKEN_SCOPES = (str(Permission.SUPPORT_SESSION_REQUEST),)
-
-
-@ws_router.post("/ws-token")
-async def ws_token(
-    identity: WebIdentity, actor: Requester, db: DbSession, _csrf: CsrfChecked
-) -> JSONResponse:
-    """A token the live page attaches to ``/ws/technician`` with (the session cookie is
-    HttpOnly: script never reads it). It can do only what ``support_session:request`` allows,
-    is not a login (no page accepts it), and dies with the browser's login at the latest: the
-    relay stops serving a connection whose token expired, so it must not end sooner."""
-    login = identity.token
-    scopes = [p for p in WS_TOKEN_SCOPES if login.scopes is None or p in login.scopes]
-    remaining = login.expires_at - utcnow()
-    if not scopes or remaining <= timedelta(seconds=1):
-        raise Forbidden(permission=WS_TOKEN_SCOPES[0])
-    secret, row = await auth.issue_token(
-        db, user=identity.user, kind=WS_TOKEN_KIND, name=f"web-ws:{login.id}", ttl=remaining,
-        actor=actor, scopes=scopes, mfa_verified=login.mfa_verified,
-    )  # fmt: skip
-    return JSONResponse({"token": secret, "expires_at": row.expires_at.isoformat()},
-                        headers={"Cache-Control": "no-store"})  # fmt: skip
-
-
 register_pages(router)
-register_pages(ws_router)

@@ -109,8 +109,10 @@ async function startSession(event) {
     showError(errorBox, t.no_capability ?? "Choose at least one capability.");
     return;
   }
+  const progress = document.getElementById("start-progress");
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
+  if (progress) progress.textContent = t.starting ?? "Asking the policy…";
   try {
     let key;
     try {
@@ -142,6 +144,7 @@ async function startSession(event) {
       code: error.code ?? "network",
     }));
   } finally {
+    if (progress) progress.textContent = "";
     button.disabled = false;
     button.removeAttribute("aria-busy");
   }
