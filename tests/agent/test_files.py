@@ -700,3 +700,49 @@ async def test_closing_withdraws_a_pending_question_and_answers_nothing(device: 
     await handler.close()
     assert never.cancelled()
     assert session.chunks() == [] and session.errors() == []
+
+
+# -- issue 9 attack findings: what the fixes promise beyond the attack tests ---------------------
+
+
+async def test_a_grant_for_another_platform_is_refused_on_every_request_with_one_alert(
+    device: Device,
+) -> None:
+    other = "macos" if files_module.local_platform().value != "macos" else "linux"
+    device.limits(platform=other)
+    await device.send(FilesList(request_id=1, path=str(device.home / "Projects")))
+    assert await device.download(device.home / "Projects" / "notes.txt") == b""
+    await device.upload(device.home / "Projects" / "new.txt", b"x")
+    assert device.session.errors() == ["files.platform_mismatch"] * 3
+    assert [kind for kind, _ in device.session.feed.lines] == ["alert"]
+    assert not (device.home / "Projects" / "new.txt").exists()
+
+
+async def test_a_zone_opened_to_write_asks_again_to_read(device: Device) -> None:
+    device.session.answers = [GRANTED, REFUSED]
+    new = device.home / "Documents" / "letter.txt"
+    await device.upload(new, b"dear school")
+    assert new.read_bytes() == b"dear school"
+    assert await device.download(device.home / "Documents" / "taxes.txt") == b""
+    to_write, to_read = device.session.asked
+    assert "write" in to_write.lines[-1] and "read" in to_read.lines[-1]
+    assert device.session.errors() == ["files.zone_refused"]
+
+
+async def test_a_ninth_open_upload_is_busy_and_a_finished_one_frees_its_place(
+    device: Device,
+) -> None:
+    for number in range(9):
+        await device.send(
+            FilesUpload(transfer_id=number, path=str(device.home / "Projects" / f"f{number}"),
+                        size=1, sha256=sha(b"x"))
+        )  # fmt: skip
+    assert device.session.errors() == ["files.busy"]
+    await device.send(FileChunk(transfer_id=0, offset=0, data=b"x"))
+    await device.send(
+        FilesUpload(transfer_id=20, path=str(device.home / "Projects" / "f20"), size=1,
+                    sha256=sha(b"x"))
+    )  # fmt: skip
+    assert device.session.errors() == ["files.busy"]
+    assert (device.home / "Projects" / "f0").read_bytes() == b"x"
+    await device.handler.close()

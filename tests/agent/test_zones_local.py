@@ -233,3 +233,24 @@ def test_policy_zones_and_their_names(tmp_path: Path) -> None:
     assert zones.zone_of(f"{tmp_path}/ana/payroll.xlsx") == "payroll"
     assert zones.zone_of("/srv/payroll-public/x") is None
     assert zones.zone_of("/home/ana/Documents/x") is None
+
+
+@pytest.mark.parametrize(
+    ("spelling", "normal"),
+    [
+        (r"C:\Users\ana\Documents::$INDEX_ALLOCATION\x.txt", "C:/Users/ana/Documents/x.txt"),
+        (r"C:\Users\ana\Documents\taxes.txt:hidden", "C:/Users/ana/Documents/taxes.txt"),
+        (r"\\server\C$", "C:/"),
+        (r"C:\Users\ana\...\x", "C:/Users/ana/.../x"),  # three dots: a name, not a parent
+        (r"\\?\Volume{1b3b1146-4076-11e1-84aa-806e6f6e6963}\Users", None),
+        (r"\\.\PhysicalDrive0", None),
+    ],
+)
+def test_windows_streams_shares_and_device_paths(spelling: str, normal: str | None) -> None:
+    limits = CapabilityLimits(platform="windows")
+    zones = ZoneChecker(limits, homes=[], mounts=[])
+    if normal is None:
+        with pytest.raises(PathRefused):
+            zones.normalise(spelling)
+    else:
+        assert zones.normalise(spelling) == normal
