@@ -314,9 +314,12 @@ def test_a_refused_request_shows_the_decision_and_its_rule(
     expect(page.get_by_label("Terminal", exact=True).locator("..")).to_contain_text(
         "the policy lists it for: senior technician, supervisor"
     )
-    page.get_by_role("button", name="Start the session").click()
+    # By keyboard: to the button, Enter; the refusal takes the focus (and is an alert).
+    tab_to(page, "#start-session")
+    page.keyboard.press("Enter")
     error = page.locator("#start-error")
     expect(error).to_be_visible()
+    expect(error).to_be_focused()
     expect(error).to_have_text(
         "Denied by staff.trainings_required.privacy: the technician has no record of the "
         "training 'privacy'"
