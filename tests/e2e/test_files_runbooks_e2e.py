@@ -136,6 +136,8 @@ def test_files_both_ways_a_zone_refused_then_allowed_diagnostics_and_a_runbook(
     assert str(taxes) in agent_text
     attachments = _attachments(world)
     assert sorted(a["kind"] for a in attachments) == ["diagnostics", "runbook_result"]
+    # Both are what the device reported sending (their digests are in its activity reports).
+    assert all(a["verified"] for a in attachments), attachments
 
 
 def _attachments(where: World) -> list[dict[str, object]]:

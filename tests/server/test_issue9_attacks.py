@@ -298,12 +298,6 @@ async def support_session(app: FastAPI, ticket_id: uuid.UUID, tech: Person, user
         return str(row.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING low: a database editor who changes an attachment's content is not "
-    "noticed: GET serves the new text beside the size and SHA-256 stored (and audited) for "
-    "the old one (attachments.get_attachment should check them, 409 on a mismatch)",
-)
 async def test_an_attachment_edited_in_the_database_is_not_served_as_genuine(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
@@ -318,13 +312,6 @@ async def test_an_attachment_edited_in_the_database_is_not_served_as_genuine(
     assert response.status_code == 409, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: a technician attaches a 'diagnostics' report or a "
-    "'runbook_result' to a support session in which the device sent none; it is stored as "
-    "that session's result, unmarked. The device reports the SHA-256 of what it sent "
-    "(activity facts): attachments naming a session should match one, or say 'unverified'",
-)
 async def test_a_result_the_device_never_sent_is_not_attached_as_the_sessions(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

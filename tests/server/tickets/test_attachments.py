@@ -86,7 +86,7 @@ async def test_a_technician_attaches_a_report_that_staff_and_the_requester_read(
     assert event.details == {
         "number": 1, "attachment_id": created["id"], "kind": "diagnostics",
         "media_type": "application/json", "size": len(content),
-        "sha256": created["sha256"], "support_session_id": None,
+        "sha256": created["sha256"], "verified": False, "support_session_id": None,
     }  # fmt: skip
 
 

@@ -252,14 +252,9 @@ class DiagnosticsHandler:
         services = self._services
         body = report_bytes(report)
         digest = hashlib.sha256(body).hexdigest()
-        await services.send(
-            DiagnosticsReport(
-                request_id=message.request_id, collected_at=collected_at, report=report
-            )
-        )
         await services.mark_used(Capability.DIAGNOSTICS)
-        services.feed.activity(self._texts.sent.format(size=len(body)))
-        services.log.append("diagnostics_sent", size=len(body), sha256=digest)
+        # Reported before it is sent, on the same connection: the server has the digest when
+        # the technician's client attaches the report to the ticket (``verified``).
         await services.report(
             Activity(
                 capability=Capability.DIAGNOSTICS,
@@ -269,6 +264,13 @@ class DiagnosticsHandler:
                 sha256=digest,
             )
         )
+        await services.send(
+            DiagnosticsReport(
+                request_id=message.request_id, collected_at=collected_at, report=report
+            )
+        )
+        services.feed.activity(self._texts.sent.format(size=len(body)))
+        services.log.append("diagnostics_sent", size=len(body), sha256=digest)
 
     async def _withhold(self, message: DiagnosticsRequest, answer: ConsentDecision) -> None:
         services = self._services

@@ -51,6 +51,7 @@ from auxilio.protocol.app import (
 )
 from auxilio.protocol.binary import MAX_FRAME_PLAINTEXT
 from auxilio.protocol.frames import ActivityKind
+from auxilio.protocol.results import runbook_result_digest
 from auxilio.protocol.types import Capability, ConsentDecision, RunbookPin
 
 logger = logging.getLogger(__name__)
@@ -320,17 +321,17 @@ class RunbookHandler:
             services.feed.activity(
                 texts.finished.format(name=runbook.name, exit_code=outcome.exit_code)
             )
-        await services.send(
-            fit_in_frame(
-                RunbookResult(
-                    run_id=message.run_id, runbook_id=runbook.runbook_id, version=runbook.version,
-                    exit_code=outcome.exit_code, timed_out=outcome.timed_out,
-                    duration_ms=outcome.duration_ms, stdout=outcome.stdout, stderr=outcome.stderr,
-                    truncated=outcome.truncated,
-                )
+        result = fit_in_frame(
+            RunbookResult(
+                run_id=message.run_id, runbook_id=runbook.runbook_id, version=runbook.version,
+                exit_code=outcome.exit_code, timed_out=outcome.timed_out,
+                duration_ms=outcome.duration_ms, stdout=outcome.stdout, stderr=outcome.stderr,
+                truncated=outcome.truncated,
             )
         )  # fmt: skip
         await services.mark_used(Capability.RUNBOOKS)
+        # Reported before it is sent, on the same connection: the server has the result's
+        # digest when the technician's client attaches it to the ticket (``verified``).
         await services.report(
             Activity(
                 capability=Capability.RUNBOOKS,
@@ -338,8 +339,10 @@ class RunbookHandler:
                 subject=describe_run(runbook, checked.values),
                 runbook_id=runbook.runbook_id,
                 exit_code=outcome.exit_code,
+                sha256=runbook_result_digest(result.model_dump(mode="json")),
             )
         )
+        await services.send(result)
 
     async def _error(self, ref: int, code: str, text: str) -> None:
         self._services.log.append("runbook_error", code=code, ref=ref)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auxilio.server.db.base import Base, UTCDateTime, new_id, utcnow
@@ -29,5 +29,8 @@ class TicketAttachment(Base):
     content: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(Integer)  # bytes of the UTF-8 content
     sha256: Mapped[str] = mapped_column(String(64))
+    # The device reported this content's digest in the named session (protocol.results;
+    # migration 0012). False: only the technician's client vouches for it.
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

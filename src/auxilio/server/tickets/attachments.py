@@ -31,13 +31,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.policy.roles import Permission
+from auxilio.protocol.results import diagnostics_digest, runbook_result_digest
 from auxilio.server.api.deps import DbSession, Identity, require
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
-from auxilio.server.errors import NotFound, PayloadTooLarge, ValidationFailed
+from auxilio.server.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from auxilio.server.support_sessions import service as support_sessions
+from auxilio.server.support_sessions.models import SessionActivity
 from auxilio.server.tickets import service as tickets
 from auxilio.server.tickets.attachment_models import TicketAttachment
 from auxilio.server.tickets.models import Ticket
@@ -61,6 +63,12 @@ class AttachmentNotJson(ValidationFailed):
 class AttachmentSessionMismatch(ValidationFailed):
     code = "attachment_session_mismatch"
     default_message = "That support session is not one of this ticket's."
+
+
+class AttachmentTampered(Conflict):
+    code = "attachment_tampered"
+    default_message = ("This attachment's content does not match the size and SHA-256 recorded "
+                       "when it was added; it is not served.")
 
 
 class AttachmentNotFound(NotFound):
@@ -101,6 +109,8 @@ class AttachmentSummaryOut(BaseModel):
     media_type: str
     size: int
     sha256: str
+    # The device reported sending exactly this content in the named session.
+    verified: bool
     author_id: uuid.UUID
     created_at: AwareDatetime
 
@@ -146,8 +156,10 @@ async def add_attachment(
     if support_session_id is not None:
         await _check_session(db, ticket=ticket, support_session_id=support_session_id,
                              actor=actor)  # fmt: skip
+    verified = support_session_id is not None and await reported_by_device(
+        db, support_session_id=support_session_id, kind=kind, data=data)
     assert actor.id is not None  # noqa: S101 -- the route's identity is a person
-    attachment = TicketAttachment(
+    attachment = TicketAttachment(verified=verified,
         organisation_id=ticket.organisation_id, ticket_id=ticket.id,
         support_session_id=support_session_id, kind=kind, name=name, media_type=media_type,
         content=content, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
@@ -159,10 +171,52 @@ async def add_attachment(
                  target_type="ticket", target_id=ticket.id,
                  details={"number": ticket.number, "attachment_id": str(attachment.id),
                           "kind": kind, "media_type": media_type, "size": attachment.size,
-                          "sha256": attachment.sha256,
+                          "sha256": attachment.sha256, "verified": verified,
                           "support_session_id": str(support_session_id)
                           if support_session_id else None})  # fmt: skip
     return attachment
+
+
+_REPORTED_AS = {"diagnostics": "diagnostics_collected", "runbook_result": "runbook_run"}
+
+
+async def reported_by_device(
+    db: AsyncSession, *, support_session_id: uuid.UUID, kind: str, data: bytes
+) -> bool:
+    """Whether the device reported sending this result in the session: the digest of the
+    content's diagnostics report (or runbook result) is one the device put in a
+    ``session.activity`` (protocol.results). Anything else is the client's word only."""
+    activity_kind = _REPORTED_AS.get(kind)
+    if activity_kind is None:
+        return False
+    try:
+        content = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(content, dict):
+        return False
+    if kind == "diagnostics":
+        report = content.get("report")
+        if not isinstance(report, dict):
+            return False
+        digest = diagnostics_digest(report)
+    else:
+        digest = runbook_result_digest(content)
+    found = await db.execute(
+        select(SessionActivity.id).where(
+            SessionActivity.support_session_id == support_session_id,
+            SessionActivity.kind == activity_kind, SessionActivity.sha256 == digest,
+        ).limit(1)
+    )  # fmt: skip
+    return found.first() is not None
+
+
+def check_intact(attachment: TicketAttachment) -> None:
+    """The content is what was stored: its size and SHA-256 (audited when it was added) still
+    match; a row edited in the database is refused, never served as genuine."""
+    data = attachment.content.encode()
+    if len(data) != attachment.size or hashlib.sha256(data).hexdigest() != attachment.sha256:
+        raise AttachmentTampered(attachment_id=str(attachment.id))
 
 
 async def list_attachments(
@@ -226,4 +280,5 @@ async def get_attachment(
 ) -> AttachmentOut:
     ticket = await tickets.get_visible_ticket_or_raise(db, ticket_id=ticket_id, actor=caller.actor)
     found = await get_attachment_or_raise(db, ticket=ticket, attachment_id=attachment_id)
+    check_intact(found)
     return AttachmentOut.model_validate(found)
