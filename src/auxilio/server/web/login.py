@@ -221,6 +221,11 @@ async def enrol_confirm(
     if identity is None or identity.token.scopes != [auth.ENROLMENT_SCOPE]:
         return RedirectResponse("/login", status_code=303)
     user = identity.user
+    client = request.client.host if request.client else None
+    wait = await rate_limits(request.app.state).check(Limited.LOGIN, client)
+    if wait:
+        # Guessing the first code is guessing a login: the same limit holds.
+        raise RateLimited(retry_after_seconds=math.ceil(wait))
     outcome = await auth.confirm_totp_enrolment(
         db, user=user, code=code.strip(), actor=identity.actor
     )
