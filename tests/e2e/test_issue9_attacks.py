@@ -255,13 +255,6 @@ def test_through_an_honest_proxy_the_server_has_the_file_read(
 
 
 @pytest.mark.parametrize("proxy", ["drop-activity"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING medium: session.activity is not authenticated nor numbered: a proxy "
-    "drops the facts of a download (or forges others) and the server's audit and report "
-    "simply lack them; only the person's device notices ('differs from the server's report'), "
-    "and the server is never told (protocol frames.SessionActivity, server activity intake)",
-)
 def test_a_proxy_that_drops_the_activity_facts_is_noticed_by_the_server(
     world: World,  # noqa: F811
     proxy: tuple[str, pexpect.spawn],

@@ -152,6 +152,7 @@ class AppDispatcher:
         self._log = log
         self._clock = clock
         self.used: set[Capability] = set()
+        self._activity_seq = 0  # session.activity seq: 1, 2, 3... (the server audits a gap)
         self._factories = dict(handlers)
         self._routes: dict[Capability, _Route] = {}
         self._refused_transfers: set[int] = set()
@@ -267,8 +268,10 @@ class AppDispatcher:
         none. Kind, time, source, size, SHA-256, zone, runbook id and exit code go in clear:
         what the audit counts and checks, never content."""
         grant = self._grant()
+        self._activity_seq += 1
         message = SessionActivity(
             id=new_id(),
+            seq=self._activity_seq,
             support_session_id=grant.support_session_id,
             at=self._clock(),
             capability=activity.capability,

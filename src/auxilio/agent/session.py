@@ -14,6 +14,7 @@ that set, except a newly signed grant that can only extend time, and revocations
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from auxilio.agent.dispatch import (
 from auxilio.agent.errors import AgentError
 from auxilio.agent.feed import Feed
 from auxilio.agent.questions import Extensions, Questions
+from auxilio.agent.report import build_report, differences
 from auxilio.agent.sealing import recording_key_message
 from auxilio.agent.state import ActivityLog
 from auxilio.agent.userinput import Line, LineInput, Signal
@@ -55,6 +57,7 @@ from auxilio.protocol.frames import (
     SessionEnd,
     SessionExtendDecision,
     SessionReportMessage,
+    SessionReportMismatch,
     SessionStateMessage,
     SessionWarning,
 )
@@ -152,6 +155,7 @@ class SupportSessionRunner:
         self.ended: Ended | None = None
         # The server's one report of the session, once it arrives after the end.
         self.server_report: SessionReport | None = None
+        self._disputed: list[str] = []  # the differences last told to the server
         self._first_report_seconds = first_report_seconds
         self._report_wait_seconds = report_wait_seconds
         self._warned = False
@@ -234,6 +238,7 @@ class SupportSessionRunner:
             if report.support_session_id != self.grant.support_session_id:
                 continue
             self.server_report = report
+            await self._dispute_report()
             if report.summary_state != "pending":
                 return
             if not told:
@@ -243,6 +248,22 @@ class SupportSessionRunner:
                     "Waiting for the technician's summary for your report "
                     f"(up to {int(REPORT_WAIT_SECONDS // 60)} minutes; press Enter to stop)."
                 )
+
+    async def _dispute_report(self) -> None:
+        """Tell the server where its report disagrees with this device's own log (audited as
+        support_session:report:mismatch); the person is told in any case (agent/report.py)."""
+        if self.server_report is None:
+            return
+        found = differences(build_report(self._log.events()), self.server_report)
+        if not found or found == self._disputed:
+            return
+        self._disputed = found
+        self._log.append("report_disputed", differences=found)
+        with contextlib.suppress(ConnectionLost):
+            await self._link.send(SessionReportMismatch(
+                id=new_id(), support_session_id=self.grant.support_session_id,
+                differences=tuple(line[:500] for line in found[:32]),
+            ))  # fmt: skip
 
     async def _take(self, seconds: float) -> tuple[str, Any]:
         """The next event, within ``seconds`` (``TimeoutError``); counts what was read."""

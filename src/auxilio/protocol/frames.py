@@ -239,6 +239,9 @@ class SessionActivity(_Message):
     zone: ShortText | None = None  # the personal-data zone of a zone_* activity
     runbook_id: Identifier | None = None  # runbook_run / runbook_refused
     exit_code: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    # 1, 2, 3... per session on this device: the server audits a gap (a report lost or
+    # dropped on the way) as support_session:activity:gap.
+    seq: int | None = Field(default=None, ge=1, le=10**9)
 
 
 class RecordingKey(_Message):
@@ -251,6 +254,19 @@ class RecordingKey(_Message):
     support_session_id: Identifier
     epoch: Annotated[Base64Url, StringConstraints(min_length=43, max_length=43)]
     sealed_keys: Annotated[Base64Url, StringConstraints(min_length=1, max_length=1024)]
+
+
+class SessionReportMismatch(_Message):
+    """Agent -> server, after the end: the one report the server signed disagrees with the
+    device's own log; each line names a field and both values. Audited as
+    support_session:report:mismatch, so a report the server could not have built from what the
+    device sent (a dropped or forged activity) is on record, not only on the person's screen."""
+
+    type: Literal["session.report.mismatch"] = "session.report.mismatch"
+    support_session_id: Identifier
+    differences: tuple[Annotated[str, StringConstraints(min_length=1, max_length=500)], ...] = (
+        Field(min_length=1, max_length=32)
+    )
 
 
 class SessionWarning(_Message):
@@ -351,6 +367,7 @@ ControlMessage = Annotated[
     | E2EConfirm
     | SessionActivity
     | RecordingKey
+    | SessionReportMismatch
     | SessionWarning
     | SessionExtendRequest
     | SessionExtendDecision
@@ -370,8 +387,8 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
     for cls in (
         ServerHello, AgentHello, AgentAuth, AgentHeartbeat, TechAttach, SessionJoin,
         SessionOffer, ConsentDecisionMessage, E2EHello, E2EAccept, E2EConfirm, SessionActivity,
-        RecordingKey, SessionWarning, SessionExtendRequest, SessionExtendDecision,
-        SessionExtendAnswer,
+        RecordingKey, SessionReportMismatch, SessionWarning, SessionExtendRequest,
+        SessionExtendDecision, SessionExtendAnswer,
         CapabilityRevoke, SessionReportMessage,
         SessionEnd, SessionStateMessage, ErrorMessage,
     )

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # After the end, how long the agent's connection stays open for the technician's summary
     # (the person's report is sent again with it).
     report_wait_seconds: float = Field(default=120.0, gt=0)
+    # After the last report, how long the agent may still say that it disagrees with it
+    # (session.report.mismatch, audited) before its connection is closed.
+    report_dispute_seconds: float = Field(default=1.0, ge=0, le=30)
     # How often tickets waiting for a technician (skill and working hours) are routed again.
     ticket_queue_seconds: float = Field(default=60.0, gt=0)
 

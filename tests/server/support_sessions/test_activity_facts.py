@@ -3,6 +3,7 @@ hash, zone, runbook, exit code) are kept and counted; the names stay sealed."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime
@@ -91,3 +92,29 @@ personal_data_zones:
         "  diagnostics: {roles: [technician, senior_technician, supervisor]}\n"
         "  chat: {roles:",
     )
+
+
+async def test_a_gap_in_the_activity_sequence_and_a_disputed_report_are_audited(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    from auxilio.protocol.frames import SessionReportMismatch
+
+    await world.use_policy(world_policy())
+    running = await active(http, world, signing_key, ("chat", "files"))
+    sid, agent = running.sid, running.agent
+    for seq in (1, 2, 5):  # 3 and 4 lost on the way
+        await agent.send(activity(sid, "files", ActivityKind.FILE_LISTED, seq=seq))
+    await agent.send(SessionEnd(id=mid(), support_session_id=sid, ended_by=Party.END_USER,
+                                reason=EndReason.USER_ENDED))
+    await world.wait_for_state(sid, "ended")
+    await agent.send(SessionReportMismatch(
+        id=mid(), support_session_id=sid,
+        differences=("files read: this device saw 1, the server says 0",)))
+    for _ in range(100):
+        if await world.events("support_session:report:mismatch"):
+            break
+        await asyncio.sleep(0.05)
+    assert await world.events("support_session:activity:gap") == [
+        {"expected": 3, "received": 5}]
+    assert await world.events("support_session:report:mismatch") == [
+        {"differences": ["files read: this device saw 1, the server says 0"]}]

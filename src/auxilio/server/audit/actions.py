@@ -58,6 +58,8 @@ class AuditAction(StrEnum):
     CONSENT_RECORDED = "support_session:consent:recorded"
     RECEIPT_REJECTED = "support_session:receipt:rejected"
     ACTIVITY_REPORTED = "support_session:activity:reported"
+    ACTIVITY_GAP = "support_session:activity:gap"
+    REPORT_MISMATCH = "support_session:report:mismatch"
     EXTENSION_REQUESTED = "support_session:extension:requested"
     EXTENSION_APPROVED = "support_session:extension:approved"
     EXTENSION_DENIED = "support_session:extension:denied"
@@ -140,6 +142,10 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     "not for this grant.",
     AuditAction.ACTIVITY_REPORTED: "The agent reported an action: its kind, capability, time "
     "and source, and the SHA-256 of its details sealed to the auditor key; never the details.",
+    AuditAction.ACTIVITY_GAP: "An activity report arrived out of sequence: the ones between "
+    "were lost or dropped on the way (details: expected and received sequence numbers).",
+    AuditAction.REPORT_MISMATCH: "The device says the session report disagrees with its own "
+    "log (details: each differing field with both values).",
     AuditAction.EXTENSION_REQUESTED: "A longer support session was requested, with a reason.",
     AuditAction.EXTENSION_APPROVED: (
         "An extension was allowed by the policy (and an approver); its grant went to the device "

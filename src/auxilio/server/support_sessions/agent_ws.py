@@ -29,6 +29,7 @@ from auxilio.protocol.frames import (
     SessionExtendAnswer,
     SessionJoin,
     SessionOffer,
+    SessionReportMismatch,
     encode_message,
 )
 from auxilio.protocol.states import SupportSessionState
@@ -63,6 +64,9 @@ class AgentHandler(PeerHandler):
     recorded = False
     join_failures = 0
     organisation_id: uuid.UUID | None = None
+    # The last activity sequence number seen on this connection: 0 for a session joined here;
+    # None after a reconnect (the first report sets the baseline).
+    activity_seq: int | None = 0
 
     def actor(self) -> Actor:
         return Actor(id=None, display_name="agent", organisation_id=self.organisation_id)
@@ -123,6 +127,7 @@ class AgentHandler(PeerHandler):
         if live is None:
             return
         await self.bind(live)
+        self.activity_seq = None
         if live.state == S.AWAITING_CONSENT:
             offer = consent.current_offer(live)
             if offer is not None:
@@ -135,6 +140,7 @@ class AgentHandler(PeerHandler):
 
     async def bind(self, support_session: SupportSession) -> None:
         self.support_session_id = support_session.id
+        self.activity_seq = 0
         self.recorded = support_session.recorded
         self.organisation_id = support_session.organisation_id
         self.attachment = await self.runtime.hub.attach(self.sid, Peer.AGENT, self.conn)
@@ -160,6 +166,8 @@ class AgentHandler(PeerHandler):
             await self.recording_key(message)
         elif isinstance(message, SessionActivity):
             await self.activity(message)
+        elif isinstance(message, SessionReportMismatch):
+            await self.report_mismatch(message)
         elif isinstance(message, CapabilityRevoke):
             await self.revoke(message, raw)
         elif isinstance(message, SessionExtendAnswer):
@@ -273,10 +281,17 @@ class AgentHandler(PeerHandler):
 
     async def activity(self, message: SessionActivity) -> None:
         sid = self._check_bound(message.support_session_id, message.id)
+        last = self.activity_seq
+        expected = (last if last is not None else (message.seq or 1) - 1) + 1
+        if message.seq is not None:
+            self.activity_seq = max(expected - 1, message.seq)
 
         async def work(db: AsyncSession) -> None:
             found = await service.get_for_update(db, sid)
             assert found is not None  # noqa: S101 -- bound sessions exist
+            if message.seq is not None and message.seq != expected:
+                await during.record_activity_gap(db, support_session=found, expected=expected,
+                                                 received=message.seq, actor=self.actor())
             await during.report_activity(db, support_session=found, message=message,
                                          actor=self.actor())
 
@@ -284,6 +299,20 @@ class AgentHandler(PeerHandler):
             await self.runtime.in_transaction(work)
         except DomainError as exc:
             raise WireRefusal("session.not_active", exc.message, ref=message.id) from exc
+
+    async def report_mismatch(self, message: SessionReportMismatch) -> None:
+        """The device disputes the one report (after the end, while its connection is held for
+        the summary): on record, with what it says differs."""
+        sid = self._check_bound(message.support_session_id, message.id)
+
+        async def work(db: AsyncSession) -> None:
+            found = await service.get_for_update(db, sid)
+            assert found is not None  # noqa: S101 -- bound sessions exist
+            await during.record_report_mismatch(db, support_session=found,
+                                                differences=message.differences,
+                                                actor=self.actor())
+
+        await self.runtime.in_transaction(work)
 
     async def recording_key(self, message: RecordingKey) -> None:
         sid = self._check_bound(message.support_session_id, message.id)

@@ -79,6 +79,26 @@ async def report_activity(
     return row
 
 
+async def record_activity_gap(
+    db: AsyncSession, *, support_session: SupportSession, expected: int, received: int,
+    actor: Actor,
+) -> None:
+    """Activity reports are numbered on the device; one out of sequence means the ones between
+    were lost or dropped on the way."""
+    await record(db, action=AuditAction.ACTIVITY_GAP, actor=actor,
+                 details={"expected": expected, "received": received},
+                 **audit_target(support_session))
+
+
+async def record_report_mismatch(
+    db: AsyncSession, *, support_session: SupportSession, differences: Sequence[str],
+    actor: Actor,
+) -> None:
+    """The device disputes the one report: what it says differs, on record."""
+    await record(db, action=AuditAction.REPORT_MISMATCH, actor=actor,
+                 details={"differences": list(differences)}, **audit_target(support_session))
+
+
 async def mark_warned(db: AsyncSession, *, support_session: SupportSession) -> int:
     """Note the warning as sent; the seconds left."""
     now = clock.now()

@@ -139,7 +139,7 @@ class SupportSessionRuntime:
                 lambda: self._background(self._close_agent(sid)),
             )
         else:
-            await self._close_agent(sid)
+            self._close_agent_soon(sid)
 
     async def announce_report(self, support_session: SupportSession) -> None:
         """The summary was written: the agent gets the report again, with it, and is let go."""
@@ -148,7 +148,16 @@ class SupportSessionRuntime:
         if waiting is not None:
             waiting.cancel()
         await self._send_report(support_session.id)
-        await self._close_agent(sid)
+        self._close_agent_soon(sid)
+
+    def _close_agent_soon(self, sid: str) -> None:
+        """Close the agent's connection once it has had ``report_dispute_seconds`` to dispute
+        the report it was just sent (``session.report.mismatch``)."""
+        loop = asyncio.get_running_loop()
+        self._report_waits[sid] = loop.call_later(
+            self.settings.report_dispute_seconds,
+            lambda: self._background(self._close_agent(sid)),
+        )
 
     async def _send_report(self, support_session_id: uuid.UUID) -> SessionReport | None:
         async def build(db: AsyncSession) -> SessionReport | None:
