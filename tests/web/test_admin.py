@@ -258,6 +258,8 @@ def test_the_policy_editor_diffs_simulates_saves_and_activates_a_good_version(
     expect(page.locator("#policy-document")).to_have_value(load_template("strict-privacy"))
     page.get_by_label("Start from a template").select_option("software-company")
     page.get_by_role("button", name="Load template").click()
+    # The swap lands before the text is edited (else it would replace the edit).
+    expect(page.locator("#policy-document")).to_have_value(load_template("software-company"))
     document = load_template("software-company") + "# reviewed by the web test\n"
     _fill_document(page, document)
 
@@ -324,5 +326,5 @@ def test_the_admin_pages_speak_spanish(
     expect(page.get_by_role("heading", level=1)).to_have_text("Editor de la política")
     _fill_document(page, "name: x\nsessions: {max_durashun: 1h}\n")
     page.get_by_role("button", name="Validar").click()
-    expect(page.locator("li.policy-error").first).to_contain_text("Línea 2")
+    expect(page.locator("li.policy-error[data-column='12']")).to_contain_text("Línea 2, columna 12")
     screenshot(page, "web-admin-policy-es")
