@@ -328,3 +328,17 @@ def test_the_admin_pages_speak_spanish(
     page.get_by_role("button", name="Validar").click()
     expect(page.locator("li.policy-error[data-column='12']")).to_contain_text("Línea 2, columna 12")
     screenshot(page, "web-admin-policy-es")
+
+
+def test_an_admin_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(
+    page: Page, login: Callable[..., None], org_admin: Person
+) -> None:
+    login(page, org_admin)
+    # The browser's own cookies, as a page of another site would make it send them.
+    form = {"email": "forged@web-admin.example", "display_name": "Forged", "role": "admin",
+            "password": "a long enough forged password"}  # fmt: skip
+    refused = page.request.post("/admin/users", form=form, max_redirects=0)
+    assert refused.status == 403
+    assert "csrf_failed" in refused.text() or "expired" in refused.text()
+    page.goto("/admin/users")
+    expect(page.get_by_role("row").filter(has_text="forged@web-admin.example")).to_have_count(0)
