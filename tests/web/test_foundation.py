@@ -461,3 +461,34 @@ def test_the_time_zone_cookie_is_read_decoded_and_junk_falls_back_to_utc() -> No
     assert zone_of(b"auxilio_tz=America%2FMexico_City") == "America/Mexico_City"
     assert zone_of(b"auxilio_tz=Europe/Madrid") == "Europe/Madrid"
     assert zone_of(b"auxilio_tz=..%2F..%2Fetc%2Fpasswd") == "UTC"
+
+
+def test_a_page_behind_a_login_redirects_and_htmx_is_told_where(
+    page: Page, live_server: str
+) -> None:
+    plain = httpx.get(f"{live_server}/console", timeout=30)
+    if plain.status_code == 404:
+        pytest.skip("no console pages on this server")
+    assert plain.status_code == 303
+    assert plain.headers["location"] == "/login?next=%2Fconsole"
+    htmx = httpx.get(f"{live_server}/console", headers={"HX-Request": "true"}, timeout=30)
+    assert htmx.status_code == 204 and htmx.headers["hx-redirect"].startswith("/login")
+    page.goto("/console")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    assert page.url.endswith("/login?next=%2Fconsole")
+
+
+def test_a_page_the_role_may_not_use_answers_403_with_a_page(
+    page: Page, people: dict[str, Person], login: Callable[..., None]
+) -> None:
+    login(page, people["end_user"])
+    response = page.goto("/admin")
+    assert response is not None
+    if response.status == 404:
+        pytest.skip("no admin pages on this server")
+    assert response.status == 403
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    # The layout still says who is logged in and offers only the person's own area.
+    expect(page.get_by_test_id("person")).to_have_text(people["end_user"].name)
+    nav = page.get_by_role("navigation", name="Main").get_by_role("link")
+    assert "Admin" not in nav.all_inner_texts()
