@@ -186,11 +186,6 @@ def test_an_attachment_is_readable_and_dates_are_in_the_persons_language(
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.js stores the zone percent-encoded (America%2FMexico_City) and "
-    "pages.time_zone reads the cookie without decoding it, so every page falls back to UTC",
-)
 def test_dates_are_in_the_browsers_time_zone(
     new_page: Callable[..., Page], people: dict[str, Person], live_server: str,
     api_token: Callable[[Person], str], login: Login,
