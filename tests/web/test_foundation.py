@@ -104,8 +104,16 @@ def test_a_first_login_confirms_the_pending_secret_and_shows_the_recovery_codes(
     expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
     codes = page.get_by_test_id("recovery-codes").locator("li")
     expect(codes).to_have_count(10)
+    recovery = codes.first.inner_text().strip()
     page.get_by_role("link", name="I have saved them, continue").click()
     expect(page.get_by_test_id("person")).to_have_text(tech.name)
+    # A recovery code goes in the same field, once.
+    page.get_by_role("button", name="Log out").click()
+    login_with(page, tech, code=recovery)
+    expect(page.get_by_test_id("person")).to_have_text(tech.name)
+    page.get_by_role("button", name="Log out").click()
+    login_with(page, tech, code=recovery)
+    expect(page.get_by_role("alert")).to_contain_text("The code is wrong, expired or already used")
 
 
 def test_staff_who_must_enrol_see_a_qr_code_and_then_their_recovery_codes(
