@@ -314,3 +314,18 @@ def test_the_supervisor_page_works_by_keyboard(
         pytest.fail("the approve button is not reachable with Tab")
     page.keyboard.press("Enter")
     expect(page.get_by_text("Approved: the person on the device is asked")).to_be_visible()
+
+
+def test_a_supervisor_ends_a_live_session_and_both_ends_are_told(
+    page: Page, login: Callable[..., None], org: Org, running: Running, loop: Loop
+) -> None:
+    login(page, org.supervisor)
+    page.goto("/supervisor")
+    row = page.locator(f"#session-{running.support_session_id}")
+    expect(row).to_contain_text("In progress")
+    row.get_by_role("button", name="End the session").click()
+    expect(page.get_by_text("The session was ended.")).to_be_visible()
+    expect(page.locator(f"#session-{running.support_session_id}")).to_have_count(0)
+    for peer in (running.agent, running.technician):
+        ended = loop.run(peer.expect("session.end"))
+        assert (ended.ended_by, ended.reason) == ("supervisor", "supervisor_ended")

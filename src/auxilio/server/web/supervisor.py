@@ -28,7 +28,7 @@ from auxilio.server.audit.models import AuditEvent
 from auxilio.server.audit.reading import verify_database
 from auxilio.server.audit.witness import WitnessInvalid, read_witness
 from auxilio.server.context import Actor
-from auxilio.server.errors import DomainError, ExtensionNotFound
+from auxilio.server.errors import DomainError, ExtensionNotFound, SupportSessionNotActive
 from auxilio.server.identity import service as identity
 from auxilio.server.recordings.models import Recording
 from auxilio.server.support_sessions import extensions, service
@@ -49,6 +49,7 @@ router = APIRouter(prefix="/supervisor", include_in_schema=False)
 
 ReadSessions = Annotated[Actor, web_require(Permission.SUPPORT_SESSION_READ_ALL)]
 Approve = Annotated[Actor, web_require(Permission.SUPPORT_SESSION_APPROVE)]
+EndAny = Annotated[Actor, web_require(Permission.SUPPORT_SESSION_END_ANY)]
 ReadAudit = Annotated[Actor, web_require(Permission.AUDIT_READ)]
 S = SupportSessionState
 STATE_NAMES = {
@@ -129,6 +130,7 @@ async def _overview(request: Request, db: DbSession, actor: Actor, fragment: boo
         "states": STATE_NAMES,
         "can_approve": allowed(actor, Permission.SUPPORT_SESSION_APPROVE),
         "can_audit": allowed(actor, Permission.AUDIT_READ),
+        "can_end": allowed(actor, Permission.SUPPORT_SESSION_END_ANY),
         "minutes_left": minutes_left,
     }
     template = "web/supervisor/_live.html" if fragment else "web/supervisor/index.html"
@@ -200,6 +202,35 @@ async def decide(
     )  # fmt: skip
     flash(back, request, _("Approved: the person on the device is asked to accept it.")
           if approve else _("Refused: the session ends at its current time."))  # fmt: skip
+    return back
+
+
+@router.post("/sessions/{support_session_id}/end")
+async def end_session(
+    support_session_id: uuid.UUID,
+    request: Request,
+    db: DbSession,
+    actor: EndAny,
+    _csrf: CsrfChecked,
+) -> RedirectResponse:
+    """A supervisor ends a live session, as ``POST /support-sessions/{id}/end`` does: the
+    device and the technician are told at once, and the end is audited with who did it."""
+    _ = translator(request)
+    back = RedirectResponse("/supervisor", status_code=303)
+    try:
+        row = await service.get_visible_or_raise(
+            db, support_session_id=support_session_id, actor=actor, lock=True
+        )
+        if service.is_final(row):
+            raise SupportSessionNotActive(state=row.state)
+        await service.end_by_request(db, support_session=row, actor=actor)
+    except DomainError as exc:
+        flash(back, request, _("Not done: %(reason)s", reason=exc.message), "error")
+        return back
+    await db.commit()
+    runtime: SupportSessionRuntime = request.app.state.support_sessions
+    await runtime.announce_end(row)
+    flash(back, request, _("The session was ended."))
     return back
 
 
