@@ -33,6 +33,28 @@ def settings_from_cli(config: Path | None, **overrides: Any) -> Settings:
         raise typer.Exit(2) from exc
 
 
+def _with_self_signed(settings: Any, extra_names: list[str]) -> Any:
+    from urllib.parse import urlsplit
+
+    from auxilio.server.tls import default_names, ensure_self_signed
+
+    if settings.tls_cert or settings.tls_key:
+        console.print("[red]tls_conflict:[/red] --tls-self-signed or --tls-cert/--tls-key, "
+                      "not both")
+        raise typer.Exit(2)
+    hosts = [settings.host] if settings.host not in ("0.0.0.0", "::") else []  # noqa: S104
+    if settings.public_url:
+        hosts.append(urlsplit(settings.public_url).hostname or "")
+    made = ensure_self_signed(settings.data_dir, default_names([*hosts, *extra_names]))
+    console.print(
+        f"HTTPS with a self-signed certificate ({'made now' if made.created else 'kept'}: "
+        f"{made.cert}) for {', '.join(made.names)}\n  SHA-256 fingerprint {made.fingerprint}\n"
+        "  Compare it with what the browser shows before you accept the certificate.",
+        soft_wrap=True, markup=False,
+    )
+    return settings.model_copy(update={"tls_cert": made.cert, "tls_key": made.key})
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
@@ -41,6 +63,14 @@ def serve(
     database_url: DbUrl = None,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS/WSS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS/WSS.")] = None,
+    tls_self_signed: Annotated[bool, typer.Option(
+        "--tls-self-signed",
+        help="Serve HTTPS with a self-signed certificate kept in the data dir (made on first "
+             "use; its fingerprint is printed). Browsers need HTTPS for the console on any "
+             "address but 127.0.0.1.")] = False,
+    tls_name: Annotated[list[str] | None, typer.Option(
+        "--tls-name", help="Another host name or address for --tls-self-signed (repeat).")
+    ] = None,
     log_json: Annotated[bool | None, typer.Option("--log-json/--no-log-json")] = None,
 ) -> None:
     """Run the server: migrate, make the signing key on first start, then serve."""
@@ -61,6 +91,8 @@ def serve(
         tls_key=tls_key,
         log_json=log_json,
     )
+    if tls_self_signed:
+        settings = _with_self_signed(settings, tls_name or [])
     configure_logging(json_logs=settings.log_json, level=settings.log_level)
     prepared = prepare(settings)
     users = asyncio.run(_count_users(settings))
