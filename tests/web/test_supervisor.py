@@ -217,7 +217,9 @@ def test_a_supervisor_refuses_then_approves_an_extension_and_the_end_moves(
 
     _ask_extension(live_server, running, 20, "the backup needs a second pass")
     # The page polls: the new request appears without a reload.
-    expect(page.locator("#pending tbody tr")).to_contain_text("the backup needs a second pass")
+    expect(page.locator("#pending tbody tr")).to_contain_text(
+        "the backup needs a second pass", timeout=20_000
+    )
     page.get_by_role("button", name="Approve the extension").click()
     expect(page.get_by_text("Approved: the person on the device is asked")).to_be_visible()
     offered = loop.run(running.agent.expect("session.extend.decision"))
@@ -323,7 +325,7 @@ def test_a_supervisor_ends_a_live_session_and_both_ends_are_told(
     page.goto("/supervisor")
     row = page.locator(f"#session-{running.support_session_id}")
     expect(row).to_contain_text("In progress")
-    row.get_by_role("button", name="End the session").click()
+    row.get_by_role("button", name="End session of").click()
     expect(page.get_by_text("The session was ended.")).to_be_visible()
     expect(page.locator(f"#session-{running.support_session_id}")).to_have_count(0)
     for peer in (running.agent, running.technician):
