@@ -268,7 +268,7 @@ def test_an_honest_extension_is_asked_of_the_person_and_moves_the_end_once_accep
     # Where the policy names an approver, one approves (here the senior technician's token).
     if technician.expect(["reason=extension_pending", "reason=extension_awaiting_person"]) == 0:
         approve(world)
-    agent.expect(r"asks to extend the session until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\w+")
+    agent.expect(r"asks for more time: until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\w+")
     agent.expect("Reason given: the update needs ten more")
     agent.sendline("y")
     agent.expect("Session extended until")
