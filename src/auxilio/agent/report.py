@@ -24,7 +24,8 @@ from typing import Any
 
 from rich.console import Console
 
-from auxilio.protocol.frames import ActivityKind
+from auxilio.agent.connection import new_id
+from auxilio.protocol.frames import ActivityKind, SessionReportMismatch
 from auxilio.protocol.report import SessionReport as ServerReport
 from auxilio.protocol.report import render_lines
 
@@ -175,6 +176,14 @@ def differences(own: SessionReport, server: ServerReport) -> list[str]:
                 f"{what}: this device saw {_shown(mine)}, the server says {_shown(theirs)}"
             )
     return found
+
+
+def mismatch_message(support_session_id: str, found: list[str]) -> SessionReportMismatch:
+    """``session.report.mismatch`` for ``found`` (``differences``), within the wire's bounds."""
+    return SessionReportMismatch(
+        id=new_id(), support_session_id=support_session_id,
+        differences=tuple(line[:500] for line in found[:32]),
+    )  # fmt: skip
 
 
 def _shown(value: object) -> str:

@@ -37,7 +37,7 @@ from auxilio.agent.dispatch import (
 from auxilio.agent.errors import AgentError
 from auxilio.agent.feed import Feed
 from auxilio.agent.questions import Extensions, Questions
-from auxilio.agent.report import build_report, differences
+from auxilio.agent.report import build_report, differences, mismatch_message
 from auxilio.agent.sealing import recording_key_message
 from auxilio.agent.state import ActivityLog
 from auxilio.agent.userinput import Line, LineInput, Signal
@@ -57,7 +57,6 @@ from auxilio.protocol.frames import (
     SessionEnd,
     SessionExtendDecision,
     SessionReportMessage,
-    SessionReportMismatch,
     SessionStateMessage,
     SessionWarning,
 )
@@ -255,15 +254,11 @@ class SupportSessionRunner:
         if self.server_report is None:
             return
         found = differences(build_report(self._log.events()), self.server_report)
-        if not found or found == self._disputed:
-            return
-        self._disputed = found
-        self._log.append("report_disputed", differences=found)
-        with contextlib.suppress(ConnectionLost):
-            await self._link.send(SessionReportMismatch(
-                id=new_id(), support_session_id=self.grant.support_session_id,
-                differences=tuple(line[:500] for line in found[:32]),
-            ))  # fmt: skip
+        if found and found != self._disputed:
+            self._disputed = found
+            self._log.append("report_disputed", differences=found)
+            with contextlib.suppress(ConnectionLost):
+                await self._link.send(mismatch_message(self.grant.support_session_id, found))
 
     async def _take(self, seconds: float) -> tuple[str, Any]:
         """The next event, within ``seconds`` (``TimeoutError``); counts what was read."""
