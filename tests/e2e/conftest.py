@@ -37,11 +37,15 @@ def server_env() -> dict[str, str]:
 @pytest.fixture
 def server(data_dir: Path, server_env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, **server_env},
-    )  # fmt: skip
+    # A file, not a pipe: an unread pipe blocks the server once 64 KiB of log lines wait in it.
+    log_path = data_dir.parent / "server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log_file:
+        proc = subprocess.Popen(
+            [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            stdout=log_file, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **server_env},
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -52,9 +56,11 @@ def server(data_dir: Path, server_env: dict[str, str]) -> Iterator[str]:
             time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail(f"server did not start: {proc.communicate()[0]}")
+        proc.wait(timeout=15)
+        pytest.fail(f"server did not start: {log_path.read_text(encoding='utf-8')}")
     yield url
     proc.terminate()
-    # communicate() reaps the process and closes its pipe; the log helps when a test failed.
-    log = proc.communicate(timeout=15)[0]
+    proc.wait(timeout=15)
+    # The log helps when a test failed.
+    log = log_path.read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in log, log

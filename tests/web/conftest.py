@@ -108,13 +108,27 @@ def web_server_env() -> dict[str, str]:
     return {"AUXILIO_RATE_LOGIN_PER_ADDRESS_PER_MINUTE": "1000"}
 
 
+_LOGS: dict[int, Path] = {}  # a server process's pid -> the file its output goes to
+
+
+def _log_path(data_dir: Path) -> Path:
+    return data_dir.parent / f"{data_dir.name}-server.log"
+
+
 def start_server(data_dir: Path, env: dict[str, str]) -> tuple[str, subprocess.Popen[str]]:
+    """The server's output goes to a file beside its data directory, never to a pipe: nobody
+    reads a pipe while the tests run, and once its 64 KiB buffer was full the server blocked on
+    its next log line (the supervisor tests, run last, timed out)."""
     port = free_port()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = _log_path(data_dir).open("w", encoding="utf-8")
     proc = subprocess.Popen(
         [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=log, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, **env},
     )  # fmt: skip
+    log.close()
+    _LOGS[proc.pid] = _log_path(data_dir)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -124,12 +138,15 @@ def start_server(data_dir: Path, env: dict[str, str]) -> tuple[str, subprocess.P
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    pytest.fail(f"server did not start: {proc.communicate()[0]}")
+    proc.wait(timeout=30)
+    pytest.fail(f"server did not start: {_log_path(data_dir).read_text(encoding='utf-8')}")
 
 
 def stop_server(proc: subprocess.Popen[str]) -> str:
+    """Stop the server; its whole output."""
     proc.terminate()
-    return proc.communicate(timeout=30)[0]
+    proc.wait(timeout=30)
+    return _LOGS.pop(proc.pid).read_text(encoding="utf-8", errors="replace")
 
 
 @pytest.fixture(scope="session")
