@@ -9,6 +9,7 @@ Two encodings, told apart by the first byte:
 * ``0x03``: a file chunk as ``tag(1) | transfer_id(4) | offset(8, big-endian) | bytes``, either
   way (the device sends a download's chunks, the technician an upload's). Chunks are pipelined:
   the sender does not wait for an acknowledgement, the WebSocket's flow control paces it.
+* ``0x04`` / ``0x05``: a screen video frame / JPEG rectangles (``protocol.screen``).
 
 Files, diagnostics and runbooks (docs/protocol.md, "Files, diagnostics and runbooks"): every
 request carries a technician-chosen integer id (``request_id``, ``transfer_id``, ``run_id``)
@@ -25,6 +26,27 @@ from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from auxilio.protocol.binary import ChannelId
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
+from auxilio.protocol.screen import (
+    SCREEN_JSON_TYPES,
+    TAG_SCREEN_FRAME,
+    TAG_SCREEN_RECTS,
+    ScreenAck,
+    ScreenConfig,
+    ScreenError,
+    ScreenFrame,
+    ScreenKeyframeRequest,
+    ScreenMonitorSelect,
+    ScreenPaused,
+    ScreenRects,
+    ScreenResumed,
+    ScreenStart,
+    ScreenStats,
+    ScreenStop,
+    decode_screen_frame,
+    decode_screen_rects,
+    encode_screen_frame,
+    encode_screen_rects,
+)
 from auxilio.protocol.types import Sha256Hex, ShortText, SignedDocument, UtcDatetime, WireModel
 
 TerminalId = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -253,7 +275,9 @@ AppMessage = Annotated[
     ChatMessage | TerminalOpen | TerminalResize | TerminalExit | TerminalInput | TerminalOutput
     | FilesList | FilesListing | FilesDownload | FilesUpload | FilesReady | FilesDone
     | FilesCancel | FileChunk | FilesError | DiagnosticsRequest | DiagnosticsReport
-    | DiagnosticsError | RunbookRun | RunbookResult | RunbookError,
+    | DiagnosticsError | RunbookRun | RunbookResult | RunbookError | ScreenStart | ScreenConfig
+    | ScreenAck | ScreenKeyframeRequest | ScreenMonitorSelect | ScreenPaused | ScreenResumed
+    | ScreenStats | ScreenStop | ScreenError | ScreenFrame | ScreenRects,
     Field(discriminator="type"),
 ]
 _JSON_TYPES = frozenset({
@@ -261,7 +285,7 @@ _JSON_TYPES = frozenset({
     "files.listing", "files.download", "files.upload", "files.ready", "files.done",
     "files.cancel", "files.error", "diagnostics.request", "diagnostics.report",
     "diagnostics.error", "runbook.run", "runbook.result", "runbook.error",
-})  # fmt: skip
+}) | SCREEN_JSON_TYPES  # fmt: skip
 _ADAPTER: TypeAdapter[AppMessage] = TypeAdapter(AppMessage)
 
 
@@ -278,6 +302,9 @@ CHANNEL_OF: dict[type[Any], ChannelId] = {
     DiagnosticsError: ChannelId.DIAGNOSTICS,
     RunbookRun: ChannelId.RUNBOOKS, RunbookResult: ChannelId.RUNBOOKS,
     RunbookError: ChannelId.RUNBOOKS,
+    **dict.fromkeys((ScreenStart, ScreenConfig, ScreenAck, ScreenKeyframeRequest,
+                     ScreenMonitorSelect, ScreenPaused, ScreenResumed, ScreenStats, ScreenStop,
+                     ScreenError, ScreenFrame, ScreenRects), ChannelId.SCREEN),
 }  # fmt: skip
 
 
@@ -289,6 +316,10 @@ def encode_app_message(message: AppMessage) -> bytes:
     if isinstance(message, TerminalInput | TerminalOutput):
         tag = _TAG_TERMINAL_INPUT if isinstance(message, TerminalInput) else _TAG_TERMINAL_OUTPUT
         return _TERMINAL_PREFIX.pack(tag, message.terminal_id) + message.data
+    if isinstance(message, ScreenFrame):
+        return encode_screen_frame(message)
+    if isinstance(message, ScreenRects):
+        return encode_screen_rects(message)
     return message.model_dump_json().encode()
 
 
@@ -312,6 +343,10 @@ def decode_app_message(data: bytes) -> AppMessage:
             raise ProtocolError(ProtocolErrorCode.INVALID_FIELD, "file chunk offset out of range")
         return FileChunk(transfer_id=transfer_id, offset=offset,
                          data=bytes(data[_CHUNK_PREFIX.size :]))  # fmt: skip
+    if data[0] == TAG_SCREEN_FRAME:
+        return decode_screen_frame(data)
+    if data[0] == TAG_SCREEN_RECTS:
+        return decode_screen_rects(data)
     try:
         obj: Any = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
