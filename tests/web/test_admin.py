@@ -222,7 +222,7 @@ def test_the_policy_editor_shows_each_error_at_its_line_and_jumps_there(
     error = page.locator("li.policy-error")
     expect(error).to_have_count(1)
     expect(error).to_contain_text(f"Line {line}, column {column}")
-    expect(error).to_contain_text(f'unknown field "{BAD_FIELD}"')
+    expect(error).to_contain_text(f'Unknown field "{BAD_FIELD}"')
     expect(error.locator("pre.source")).to_contain_text(BAD_FIELD)
     _no_serious_violations(page, axe)
     screenshot(page, "web-admin-policy-error")

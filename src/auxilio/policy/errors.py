@@ -64,4 +64,5 @@ ERROR_CODES: dict[str, str] = {
     "policy.inconsistent": "two fields contradict each other",
     "policy.silence_is_not_consent": "on_timeout: allow; a prompt left unanswered is a refusal",
     "policy.invalid_ical": "the iCalendar text cannot be read",
+    "policy.pre_authorised_not_approved": "a pre-authorised runbook that is not also approved",
 }

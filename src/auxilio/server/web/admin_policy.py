@@ -23,6 +23,7 @@ from auxilio.server.context import Actor
 from auxilio.server.errors import DomainError
 from auxilio.server.policies import service
 from auxilio.server.web.pages import CsrfChecked, render, web_require
+from auxilio.server.web.policy_messages import EFFECTS, Message, document_data, message_for
 
 router = APIRouter(prefix="/admin/policy", include_in_schema=False)
 
@@ -57,12 +58,15 @@ class LocatedError:
     code: str
     message: str
     source: str
+    # What the page says, in the person's language: a msgid chosen by the code, and its values.
+    text: Message
 
 
 def locate(document: str, errors: list[dict[str, Any]]) -> list[LocatedError]:
     """The validator gives a line; the column is where the offending key starts on it (the
     last part of the error's path), when that key is written there."""
     lines = document.splitlines()
+    data = document_data(document)
     located: list[LocatedError] = []
     for error in errors:
         line = error.get("line")
@@ -72,6 +76,7 @@ def locate(document: str, errors: list[dict[str, Any]]) -> list[LocatedError]:
         located.append(LocatedError(
             line=line, column=found + 1 if found >= 0 else None, path=str(error.get("path", "")),
             code=str(error.get("code", "")), message=str(error.get("message", "")), source=source,
+            text=message_for(str(error.get("code", "")), str(error.get("path") or ""), data),
         ))  # fmt: skip
     return located
 
@@ -186,9 +191,9 @@ async def explain(
         return render(request, "web/admin/_policy_validation.html",
                       errors=locate(document, exc.details["errors"]), summary={})  # fmt: skip
     except DomainError as exc:
-        return render(request, "web/admin/_policy_explain.html", problem=exc.message,
+        return render(request, "web/admin/_policy_explain.html", problem=exc.code,
                       problems=exc.details.get("problems", []))  # fmt: skip
-    return render(request, "web/admin/_policy_explain.html", result=result)
+    return render(request, "web/admin/_policy_explain.html", result=result, effects=EFFECTS)
 
 
 @router.post("/replay")
@@ -211,7 +216,7 @@ async def replay(
     except service.PolicyDocumentInvalid as exc:
         return render(request, "web/admin/_policy_validation.html",
                       errors=locate(document, exc.details["errors"]), summary={})  # fmt: skip
-    return render(request, "web/admin/_policy_replay.html", result=result)
+    return render(request, "web/admin/_policy_replay.html", result=result, effects=EFFECTS)
 
 
 @router.post("/versions", response_model=None)
