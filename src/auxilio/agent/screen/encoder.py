@@ -1,0 +1,447 @@
+"""Grabbed frames to bytes for the console: libvpx in real time, JPEG rectangles as the fallback.
+
+Why VP8 through libvpx (BSD) by default, VP9 as an option and JPEG rectangles when neither works:
+docs/adr/0008-screen-codec.md, with the figures. PyAV's wheels also carry libx264 and libx265,
+which are GPL; nothing here opens them. Video frames carry the WebCodecs codec string the
+browser's ``VideoDecoder`` is configured with.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+from av.codec.context import CodecContext
+from av.video.codeccontext import VideoCodecContext
+from av.video.frame import PictureType
+
+from auxilio.agent.screen.capture import ENCODER_FAILED, Pixels, ScreenError, ScreenSource
+from auxilio.agent.screen.changes import ChangeDetector, Rect
+
+_MICROSECONDS = Fraction(1, 1_000_000)
+
+
+class EncoderFailed(ScreenError):
+    """The encoder could not be opened or failed on a frame; the pipeline falls back to JPEG."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ENCODER_FAILED, message)
+
+
+class VideoCodec(enum.StrEnum):
+    VP8 = "vp8"
+    VP9 = "vp9"
+
+
+_LIBRARY = {VideoCodec.VP8: "libvpx", VideoCodec.VP9: "libvpx-vp9"}
+
+# VP9 levels by the largest picture (luma samples, longest side); the WebCodecs string names it.
+_VP9_LEVELS = (
+    (36_864, 512, "10"),
+    (73_728, 768, "11"),
+    (122_880, 960, "20"),
+    (245_760, 1344, "21"),
+    (552_960, 2048, "30"),
+    (983_040, 2752, "31"),
+    (2_228_224, 4160, "40"),
+    (8_912_896, 8384, "50"),
+    (35_651_584, 16832, "60"),
+)
+
+
+def webcodecs_codec(codec: VideoCodec, width: int, height: int) -> str:
+    """The ``codec`` string of WebCodecs' ``VideoDecoderConfig`` for this stream."""
+    if codec is VideoCodec.VP8:
+        return "vp8"
+    samples, side = width * height, max(width, height)
+    level = next((lv for s, d, lv in _VP9_LEVELS if samples <= s and side <= d), "62")
+    return f"vp09.00.{level}.08"  # profile 0 (4:2:0), 8 bits
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One video frame. ``width`` and ``height`` are the coded size: the monitor's, rounded up to
+    even numbers (4:2:0 needs them; the extra column or row repeats the edge)."""
+
+    codec: str
+    keyframe: bool
+    width: int
+    height: int
+    timestamp_us: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JpegRect:
+    x: int
+    y: int
+    w: int
+    h: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JpegRectsFrame:
+    """The changed rectangles of one frame as JPEG images; ``keyframe`` when they cover it all."""
+
+    keyframe: bool
+    width: int
+    height: int
+    timestamp_us: int
+    rects: tuple[JpegRect, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(len(r.data) for r in self.rects)
+
+
+def _even_bgra(pixels: Pixels) -> npt.NDArray[np.uint8]:
+    height, width = pixels.shape
+    bgra = pixels.view(np.uint8).reshape(height, width, 4)
+    if height % 2 or width % 2:
+        bgra = np.pad(bgra, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    return bgra
+
+
+class VideoEncoder:
+    """A real-time libvpx encoder for frames of one size (a new size needs a new encoder).
+
+    ``cpu_used`` trades quality for speed (VP8: 0 to 16, VP9: 0 to 9 in real-time mode);
+    ``threads`` above 1 lets libvpx split the frame, which costs bitrate on a busy machine.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        *,
+        codec: VideoCodec = VideoCodec.VP8,
+        bitrate: int = 2_000_000,
+        fps: int = 30,
+        threads: int = 1,
+        cpu_used: int = 8,
+    ) -> None:
+        if width < 2 or height < 2:
+            raise EncoderFailed(f"frame too small to encode: {width}x{height}")
+        self.codec = codec
+        self.source_size = (width, height)
+        self.width, self.height = width + width % 2, height + height % 2
+        self.codec_string = webcodecs_codec(codec, self.width, self.height)
+        options = {
+            "deadline": "realtime",
+            "cpu-used": str(cpu_used),
+            "lag-in-frames": "0",  # no look-ahead: every frame leaves when it is encoded
+            "auto-alt-ref": "0",
+            "static-thresh": "100",  # skip unchanged blocks cheaply (most of a desktop)
+        }
+        if codec is VideoCodec.VP9:
+            options |= {"row-mt": "1" if threads > 1 else "0", "tune-content": "screen"}
+        else:
+            options |= {"screen-content-mode": "1"}
+        try:
+            context = CodecContext.create(_LIBRARY[codec], "w")
+            if not isinstance(context, VideoCodecContext):
+                raise EncoderFailed(f"{_LIBRARY[codec]} is not a video encoder")
+            context.width, context.height = self.width, self.height
+            context.pix_fmt = "yuv420p"
+            context.time_base = _MICROSECONDS
+            context.framerate = Fraction(fps, 1)
+            context.bit_rate = bitrate
+            context.gop_size = 1 << 30  # keyframes only when asked (the pipeline decides)
+            context.thread_count = threads
+            context.options = options
+            context.open()
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise EncoderFailed(f"cannot open {_LIBRARY[codec]}: {exc}") from exc
+        self._context: VideoCodecContext | None = context
+
+    def encode(
+        self, pixels: Pixels, timestamp_us: int, *, keyframe: bool = False
+    ) -> EncodedFrame | None:
+        """Encode one frame; ``None`` when the encoder dropped it (rate control may)."""
+        if (pixels.shape[1], pixels.shape[0]) != self.source_size:
+            raise EncoderFailed(
+                f"frame is {pixels.shape[1]}x{pixels.shape[0]}, encoder is "
+                f"{self.source_size[0]}x{self.source_size[1]}"
+            )
+        try:
+            frame = av.VideoFrame.from_ndarray(_even_bgra(pixels), format="bgra")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = timestamp_us
+            frame.time_base = _MICROSECONDS
+            if keyframe:
+                frame.pict_type = PictureType.I  # libvpx then forces a keyframe
+            if self._context is None:
+                raise EncoderFailed("the encoder is closed")
+            packets = self._context.encode(frame)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise EncoderFailed(f"{_LIBRARY[self.codec]} failed on a frame: {exc}") from exc
+        if not packets:
+            return None
+        # lag-in-frames=0: one frame in, at most one packet out.
+        return EncodedFrame(
+            codec=self.codec_string,
+            keyframe=any(p.is_keyframe for p in packets),
+            width=self.width,
+            height=self.height,
+            timestamp_us=timestamp_us,
+            data=b"".join(bytes(p) for p in packets),
+        )
+
+    def close(self) -> None:
+        """Free the encoder (PyAV frees its context when the last reference goes)."""
+        self._context = None
+
+
+class JpegRectsEncoder:
+    """The changed rectangles as JPEG images (FFmpeg's mjpeg encoder, already in PyAV; no
+    Pillow). ``quality`` is the JPEG quantiser: 2 (best) to 31 (smallest)."""
+
+    _CONTEXTS_KEPT = 32
+
+    def __init__(self, *, quality: int = 5) -> None:
+        if not 2 <= quality <= 31:
+            raise ValueError("quality must be between 2 and 31")
+        self.quality = quality
+        # One context per rectangle size: opening one per rectangle would cost more than encoding.
+        self._contexts: OrderedDict[tuple[int, int], VideoCodecContext] = OrderedDict()
+
+    def _context(self, width: int, height: int) -> VideoCodecContext:
+        key = (width, height)
+        if (context := self._contexts.get(key)) is not None:
+            self._contexts.move_to_end(key)
+            return context
+        try:
+            created = CodecContext.create("mjpeg", "w")
+            if not isinstance(created, VideoCodecContext):
+                raise EncoderFailed("mjpeg is not a video encoder")
+            created.width, created.height = width, height
+            created.pix_fmt = "yuvj420p"
+            created.time_base = Fraction(1, 30)
+            q = str(self.quality)
+            created.options = {"qmin": q, "qmax": q}
+            created.open()
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise EncoderFailed(f"cannot open the JPEG encoder: {exc}") from exc
+        self._contexts[key] = created
+        if len(self._contexts) > self._CONTEXTS_KEPT:
+            self._contexts.popitem(last=False)  # PyAV frees a context when it is dropped
+        return created
+
+    def encode(self, pixels: Pixels, rects: list[Rect], timestamp_us: int) -> JpegRectsFrame:
+        """JPEG images of ``rects``; ``[]`` or a rectangle covering the frame is a keyframe."""
+        height, width = pixels.shape
+        if not rects:
+            rects = [Rect(0, 0, width, height)]
+        bgra = pixels.view(np.uint8).reshape(height, width, 4)
+        out = []
+        for r in rects:
+            if (
+                r.w <= 0
+                or r.h <= 0
+                or r.x < 0
+                or r.y < 0
+                or r.x + r.w > width
+                or r.y + r.h > height
+            ):
+                raise ValueError(f"rectangle {r} is outside the {width}x{height} frame")
+            crop = np.ascontiguousarray(bgra[r.y : r.y + r.h, r.x : r.x + r.w])
+            try:
+                frame = av.VideoFrame.from_ndarray(crop, format="bgra").reformat(format="yuvj420p")
+                packets = self._context(r.w, r.h).encode(frame)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise EncoderFailed(f"the JPEG encoder failed: {exc}") from exc
+            out.append(JpegRect(r.x, r.y, r.w, r.h, b"".join(bytes(p) for p in packets)))
+        full = any(r.w == width and r.h == height for r in rects)
+        return JpegRectsFrame(
+            keyframe=full, width=width, height=height, timestamp_us=timestamp_us, rects=tuple(out)
+        )
+
+    def close(self) -> None:
+        self._contexts.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class FrameReport:
+    """What one delivered frame cost: CPU of this process (all threads, libvpx's included) and
+    the time of each stage, in milliseconds."""
+
+    cpu_ms: float
+    grab_ms: float
+    diff_ms: float
+    encode_ms: float
+    rects: int
+    changed_pixels: int
+    size: int
+    keyframe: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOutput:
+    """One frame to send: ``video`` in video mode, ``jpeg`` after falling back."""
+
+    video: EncodedFrame | None
+    jpeg: JpegRectsFrame | None
+    report: FrameReport
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Totals of ``ScreenPipeline.run``."""
+
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    grabs: int = 0
+    frames: int = 0
+    unchanged: int = 0
+    late: int = 0
+    bytes: int = 0
+    keyframes: int = 0
+
+
+EncoderFactory = Callable[[int, int], VideoEncoder]
+
+
+class ScreenPipeline:
+    """Grab, find changes, encode: one ``step`` per frame slot, nothing when nothing changed.
+
+    A keyframe goes out first, every ``keyframe_interval_s`` and on ``request_keyframe`` (a
+    viewer joined or lost a frame). When the video encoder fails, the pipeline says why in
+    ``fallback_reason`` and carries on with JPEG rectangles (``mode == "jpeg"``), starting
+    with a full frame. ``codec=None`` starts in JPEG mode.
+    """
+
+    def __init__(
+        self,
+        source: ScreenSource,
+        *,
+        codec: VideoCodec | None = VideoCodec.VP8,
+        fps: int = 30,
+        keyframe_interval_s: float = 10.0,
+        encoder_factory: EncoderFactory | None = None,
+        jpeg_quality: int = 5,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        if fps < 1:
+            raise ValueError("fps must be at least 1")
+        self.source = source
+        self.fps = fps
+        self.keyframe_interval_ns = int(keyframe_interval_s * 1e9)
+        self._factory = encoder_factory or (
+            (lambda w, h: VideoEncoder(w, h, codec=codec, fps=fps)) if codec else None
+        )
+        self._clock = clock
+        self._changes = ChangeDetector()
+        self._video: VideoEncoder | None = None
+        self._jpeg = JpegRectsEncoder(quality=jpeg_quality)
+        self.fallback_reason: str | None = None
+        self._keyframe_wanted = True
+        self._last_keyframe_ns: int | None = None
+        self._started_ns = clock()
+
+    @property
+    def mode(self) -> str:
+        return "video" if self._factory is not None and self.fallback_reason is None else "jpeg"
+
+    def request_keyframe(self) -> None:
+        self._keyframe_wanted = True
+
+    def _fall_back(self, exc: EncoderFailed) -> None:
+        self.fallback_reason = exc.message
+        self._video = None
+        self._keyframe_wanted = True
+
+    def step(self) -> PipelineOutput | None:
+        """One frame slot; ``None`` when the screen did not change and no keyframe is due."""
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        frame = self.source.grab()
+        t1 = time.perf_counter()
+        rects = self._changes.changes(frame.pixels)
+        t2 = time.perf_counter()
+        now = self._clock()
+        due = self._keyframe_wanted or (
+            self._last_keyframe_ns is not None
+            and now - self._last_keyframe_ns >= self.keyframe_interval_ns
+        )
+        if not rects and not due:
+            return None
+        timestamp_us = (now - self._started_ns) // 1000
+        video, jpeg = None, None
+        if self.mode == "video":
+            try:
+                video = self._encode_video(frame.pixels, timestamp_us, keyframe=due)
+            except EncoderFailed as exc:
+                self._fall_back(exc)
+                due = True
+        if self.mode == "jpeg":
+            jpeg = self._jpeg.encode(frame.pixels, [] if due else rects, timestamp_us)
+        if video is None and jpeg is None:
+            return None  # rate control dropped the frame; the next one carries the change
+        keyframe = bool(video and video.keyframe) or bool(jpeg and jpeg.keyframe)
+        if keyframe:
+            self._keyframe_wanted = False
+            self._last_keyframe_ns = now
+        report = FrameReport(
+            cpu_ms=(time.process_time() - cpu0) * 1000,
+            grab_ms=(t1 - t0) * 1000,
+            diff_ms=(t2 - t1) * 1000,
+            encode_ms=(time.perf_counter() - t2) * 1000,
+            rects=len(rects),
+            changed_pixels=sum(r.area for r in rects),
+            size=len(video.data) if video else (jpeg.size if jpeg else 0),
+            keyframe=keyframe,
+        )
+        return PipelineOutput(video=video, jpeg=jpeg, report=report)
+
+    def _encode_video(
+        self, pixels: Pixels, timestamp_us: int, *, keyframe: bool
+    ) -> EncodedFrame | None:
+        height, width = pixels.shape
+        if self._video is None or self._video.source_size != (width, height):
+            assert self._factory is not None  # noqa: S101 - mode "video" implies a factory
+            self._video = self._factory(width, height)  # a new size starts with a keyframe
+            keyframe = True
+        return self._video.encode(pixels, timestamp_us, keyframe=keyframe)
+
+    def run(
+        self,
+        seconds: float,
+        on_output: Callable[[PipelineOutput], None],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> PipelineStats:
+        """Step at ``fps`` for ``seconds``; a slot that overruns is not caught up (no burst)."""
+        stats = PipelineStats()
+        period = 1.0 / self.fps
+        start, cpu0 = time.perf_counter(), time.process_time()
+        due = start
+        while (now := time.perf_counter()) - start < seconds:
+            if now < due:
+                sleep(due - now)
+            elif now - due > period:
+                stats.late += 1
+            due = max(due + period, now)
+            stats.grabs += 1
+            output = self.step()
+            if output is None:
+                stats.unchanged += 1
+                continue
+            stats.frames += 1
+            stats.bytes += output.report.size
+            stats.keyframes += output.report.keyframe
+            on_output(output)
+        stats.seconds = time.perf_counter() - start
+        stats.cpu_seconds = time.process_time() - cpu0
+        return stats
+
+    def close(self) -> None:
+        self._video = None
+        self._jpeg.close()
