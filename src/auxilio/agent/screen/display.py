@@ -16,6 +16,8 @@ discovery announces only what works and says why the rest is missing:
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -77,9 +79,18 @@ def probe_x_server(name: str) -> XProbe | None:
     from Xlib import display as xdisplay  # the screen extra; imported only when probing
     from Xlib import error as xerror
 
+    failure: Exception | None = None
     try:
         connection = xdisplay.Display(name)
-    except (xerror.DisplayError, OSError):
+    except (xerror.DisplayError, OSError) as exc:
+        failure = exc
+    if failure is not None:
+        # python-xlib leaves the socket of a failed connection open, held by the traceback's
+        # frames: let it go here, quietly, rather than as a ResourceWarning at a later moment.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            failure = None
+            gc.collect()
         return None
     try:
         return XProbe(extensions=frozenset(connection.list_extensions()))

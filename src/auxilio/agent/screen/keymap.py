@@ -163,7 +163,10 @@ def translate(code: str, key: str) -> BrowserKey:
         return HeldKey(_MODIFIER_BY_CODE.get(code, _MODIFIER_BY_KEY[key]))
     if key in _NAMED:
         return HeldKey(_NAMED[key])
-    if key and len(key) <= MAX_TEXT and _printable(key):
+    # A key value of several ASCII letters is a key name (UI Events: "MediaPlayPause",
+    # "Unidentified"); one this agent does not know is refused, never typed as its name.
+    is_name = len(key) > 1 and key.isascii() and key.isalnum()
+    if key and not is_name and len(key) <= MAX_TEXT and _printable(key):
         return TypedText(key)
     raise UnknownKey(UNKNOWN_KEY, f"key {key[:40]!r} (code {code[:40]!r}) cannot be sent")
 
