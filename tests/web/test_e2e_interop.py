@@ -27,6 +27,7 @@ from auxilio.protocol.binary import ChannelId
 from auxilio.protocol.errors import ProtocolError
 from auxilio.protocol.frames import E2EAccept, E2EConfirm
 from auxilio.protocol.types import SignedDocument
+from tests.protocol.test_screen_wire import MESSAGES as SCREEN_MESSAGES
 
 from .js_harness.grants import SID, make_grant, server_key_data
 from .js_harness.server import Harness, serve_harness
@@ -373,6 +374,7 @@ def _samples() -> list[app.AppMessage]:
             truncated=True,
         ),
         app.RunbookError(ref=4, code="runbook.not_in_grant", message="no"),
+        *SCREEN_MESSAGES,
     ]
 
 

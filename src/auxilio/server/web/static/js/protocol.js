@@ -26,9 +26,17 @@ export class ProtocolError extends Error {
 const TAG_TERMINAL_INPUT = 0x01;
 const TAG_TERMINAL_OUTPUT = 0x02;
 const TAG_FILE_CHUNK = 0x03;
+const TAG_SCREEN_FRAME = 0x04;
+const TAG_SCREEN_RECTS = 0x05;
 export const FILE_CHUNK_SIZE = 256 * 1024;
 export const MAX_FILE_SIZE = 2 ** 53;
 const MAX_U32 = 2 ** 32 - 1;
+// Screen limits (protocol/screen.py).
+export const MAX_SCREEN_PAYLOAD = 1024 * 1024;
+export const MAX_SCREEN_RECTS = 64;
+export const MAX_SCREEN_SIDE = 16384;
+const MAX_MONITORS = 16;
+const CODEC = /^[a-z0-9][a-z0-9.]{1,63}$/;
 
 // -- field kinds ------------------------------------------------------------------------
 
@@ -49,6 +57,13 @@ const FILE_ENTRY = [
   ["zone", "str?", null],
 ];
 
+const MONITOR = [
+  ["index", "monitor"], ["name", "str", ""], ["x", "offset"], ["y", "offset"], ["width", "side"],
+  ["height", "side"], ["primary", "bool", false],
+];
+const inRange = (lo, hi) => (v) => isInt(v) && v >= lo && v <= hi;
+const isCodec = (v) => typeof v === "string" && CODEC.test(v);
+
 const KINDS = {
   str: (v) => typeof v === "string",
   "str?": (v) => v === null || typeof v === "string",
@@ -65,6 +80,21 @@ const KINDS = {
   params: (v) => isObject(v) && Object.values(v).every(
     (x) => typeof x === "string" || typeof x === "boolean" || isInt(x)),
   entries: (v) => Array.isArray(v) && v.every((e) => isObject(e) && checkFields(FILE_ENTRY, e)),
+  monitor: inRange(0, MAX_MONITORS - 1),
+  offset: inRange(-MAX_SCREEN_SIDE, MAX_SCREEN_SIDE),
+  side: inRange(1, MAX_SCREEN_SIDE),
+  fps: inRange(1, 60),
+  micros: inRange(0, 60_000_000),
+  codec: isCodec,
+  codecs: (v) => Array.isArray(v) && v.length >= 1 && v.length <= 8 && v.every(isCodec),
+  monitors: (v) => Array.isArray(v) && v.length >= 1 && v.length <= MAX_MONITORS &&
+    v.every((m) => isObject(m) && checkFields(MONITOR, m)),
+  "description?": (v) => v === null || (typeof v === "string" && v.length <= 8192 &&
+    /^[A-Za-z0-9_-]*$/.test(v)),
+  keyframe_reason: (v) => ["decoder_error", "frame_missing", "decoder_reset"].includes(v),
+  paused_by: (v) => v === "person",
+  screen_code: (v) => typeof v === "string" && v.length <= 100 && /^screen\.[a-z0-9_]+$/.test(v),
+  text2000: (v) => typeof v === "string" && v.length <= 2000,
 };
 
 function checkFields(fields, obj) {
@@ -102,11 +132,23 @@ const JSON_SCHEMAS = {
     ["exit_code", "int?", null], ["timed_out", "bool", false], ["duration_ms", "uint"],
     ["stdout", "str", ""], ["stderr", "str", ""], ["truncated", "bool", false]],
   "runbook.error": ERROR_FIELDS,
+  "screen.start": [["monitor", "monitor", 0], ["max_fps", "fps", 30], ["codecs", "codecs"]],
+  "screen.config": [["codec", "codec"], ["width", "side"], ["height", "side"],
+    ["monitor", "monitor"], ["monitors", "monitors"], ["description", "description?", null]],
+  "screen.ack": [["seq", "u32"], ["decode_us", "micros"]],
+  "screen.keyframe_request": [["reason", "keyframe_reason"]],
+  "screen.monitor": [["monitor", "monitor"]],
+  "screen.paused": [["by", "paused_by", "person"]],
+  "screen.resumed": [],
+  "screen.stats": [["rtt_us", "micros"]],
+  "screen.stop": [],
+  "screen.error": [["code", "screen_code"], ["message", "text2000", ""]],
 };
 const TYPE_LAST = new Set(["files.error", "diagnostics.error", "runbook.error"]);
 
 export const APP_TYPES = Object.freeze([
   ...Object.keys(JSON_SCHEMAS), "terminal.input", "terminal.output", "files.chunk",
+  "screen.frame", "screen.rects",
 ]);
 
 /** The channel each application message belongs to (app.CHANNEL_OF). */
@@ -116,6 +158,7 @@ export function channelOf(type) {
   if (type.startsWith("files.")) return Channel.FILES;
   if (type.startsWith("diagnostics.")) return Channel.DIAGNOSTICS;
   if (type.startsWith("runbook.")) return Channel.RUNBOOKS;
+  if (type.startsWith("screen.")) return Channel.SCREEN;
   throw new ProtocolError(ProtocolErrorCode.UNKNOWN_TYPE, `unknown application message ${type}`);
 }
 
@@ -135,6 +178,9 @@ function encodeValue(kind, value) {
   }
   if (kind === "entries") {
     return `[${value.map((entry) => encodeObject(FILE_ENTRY, entry)).join(",")}]`;
+  }
+  if (kind === "monitors") {
+    return `[${value.map((monitor) => encodeObject(MONITOR, monitor)).join(",")}]`;
   }
   return JSON.stringify(value);
 }
@@ -175,6 +221,8 @@ export function encodeAppMessage(message) {
     out.set(data, 13);
     return out;
   }
+  if (type === "screen.frame") return encodeScreenFrame(message);
+  if (type === "screen.rects") return encodeScreenRects(message);
   if (!(type in JSON_SCHEMAS)) {
     throw new ProtocolError(ProtocolErrorCode.UNKNOWN_TYPE, `unknown application message ${type}`);
   }
@@ -187,6 +235,95 @@ export function encodeAppMessage(message) {
     return `${JSON.stringify(name)}:${encodeValue(kind, value)}`;
   });
   return encoder.encode(`{${parts.join(",")}}`);
+}
+
+// -- screen frames (protocol/screen.py) ---------------------------------------------------
+
+const FRAME_PREFIX = 14; // tag, seq u32, flags u8, timestamp_us u64
+const RECTS_PREFIX = 7; // tag, seq u32, count u16
+const RECT_HEADER = 12; // x, y, w, h u16, length u32
+const FLAG_KEYFRAME = 0x01;
+const invalid = (message) => new ProtocolError(ProtocolErrorCode.INVALID_FIELD, message);
+const malformed = (message) => new ProtocolError(ProtocolErrorCode.MALFORMED, message);
+
+function encodeScreenFrame(message) {
+  const data = toBytes(message.data);
+  const { out, view } = binaryPrefix(FRAME_PREFIX + data.length, TAG_SCREEN_FRAME, message.seq);
+  out[5] = message.keyframe ? FLAG_KEYFRAME : 0;
+  view.setBigUint64(6, BigInt(message.timestamp_us));
+  out.set(data, FRAME_PREFIX);
+  return out;
+}
+
+function encodeScreenRects(message) {
+  const images = message.rects.map((rect) => toBytes(rect.data));
+  const size = RECTS_PREFIX + images.reduce((sum, image) => sum + RECT_HEADER + image.length, 0);
+  if (size > MAX_SCREEN_PAYLOAD) {
+    throw new ProtocolError(ProtocolErrorCode.TOO_LARGE,
+      `JPEG rectangles are ${size} bytes, the limit is ${MAX_SCREEN_PAYLOAD}`);
+  }
+  const { out, view } = binaryPrefix(size, TAG_SCREEN_RECTS, message.seq);
+  view.setUint16(5, message.rects.length);
+  let offset = RECTS_PREFIX;
+  message.rects.forEach((rect, index) => {
+    view.setUint16(offset, rect.x);
+    view.setUint16(offset + 2, rect.y);
+    view.setUint16(offset + 4, rect.width);
+    view.setUint16(offset + 6, rect.height);
+    view.setUint32(offset + 8, images[index].length);
+    out.set(images[index], offset + RECT_HEADER);
+    offset += RECT_HEADER + images[index].length;
+  });
+  return out;
+}
+
+function checkScreenSize(data) {
+  if (data.length > MAX_SCREEN_PAYLOAD) {
+    throw new ProtocolError(ProtocolErrorCode.TOO_LARGE,
+      `screen payload is ${data.length} bytes, the limit is ${MAX_SCREEN_PAYLOAD}`);
+  }
+}
+
+function decodeScreenFrame(data, view) {
+  checkScreenSize(data);
+  if (data.length < FRAME_PREFIX) throw malformed("short screen frame");
+  const flags = data[5];
+  if (flags & ~FLAG_KEYFRAME) throw invalid(`screen frame: undefined flags ${flags}`);
+  const timestamp = view.getBigUint64(6);
+  if (timestamp > BigInt(2 ** 53)) throw invalid("screen frame: timestamp out of range");
+  if (data.length === FRAME_PREFIX) throw invalid("screen frame: empty payload");
+  return { type: "screen.frame", seq: view.getUint32(1), keyframe: (flags & FLAG_KEYFRAME) !== 0,
+    timestamp_us: Number(timestamp), data: data.slice(FRAME_PREFIX) };
+}
+
+function decodeScreenRects(data, view) {
+  checkScreenSize(data);
+  if (data.length < RECTS_PREFIX) throw malformed("short JPEG rectangles");
+  const count = view.getUint16(5);
+  if (count < 1 || count > MAX_SCREEN_RECTS) {
+    throw invalid(`JPEG rectangles: count ${count}, allowed 1 to ${MAX_SCREEN_RECTS}`);
+  }
+  const rects = [];
+  let offset = RECTS_PREFIX;
+  for (let index = 0; index < count; index += 1) {
+    if (data.length < offset + RECT_HEADER) throw malformed(`rectangle ${index}: short header`);
+    const [x, y, width, height] = [0, 2, 4, 6].map((at) => view.getUint16(offset + at));
+    const length = view.getUint32(offset + 8);
+    offset += RECT_HEADER;
+    if (data.length < offset + length) throw malformed(`rectangle ${index}: short image`);
+    const image = data.slice(offset, offset + length);
+    offset += length;
+    if (width === 0 || height === 0) throw invalid(`rectangle ${index}: empty`);
+    if (x + width > MAX_SCREEN_SIDE || y + height > MAX_SCREEN_SIDE) {
+      throw invalid(`rectangle ${index}: outside the largest screen`);
+    }
+    if (image.length < 2 || image[0] !== 0xff || image[1] !== 0xd8) {
+      throw invalid(`rectangle ${index}: not a JPEG image`);
+    }
+    rects.push({ x, y, width, height, data: image });
+  }
+  if (offset !== data.length) throw malformed("JPEG rectangles: trailing bytes");
+  return { type: "screen.rects", seq: view.getUint32(1), rects };
 }
 
 function toBytes(data) {
@@ -221,6 +358,8 @@ export function decodeAppMessage(bytesIn) {
     return { type: "files.chunk", transfer_id: view.getUint32(1), offset: Number(offset),
       data: data.slice(13) };
   }
+  if (data[0] === TAG_SCREEN_FRAME) return decodeScreenFrame(data, view);
+  if (data[0] === TAG_SCREEN_RECTS) return decodeScreenRects(data, view);
   let obj;
   try {
     obj = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));

@@ -1,0 +1,64 @@
+"""Test pictures for the screen viewer, encoded with PyAV the way the device's encoder does
+(VP8 / VP9 in realtime mode, one packet per frame; JPEG for the fallback rectangles)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+
+WIDTH, HEIGHT = 1280, 720
+RED = (230, 20, 20)
+# (encoder, WebCodecs codec string) as in protocol/screen.py.
+CODECS = {"vp8": ("libvpx", "vp8"), "vp9": ("libvpx-vp9", "vp09.00.10.08")}
+
+
+def picture(
+    square: tuple[int, int, int, int] | None,
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    colour: tuple[int, int, int] = RED,
+) -> NDArray[np.uint8]:
+    """A dark grey picture with one filled rectangle (x, y, w, h)."""
+    rgb = np.full((height, width, 3), 40, dtype=np.uint8)
+    if square is not None:
+        x, y, w, h = square
+        rgb[y : y + h, x : x + w] = colour
+    return rgb  # fmt: skip
+
+
+def encode_video(kind: str, pictures: list[NDArray[np.uint8]]) -> list[tuple[bool, bytes]]:
+    """(keyframe, bytes) per picture: the first is a keyframe, the rest delta frames."""
+    encoder, _ = CODECS[kind]
+    context = av.CodecContext.create(encoder, "w")
+    height, width = pictures[0].shape[:2]
+    context.width, context.height = width, height
+    context.pix_fmt = "yuv420p"
+    context.time_base = Fraction(1, 30)
+    context.bit_rate = 4_000_000
+    context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                       "auto-alt-ref": "0"}  # fmt: skip
+    packets = []
+    for index, rgb in enumerate(pictures):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        packets.extend(context.encode(frame))
+    packets.extend(context.encode(None))
+    assert len(packets) == len(pictures), "one packet per picture (no lag, no alt-ref)"
+    return [(packet.is_keyframe, bytes(packet)) for packet in packets]
+
+
+def encode_jpeg(rgb: NDArray[np.uint8]) -> bytes:
+    height, width = rgb.shape[:2]
+    context = av.CodecContext.create("mjpeg", "w")
+    context.width, context.height = width, height
+    context.pix_fmt = "yuvj444p"
+    context.time_base = Fraction(1, 30)
+    context.options = {"qmin": "2", "qmax": "4"}
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj444p")
+    frame.pts = 0
+    packets = [*context.encode(frame), *context.encode(None)]
+    return b"".join(bytes(packet) for packet in packets)
