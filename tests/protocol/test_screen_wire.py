@@ -129,6 +129,14 @@ BAD_SCREEN_PAYLOADS = [
      b'"monitors":[{"index":0,"x":0,"y":0,"width":1,"height":1,"extra":1}],'
      b'"description":null}', "protocol.invalid_field"),
     (b'{"type":"screen.stop","why":"x"}', "protocol.invalid_field"),
+    (b'{"type":"screen.error","code":"screen.x","message":"' + b"a" * 2001 + b'"}',
+     "protocol.invalid_field"),
+    (b'{"type":"screen.config","codec":"vp8","width":1,"height":720,"monitor":0,'
+     b'"monitors":[{"index":0,"name":"' + "é".encode() * 201 + b'","x":0,"y":0,"width":1,'
+     b'"height":1,"primary":false}],"description":null}', "protocol.invalid_field"),
+    (b'{"type":"screen.config","codec":"vp8","width":1,"height":720,"monitor":0,'
+     b'"monitors":[{"index":0,"x":0,"y":0,"width":1,"height":1}],"description":"a+b"}',
+     "protocol.invalid_field"),
 ]  # fmt: skip
 
 

@@ -14,6 +14,7 @@ repeats; acknowledgements are cumulative (``protocol.screen_flow``).
 from __future__ import annotations
 
 import struct
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
@@ -44,7 +45,20 @@ Side = Annotated[int, Field(ge=1, le=MAX_SCREEN_SIDE)]
 Coordinate = Annotated[int, Field(ge=0, lt=MAX_SCREEN_SIDE)]
 # A WebCodecs codec string ("vp8", "vp09.00.10.08", "avc1.42001f", "av01.0.04M.08") or "jpeg".
 CodecString = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.]{1,63}$")]
-ScreenErrorCode = Annotated[str, StringConstraints(pattern=r"^screen\.[a-z0-9_]+$", max_length=100)]
+# Any ``screen.*`` code is accepted on the wire (a newer device may add some); these are defined.
+ScreenErrorCodeText = Annotated[
+    str, StringConstraints(pattern=r"^screen\.[a-z0-9_]+$", max_length=100)
+]
+
+
+class ScreenErrorCode(StrEnum):
+    NOT_ALLOWED = "screen.not_allowed"
+    UNAVAILABLE = "screen.unavailable"
+    NO_COMMON_CODEC = "screen.no_common_codec"
+    NO_SUCH_MONITOR = "screen.no_such_monitor"
+    CAPTURE_FAILED = "screen.capture_failed"
+
+
 # ``description`` of a VideoDecoderConfig (H.264 avcC, for example), unpadded base64url.
 Description = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]*$", max_length=8192)]
 JPEG_CODEC = "jpeg"
@@ -133,7 +147,7 @@ class ScreenError(WireModel):
     (docs/protocol.md, section 3b)."""
 
     type: Literal["screen.error"] = "screen.error"
-    code: ScreenErrorCode
+    code: ScreenErrorCodeText
     message: Annotated[str, StringConstraints(max_length=2000)] = ""
 
 

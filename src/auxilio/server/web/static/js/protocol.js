@@ -58,7 +58,7 @@ const FILE_ENTRY = [
 ];
 
 const MONITOR = [
-  ["index", "monitor"], ["name", "str", ""], ["x", "offset"], ["y", "offset"], ["width", "side"],
+  ["index", "monitor"], ["name", "text200", ""], ["x", "offset"], ["y", "offset"], ["width", "side"],
   ["height", "side"], ["primary", "bool", false],
 ];
 const inRange = (lo, hi) => (v) => isInt(v) && v >= lo && v <= hi;
@@ -94,7 +94,8 @@ const KINDS = {
   keyframe_reason: (v) => ["decoder_error", "frame_missing", "decoder_reset"].includes(v),
   paused_by: (v) => v === "person",
   screen_code: (v) => typeof v === "string" && v.length <= 100 && /^screen\.[a-z0-9_]+$/.test(v),
-  text2000: (v) => typeof v === "string" && v.length <= 2000,
+  text200: (v) => typeof v === "string" && [...v].length <= 200,
+  text2000: (v) => typeof v === "string" && [...v].length <= 2000,
 };
 
 function checkFields(fields, obj) {
