@@ -8,6 +8,7 @@ from auxilio.server.audit.routes import router as audit_router
 from auxilio.server.devices.routes import router as devices_router
 from auxilio.server.identity.routes import router as identity_router
 from auxilio.server.policies.routes import router as policies_router
+from auxilio.server.recordings.routes import router as recordings_router
 from auxilio.server.runbooks.routes import router as runbooks_router
 from auxilio.server.support_sessions import routes as support_sessions
 from auxilio.server.tickets.routes import router as tickets_router
@@ -19,6 +20,7 @@ api_router.include_router(policies_router)
 api_router.include_router(tickets_router)
 api_router.include_router(devices_router)
 api_router.include_router(runbooks_router)
+api_router.include_router(recordings_router)
 api_router.include_router(support_sessions.router)
 api_router.include_router(support_sessions.me_router)
 api_router.include_router(support_sessions.tickets_router)

@@ -39,3 +39,18 @@ class RecordingKeyRefused(DomainError):
     code = "recording_key_refused"
     status = 409
     default_message = "This support session is not being recorded."
+
+
+class RecordingFileMissing(NotFound):
+    """The row exists but the relay's file does not (removed by hand, or another data dir)."""
+
+    code = "recording_missing"
+    default_message = "The recording's file is not on this server."
+
+
+class RecordingTooLarge(DomainError):
+    """Too much to hand to a browser at once; the command line export reads any size."""
+
+    code = "recording_too_large"
+    status = 413
+    default_message = "The recording is too large to play in the page; export it instead."
