@@ -21,12 +21,14 @@ from auxilio.protocol.screen import (
     ScreenRect,
     ScreenRects,
 )
+from auxilio.protocol.screen_flow import ScreenFlow
 from tests.protocol.test_screen_wire import BAD_SCREEN_PAYLOADS, MESSAGES
 
 from .js_harness.screen_media import (
     CODECS,
     HEIGHT,
     WIDTH,
+    VideoEncoder,
     encode_jpeg,
     encode_video,
     picture,
@@ -200,6 +202,49 @@ def test_an_unsupported_codec_falls_back_to_asking_for_jpeg(page: Any) -> None:
     starts = wait_for_sent(page, "screen.start", 1)
     assert starts == [app.ScreenStart(monitor=0, max_fps=30, codecs=("jpeg",))]
     assert ack_seqs(page, 1) == [0]
+
+
+def test_a_device_paced_by_the_viewers_acks_streams_through_a_broken_frame(page: Any) -> None:
+    """The device side of section 3b (ScreenFlow, a live encoder, a virtual clock) against
+    the page: every acknowledgement the viewer sends is one the window accepts, a broken frame
+    brings a keyframe request and the device answers with a keyframe, and the last picture is
+    on the canvas."""
+    flow = ScreenFlow(max_frames=2, max_fps=30)
+    encoder = VideoEncoder("vp8")
+    squares = [(100 + 60 * n, 100 + 30 * n, 120, 120) for n in range(10)]
+    page.evaluate("() => screenHarness.open()")
+    feed(page, config("vp8"))
+    now, handled, sent_frames, broken, keyframes = 0, 0, 0, None, []
+    while sent_frames < len(squares) or flow.in_flight:
+        now += 10_000  # virtual microseconds: nothing here reads the wall clock
+        replies = sent(page)[handled:]
+        handled += len(replies)
+        for reply in replies:
+            if isinstance(reply, app.ScreenAck):
+                flow.acked(seq=reply.seq, decode_us=reply.decode_us, now_us=now)
+            elif isinstance(reply, app.ScreenKeyframeRequest):
+                flow.request_keyframe()
+        if sent_frames < len(squares) and flow.may_send(now):
+            keyframe, data = encoder.encode(picture(squares[sent_frames]),
+                                            keyframe=flow.keyframe_due)  # fmt: skip
+            if sent_frames == 4:
+                broken, data = flow.next_seq, data[:2]  # cut short on the way
+            seq = flow.sent(size=len(data), keyframe=keyframe, now_us=now)
+            if keyframe:
+                keyframes.append(seq)
+            feed(page, ScreenFrame(seq=seq, keyframe=keyframe, timestamp_us=now, data=data))
+            sent_frames += 1
+            assert flow.in_flight <= 2
+        elif not replies and (not flow.has_room() or sent_frames == len(squares)):
+            # Only the viewer can move things on now (a wait that times out fails the test).
+            page.wait_for_function("(n) => screenHarness.sent.length > n", arg=handled)
+    requests = [m for m in sent(page) if isinstance(m, app.ScreenKeyframeRequest)]
+    assert requests, "the broken frame asked for a keyframe"
+    assert broken is not None and keyframes[0] == 0 and keyframes[-1] > broken
+    assert [a.seq for a in sent(page) if isinstance(a, app.ScreenAck)][-1] == len(squares) - 1
+    assert is_red(pixel(page, *centre(squares[-1])))
+    assert is_background(pixel(page, *centre(squares[0])))
+    assert flow.srtt_us is not None
 
 
 # -- JPEG rectangles -----------------------------------------------------------------------

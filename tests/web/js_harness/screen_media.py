@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 from numpy.typing import NDArray
 
 WIDTH, HEIGHT = 1280, 720
@@ -30,25 +31,36 @@ def picture(
     return rgb  # fmt: skip
 
 
+class VideoEncoder:
+    """A realtime VP8 / VP9 encoder giving one packet per picture at once (no lag, no
+    alt-ref), a keyframe when asked."""
+
+    def __init__(self, kind: str, *, width: int = WIDTH, height: int = HEIGHT) -> None:
+        self.context = av.CodecContext.create(CODECS[kind][0], "w")
+        self.context.width, self.context.height = width, height
+        self.context.pix_fmt = "yuv420p"
+        self.context.time_base = Fraction(1, 30)
+        self.context.bit_rate = 4_000_000
+        self.context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                                "auto-alt-ref": "0"}  # fmt: skip
+        self.pts = 0
+
+    def encode(self, rgb: NDArray[np.uint8], *, keyframe: bool = False) -> tuple[bool, bytes]:
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = self.pts
+        self.pts += 1
+        if keyframe:
+            frame.pict_type = PictureType.I
+        packets = self.context.encode(frame)
+        assert len(packets) == 1, "one packet per picture"
+        return packets[0].is_keyframe, bytes(packets[0])
+
+
 def encode_video(kind: str, pictures: list[NDArray[np.uint8]]) -> list[tuple[bool, bytes]]:
     """(keyframe, bytes) per picture: the first is a keyframe, the rest delta frames."""
-    encoder, _ = CODECS[kind]
-    context = av.CodecContext.create(encoder, "w")
     height, width = pictures[0].shape[:2]
-    context.width, context.height = width, height
-    context.pix_fmt = "yuv420p"
-    context.time_base = Fraction(1, 30)
-    context.bit_rate = 4_000_000
-    context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
-                       "auto-alt-ref": "0"}  # fmt: skip
-    packets = []
-    for index, rgb in enumerate(pictures):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-        frame.pts = index
-        packets.extend(context.encode(frame))
-    packets.extend(context.encode(None))
-    assert len(packets) == len(pictures), "one packet per picture (no lag, no alt-ref)"
-    return [(packet.is_keyframe, bytes(packet)) for packet in packets]
+    encoder = VideoEncoder(kind, width=width, height=height)
+    return [encoder.encode(rgb) for rgb in pictures]
 
 
 def encode_jpeg(rgb: NDArray[np.uint8]) -> bytes:
