@@ -23,7 +23,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+
+import av
+import numpy as np
+from av.codec.context import CodecContext
+from av.video.codeccontext import VideoCodecContext
 
 from auxilio.agent.screen.capture import Pixels, ScreenSource
 from auxilio.agent.screen.encoder import (
@@ -145,6 +151,12 @@ CONFIGS = [  # FFmpeg's cpu-used range: VP8 -16..16, VP9 -8..8 (higher is faster
     EncoderConfig("vp9-t1-cpu8", VideoCodec.VP9),
     EncoderConfig("vp9-t2-cpu8", VideoCodec.VP9, threads=2),
 ]
+# Measured for the decision record only; the agent never opens these (x264 is GPL; SVT-AV1 is
+# BSD with the AOM patent licence, but its real-time mode is young and chatty on stderr).
+REFERENCES = {
+    "x264-ultrafast-zerolatency-t1": ("libx264", {"preset": "ultrafast", "tune": "zerolatency"}),
+    "svtav1-preset12-rtc-t1": ("libsvtav1", {"preset": "12", "svtav1-params": "rtc=1:rc=2:lp=1"}),
+}
 PIPELINE_CONFIGS = ["vp8-t1-cpu8", "vp9-t1-cpu8", "jpeg"]
 
 
@@ -186,6 +198,31 @@ def raw_encoder(config: EncoderConfig, frames: list[Pixels], seconds: float) -> 
     }
 
 
+def raw_reference(
+    library: str, options: dict[str, str], frames: list[Pixels], seconds: float
+) -> dict[str, float]:
+    """The same measurement as ``raw_encoder`` with any FFmpeg encoder, opened directly."""
+    context = CodecContext.create(library, "w")
+    assert isinstance(context, VideoCodecContext)
+    context.width, context.height, context.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    context.time_base, context.framerate = Fraction(1, 1_000_000), Fraction(FPS, 1)
+    context.bit_rate, context.thread_count, context.options = 2_000_000, 1, options
+    context.open()
+    count, size, start, cpu0 = 0, 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < seconds:
+        bgra = frames[count % len(frames)].view(np.uint8).reshape(HEIGHT, WIDTH, 4)
+        frame = av.VideoFrame.from_ndarray(bgra, format="bgra").reformat(format="yuv420p")
+        frame.pts = count * 33_333
+        size += sum(p.size for p in context.encode(frame))
+        count += 1
+    elapsed = time.perf_counter() - start
+    return {
+        "fps": round(count / elapsed, 1),
+        "cpu_ms_per_frame": round((time.process_time() - cpu0) / count * 1000, 2),
+        "mbit_s_at_30fps": round(size * 8 / count * FPS / 1e6, 2),
+    }
+
+
 def pipeline_run(
     source: ScreenSource, config: str, seconds: float, x_pid: int, fps: int = FPS
 ) -> dict[str, object]:
@@ -213,8 +250,12 @@ def pipeline_run(
         "late_slots": stats.late,
         "keyframes": stats.keyframes,
         "mbit_s": round(stats.bytes * 8 / stats.seconds / 1e6, 3),
+        # Where the CPU was too busy for 30 slots a second: the same bits per slot, at 30.
+        "mbit_s_at_30_slots": round(stats.bytes * 8 / max(stats.grabs, 1) * FPS / 1e6, 3),
         "cpu_ms_per_frame": round(stats.cpu_seconds / max(stats.frames, 1) * 1000, 2),
+        "cpu_ms_per_slot": round(stats.cpu_seconds / max(stats.grabs, 1) * 1000, 2),
         "cores": round(stats.cpu_seconds / stats.seconds, 3),
+        "cores_at_30_slots": round(stats.cpu_seconds / max(stats.grabs, 1) * FPS, 3),
         "x_server_cores": round(x_cores, 3),
         "encode_ms_median": round(encode_ms[len(encode_ms) // 2], 2) if encode_ms else None,
     }
@@ -226,6 +267,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="time per pipeline run")
     seconds = parser.parse_args().seconds
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration unless told not to
     short = max(1.0, seconds / 4)
     report: dict[str, object] = {
         "benchmark": "screen",
@@ -244,7 +286,11 @@ def main() -> None:
         with scene(display, "dragging"):
             frames = record(source, 60)
         report["raw_encoder_full_frames"] = {c.name: raw_encoder(c, frames, short) for c in CONFIGS}
-        scenes: dict[str, dict[str, object]] = {}
+        report["raw_reference_encoders_not_used"] = {
+            name: raw_reference(library, options, frames, short)
+            for name, (library, options) in REFERENCES.items()
+        }
+        scenes: dict[str, dict[str, dict[str, object]]] = {}
         for mode in ("typing", "scrolling", "dragging"):
             with scene(display, mode):
                 scenes[mode] = {
@@ -261,16 +307,28 @@ def main() -> None:
     print(json.dumps(report))
 
 
-def goals(scenes: dict[str, dict[str, object]]) -> dict[str, dict[str, bool]]:
-    """Per pipeline configuration: every scene served >= 97% of 30 slots a second, stayed under
-    3 Mbit/s and under one core (of this process)."""
+def goals(scenes: dict[str, dict[str, dict[str, object]]]) -> dict[str, dict[str, bool]]:
+    """Per pipeline configuration, over every scene: ``fps_30`` served >= 97% of 30 slots a
+    second; ``mbit_s_3`` and ``one_core`` as measured. On a loaded machine the process gets less
+    than a core and serves fewer slots; ``*_at_30_slots`` then says whether the cost per slot
+    would meet the goal at 30 slots a second (CPU per slot <= 33 ms, bits per slot x 30)."""
+
+    def value(run: dict[str, object], key: str) -> float:
+        found = run[key]
+        assert isinstance(found, int | float)
+        return float(found)
+
     met: dict[str, dict[str, bool]] = {}
     for config in PIPELINE_CONFIGS:
         runs = [scenes[mode][config] for mode in scenes]
         met[config] = {
-            "fps_30": all(float(str(r["slots_per_s"])) >= GOAL_FPS * 0.97 for r in runs),
-            "mbit_s_3": all(float(str(r["mbit_s"])) <= GOAL_MBIT_S for r in runs),
-            "one_core": all(float(str(r["cores"])) <= GOAL_CORES for r in runs),
+            "fps_30": all(value(r, "slots_per_s") >= GOAL_FPS * 0.97 for r in runs),
+            "mbit_s_3": all(value(r, "mbit_s") <= GOAL_MBIT_S for r in runs),
+            "one_core": all(value(r, "cores") <= GOAL_CORES for r in runs),
+            "mbit_s_3_at_30_slots": all(
+                value(r, "mbit_s_at_30_slots") <= GOAL_MBIT_S for r in runs
+            ),
+            "one_core_at_30_slots": all(value(r, "cores_at_30_slots") <= GOAL_CORES for r in runs),
         }
     return met
 

@@ -103,6 +103,27 @@ def test_a_keyframe_comes_when_asked_and_decodes_alone(codec: VideoCodec) -> Non
     assert colour_near(image[104:296, 204:596], RED)
 
 
+@pytest.mark.parametrize("codec", list(VideoCodec))
+def test_converting_only_the_changed_rectangles_gives_the_same_picture(codec: VideoCodec) -> None:
+    before = synthetic(1366, 768)
+    after = before.copy()
+    after[64:192, 1280:1366] = 0xFF000000 | GREEN  # the last tile column, 86 px wide
+    after[704:768, 0:64] = 0xFF000000 | GREEN
+    changed = [Rect(1280, 64, 86, 128), Rect(0, 704, 64, 64)]
+    partial, full = VideoEncoder(1366, 768, codec=codec), VideoEncoder(1366, 768, codec=codec)
+    frames = {}
+    for name, encoder, rects in (("partial", partial, changed), ("full", full, None)):
+        first = encoder.encode(before, 0)
+        second = encoder.encode(after, 33_333, changed=rects)
+        assert first is not None and second is not None
+        frames[name] = decode(codec, [first, second])[1]
+    assert colour_near(frames["partial"][68:188, 1284:1362], GREEN)
+    assert colour_near(frames["partial"][708:764, 4:60], GREEN)
+    assert colour_near(frames["partial"][104:296, 204:596], RED)
+    difference = np.abs(frames["partial"].astype(np.int16) - frames["full"].astype(np.int16))
+    assert difference.mean() < 1.0
+
+
 @pytest.mark.parametrize(("width", "height"), [(1366, 768), (1365, 767), (1360, 1080)])
 def test_odd_and_awkward_sizes_are_coded_at_even_sizes(width: int, height: int) -> None:
     encoder = VideoEncoder(width, height, codec=VideoCodec.VP8)
@@ -207,7 +228,14 @@ def test_the_pipeline_sends_a_keyframe_then_only_changes(
 
 
 class BrokenEncoder(VideoEncoder):
-    def encode(self, pixels: np.ndarray, timestamp_us: int, *, keyframe: bool = False) -> None:
+    def encode(
+        self,
+        pixels: np.ndarray,
+        timestamp_us: int,
+        *,
+        keyframe: bool = False,
+        changed: list[Rect] | None = None,
+    ) -> None:
         raise EncoderFailed("libvpx failed on a frame: simulated")
 
 

@@ -164,26 +164,35 @@ class VideoEncoder:
             raise EncoderFailed(f"cannot open {_LIBRARY[codec]}: {exc}") from exc
         self._context: VideoCodecContext | None = context
         self._to_yuv = VideoReformatter()
+        self._planes: list[npt.NDArray[np.uint8]] | None = None  # the YUV image as last encoded
 
     def encode(
-        self, pixels: Pixels, timestamp_us: int, *, keyframe: bool = False
+        self,
+        pixels: Pixels,
+        timestamp_us: int,
+        *,
+        keyframe: bool = False,
+        changed: list[Rect] | None = None,
     ) -> EncodedFrame | None:
-        """Encode one frame; ``None`` when the encoder dropped it (rate control may)."""
+        """Encode one frame; ``None`` when the encoder dropped it (rate control may).
+
+        ``changed`` (from ``ChangeDetector``) says where this frame differs from the one before:
+        only those rectangles are converted to YUV, the rest is kept from earlier frames. The
+        conversion of a full 1080p frame costs more CPU than encoding a frame of typing.
+        """
         if (pixels.shape[1], pixels.shape[0]) != self.source_size:
             raise EncoderFailed(
                 f"frame is {pixels.shape[1]}x{pixels.shape[0]}, encoder is "
                 f"{self.source_size[0]}x{self.source_size[1]}"
             )
+        if self._context is None:
+            raise EncoderFailed("the encoder is closed")
         try:
-            frame = av.VideoFrame.from_ndarray(_even_bgra(pixels), format="bgra")
-            # No scaling, only 4:2:0 chroma averaging: the fast filter does it for less CPU.
-            frame = self._to_yuv.reformat(frame, format="yuv420p", interpolation="FAST_BILINEAR")
+            frame = self._yuv_frame(pixels, None if keyframe else changed)
             frame.pts = timestamp_us
             frame.time_base = _MICROSECONDS
             if keyframe:
                 frame.pict_type = PictureType.I  # libvpx then forces a keyframe
-            if self._context is None:
-                raise EncoderFailed("the encoder is closed")
             packets = self._context.encode(frame)
         except (av.error.FFmpegError, ValueError) as exc:
             raise EncoderFailed(f"{_LIBRARY[self.codec]} failed on a frame: {exc}") from exc
@@ -199,9 +208,47 @@ class VideoEncoder:
             data=b"".join(bytes(p) for p in packets),
         )
 
+    def _convert(self, bgra: npt.NDArray[np.uint8]) -> av.VideoFrame:
+        frame = av.VideoFrame.from_ndarray(bgra, format="bgra")
+        # No scaling, only 4:2:0 chroma averaging: the fast filter does it for less CPU.
+        return self._to_yuv.reformat(frame, format="yuv420p", interpolation="FAST_BILINEAR")
+
+    def _yuv_frame(self, pixels: Pixels, changed: list[Rect] | None) -> av.VideoFrame:
+        odd = self.source_size != (self.width, self.height)
+        if changed is None or self._planes is None or odd:
+            # The whole frame: the first, a keyframe, or an odd size (padded, kept simple).
+            frame = self._convert(_even_bgra(pixels))
+            self._planes = [view.copy() for view in _plane_views(frame)]
+            return frame
+        bgra = pixels.view(np.uint8).reshape(self.height, self.width, 4)
+        for r in changed:
+            # Rectangles start on 64 px tiles and end on a tile or the (even) frame edge, so
+            # every 2x2 chroma block is whole.
+            crop = np.ascontiguousarray(bgra[r.y : r.y + r.h, r.x : r.x + r.w])
+            for plane, part, step in zip(
+                self._planes, _plane_views(self._convert(crop)), (1, 2, 2), strict=True
+            ):
+                y, x = r.y // step, r.x // step
+                plane[y : y + part.shape[0], x : x + part.shape[1]] = part
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        for view, plane in zip(_plane_views(frame), self._planes, strict=True):
+            view[...] = plane
+        return frame
+
     def close(self) -> None:
         """Free the encoder (PyAV frees its context when the last reference goes)."""
         self._context = None
+
+
+def _plane_views(frame: av.VideoFrame) -> list[npt.NDArray[np.uint8]]:
+    """The Y, U and V planes of a yuv420p frame as writable ``(height, width)`` arrays."""
+    views = []
+    for plane in frame.planes:
+        rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(
+            plane.height, plane.line_size
+        )
+        views.append(rows[:, : plane.width])
+    return views
 
 
 class JpegRectsEncoder:
@@ -380,7 +427,7 @@ class ScreenPipeline:
         video, jpeg = None, None
         if self.mode == "video":
             try:
-                video = self._encode_video(frame.pixels, timestamp_us, keyframe=due)
+                video = self._encode_video(frame.pixels, timestamp_us, keyframe=due, changed=rects)
             except EncoderFailed as exc:
                 self._fall_back(exc)
                 due = True
@@ -405,14 +452,14 @@ class ScreenPipeline:
         return PipelineOutput(video=video, jpeg=jpeg, report=report)
 
     def _encode_video(
-        self, pixels: Pixels, timestamp_us: int, *, keyframe: bool
+        self, pixels: Pixels, timestamp_us: int, *, keyframe: bool, changed: list[Rect]
     ) -> EncodedFrame | None:
         height, width = pixels.shape
         if self._video is None or self._video.source_size != (width, height):
             assert self._factory is not None  # noqa: S101 - mode "video" implies a factory
             self._video = self._factory(width, height)  # a new size starts with a keyframe
             keyframe = True
-        return self._video.encode(pixels, timestamp_us, keyframe=keyframe)
+        return self._video.encode(pixels, timestamp_us, keyframe=keyframe, changed=changed)
 
     def run(
         self,
