@@ -27,6 +27,7 @@ from Xlib.display import Display
 from Xlib.ext import xtest
 
 from auxilio.agent.screen.keymap import (
+    CAPS_LOCK,
     ISO_LEVEL3_SHIFT,
     SHIFT_L,
     NoKey,
@@ -397,8 +398,11 @@ class RemoteInput:
         if placement is None:
             placement = self._keymap.bind(char_keysyms(char)[0])
         want_shift = placement.shift
-        if self._caps_locked() and self._keymap.caps_pair(placement.keycode):
-            want_shift = not want_shift
+        # Caps Lock on the device would change the case of any letter typed (X converts the
+        # keysym's case, not only on letter keys): it is switched off for the stroke.
+        caps_lock = None
+        if char.lower() != char.upper() and self._caps_locked():
+            caps_lock = self._keymap.keycode(CAPS_LOCK)
         held_shift = [k for k in (0xFFE1, 0xFFE2) if k in self._held_keys]
         held_level3 = ISO_LEVEL3_SHIFT in self._held_keys
         undo: list[tuple[int, bool]] = []  # (keysym, press it again?) in the order to undo
@@ -415,8 +419,14 @@ class RemoteInput:
         if not placement.level3 and held_level3:
             self._key_up(ISO_LEVEL3_SHIFT)
             undo.append((ISO_LEVEL3_SHIFT, True))
+        if caps_lock is not None:
+            self._send(X.KeyPress, caps_lock)
+            self._send(X.KeyRelease, caps_lock)
         self._send(X.KeyPress, placement.keycode)
         self._send(X.KeyRelease, placement.keycode)
+        if caps_lock is not None:
+            self._send(X.KeyPress, caps_lock)
+            self._send(X.KeyRelease, caps_lock)
         for keysym, press_again in reversed(undo):
             if press_again:
                 self._key_down(keysym)

@@ -32,6 +32,7 @@ UNKNOWN_KEY = "screen.input.unknown_key"
 NO_SPARE_KEYCODE = "screen.input.no_spare_keycode"
 
 SHIFT_L = 0xFFE1
+CAPS_LOCK = 0xFFE5
 ISO_LEVEL3_SHIFT = 0xFE03
 MODIFIER_KEYSYMS = frozenset(
     {0xFFE1, 0xFFE2, 0xFFE3, 0xFFE4, 0xFFE9, 0xFFEA, 0xFFEB, 0xFFEC, ISO_LEVEL3_SHIFT}
@@ -108,7 +109,6 @@ _LEGACY_KEYSYMS: dict[str, int] = {
     "‡": 0xAF2,
     "™": 0xAC9,
 }
-_LEGACY_CHARS = {keysym: char for char, keysym in _LEGACY_KEYSYMS.items()}
 
 # Core keyboard mapping columns of group 1 (XKB's core view): level 1, 2, then 3, 4.
 _COLUMNS = ((0, False, False), (1, True, False), (4, False, True), (5, True, True))
@@ -183,15 +183,6 @@ def char_keysyms(char: str) -> tuple[int, ...]:
     return tuple(found)
 
 
-def keysym_char(keysym: int) -> str | None:
-    """The character a keysym types, where it is one of those ``char_keysyms`` knows."""
-    if 0x20 <= keysym <= 0x7E or 0xA0 <= keysym <= 0xFF:
-        return chr(keysym)
-    if 0x1000000 <= keysym <= 0x110FFFF:
-        return chr(keysym - 0x1000000)
-    return _LEGACY_CHARS.get(keysym)
-
-
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Where a keysym sits on the layout: its keycode and the level modifiers it needs."""
@@ -233,14 +224,6 @@ class ServerKeymap:
             if keysym in row:
                 return self._first + offset
         return None
-
-    def caps_pair(self, keycode: int) -> bool:
-        """Whether the key's first two levels are a lower/upper case pair (Caps Lock applies)."""
-        row = self._rows()[keycode - self._first]
-        if len(row) < 2:
-            return False
-        lower, upper = keysym_char(row[0]), keysym_char(row[1])
-        return lower is not None and upper is not None and lower != upper and lower.upper() == upper
 
     def bind(self, keysym: int) -> Placement:
         """A keycode for ``keysym``: where the layout has it, else a spare one bound to it."""

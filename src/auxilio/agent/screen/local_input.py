@@ -111,8 +111,14 @@ class LocalInputWatcher:
         self._control.sync()
         self._local_keys: set[int] = set()  # keysyms the person holds now
         self._took_back = False
+        self._person_events = 0
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="auxilio-local-input", daemon=True)
+
+    @property
+    def person_events(self) -> int:
+        """How many of the person's own input events were seen so far."""
+        return self._person_events
 
     def start(self) -> None:
         self._thread.start()
@@ -153,6 +159,7 @@ class LocalInputWatcher:
         detail, x, y = int(event.detail), int(event.root_x), int(event.root_y)
         if self._remote.ledger.claim(kind, detail, x, y):
             return
+        self._person_events += 1
         if kind in (X.KeyPress, X.KeyRelease):
             self._track_key(kind, detail)
             if self._took_back:
