@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from pydantic import ValidationError
 
 from auxilio.protocol import app
 from auxilio.protocol.binary import ChannelId
@@ -160,3 +161,8 @@ def test_the_largest_video_frame_fits_one_e2e_frame() -> None:
     encoded = app.encode_app_message(frame)
     assert len(encoded) == MAX_SCREEN_PAYLOAD
     assert app.decode_app_message(encoded) == frame
+
+
+def test_a_rectangle_that_is_not_a_jpeg_cannot_be_built_to_send() -> None:
+    with pytest.raises(ValidationError, match="not a JPEG image"):
+        ScreenRect(x=0, y=0, width=1, height=1, data=b"\x89PNG")

@@ -17,7 +17,7 @@ import struct
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from auxilio.protocol.binary import MAX_FRAME_PLAINTEXT
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
@@ -159,12 +159,18 @@ class ScreenFrame(WireModel):
     data: Annotated[bytes, Field(min_length=1, max_length=MAX_SCREEN_PAYLOAD - 14)]
 
 
+def _jpeg(data: bytes) -> bytes:
+    if not data.startswith(_JPEG_SOI):
+        raise ValueError("not a JPEG image")
+    return data
+
+
 class ScreenRect(WireModel):
     x: Coordinate
     y: Coordinate
     width: Side
     height: Side
-    data: Annotated[bytes, Field(min_length=2)]
+    data: Annotated[bytes, Field(min_length=2), AfterValidator(_jpeg)]
 
 
 class ScreenRects(WireModel):

@@ -58,8 +58,8 @@ const FILE_ENTRY = [
 ];
 
 const MONITOR = [
-  ["index", "monitor"], ["name", "text200", ""], ["x", "offset"], ["y", "offset"], ["width", "side"],
-  ["height", "side"], ["primary", "bool", false],
+  ["index", "monitor"], ["name", "text200", ""], ["x", "offset"], ["y", "offset"],
+  ["width", "side"], ["height", "side"], ["primary", "bool", false],
 ];
 const inRange = (lo, hi) => (v) => isInt(v) && v >= lo && v <= hi;
 const isCodec = (v) => typeof v === "string" && CODEC.test(v);

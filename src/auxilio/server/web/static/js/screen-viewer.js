@@ -43,7 +43,8 @@ const b64urlToBytes = (text) => {
 };
 
 /** The codecs this browser can decode, in preference order, "jpeg" last (always possible). */
-export async function supportedCodecs(candidates = VIDEO_CODECS, { width = 1920, height = 1080 } = {}) {
+export async function supportedCodecs(candidates = VIDEO_CODECS,
+  { width = 1920, height = 1080 } = {}) {
   const found = [];
   if (typeof VideoDecoder !== "undefined") {
     for (const codec of candidates) {
