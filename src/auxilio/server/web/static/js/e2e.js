@@ -34,8 +34,8 @@ export const MIN_FRAME_SIZE = HEADER_SIZE + COUNTER_SIZE + TAG_SIZE;
 export const MAX_FRAME_PLAINTEXT = 1024 * 1024;
 export const MAX_BINARY_FRAME_BYTES = HEADER_SIZE + COUNTER_SIZE + TAG_SIZE + MAX_FRAME_PLAINTEXT;
 const MAX_COUNTER = 2n ** 64n - 2n;
-const DIRECTION_A2T = 0x41;
-const DIRECTION_T2A = 0x54;
+export const DIRECTION_A2T = 0x41;
+export const DIRECTION_T2A = 0x54;
 
 /** Any failure of this module; `code` is the stable code of auxilio.crypto.errors. */
 export class E2EError extends Error {
@@ -391,6 +391,10 @@ export class E2ESession {
     this.keys = keys;
     this.supportSessionId = keys.supportSessionId;
     this._aadPrefix = concatBytes(LABEL, lengthPrefixed(keys.supportSessionId));
+    // The technician seals technician->agent and opens agent->technician frames; the device's
+    // side (device-e2e.js) passes the two directions the other way round.
+    this._sendDirection = keys.sendDirection ?? DIRECTION_T2A;
+    this._receiveDirection = keys.receiveDirection ?? DIRECTION_A2T;
     this._sent = new Array(CHANNEL_COUNT).fill(0n);
     this._received = new Array(CHANNEL_COUNT).fill(0n);
     this._sealTail = Promise.resolve();
@@ -426,7 +430,7 @@ export class E2ESession {
     const ciphertext = await subtle.encrypt(
       {
         name: "AES-GCM",
-        iv: nonce(DIRECTION_T2A, channel, counter),
+        iv: nonce(this._sendDirection, channel, counter),
         additionalData: concatBytes(this._aadPrefix, header, count),
       },
       this.keys.send,
@@ -465,7 +469,7 @@ export class E2ESession {
       plaintext = await subtle.decrypt(
         {
           name: "AES-GCM",
-          iv: nonce(DIRECTION_A2T, channel, counter),
+          iv: nonce(this._receiveDirection, channel, counter),
           additionalData: concatBytes(this._aadPrefix, frame.subarray(0, HEADER_SIZE), count),
         },
         this.keys.receive,

@@ -1,0 +1,496 @@
+"""The end user's chat-only session in the browser (issue 10): the portal page is the device.
+
+First the device side in WebCrypto (static/js/device-e2e.js) against the Python crypto, on the
+harness page (a secure context on 127.0.0.1): Python-signed offers verify and every altered one
+is refused with the Python agent's code; the page's receipt, agent.auth answer, e2e.hello and
+sealed recording keys verify or open in Python; frames go both ways. Then the whole session in
+two browser contexts against a real ``auxilio serve``: a technician starts a chat-only session in
+the console, the person connects in the portal, consents with the keyboard and they chat both
+ways; a refusal ends the session as refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from auxilio.crypto.grants import Grant, SignedGrant, issue_grant, read_grant
+from auxilio.crypto.handshake import Handshake
+from auxilio.crypto.keys import b64url_decode, b64url_encode, encode_public_key
+from auxilio.crypto.receipts import verify_receipt
+from auxilio.crypto.sealed import open_recording_keys
+from auxilio.crypto.signing import DocumentKind, sign_document, verify_agent_challenge
+from auxilio.protocol import app
+from auxilio.protocol.binary import ChannelId
+from auxilio.protocol.frames import E2EConfirm, E2EHello
+from auxilio.protocol.types import Capability, CapabilityGrant, ConsentTerms, SignedDocument
+from auxilio.server.support_sessions.consent import receipt_mismatch
+from tests.e2e.conftest import AUXILIO
+from tests.web.conftest import Person, describe
+from tests.web.test_console import JOIN_CODE, open_ticket, record_trainings, tab_to
+
+from .js_harness.server import Harness, serve_harness
+
+playwright = pytest.importorskip("playwright.sync_api")
+expect = playwright.expect
+Page = playwright.Page
+
+pytestmark = pytest.mark.e2e
+ORG = "portalchat"
+SID = "ss-chat-1"
+
+
+# -- the device side against the Python crypto --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    with serve_harness() as served:
+        yield served
+
+
+@pytest.fixture
+def device_page(browser: Any, harness: Harness) -> Iterator[Any]:
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{harness.url}/harness/index.html")
+    page.locator("#ready", has_text="ready").wait_for()
+    page.evaluate(
+        """async () => {
+            window.device = await import("/static/js/device-e2e.js");
+            window.harnessState.identity = await window.device.loadDeviceIdentity(
+                "test-" + crypto.randomUUID());
+        }"""
+    )
+    yield page
+    context.close()
+    assert errors == []
+
+
+def js(page: Any, body: str, arg: Any = None) -> Any:
+    """Run an async function body in the page; errors come back as their code."""
+    return page.evaluate(
+        "async (arg) => { try { return { ok: await (async () => {" + body + "})() }; }"
+        " catch (error) { return { code: error.code ?? String(error) }; } }",
+        arg,
+    )
+
+
+def ok(result: dict[str, Any]) -> Any:
+    assert "ok" in result, result
+    return result["ok"]
+
+
+def device_key(page: Any) -> Ed25519PublicKey:
+    public = ok(js(page, "return harnessState.identity.publicKey;"))
+    return Ed25519PublicKey.from_public_bytes(b64url_decode(public))
+
+
+@dataclass
+class Offered:
+    signed: SignedGrant
+    grant: Grant
+    server: Ed25519PrivateKey
+    technician: X25519PrivateKey
+
+
+def chat_offer(
+    device: Ed25519PublicKey,
+    *,
+    capabilities: tuple[Capability, ...] = (Capability.CHAT,),
+    issued_at: datetime | None = None,
+    answer_in: timedelta = timedelta(minutes=2),
+    recorded: bool = False,
+    auditor: X25519PrivateKey | None = None,
+) -> Offered:
+    server, technician = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+    now = issued_at or datetime.now(UTC).replace(microsecond=0)
+    signed = issue_grant(
+        server, support_session_id=SID, organisation_id="org-7",
+        organisation_name="Escuela Primaria Benito Juárez", technician_id="tech-42",
+        technician_name="Ana López", technician_e2e_key=technician.public_key(),
+        device_id="dev-9", device_public_key=device,
+        capabilities=[CapabilityGrant(capability=c, expires_at=now + timedelta(hours=1))
+                      for c in capabilities],
+        policy_version="school-2025.1", issued_at=now, not_after=now + timedelta(hours=1),
+        terms=ConsentTerms(legal_text="términos", timeout_seconds=60, answer_by=now + answer_in),
+        recorded=recorded,
+        auditor_public_key=auditor.public_key() if auditor is not None else None,
+    )  # fmt: skip
+    return Offered(signed, read_grant(server.public_key(), signed), server, technician)
+
+
+def offer_message(offered: Offered, **extra: Any) -> dict[str, Any]:
+    return {"type": "session.offer", "id": "m1", "support_session_id": SID,
+            "grant": offered.signed.model_dump(), **extra}  # fmt: skip
+
+
+VERIFY = """
+    const serverKey = await crypto.subtle.importKey(
+      "raw", e2e.b64urlDecode(arg.server), { name: "Ed25519" }, false, ["verify"]);
+    const grant = await device.verifyOffer(arg.offer, {
+      serverKey, devicePublicKey: harnessState.identity.publicKey,
+      deviceId: arg.device_id ?? null });
+    harnessState.grant = grant;
+    return grant;"""
+
+
+def verify(page: Any, offered: Offered, offer: dict[str, Any], **extra: Any) -> Any:
+    server = b64url_encode(offered.server.public_key().public_bytes_raw())
+    return js(page, VERIFY, {"server": server, "offer": offer, **extra})
+
+
+def test_the_page_verifies_a_python_signed_chat_offer(device_page: Any) -> None:
+    offered = chat_offer(device_key(device_page))
+    grant = ok(verify(device_page, offered, offer_message(offered)))
+    assert grant["technician_name"] == "Ana López"
+    assert grant["terms"]["timeout_seconds"] == 60
+    assert grant["nonce"] == offered.grant.nonce
+
+
+def test_an_offer_changed_after_signing_is_refused_with_the_agents_code(device_page: Any) -> None:
+    offered = chat_offer(device_key(device_page))
+    for field, value in (("technician_name", "Mallory"), ("recorded", True),
+                         ("not_after", "2099-01-01T00:00:00Z")):  # fmt: skip
+        body = json.loads(b64url_decode(offered.signed.body))
+        body["payload"][field] = value
+        forged = {"body": b64url_encode(json.dumps(body).encode()),
+                  "signature": offered.signed.signature}  # fmt: skip
+        message = {**offer_message(offered), "grant": forged}
+        assert verify(device_page, offered, message) == {"code": "grant.bad_signature"}, field
+    body = json.loads(b64url_decode(offered.signed.body))
+    body["payload"]["terms"]["timeout_seconds"] = 3600
+    forged = {
+        "body": b64url_encode(json.dumps(body).encode()),
+        "signature": offered.signed.signature,
+    }
+    message = {**offer_message(offered), "grant": forged}
+    assert verify(device_page, offered, message) == {"code": "grant.bad_signature"}
+
+
+def test_an_offer_signed_by_another_key_or_as_another_kind_is_refused(device_page: Any) -> None:
+    offered = chat_offer(device_key(device_page))
+    other = Ed25519PrivateKey.generate()
+    payload = offered.grant.model_dump(mode="json")
+    for signed in (
+        sign_document(other, payload, kind=DocumentKind.GRANT),
+        sign_document(offered.server, payload, kind=DocumentKind.CONSENT_RECEIPT),
+    ):
+        message = {**offer_message(offered), "grant": signed.model_dump()}
+        assert verify(device_page, offered, message) == {"code": "grant.bad_signature"}
+
+
+def test_an_offer_for_another_device_session_or_time_is_refused(device_page: Any) -> None:
+    mine = device_key(device_page)
+    other = chat_offer(Ed25519PrivateKey.generate().public_key())
+    assert verify(device_page, other, offer_message(other)) == {"code": "grant.wrong_device"}
+    offered = chat_offer(mine)
+    assert verify(device_page, offered, offer_message(offered), device_id="dev-1") == {
+        "code": "grant.wrong_device"
+    }
+    assert verify(
+        device_page, offered, {**offer_message(offered), "support_session_id": "ss-2"}
+    ) == {"code": "grant.mismatch"}
+    assert verify(device_page, offered, offer_message(offered, technician_name="x")) == {
+        "code": "protocol.invalid_field"
+    }
+    late = chat_offer(mine, issued_at=datetime.now(UTC) - timedelta(minutes=10))
+    assert verify(device_page, late, offer_message(late)) == {"code": "offer.expired"}
+    early = chat_offer(mine, issued_at=datetime.now(UTC) + timedelta(minutes=10))
+    assert verify(device_page, early, offer_message(early)) == {"code": "grant.not_yet_valid"}
+    gone = chat_offer(mine, issued_at=datetime.now(UTC) - timedelta(hours=2))
+    assert verify(device_page, gone, offer_message(gone)) == {"code": "grant.expired"}
+
+
+def test_an_offer_asking_for_more_than_chat_is_never_shown(device_page: Any) -> None:
+    offered = chat_offer(device_key(device_page),
+                         capabilities=(Capability.CHAT, Capability.TERMINAL))  # fmt: skip
+    assert verify(device_page, offered, offer_message(offered)) == {
+        "code": "capability.unavailable"
+    }
+
+
+def test_an_offer_is_shown_once(device_page: Any) -> None:
+    body = """
+        const until = new Date(Date.now() + 60000);
+        const first = await device.rememberGrant(arg, { until });
+        return [first, await device.rememberGrant(arg, { until })];"""
+    assert ok(js(device_page, body, "nonce-" + "a" * 22)) == [True, False]
+
+
+def test_the_pages_receipt_and_challenge_answer_verify_in_python(device_page: Any) -> None:
+    key = device_key(device_page)
+    offered = chat_offer(key)
+    ok(verify(device_page, offered, offer_message(offered)))
+    signed = ok(js(device_page, """
+        const { signed } = await device.signConsent(harnessState.identity, harnessState.grant, {
+          promptText: "Ana López pide chatear contigo\\nSí", decisions: { chat: "granted" },
+          decidedAt: new Date() });
+        return signed;"""))  # fmt: skip
+    receipt = verify_receipt(key, SignedDocument(**signed))
+    assert receipt.granted() == {Capability.CHAT}
+    assert receipt.prompt_text == "Ana López pide chatear contigo\nSí"
+    assert receipt.grant_nonce == offered.grant.nonce
+    now = datetime.now(UTC)
+    assert receipt_mismatch(receipt, offered.grant, now - timedelta(seconds=5), now) is None
+
+    challenge = b64url_encode(b"c" * 32)
+    signature = ok(js(device_page, """
+        return await device.answerChallenge(harnessState.identity,
+          { challenge: arg.challenge, serverFingerprint: arg.fp });""",
+        {"challenge": challenge, "fp": "SHA256:abcd"}))  # fmt: skip
+    verify_agent_challenge(key, signature, challenge=challenge, server_fingerprint="SHA256:abcd")
+
+
+def test_the_handshake_with_a_python_technician_and_chat_both_ways(device_page: Any) -> None:
+    auditor = X25519PrivateKey.generate()
+    offered = chat_offer(device_key(device_page), recorded=True, auditor=auditor)
+    ok(verify(device_page, offered, offer_message(offered)))
+    hello = ok(js(device_page, """
+        harnessState.offer = await device.deviceOffer({
+          identity: harnessState.identity, grant: harnessState.grant });
+        return harnessState.offer.hello;"""))  # fmt: skip
+    pending = Handshake.technician_accept(
+        E2EHello.model_validate(hello), technician_key=offered.technician, grant=offered.grant
+    )
+    done = ok(js(device_page, """
+        const done = await harnessState.offer.complete(arg);
+        harnessState.session = done.session;
+        const recording = await device.recordingKeyMessage(harnessState.grant, done.keys);
+        const frame = await done.session.seal(e2e.Channel.CHAT, protocol.encodeAppMessage(
+          { type: "chat.message", text: "Hola, ¿me oyes?", sent_at: "2026-01-02T03:04:05Z" }));
+        return { confirm: done.confirm, recording, frame: e2e.b64urlEncode(frame) };""",
+        pending.accept.model_dump(mode="json")))  # fmt: skip
+    technician = pending.complete(E2EConfirm.model_validate(done["confirm"]))
+
+    channel, plaintext = technician.open(b64url_decode(done["frame"]))
+    message = app.decode_app_message(plaintext)
+    assert channel == ChannelId.CHAT
+    assert isinstance(message, app.ChatMessage) and message.text == "Hola, ¿me oyes?"
+
+    reply = technician.seal(ChannelId.CHAT, app.encode_app_message(
+        app.ChatMessage(text="Sí, te leo", sent_at=datetime.now(UTC))))  # fmt: skip
+    back = ok(js(device_page, """
+        const { channel, plaintext } = await harnessState.session.open(e2e.b64urlDecode(arg));
+        return { channel, message: protocol.decodeAppMessage(plaintext) };""",
+        b64url_encode(reply)))  # fmt: skip
+    assert back["channel"] == ChannelId.CHAT and back["message"]["text"] == "Sí, te leo"
+    replayed = js(device_page, "await harnessState.session.open(e2e.b64urlDecode(arg));",
+                  b64url_encode(reply))  # fmt: skip
+    assert replayed == {"code": "e2e.replayed"}
+
+    # The recording key: the auditor (only) opens this epoch's two keys, the technician's own.
+    recording = done["recording"]
+    assert recording["epoch"] == b64url_encode(technician.keys.transcript)
+    a2t, t2a = open_recording_keys(auditor, SID, epoch=technician.keys.transcript,
+                                   box=b64url_decode(recording["sealed_keys"]))  # fmt: skip
+    assert (a2t, t2a) == (technician.keys.agent_to_technician, technician.keys.technician_to_agent)
+
+
+def test_an_accept_with_another_technician_key_fails_the_handshake(device_page: Any) -> None:
+    offered = chat_offer(device_key(device_page))
+    ok(verify(device_page, offered, offer_message(offered)))
+    hello = ok(js(device_page, """
+        harnessState.offer = await device.deviceOffer({
+          identity: harnessState.identity, grant: harnessState.grant });
+        return harnessState.offer.hello;"""))  # fmt: skip
+    pending = Handshake.technician_accept(
+        E2EHello.model_validate(hello), technician_key=offered.technician, grant=offered.grant
+    )
+    swapped = {
+        **pending.accept.model_dump(mode="json"),
+        "technician_ephemeral_key": encode_public_key(X25519PrivateKey.generate().public_key()),
+    }
+    assert js(device_page, "await harnessState.offer.complete(arg);", swapped) == {
+        "code": "e2e.handshake_failed"
+    }
+    wrong = {**pending.accept.model_dump(mode="json"),
+             "confirmation": b64url_encode(bytes(60))}  # fmt: skip
+    assert js(device_page, "await harnessState.offer.complete(arg);", wrong) == {
+        "code": "e2e.key_confirmation_failed"
+    }
+
+
+# -- the whole session against a real server ----------------------------------------------------
+
+
+@dataclass
+class ChatOrg:
+    person: Person
+    technician: Person
+    token: str  # the person's, to open tickets
+
+
+@pytest.fixture(scope="module")
+def chat_org(
+    live_server: str,
+    web_data_dir: Path,
+    create_person: Callable[..., Person],
+    api_token: Callable[[Person], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ChatOrg:
+    """An organisation of its own: the default policy records sessions (the auditor key) and
+    wants the technician's trainings."""
+    person = create_person("rosa@portalchat.example", "end_user", name="Rosa Martín", org=ORG)
+    technician = create_person("tomas@portalchat.example", "senior_technician",
+                               name="Tomás Chat", org=ORG, skills="software")  # fmt: skip
+    admin = create_person("ines@portalchat.example", "admin", name="Inés Admin", org=ORG)
+    record_trainings(live_server, api_token(admin), technician)
+    keyed = subprocess.run(
+        [*AUXILIO, "admin", "auditor-key", "--org", ORG, "--data-dir", str(web_data_dir),
+         "--out", str(tmp_path_factory.mktemp("auditor") / "auditor.pem")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert keyed.returncode == 0, keyed.stderr + keyed.stdout
+    return ChatOrg(person=person, technician=technician, token=api_token(person))
+
+
+def start_chat_only(console: Any, live_server: str, org: ChatOrg, title: str) -> str:
+    """The technician starts a chat-only session on a new ticket of the person's, opens the live
+    page, and reads out the code."""
+    ticket = open_ticket(live_server, org.token, title, "software", "normal")
+    console.goto(f"/console/tickets/{ticket['number']}")
+    console.get_by_label("Chat only, in the person's browser").check()
+    console.get_by_role("button", name="Start the session").click()
+    expect(console.locator("#start-join-code")).to_have_text(JOIN_CODE)
+    code: str = console.locator("#start-join-code").inner_text()
+    console.get_by_role("link", name="Open the live session").click()
+    expect(console.locator("#session-state")).to_contain_text("Waiting for the person to join")
+    return code
+
+
+def open_portal_chat(portal: Any, code: str) -> None:
+    """The person opens the chat page with the code and connects, by keyboard."""
+    portal.goto(f"/portal/chat?code={code}")
+    expect(portal.locator("#chat-join-code")).to_have_value(code)
+    tab_to(portal, "#chat-join-button")
+    portal.keyboard.press("Enter")
+    expect(portal.locator("#consent")).to_be_visible(timeout=30_000)
+
+
+def test_the_person_chats_with_the_technician_from_the_portal(
+    new_page: Callable[..., Any],
+    chat_org: ChatOrg,
+    live_server: str,
+    login: Callable[..., None],
+    axe: Callable[[Any], list[Any]],
+    screenshot: Callable[..., Any],
+) -> None:
+    console = new_page()
+    login(console, chat_org.technician)
+    code = start_chat_only(console, live_server, chat_org, "Help me over chat, please")
+
+    portal = new_page()
+    errors: list[str] = []
+    portal.on("pageerror", lambda error: errors.append(str(error)))
+    login(portal, chat_org.person)
+    open_portal_chat(portal, code)
+    prompt = portal.get_by_test_id("consent-prompt")
+    expect(prompt).to_contain_text("Tomás Chat (portalchat)")
+    expect(prompt).to_contain_text("it counts as no after")
+    expect(portal.locator("#consent-countdown")).to_contain_text("s left to answer")
+    expect(console.locator("#session-state")).to_contain_text("Waiting for the person's consent")
+    violations = axe(portal)
+    assert not violations, describe(violations)
+
+    # Keyboard only: the heading has the focus; Tab reaches Allow, Enter answers.
+    tab_to(portal, "#consent-allow")
+    portal.keyboard.press("Enter")
+    expect(portal.locator("#chat-state")).to_have_text("Chat open, end-to-end encrypted.",
+                                                       timeout=30_000)  # fmt: skip
+    expect(console.locator("#session-state")).to_have_text("Active, end-to-end encrypted",
+                                                           timeout=30_000)  # fmt: skip
+    expect(portal.locator("#consent-receipt")).to_be_visible()
+    expect(portal.locator("#time-left")).to_have_text(re.compile(r"^\d+ min \d+ s$"))
+
+    console.get_by_label("Message").fill("Hello Rosa, what is wrong?")
+    console.get_by_label("Message").press("Enter")
+    expect(portal.locator("#chat-log")).to_contain_text("Tomás Chat: Hello Rosa, what is wrong?")
+
+    tab_to(portal, "#chat-input")
+    portal.keyboard.type("My mail does not sync <b>since</b> Monday")
+    portal.keyboard.press("Enter")
+    expect(console.locator("#chat-log")).to_contain_text(
+        "My mail does not sync <b>since</b> Monday"
+    )
+    expect(portal.locator("#chat-log")).to_contain_text("You: My mail does not sync <b>since</b>")
+    expect(portal.locator("#chat-log b")).to_have_count(0)  # text, never markup
+    violations = axe(portal)
+    assert not violations, describe(violations)
+    screenshot(portal, "portal-chat")
+
+    # The person ends it; both pages show the end, the page the server-signed report.
+    portal.get_by_role("button", name="End the session").click()
+    expect(portal.locator("#chat-state")).to_have_text("The session has ended.")
+    expect(console.locator("#session-state")).to_have_text("Finished (user_ended)",
+                                                           timeout=20_000)  # fmt: skip
+    report = portal.get_by_test_id("chat-report")
+    expect(report).to_contain_text("Tomás Chat (portalchat)", timeout=20_000)
+    expect(report.locator("dt", has_text="Capabilities used").locator(
+        "xpath=following-sibling::dd[1]")).to_have_text("chat")  # fmt: skip
+    expect(report.locator("dt", has_text="Ended by").locator(
+        "xpath=following-sibling::dd[1]")).to_have_text("end_user: user_ended")  # fmt: skip
+    expect(portal.locator("#chat-input")).to_be_disabled()
+    assert errors == []
+    # The device key stays in the page's origin, in IndexedDB, not extractable.
+    key = portal.evaluate(
+        """async (origin) => {
+            const { loadDeviceIdentity } = await import("/static/js/device-e2e.js");
+            const id = await loadDeviceIdentity(origin);
+            return { extractable: id.privateKey.extractable,
+                     algorithm: id.privateKey.algorithm.name, device: id.deviceId !== null };
+        }""",
+        live_server,
+    )
+    assert key == {"extractable": False, "algorithm": "Ed25519", "device": True}
+
+
+def test_the_person_refuses_and_nothing_is_shared(
+    new_page: Callable[..., Any],
+    chat_org: ChatOrg,
+    live_server: str,
+    login: Callable[..., None],
+) -> None:
+    console = new_page()
+    login(console, chat_org.technician)
+    code = start_chat_only(console, live_server, chat_org, "Maybe a chat later")
+    portal = new_page()
+    login(portal, chat_org.person)
+    open_portal_chat(portal, code)
+    tab_to(portal, "#consent-refuse")
+    portal.keyboard.press("Enter")
+    expect(portal.locator("#chat-state")).to_have_text("You refused: nothing was shared.")
+    expect(console.locator("#session-state")).to_have_text("Finished (consent_refused)",
+                                                           timeout=20_000)  # fmt: skip
+    expect(portal.locator("#chat-panel")).to_be_hidden()
+    expect(portal.get_by_test_id("chat-report")).to_contain_text("rejected", timeout=20_000)
+
+
+def test_a_code_that_is_not_one_is_refused_with_its_code(
+    new_page: Callable[..., Any],
+    chat_org: ChatOrg,
+    login: Callable[..., None],
+) -> None:
+    portal = new_page()
+    login(portal, chat_org.person)
+    portal.goto("/portal/chat?code=not-a-code")
+    expect(portal.locator("#chat-join-code-error")).to_contain_text(
+        "does not look like a join code"
+    )
+    portal.goto("/portal/chat")
+    portal.get_by_label("Join code").fill("ZZZ-ZZZ-ZZZ")
+    portal.get_by_role("button", name="Connect").click()
+    expect(portal.locator("#chat-error")).to_contain_text("join_code.invalid", timeout=20_000)
+    expect(portal.locator("#chat-join-button")).to_be_enabled()
