@@ -48,7 +48,8 @@ MESSAGES = [
     ScreenResumed(),
     ScreenStats(rtt_us=12_000),
     ScreenStop(),
-    ScreenError(code="screen.no_such_monitor", message="monitor 3"),
+    ScreenError(code="screen.monitor_unknown", message="monitor 3"),
+    ScreenError(code="screen.input.rate_limited"),
     ScreenFrame(seq=7, keyframe=True, timestamp_us=33_333, data=b"\x9d\x01\x2a"),
     ScreenRects(seq=8, rects=(ScreenRect(x=10, y=20, width=30, height=40, data=JPEG),)),
 ]
@@ -121,6 +122,7 @@ BAD_SCREEN_PAYLOADS = [
     (b'{"type":"screen.keyframe_request","reason":"because"}', "protocol.invalid_field"),
     (b'{"type":"screen.monitor","monitor":16}', "protocol.invalid_field"),
     (b'{"type":"screen.error","code":"files.busy","message":""}', "protocol.invalid_field"),
+    (b'{"type":"screen.error","code":"screen.","message":""}', "protocol.invalid_field"),
     (b'{"type":"screen.config","codec":"vp8","width":0,"height":720,"monitor":0,'
      b'"monitors":[{"index":0,"name":"","x":0,"y":0,"width":1,"height":1,"primary":true}],'
      b'"description":null}', "protocol.invalid_field"),

@@ -47,16 +47,18 @@ Coordinate = Annotated[int, Field(ge=0, lt=MAX_SCREEN_SIDE)]
 CodecString = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.]{1,63}$")]
 # Any ``screen.*`` code is accepted on the wire (a newer device may add some); these are defined.
 ScreenErrorCodeText = Annotated[
-    str, StringConstraints(pattern=r"^screen\.[a-z0-9_]+$", max_length=100)
+    str, StringConstraints(pattern=r"^screen(\.[a-z0-9_]+)+$", max_length=100)
 ]
 
 
 class ScreenErrorCode(StrEnum):
+    """The codes of ``screen.error`` (the capture and encoder use the same strings)."""
+
     NOT_ALLOWED = "screen.not_allowed"
-    UNAVAILABLE = "screen.unavailable"
+    DISPLAY_UNAVAILABLE = "screen.display_unavailable"
+    MONITOR_UNKNOWN = "screen.monitor_unknown"
     NO_COMMON_CODEC = "screen.no_common_codec"
-    NO_SUCH_MONITOR = "screen.no_such_monitor"
-    CAPTURE_FAILED = "screen.capture_failed"
+    ENCODER_FAILED = "screen.encoder_failed"
 
 
 # ``description`` of a VideoDecoderConfig (H.264 avcC, for example), unpadded base64url.

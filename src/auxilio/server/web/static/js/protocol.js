@@ -93,7 +93,7 @@ const KINDS = {
     /^[A-Za-z0-9_-]*$/.test(v)),
   keyframe_reason: (v) => ["decoder_error", "frame_missing", "decoder_reset"].includes(v),
   paused_by: (v) => v === "person",
-  screen_code: (v) => typeof v === "string" && v.length <= 100 && /^screen\.[a-z0-9_]+$/.test(v),
+  screen_code: (v) => typeof v === "string" && v.length <= 100 && /^screen(\.[a-z0-9_]+)+$/.test(v),
   text200: (v) => typeof v === "string" && [...v].length <= 200,
   text2000: (v) => typeof v === "string" && [...v].length <= 2000,
 };
