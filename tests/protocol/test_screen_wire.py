@@ -28,6 +28,7 @@ from auxilio.protocol.screen import (
     ScreenStart,
     ScreenStats,
     ScreenStop,
+    codec_family,
 )
 
 JPEG = b"\xff\xd8\xff\xe0fake"
@@ -168,3 +169,13 @@ def test_the_largest_video_frame_fits_one_e2e_frame() -> None:
 def test_a_rectangle_that_is_not_a_jpeg_cannot_be_built_to_send() -> None:
     with pytest.raises(ValidationError, match="not a JPEG image"):
         ScreenRect(x=0, y=0, width=1, height=1, data=b"\x89PNG")
+
+
+def test_a_codec_is_matched_by_its_family() -> None:
+    assert [codec_family(c) for c in ("vp09.00.40.08", "vp8", "av01.0.08M.08", "jpeg")] == [
+        "vp09",
+        "vp8",
+        "av01",
+        "jpeg",
+    ]
+    assert ScreenConfig(codec="av01.0.08M.08", width=1, height=1, monitor=0, monitors=MONITORS)

@@ -144,7 +144,7 @@ def test_the_viewer_offers_the_codecs_this_browser_decodes_and_jpeg_last(page: A
     (start,) = wait_for_sent(page, "screen.start", 1)
     assert isinstance(start, app.ScreenStart)
     assert (start.monitor, start.max_fps) == (1, 20)
-    assert start.codecs == ("vp09.00.10.08", "vp8", "jpeg")
+    assert start.codecs == ("vp09.00.40.08", "vp8", "av01.0.08M.08", "jpeg")
 
 
 @pytest.mark.parametrize("kind", sorted(CODECS))

@@ -43,8 +43,10 @@ Seq = Annotated[int, Field(ge=0, le=2**32 - 1)]
 MonitorIndex = Annotated[int, Field(ge=0, lt=MAX_MONITORS)]
 Side = Annotated[int, Field(ge=1, le=MAX_SCREEN_SIDE)]
 Coordinate = Annotated[int, Field(ge=0, lt=MAX_SCREEN_SIDE)]
-# A WebCodecs codec string ("vp8", "vp09.00.10.08", "avc1.42001f", "av01.0.04M.08") or "jpeg".
-CodecString = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.]{1,63}$")]
+# A WebCodecs codec string ("vp8", "vp09.00.40.08", "av01.0.08M.08", "avc1.42001f") or "jpeg".
+# In screen.start it names a family (the part before the first dot, codec_family); the device's
+# screen.config gives the whole string of its stream (profile, level), checked again.
+CodecString = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.]{1,63}$")]
 # Any ``screen.*`` code is accepted on the wire (a newer device may add some); these are defined.
 ScreenErrorCodeText = Annotated[
     str, StringConstraints(pattern=r"^screen(\.[a-z0-9_]+)+$", max_length=100)
@@ -179,6 +181,11 @@ class ScreenRects(WireModel):
     type: Literal["screen.rects"] = "screen.rects"
     seq: Seq
     rects: tuple[ScreenRect, ...] = Field(min_length=1, max_length=MAX_SCREEN_RECTS)
+
+
+def codec_family(codec: str) -> str:
+    """``vp09.00.40.08`` -> ``vp09``: what a ``screen.start`` entry and a stream must share."""
+    return codec.split(".", 1)[0]
 
 
 SCREEN_JSON_TYPES = frozenset({

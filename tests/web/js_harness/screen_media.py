@@ -12,8 +12,14 @@ from numpy.typing import NDArray
 
 WIDTH, HEIGHT = 1280, 720
 RED = (230, 20, 20)
-# (encoder, WebCodecs codec string) as in protocol/screen.py.
-CODECS = {"vp8": ("libvpx", "vp8"), "vp9": ("libvpx-vp9", "vp09.00.10.08")}
+# (FFmpeg encoder, the WebCodecs string of a 1280x720 stream as the agent's encoder names it,
+# options for one packet per picture at once: no look-ahead, no alt-ref).
+_VPX = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "auto-alt-ref": "0"}
+CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "vp8": ("libvpx", "vp8", _VPX),
+    "vp9": ("libvpx-vp9", "vp09.00.31.08", _VPX),
+    "av1": ("libsvtav1", "av01.0.05M.08", {"preset": "12", "svtav1-params": "rtc=1:rc=2:lp=1"}),
+}
 
 
 def picture(
@@ -32,8 +38,8 @@ def picture(
 
 
 class VideoEncoder:
-    """A realtime VP8 / VP9 encoder giving one packet per picture at once (no lag, no
-    alt-ref), a keyframe when asked."""
+    """A realtime VP8 / VP9 / AV1 encoder giving one packet per picture at once, a keyframe
+    when asked."""
 
     def __init__(self, kind: str, *, width: int = WIDTH, height: int = HEIGHT) -> None:
         self.context = av.CodecContext.create(CODECS[kind][0], "w")
@@ -41,8 +47,7 @@ class VideoEncoder:
         self.context.pix_fmt = "yuv420p"
         self.context.time_base = Fraction(1, 30)
         self.context.bit_rate = 4_000_000
-        self.context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
-                                "auto-alt-ref": "0"}  # fmt: skip
+        self.context.options = dict(CODECS[kind][2])
         self.pts = 0
 
     def encode(self, rgb: NDArray[np.uint8], *, keyframe: bool = False) -> tuple[bool, bytes]:
@@ -55,12 +60,18 @@ class VideoEncoder:
         assert len(packets) == 1, "one packet per picture"
         return packets[0].is_keyframe, bytes(packets[0])
 
+    def close(self) -> None:
+        """Flush (SVT-AV1 complains when closed without an end of stream)."""
+        self.context.encode(None)
+
 
 def encode_video(kind: str, pictures: list[NDArray[np.uint8]]) -> list[tuple[bool, bytes]]:
     """(keyframe, bytes) per picture: the first is a keyframe, the rest delta frames."""
     height, width = pictures[0].shape[:2]
     encoder = VideoEncoder(kind, width=width, height=height)
-    return [encoder.encode(rgb) for rgb in pictures]
+    encoded = [encoder.encode(rgb) for rgb in pictures]
+    encoder.close()
+    return encoded
 
 
 def encode_jpeg(rgb: NDArray[np.uint8]) -> bytes:

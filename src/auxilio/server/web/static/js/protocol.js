@@ -36,7 +36,7 @@ export const MAX_SCREEN_PAYLOAD = 1024 * 1024;
 export const MAX_SCREEN_RECTS = 64;
 export const MAX_SCREEN_SIDE = 16384;
 const MAX_MONITORS = 16;
-const CODEC = /^[a-z0-9][a-z0-9.]{1,63}$/;
+const CODEC = /^[A-Za-z0-9][A-Za-z0-9.]{1,63}$/;
 
 // -- field kinds ------------------------------------------------------------------------
 

@@ -20,8 +20,10 @@
 
 import { ProtocolError, ProtocolErrorCode } from "./protocol.js";
 
-// In order of preference: VP9 then VP8, what the device's encoder makes (protocol/screen.py).
-export const VIDEO_CODECS = Object.freeze(["vp09.00.10.08", "vp8"]);
+// In order of preference, what the device's encoder makes (agent/screen/encoder.py), probed at
+// 1080p (VP9 profile 0 level 4, AV1 main level 4.0); the device matches the family (the part
+// before the first dot) and names its stream's own level in screen.config, checked again.
+export const VIDEO_CODECS = Object.freeze(["vp09.00.40.08", "vp8", "av01.0.08M.08"]);
 export const JPEG_CODEC = "jpeg";
 
 const DEFAULT_TEXTS = {
