@@ -30,7 +30,7 @@ from auxilio.server.audit.witness import WitnessInvalid, read_witness
 from auxilio.server.context import Actor
 from auxilio.server.errors import DomainError, ExtensionNotFound, SupportSessionNotActive
 from auxilio.server.identity import service as identity
-from auxilio.server.recordings.models import Recording
+from auxilio.server.recordings.models import AuditorKey, Recording
 from auxilio.server.support_sessions import extensions, service
 from auxilio.server.support_sessions.models import SessionExtension, SupportSession
 from auxilio.server.support_sessions.runtime import SupportSessionRuntime
@@ -353,7 +353,7 @@ async def audit(request: Request, db: DbSession, actor: ReadAudit) -> HTMLRespon
 @router.get("/recordings")
 async def recordings(request: Request, db: DbSession, actor: ReadAudit) -> HTMLResponse:
     """The organisation's recordings. Opening one needs the auditor's private key, which the
-    server never holds: ``auxilio recordings export`` and the offline player do that."""
+    server never holds: ``auxilio recording export`` and the page's player use it where it is."""
     org = _org(actor)
     rows = await db.execute(
         select(Recording, SupportSession)
@@ -365,6 +365,33 @@ async def recordings(request: Request, db: DbSession, actor: ReadAudit) -> HTMLR
     names = await _names(db, org)
     items = [(rec, row, names.get(row.technician_id, "?")) for rec, row in rows.tuples()]
     return render(request, "web/supervisor/recordings.html", items=items)
+
+
+@router.get("/recordings/{support_session_id}")
+async def recording(
+    support_session_id: uuid.UUID, request: Request, db: DbSession, actor: ReadAudit
+) -> HTMLResponse:
+    """One recording, played in the page: the auditor's private key is read and used there
+    (static/js/recording-player.js), never sent; the page fetches only the ciphertext."""
+    org = _org(actor)
+    found = (
+        await db.execute(
+            select(Recording, SupportSession, AuditorKey)
+            .join(SupportSession, SupportSession.id == Recording.support_session_id)
+            .join(AuditorKey, AuditorKey.id == Recording.auditor_key_id)
+            .where(Recording.support_session_id == support_session_id,
+                   Recording.organisation_id == org)
+        )
+    ).first()  # fmt: skip
+    if found is None:
+        return render(request, "web/supervisor/recording.html", status_code=404, item=None)
+    rec, row, key = found
+    names = await _names(db, org)
+    return render(
+        request, "web/supervisor/recording.html",
+        item=(rec, row, names.get(row.technician_id, "?")), fingerprint=key.fingerprint,
+        api=f"/api/v1/recordings/{support_session_id}/sealed",
+    )  # fmt: skip
 
 
 register_pages(router)
