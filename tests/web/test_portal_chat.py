@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.crypto.grants import Grant, SignedGrant, issue_grant, read_grant
 from auxilio.crypto.handshake import Handshake
-from auxilio.crypto.keys import b64url_decode, b64url_encode, encode_public_key
+from auxilio.crypto.keys import b64url_decode, b64url_encode, encode_public_key, fingerprint
 from auxilio.crypto.receipts import verify_receipt
 from auxilio.crypto.sealed import open_recording_keys
 from auxilio.crypto.signing import DocumentKind, sign_document, verify_agent_challenge
@@ -431,6 +431,15 @@ def test_the_person_chats_with_the_technician_from_the_portal(
     assert not violations, describe(violations)
     screenshot(portal, "portal-chat")
 
+    # The person stops the chat: the technician is told, neither side can write any more.
+    tab_to(portal, "#revoke-chat")
+    portal.keyboard.press("Enter")
+    expect(portal.locator("#chat-events")).to_contain_text("You stopped the chat.")
+    expect(portal.locator("#chat-input")).to_be_disabled()
+    expect(console.locator("#decisions")).to_contain_text(
+        "chat revoked by end_user: revoked by the person on the device"
+    )
+
     # The person ends it; both pages show the end, the page the server-signed report.
     portal.get_by_role("button", name="End the session").click()
     expect(portal.locator("#chat-state")).to_have_text("The session has ended.")
@@ -494,3 +503,95 @@ def test_a_code_that_is_not_one_is_refused_with_its_code(
     portal.get_by_role("button", name="Connect").click()
     expect(portal.locator("#chat-error")).to_contain_text("join_code.invalid", timeout=20_000)
     expect(portal.locator("#chat-join-button")).to_be_enabled()
+
+
+def test_every_text_of_the_script_is_given_by_the_page(
+    new_page: Callable[..., Any], chat_org: ChatOrg, login: Callable[..., None]
+) -> None:
+    portal = new_page()
+    login(portal, chat_org.person)
+    portal.get_by_role("button", name="Español").click()
+    portal.wait_for_load_state()
+    portal.goto("/portal/chat")
+    texts = json.loads(portal.locator("#chat-texts").text_content() or "{}")
+    script = portal.evaluate(
+        "async () => Object.keys((await import('/static/js/device-chat.js')).TEXTS)"
+    )
+    assert sorted(texts) == sorted(script)
+    assert texts["state.active"] == "Chat abierto, cifrado de extremo a extremo."
+    expect(portal.locator("#chat-state")).to_have_text("Sin conexión.")
+
+
+def proxy_agent_socket(page: Any, rewrite: Callable[[dict[str, Any]], None]) -> None:
+    """A stand-in for a proxy between the page and the server: every text frame from the server
+    goes through ``rewrite`` (which may change it in place) before the page gets it."""
+
+    def handle(route: Any) -> None:
+        server = route.connect_to_server()
+        route.on_message(server.send)
+
+        def to_page(message: str | bytes) -> None:
+            if isinstance(message, str):
+                data = json.loads(message)
+                rewrite(data)
+                message = json.dumps(data)
+            route.send(message)
+
+        server.on_message(to_page)
+
+    page.route_web_socket(re.compile(r".*/ws/agent$"), handle)
+
+
+def test_a_server_presenting_another_key_than_the_page_names_is_refused(
+    new_page: Callable[..., Any], chat_org: ChatOrg, live_server: str, login: Callable[..., None]
+) -> None:
+    """The page pins the key it was served with: a server.hello presenting another fingerprint
+    is refused before the code is sent (the agent's server.key_mismatch)."""
+    other = fingerprint(Ed25519PrivateKey.generate().public_key())
+    console = new_page()
+    login(console, chat_org.technician)
+    code = start_chat_only(console, live_server, chat_org, "A chat through a stranger")
+    portal = new_page()
+    login(portal, chat_org.person)
+
+    def swap_key(message: dict[str, Any]) -> None:
+        if message["type"] == "server.hello":
+            message["server_fingerprint"] = other
+
+    proxy_agent_socket(portal, swap_key)
+    portal.goto(f"/portal/chat?code={code}")
+    portal.get_by_role("button", name="Connect").click()
+    expect(portal.locator("#chat-error")).to_contain_text("server.key_mismatch", timeout=20_000)
+    expect(portal.locator("#consent")).to_be_hidden()
+    # The code was never sent: the session still waits for a device.
+    expect(console.locator("#session-state")).to_contain_text("Waiting for the person to join")
+
+
+def test_an_offer_altered_on_the_way_is_never_shown_and_ends_the_session(
+    new_page: Callable[..., Any], chat_org: ChatOrg, live_server: str, login: Callable[..., None]
+) -> None:
+    """A proxy rewrites the technician's name inside the signed grant: the page refuses it with
+    the agent's grant.bad_signature, never shows the question, and ends the session."""
+    console = new_page()
+    login(console, chat_org.technician)
+    code = start_chat_only(console, live_server, chat_org, "A chat with a forged name")
+    portal = new_page()
+    login(portal, chat_org.person)
+
+    def forge(message: dict[str, Any]) -> None:
+        if message["type"] == "session.offer":
+            body = json.loads(b64url_decode(message["grant"]["body"]))
+            body["payload"]["technician_name"] = "Your bank"
+            message["grant"]["body"] = b64url_encode(
+                json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+            )
+
+    proxy_agent_socket(portal, forge)
+    portal.goto(f"/portal/chat?code={code}")
+    portal.get_by_role("button", name="Connect").click()
+    expect(portal.locator("#chat-error")).to_contain_text("grant.bad_signature", timeout=20_000)
+    expect(portal.locator("#consent")).to_be_hidden()
+    expect(portal.get_by_text("Your bank")).to_have_count(0)
+    expect(console.locator("#session-state")).to_have_text(
+        "Finished (protocol_error)", timeout=20_000
+    )
