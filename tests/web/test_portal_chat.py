@@ -595,3 +595,14 @@ def test_an_offer_altered_on_the_way_is_never_shown_and_ends_the_session(
     expect(console.locator("#session-state")).to_have_text(
         "Finished (protocol_error)", timeout=20_000
     )
+
+
+def test_the_join_page_leads_to_the_chat_with_the_code(
+    new_page: Callable[..., Any], chat_org: ChatOrg, login: Callable[..., None]
+) -> None:
+    portal = new_page()
+    login(portal, chat_org.person)
+    portal.goto("/join/ACD-EFH-JKM")
+    portal.get_by_role("link", name="Chat in the browser").click()
+    expect(portal).to_have_url(re.compile(r"/portal/chat\?code=ACD-EFH-JKM$"))
+    expect(portal.get_by_label("Join code")).to_have_value("ACD-EFH-JKM")
