@@ -278,10 +278,12 @@ async def search_audit(
         sql = sql.where(AuditEvent.action == query.action)
     if query.actor:
         needle = query.actor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        sql = sql.where(
-            AuditEvent.actor_name.ilike(f"%{needle}%", escape="\\")
-            | (AuditEvent.actor_id == _uuid_or_none(query.actor))
-        )
+        by_name = AuditEvent.actor_name.ilike(f"%{needle}%", escape="\\")
+        actor_id = _uuid_or_none(query.actor)
+        # Not "actor_id == None" for a name: SQL would read it as IS NULL and add every event
+        # of the CLI and the system to the results.
+        by_id = AuditEvent.actor_id == actor_id
+        sql = sql.where(by_name if actor_id is None else by_name | by_id)
     if query.target:
         # Ids are stored as 32 hex digits; people paste them with dashes.
         as_uuid = _uuid_or_none(query.target)
