@@ -5,8 +5,10 @@ cannot actually do: chat always; the terminal where the platform has pseudo-term
 person's login shell exists and can be run; files always (plain file I/O, POSIX and Windows
 alike); diagnostics where psutil imports (the report is gathered with it); runbooks on POSIX
 where ``sh`` can be run (the shipped runbooks are shell scripts, and a runbook's own interpreter
-missing is refused per run: ``runbook.interpreter_missing``). Screen and input have no
-implementation yet and are never announced; the issue that adds them adds them here.
+missing is refused per run: ``runbook.interpreter_missing``); screen (view only) where the
+screen extra imports (mss, PyAV, numpy, python-xlib) and ``screen.display.desktop_support``
+says the desktop lets it be seen: an X11 session, never Wayland (XWayland included) nor no
+display. Input (remote control) is not delivered by this agent and never announced.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import importlib
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 
 from auxilio.agent.capabilities.terminal import login_shell
 from auxilio.protocol.types import Capability
@@ -38,13 +41,26 @@ def _imports(module: str) -> bool:
     return True
 
 
+def screen_viewable(env: Mapping[str, str]) -> bool:
+    """The screen extra is installed and the desktop ``env`` describes can be seen."""
+    if not all(_imports(m) for m in ("mss", "av", "numpy", "Xlib")):
+        return False
+    from auxilio.agent.screen.display import desktop_support
+
+    return desktop_support(env).view
+
+
 def available_capabilities(
-    *, program: str | None = None, runbook_shell: str = "sh"
+    *,
+    program: str | None = None,
+    runbook_shell: str = "sh",
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Capability, ...]:
     """The capabilities this device can deliver now, in a stable order.
 
     ``program`` is the shell the terminal would run (the person's login shell by default);
-    ``runbook_shell`` the one runbooks need."""
+    ``runbook_shell`` the one runbooks need; ``env`` the environment that names the desktop
+    (``os.environ`` by default)."""
     found = [Capability.CHAT]
     if _has_pty() and _runnable(program if program is not None else login_shell()):
         found.append(Capability.TERMINAL)
@@ -53,4 +69,6 @@ def available_capabilities(
         found.append(Capability.DIAGNOSTICS)
     if sys.platform != "win32" and _runnable(runbook_shell):
         found.append(Capability.RUNBOOKS)
+    if screen_viewable(os.environ if env is None else env):
+        found.append(Capability.SCREEN)
     return tuple(found)

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -67,6 +67,14 @@ from auxilio.protocol.app import (
     TerminalResize,
 )
 from auxilio.protocol.frames import ActivityKind, ActivitySource, SessionActivity
+from auxilio.protocol.screen import (
+    ScreenAck,
+    ScreenError,
+    ScreenKeyframeRequest,
+    ScreenMonitorSelect,
+    ScreenStart,
+    ScreenStop,
+)
 from auxilio.protocol.types import Capability
 
 REFUSED_EXIT_CODE = 126  # "cannot execute"
@@ -81,6 +89,15 @@ class CapabilityHandler(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class PausableHandler(CapabilityHandler, Protocol):
+    """A handler the person can pause and resume (the screen view)."""
+
+    paused: bool
+
+    async def set_paused(self, paused: bool) -> None: ...
+
+
 HandlerFactory = Callable[[SessionServices], CapabilityHandler]
 # What the technician may send each handler, and how the person is told what was asked.
 _ROUTED: dict[type[AppMessage], tuple[Capability, str]] = {
@@ -91,6 +108,11 @@ _ROUTED: dict[type[AppMessage], tuple[Capability, str]] = {
     FileChunk: (Capability.FILES, ""),
     DiagnosticsRequest: (Capability.DIAGNOSTICS, "collect a diagnostics report"),
     RunbookRun: (Capability.RUNBOOKS, "run a repair script"),
+    ScreenStart: (Capability.SCREEN, "see your screen"),
+    ScreenAck: (Capability.SCREEN, ""),
+    ScreenKeyframeRequest: (Capability.SCREEN, ""),
+    ScreenMonitorSelect: (Capability.SCREEN, ""),
+    ScreenStop: (Capability.SCREEN, ""),
 }
 
 
@@ -103,7 +125,16 @@ def default_handlers(
         Capability.FILES: FileHandler,
         Capability.DIAGNOSTICS: lambda s: DiagnosticsHandler(s, server_url=server_url),
         Capability.RUNBOOKS: lambda s: RunbookHandler(s, server_key=server_key),
+        Capability.SCREEN: _screen_handler,
     }
+
+
+def _screen_handler(services: SessionServices) -> CapabilityHandler:
+    # The screen extra (mss, PyAV, numpy, python-xlib) is imported only when a view starts;
+    # capability discovery announces screen only where it imports and the desktop allows it.
+    from auxilio.agent.capabilities.screen import ScreenHandler
+
+    return ScreenHandler(services)
 
 
 def refusal(message: AppMessage, reason: str) -> AppMessage | None:
@@ -116,6 +147,8 @@ def refusal(message: AppMessage, reason: str) -> AppMessage | None:
         return DiagnosticsError(ref=message.request_id, code=f"diagnostics.{reason}")
     if isinstance(message, RunbookRun):
         return RunbookError(ref=message.run_id, code=f"runbook.{reason}")
+    if isinstance(message, ScreenStart):
+        return ScreenError(code=f"screen.{reason}", message=f"screen view refused: {reason}")
     return None
 
 
@@ -389,6 +422,11 @@ class AppDispatcher:
     def _check_flow(self) -> None:
         if all(route.inbox.qsize() <= LOW_WATER for route in self._routes.values()):
             self.flowing.set()
+
+    def handler(self, capability: Capability) -> CapabilityHandler | None:
+        """The running handler of ``capability``, if it has one now."""
+        route = self._routes.get(capability)
+        return route.handler if route is not None else None
 
     async def close_unless_allowed(self) -> None:
         """Close the handler of every capability the gate no longer lets through (its own

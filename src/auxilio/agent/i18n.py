@@ -25,9 +25,12 @@ from auxilio.agent.i18n_capabilities import (
     FILES_ES,
     RUNBOOKS_EN,
     RUNBOOKS_ES,
+    SCREEN_EN,
+    SCREEN_ES,
     DiagnosticsTexts,
     FilesTexts,
     RunbookTexts,
+    ScreenTexts,
 )
 from auxilio.protocol.types import Capability
 
@@ -129,6 +132,7 @@ class Texts:
     files: FilesTexts
     diagnostics: DiagnosticsTexts
     runbooks: RunbookTexts
+    screen: ScreenTexts
 
 
 _CAPABILITIES_EN = {
@@ -264,6 +268,7 @@ EN = Texts(
     files=FILES_EN,
     diagnostics=DIAGNOSTICS_EN,
     runbooks=RUNBOOKS_EN,
+    screen=SCREEN_EN,
 )
 
 ES = Texts(
@@ -389,6 +394,7 @@ ES = Texts(
     files=FILES_ES,
     diagnostics=DIAGNOSTICS_ES,
     runbooks=RUNBOOKS_ES,
+    screen=SCREEN_ES,
 )
 
 CATALOGUE: dict[Lang, Texts] = {"en": EN, "es": ES}

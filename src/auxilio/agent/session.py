@@ -32,6 +32,7 @@ from auxilio.agent.dispatch import (
     LOW_WATER,
     AppDispatcher,
     HandlerFactory,
+    PausableHandler,
     default_handlers,
 )
 from auxilio.agent.errors import AgentError
@@ -481,6 +482,8 @@ class SupportSessionRunner:
             await self._revoke(capability, by=str(Party.END_USER), tell=True)
         elif words[0].lower() in {"s", "status"} and len(words) == 1:
             self._status(force=True)
+        elif words[0].lower() in {"p", "pause"} and len(words) == 1 and self._screen_shown():
+            await self._toggle_screen_pause()
         elif words[0] in {"h", "?", "help"} and len(words) == 1:
             self._feed.info(self._feed.texts.help)
         elif self.allowed(Capability.CHAT) and self._channel.ready:
@@ -492,6 +495,15 @@ class SupportSessionRunner:
             self._feed.chat("You", line)
         else:
             self._feed.info("Chat is not available now. " + self._feed.texts.help)
+
+    def _screen_shown(self) -> bool:
+        return self._apps.handler(Capability.SCREEN) is not None
+
+    async def _toggle_screen_pause(self) -> None:
+        """The person's 'p': pause the screen view, or resume it (capabilities.screen)."""
+        handler = self._apps.handler(Capability.SCREEN)
+        if isinstance(handler, PausableHandler):
+            await handler.set_paused(not handler.paused)
 
     async def _revoke(self, capability: Capability, *, by: str, tell: bool) -> None:
         if capability in self._revoked:
