@@ -487,6 +487,30 @@ def test_the_person_refuses_and_nothing_is_shared(
     expect(portal.get_by_test_id("chat-report")).to_contain_text("rejected", timeout=20_000)
 
 
+def test_silence_refuses_at_the_signed_timeout(
+    new_page: Callable[..., Any], chat_org: ChatOrg, live_server: str, login: Callable[..., None]
+) -> None:
+    """Nobody answers: at the grant's timeout (the default policy's 60 s) the page answers
+    timed_out itself, and the server ends the session as not answered, never as consented."""
+    console = new_page()
+    login(console, chat_org.technician)
+    code = start_chat_only(console, live_server, chat_org, "Nobody is at the computer")
+    portal = new_page()
+    login(portal, chat_org.person)
+    open_portal_chat(portal, code)
+    expect(portal.get_by_test_id("consent-prompt")).to_contain_text(
+        "it counts as no after 60 seconds"
+    )
+    expect(portal.locator("#chat-state")).to_have_text(
+        "You did not answer in time, which counts as no: nothing was shared.", timeout=120_000
+    )
+    expect(console.locator("#session-state")).to_have_text(
+        "Finished (consent_timed_out)", timeout=30_000
+    )
+    expect(portal.locator("#consent")).to_be_hidden()
+    expect(portal.locator("#chat-panel")).to_be_hidden()
+
+
 def test_a_code_that_is_not_one_is_refused_with_its_code(
     new_page: Callable[..., Any],
     chat_org: ChatOrg,

@@ -44,6 +44,7 @@ export const TEXTS = {
   "state.reconnecting": "Connection lost; trying again…",
   "state.ended": "The session has ended.",
   "state.refused": "You refused: nothing was shared.",
+  "state.timed_out": "You did not answer in time, which counts as no: nothing was shared.",
   "consent.title": "A technician asks to chat with you",
   "consent.technician": "Technician",
   "consent.key": "Technician's key",
@@ -483,7 +484,7 @@ class ChatPage {
       this.keepReceipt(signed);
       this.phase = "waiting";
       this.sendControl("consent.decision", { support_session_id: this.grant.support_session_id, receipt: signed });
-      this.setState(decision === "granted" ? "state.waiting" : "state.refused");
+      this.setState({ granted: "state.waiting", refused: "state.refused" }[decision] ?? "state.timed_out");
       this.timer("clock", 1000, () => this.tickTime());
     });
   }
@@ -657,7 +658,8 @@ class ChatPage {
     this.clear("clock");
     const element = $("time-left");
     if (element) element.textContent = "—";
-    this.setState(message.reason === "consent_refused" ? "state.refused" : "state.ended");
+    this.setState({ consent_refused: "state.refused", consent_timed_out: "state.timed_out" }[message.reason] ??
+      "state.ended");
     this.notice(this.t("end.reason", { by: message.ended_by, reason: message.reason }) +
       (message.detail ? ` (${message.detail})` : ""));
     $("chat-report").hidden = false;
