@@ -3,20 +3,28 @@
 Every database test runs on SQLite, and on PostgreSQL too when AUXILIO_TEST_POSTGRES_URL is
 set (scripts/test sets it when a server answers on 127.0.0.1:5432). Each backend is migrated
 once per run; each test then starts from empty tables.
+
+Under pytest-xdist (scripts/test runs ``-n 2``) each worker has a PostgreSQL database of its own,
+``<database>_<worker id>`` beside the one the URL names, created when missing: two workers
+truncating or migrating one database would wipe each other's rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from psycopg import sql
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from auxilio.server.app import create_app
@@ -24,8 +32,27 @@ from auxilio.server.db.migrate import downgrade, upgrade
 from auxilio.server.db.models import Base
 from auxilio.server.settings import Settings, load_settings
 
-POSTGRES_URL = os.environ.get("AUXILIO_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def worker_postgres_url() -> str:
+    """AUXILIO_TEST_POSTGRES_URL, or under pytest-xdist this worker's own database next to it
+    (created when missing); "" when no PostgreSQL is configured."""
+    base = os.environ.get("AUXILIO_TEST_POSTGRES_URL", "")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not base or not worker:
+        return base
+    url = make_url(base)
+    name = f"{url.database or url.username or 'postgres'}_{worker}"
+    # The configured database exists (scripts/test checked it); CREATE DATABASE runs from it.
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            # Another run with the same worker id may have made it a moment ago.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -36,12 +63,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated() -> str:
-    if not POSTGRES_URL:
+def postgres_url() -> str:
+    """This worker's PostgreSQL URL (see worker_postgres_url); skips when none is configured."""
+    url = worker_postgres_url()
+    if not url:
         pytest.skip("AUXILIO_TEST_POSTGRES_URL is not set")
-    downgrade(POSTGRES_URL, "base")
-    upgrade(POSTGRES_URL)
-    return POSTGRES_URL
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated(postgres_url: str) -> str:
+    downgrade(postgres_url, "base")
+    upgrade(postgres_url)
+    return postgres_url
 
 
 async def _truncate_postgres(url: str) -> None:

@@ -7,6 +7,7 @@ Every wait is generous: the machine may be loaded, and nothing here measures tim
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -19,19 +20,50 @@ import pytest
 WAIT_SECONDS = 60.0
 
 
+DISPLAYS_PER_WORKER = 50
+
+
+def _display_numbers() -> range:
+    """The display numbers this process may take: 180-229 alone, and under pytest-xdist a range
+    of its own per worker (gw0 180-229, gw1 230-279, ...), so that two workers never race for
+    one number."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[:2] == "gw" and worker[2:].isdigit() else 0
+    first = 180 + index * DISPLAYS_PER_WORKER
+    return range(first, first + DISPLAYS_PER_WORKER)
+
+
+def _start(number: int) -> subprocess.Popen[bytes] | None:
+    """Xvfb on ``:number`` once its socket exists; None when it exits first (the number was
+    taken meanwhile, e.g. by another test run on this machine)."""
+    command = ["Xvfb", f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp",
+               "-noreset"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket = Path(f"/tmp/.X11-unix/X{number}")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        if socket.exists():
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=10)
+    return None
+
+
 @contextmanager
 def xvfb() -> Iterator[str]:
     """A fresh Xvfb on a free display number; ``-noreset`` so that the server does not reset
     (dropping its state) each time its last client, such as one window, disconnects."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    number = next(n for n in range(180, 400) if not Path(f"/tmp/.X11-unix/X{n}").exists())
-    command = ["Xvfb", f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp",
-               "-noreset"]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    for number in _display_numbers():
+        taken = Path(f"/tmp/.X11-unix/X{number}").exists() or Path(f"/tmp/.X{number}-lock").exists()
+        if not taken and (proc := _start(number)) is not None:
+            break
+    else:
+        raise AssertionError(f"no free X display in {_display_numbers()}")
     try:
         yield f":{number}"
     finally:

@@ -47,7 +47,8 @@ def server(data_dir: Path, server_env: dict[str, str]) -> Iterator[str]:
             env={**os.environ, **server_env},
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # A deadline, not a wait: a loaded machine (xdist workers, browsers) may take this long.
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:

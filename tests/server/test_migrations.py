@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from auxilio.server.db.migrate import downgrade, upgrade
 from auxilio.server.db.models import Base
+from tests.conftest import worker_postgres_url
 
 
 def urls(tmp_path: Path) -> list[str]:
+    """SQLite in tmp_path, and PostgreSQL when configured: under pytest-xdist this worker's own
+    database (tests/conftest.py), so that no other worker's tables vanish in the downgrade."""
     found = [f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"]
-    if os.environ.get("AUXILIO_TEST_POSTGRES_URL"):
-        found.append(os.environ["AUXILIO_TEST_POSTGRES_URL"])
+    if postgres := worker_postgres_url():
+        found.append(postgres)
     return found
 
 
