@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -136,7 +137,9 @@ def test_an_effect_reads_in_spanish() -> None:
 
 @pytest.mark.e2e
 def test_a_bad_policy_gives_the_spanish_message_with_its_line_in_a_spanish_browser(
-    new_page: Callable[..., Page], create_person: Callable[..., Person]
+    new_page: Callable[..., Page],
+    create_person: Callable[..., Person],
+    screenshot: Callable[[Page, str], Any],
 ) -> None:
     admin = create_person("policy-es@web-admin.example", "admin", name="Ana", org="web-admin")
     page = new_page(locale="es-ES", timezone_id="Europe/Madrid")
@@ -162,3 +165,20 @@ def test_a_bad_policy_gives_the_spanish_message_with_its_line_in_a_spanish_brows
     # The engine's English sentence is only a labelled detail, not the message.
     expect(error.locator("p.message")).not_to_contain_text("is not a duration")
     expect(error.locator("details p[lang=en]")).to_have_count(1)
+    screenshot(page, "web-admin-policy-error-es")
+
+
+def test_the_engines_own_words_stay_beside_the_message_as_a_labelled_english_detail() -> None:
+    document = HEAD + "  max_duration: 1h\n  max_duraton: 2h\n"
+    with pytest.raises(PolicyInvalid) as caught:
+        parse_policy(document)
+    raw = [{"path": e.path, "line": e.line, "code": e.code, "message": e.message}
+           for e in caught.value.errors]  # fmt: skip
+    for lang in ("en", "es"):
+        html = (
+            environment(lang)
+            .get_template("web/admin/_policy_validation.html")
+            .render(errors=locate(document, raw), summary={}, locale=lang)
+        )
+        # The engine's hint (a close field name) is kept, marked as English for screen readers.
+        assert '<p lang="en">unknown field &#34;max_duraton&#34; (did you mean' in html, html
