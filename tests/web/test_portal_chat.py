@@ -11,7 +11,9 @@ ways; a refusal ends the session as refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -27,13 +30,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from auxilio.crypto.grants import Grant, SignedGrant, issue_grant, read_grant
 from auxilio.crypto.handshake import Handshake
 from auxilio.crypto.keys import b64url_decode, b64url_encode, encode_public_key, fingerprint
-from auxilio.crypto.receipts import verify_receipt
+from auxilio.crypto.receipts import verify_extension_receipt, verify_receipt
 from auxilio.crypto.sealed import open_recording_keys
 from auxilio.crypto.signing import DocumentKind, sign_document, verify_agent_challenge
 from auxilio.protocol import app
 from auxilio.protocol.binary import ChannelId
 from auxilio.protocol.frames import E2EConfirm, E2EHello
-from auxilio.protocol.types import Capability, CapabilityGrant, ConsentTerms, SignedDocument
+from auxilio.protocol.types import (
+    Capability,
+    CapabilityGrant,
+    ConsentTerms,
+    ExtensionNote,
+    ExtensionTerms,
+    SignedDocument,
+)
 from auxilio.server.support_sessions.consent import receipt_mismatch
 from tests.e2e.conftest import AUXILIO
 from tests.web.conftest import Person, describe
@@ -114,6 +124,7 @@ def chat_offer(
     answer_in: timedelta = timedelta(minutes=2),
     recorded: bool = False,
     auditor: X25519PrivateKey | None = None,
+    extensions: ExtensionTerms | None = None,
 ) -> Offered:
     server, technician = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
     now = issued_at or datetime.now(UTC).replace(microsecond=0)
@@ -126,10 +137,29 @@ def chat_offer(
                       for c in capabilities],
         policy_version="school-2025.1", issued_at=now, not_after=now + timedelta(hours=1),
         terms=ConsentTerms(legal_text="términos", timeout_seconds=60, answer_by=now + answer_in),
-        recorded=recorded,
+        recorded=recorded, extensions=extensions,
         auditor_public_key=auditor.public_key() if auditor is not None else None,
     )  # fmt: skip
     return Offered(signed, read_grant(server.public_key(), signed), server, technician)
+
+
+def extension_of(offered: Offered, *, minutes: int = 15, **changes: Any) -> SignedGrant:
+    """The grant of an extension as the server signs it (extensions._offer), with ``changes``
+    (grant fields, or ``sequence`` / ``previous_nonce`` of its note) made before signing."""
+    old = offered.grant
+    new_end = old.not_after + timedelta(minutes=minutes)
+    note = ExtensionNote(
+        sequence=changes.pop("sequence", 1), reason="The update needs a restart",
+        previous_nonce=changes.pop("previous_nonce", old.nonce),
+        original_not_after=old.not_after, answer_within_seconds=120,
+    )  # fmt: skip
+    grant = old.model_copy(update={
+        "capabilities": tuple(c.model_copy(update={"expires_at": new_end})
+                              for c in old.capabilities),
+        "issued_at": datetime.now(UTC).replace(microsecond=0), "not_after": new_end,
+        "extension": note, "nonce": b64url_encode(os.urandom(16)), **changes,
+    })  # fmt: skip
+    return sign_document(offered.server, grant.model_dump(mode="json"), kind=DocumentKind.GRANT)
 
 
 def offer_message(offered: Offered, **extra: Any) -> dict[str, Any]:
@@ -323,6 +353,51 @@ def test_an_accept_with_another_technician_key_fails_the_handshake(device_page: 
     }
 
 
+EXTEND = """
+    const serverKey = await crypto.subtle.importKey(
+      "raw", e2e.b64urlDecode(arg.server), { name: "Ed25519" }, false, ["verify"]);
+    const grant = await device.verifyExtension(harnessState.grant, arg.signed, {
+      serverKey, devicePublicKey: harnessState.identity.publicKey });
+    const receipt = await device.signExtension(harnessState.identity, grant, {
+      decision: "granted", decidedAt: new Date() });
+    return { not_after: grant.not_after, receipt };"""
+
+
+def test_an_extension_is_checked_like_the_agent_checks_it(device_page: Any) -> None:
+    key = device_key(device_page)
+    terms = ExtensionTerms(max_count=1, max_total_seconds=1800)
+    offered = chat_offer(key, extensions=terms)
+    ok(verify(device_page, offered, offer_message(offered)))
+    server = b64url_encode(offered.server.public_key().public_bytes_raw())
+
+    def extend(signed: SignedGrant | None) -> Any:
+        value = signed.model_dump() if signed is not None else None
+        return js(device_page, EXTEND, {"server": server, "signed": value})
+
+    done = ok(extend(extension_of(offered)))
+    receipt = verify_extension_receipt(key, SignedDocument(**done["receipt"]))
+    assert receipt.decision == "granted"
+    assert receipt.new_not_after == offered.grant.not_after + timedelta(minutes=15)
+    assert receipt.reason_sha256 == hashlib.sha256(b"The update needs a restart").hexdigest()
+
+    assert extend(None) == {"code": "grant.missing"}
+    assert extend(extension_of(offered, minutes=45)) == {"code": "extension.beyond_limit"}
+    assert extend(extension_of(offered, sequence=2)) == {"code": "grant.mismatch"}
+    assert extend(extension_of(offered, previous_nonce="x" * 22)) == {"code": "grant.mismatch"}
+    assert extend(extension_of(offered, recorded=True)) == {"code": "grant.mismatch"}
+    assert extend(extension_of(offered, minutes=-5)) == {"code": "grant.mismatch"}
+    wider = offered.grant.terms.model_copy(update={"timeout_seconds": 3600})
+    assert extend(extension_of(offered, terms=wider)) == {"code": "grant.mismatch"}
+    foreign = sign_document(Ed25519PrivateKey.generate(),
+                            json.loads(b64url_decode(extension_of(offered).body))["payload"],
+                            kind=DocumentKind.GRANT)  # fmt: skip
+    assert extend(foreign) == {"code": "grant.bad_signature"}
+    no_room = chat_offer(key)  # the policy allows no extension
+    ok(verify(device_page, no_room, offer_message(no_room)))
+    server = b64url_encode(no_room.server.public_key().public_bytes_raw())
+    assert extend(extension_of(no_room)) == {"code": "extension.beyond_limit"}
+
+
 # -- the whole session against a real server ----------------------------------------------------
 
 
@@ -382,6 +457,7 @@ def open_portal_chat(portal: Any, code: str) -> None:
 
 def test_the_person_chats_with_the_technician_from_the_portal(
     new_page: Callable[..., Any],
+    api_token: Callable[[Person], str],
     chat_org: ChatOrg,
     live_server: str,
     login: Callable[..., None],
@@ -430,6 +506,27 @@ def test_the_person_chats_with_the_technician_from_the_portal(
     violations = axe(portal)
     assert not violations, describe(violations)
     screenshot(portal, "portal-chat")
+
+    # More time: the technician asks, an approver agrees, the person answers in the page.
+    sid = console.url.rsplit("/", 1)[1]
+    bearer = {"Authorization": f"Bearer {api_token(chat_org.technician)}"}
+    asked = httpx.post(f"{live_server}/api/v1/support-sessions/{sid}/extensions",
+                       json={"minutes": 15, "reason": "The update needs a restart"},
+                       headers=bearer, timeout=60)  # fmt: skip
+    assert asked.status_code == 202, asked.text  # the policy wants a senior technician's yes
+    approved = httpx.post(
+        f"{live_server}/api/v1/support-sessions/{sid}/extensions/{asked.json()['id']}/approve",
+        headers=bearer, timeout=60,
+    )  # fmt: skip
+    assert approved.status_code == 200, approved.text
+    expect(portal.locator("#extension")).to_be_visible(timeout=20_000)
+    expect(portal.locator("#extension-reason")).to_have_text("Reason: The update needs a restart")
+    expect(portal.locator("#extension-question")).to_contain_text("Tomás Chat asks for more time")
+    tab_to(portal, "#extension-allow")
+    portal.keyboard.press("Enter")
+    expect(portal.locator("#chat-events")).to_contain_text("The session now ends at")
+    expect(console.locator("#decisions")).to_contain_text("Extension approved by end_user")
+    expect(portal.locator("#time-left")).to_have_text(re.compile(r"^7[0-4] min \d+ s$"))
 
     # The person stops the chat: the technician is told, neither side can write any more.
     tab_to(portal, "#revoke-chat")

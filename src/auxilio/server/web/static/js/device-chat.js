@@ -24,6 +24,8 @@ import {
   rememberDeviceId,
   rememberGrant,
   signConsent,
+  signExtension,
+  verifyExtension,
   verifyOffer,
   verifyReport,
 } from "./device-e2e.js";
@@ -70,7 +72,15 @@ export const TEXTS = {
   "notice.revoked": "The chat was stopped ({by}).",
   "notice.warning": "The session ends in {minutes} minutes.",
   "notice.technician_lost": "The technician's connection dropped; they may come back.",
-  "notice.extension": "The technician asked for more time. This page cannot extend a session: it ends at the agreed time.",
+  "extension.title": "More time?",
+  "extension.question": "{technician} asks for more time: until {end} instead of {current}.",
+  "extension.reason": "Reason: {reason}",
+  "extension.allow": "Allow more time",
+  "extension.refuse": "Keep the end",
+  "extension.extended": "The session now ends at {end}.",
+  "extension.kept": "The session keeps its end: {end}.",
+  "extension.refused": "An extension was refused ({reason}).",
+  "extension.not_applied": "Extension NOT applied: the new grant was refused ({code}).",
   "notice.not_granted": "The technician sent {type}, which this session does not allow: ignored.",
   "end.reason": "Ended by {by}: {reason}",
   "report.title": "Session report",
@@ -144,6 +154,8 @@ class ChatPage {
       this.run(() => this.sendChat());
     });
     $("revoke-chat")?.addEventListener("click", () => this.run(() => this.revokeChat()));
+    $("extension-allow")?.addEventListener("click", () => this.answerExtension("granted"));
+    $("extension-refuse")?.addEventListener("click", () => this.answerExtension("refused"));
     $("end-session")?.addEventListener("click", () => this.run(() => this.endSession()));
     this.setState("state.idle");
   }
@@ -312,7 +324,7 @@ class ChatPage {
       "session.warning": () => this.notice(this.t("notice.warning", {
         minutes: Math.ceil(message.remaining_seconds / 60) })),
       "capability.revoke": () => this.onRevoke(message),
-      "session.extend.decision": () => this.notice(this.t("notice.extension")),
+      "session.extend.decision": () => this.onExtension(message),
       "session.end": () => this.onEnd(message),
       "session.report": () => this.onReport(message),
     }[message.type];
@@ -645,6 +657,77 @@ class ChatPage {
     if (this.phase !== "ended") this.timer("clock", 1000, () => this.tickTime());
   }
 
+  // -- an extension ------------------------------------------------------------------------
+
+  /** The server approved more time: checked against the current grant, asked like the first
+   * question; until the person says yes the end does not move, and silence keeps it. */
+  async onExtension(message) {
+    if (!this.grant || this.phase === "ended") return;
+    if (!message.approved) {
+      this.notice(this.t("extension.refused", { reason: message.reason || "-" }));
+      return;
+    }
+    if (this.extension) return; // one question at a time, as the agent asks them
+    let grant;
+    try {
+      grant = await verifyExtension(this.grant, message.grant, {
+        serverKey: this.serverKey, devicePublicKey: this.identity.publicKey,
+      });
+    } catch (error) {
+      this.notice(this.t("extension.not_applied", { code: error.code }));
+      this.showError(error.code, error.message);
+      return;
+    }
+    this.extension = grant;
+    $("extension-question").textContent = this.t("extension.question", {
+      technician: grant.technician_name, end: this.time(grant.not_after),
+      current: this.time(this.grant.not_after),
+    });
+    $("extension-reason").textContent = this.t("extension.reason", { reason: grant.extension.reason });
+    $("extension").hidden = false;
+    $("extension-allow").disabled = false;
+    $("extension-refuse").disabled = false;
+    $("extension-heading").focus();
+    const deadline = Date.now() + grant.extension.answer_within_seconds * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      $("extension-countdown").textContent = this.t("consent.left", { seconds: left });
+      if (left <= 0) {
+        this.answerExtension("timed_out");
+        return;
+      }
+      this.timer("extension", 1000, tick);
+    };
+    tick();
+  }
+
+  hideExtension() {
+    this.clear("extension");
+    const section = $("extension");
+    if (section) section.hidden = true;
+  }
+
+  answerExtension(decision) {
+    const grant = this.extension;
+    if (!grant) return Promise.resolve();
+    this.extension = null;
+    $("extension-allow").disabled = true;
+    $("extension-refuse").disabled = true;
+    return this.run(async () => {
+      this.hideExtension();
+      if (this.phase === "ended") return;
+      const receipt = await signExtension(this.identity, grant, { decision, decidedAt: new Date() });
+      this.sendControl("session.extend.answer", { support_session_id: grant.support_session_id, receipt });
+      if (decision === "granted") {
+        this.grant = grant;
+        this.notAfter = new Date(grant.not_after);
+        this.notice(this.t("extension.extended", { end: this.time(grant.not_after) }));
+      } else {
+        this.notice(this.t("extension.kept", { end: this.time(this.grant.not_after) }));
+      }
+    });
+  }
+
   // -- the end and the report -------------------------------------------------------------
 
   onEnd(message) {
@@ -653,6 +736,7 @@ class ChatPage {
     this.e2e = null;
     this.pending = null;
     this.hideConsent();
+    this.hideExtension();
     this.setChatEnabled(false);
     $("end-session").disabled = true;
     this.clear("clock");

@@ -470,3 +470,88 @@ export async function verifyReport(serverKey, message, supportSessionId) {
   }
   return report;
 }
+
+// -- an extension (agent/grants.check_extension, receipts.sign_extension_receipt) -------------
+
+const sameJson = (a, b) => canonicalJson(a ?? null) === canonicalJson(b ?? null);
+
+function sameOrNarrower(before, after, grant) {
+  if (!before || !sameJson(before.limits ?? {}, after.limits ?? {})) return false;
+  // A capability with a shorter limit of its own keeps it.
+  if (Date.parse(before.expires_at) < Date.parse(grant.not_after)) {
+    return Date.parse(after.expires_at) <= Date.parse(before.expires_at);
+  }
+  return true;
+}
+
+/** The grant of an approved extension, checked as the agent checks it: signed by the pinned
+ * key, for this device, live; it may move `not_after` later and nothing else that widens the
+ * session, within the extension terms of the grant the person first consented to. */
+export async function verifyExtension(current, signed, { serverKey, devicePublicKey, now = new Date() }) {
+  if (signed == null) throw new E2EError("grant.missing", "the approved extension carries no grant");
+  let grant;
+  try {
+    grant = await verifyDocument(serverKey, signed, DEVICE_KIND.GRANT);
+  } catch (error) {
+    throw new E2EError("grant.bad_signature", `the server's grant was refused: ${error.message}`);
+  }
+  await checkGrant(grant);
+  if (grant.device_id !== current.device_id || grant.device_public_key !== devicePublicKey) {
+    throw new E2EError("grant.wrong_device", "grant names another device");
+  }
+  if (now.getTime() >= Date.parse(grant.not_after)) {
+    throw new E2EError("grant.expired", `grant expired at ${grant.not_after}`);
+  }
+  if (now.getTime() + CLOCK_SKEW_MS < Date.parse(grant.issued_at)) {
+    throw new E2EError("grant.not_yet_valid", `grant is valid from ${grant.issued_at}`);
+  }
+  const note = grant.extension;
+  if (!isObject(note) || !Number.isInteger(note.sequence) || typeof note.reason !== "string" ||
+      !isTime(note.original_not_after) || !Number.isInteger(note.answer_within_seconds) ||
+      note.answer_within_seconds <= 0) {
+    throw new E2EError("grant.mismatch", "the new grant does not say it is an extension");
+  }
+  const asked = new Map(current.capabilities.map((item) => [item.capability, item]));
+  const previous = current.extension ?? null;
+  const original = previous ? previous.original_not_after : current.not_after;
+  if (
+    grant.support_session_id !== current.support_session_id ||
+    grant.technician_e2e_key !== current.technician_e2e_key ||
+    !sameJson(grant.terms, current.terms) || !sameJson(grant.extensions, current.extensions) ||
+    (grant.auditor_public_key ?? null) !== (current.auditor_public_key ?? null) ||
+    (grant.recorded && !current.recorded) ||
+    note.previous_nonce !== current.nonce ||
+    note.sequence !== (previous ? previous.sequence : 0) + 1 ||
+    Date.parse(note.original_not_after) !== Date.parse(original) ||
+    Date.parse(grant.not_after) <= Date.parse(current.not_after) ||
+    grant.capabilities.some((item) => !sameOrNarrower(asked.get(item.capability), item, current))
+  ) {
+    throw new E2EError("grant.mismatch", "the new grant is not an extension of this one");
+  }
+  const terms = current.extensions ?? { max_count: 0, max_total_seconds: 0 };
+  if (note.sequence > terms.max_count) {
+    throw new E2EError("extension.beyond_limit",
+      `this would be extension ${note.sequence}; the session allows ${terms.max_count}`);
+  }
+  const total = (Date.parse(grant.not_after) - Date.parse(original)) / 1000;
+  if (total > terms.max_total_seconds) {
+    throw new E2EError("extension.beyond_limit",
+      `the extensions would add ${Math.floor(total)} s; the session allows ${terms.max_total_seconds} s in all`);
+  }
+  return grant;
+}
+
+/** The person's signed answer to one extension: the grant's nonce, the end it proposed, the
+ * SHA-256 of the reason they were shown, the decision and when. */
+export async function signExtension(identity, grant, { decision, decidedAt }) {
+  const payload = {
+    support_session_id: grant.support_session_id,
+    device_id: grant.device_id,
+    grant_nonce: grant.nonce,
+    new_not_after: grant.not_after,
+    reason_sha256: hexEncode(await sha256(encoder.encode(grant.extension.reason))),
+    decision,
+    decided_at: formatDatetime(decidedAt),
+  };
+  return signDocument(identity.privateKey, payload, "auxilio.extension_receipt.v1");
+}
