@@ -46,6 +46,10 @@ BAD = [
      "La política debe ser un conjunto de secciones (nombre: valor)."),
     (HEAD.replace("version: 1", "version: 2") + "  max_duration: 1h\n",
      "policy.unsupported_version", "Este motor no entiende la versión «2» del esquema."),
+    ("name: " + "x" * (64 * 1024), "policy.too_large",
+     "El documento es más grande de lo que puede ser una política (64 KiB)."),
+    ("name: t\nx: " + "[" * 20 + "]" * 20 + "\n", "policy.too_deep",
+     "anidadas a más profundidad de la que admite una política (16 niveles)."),
 ]  # fmt: skip
 
 
@@ -124,7 +128,8 @@ def test_each_engine_error_reads_in_spanish_at_its_line(
     )
     assert spanish in html, html
     assert code in html
-    assert "Línea" in html
+    where = "Línea" if located[0].line else i18n.translations("es").gettext("The whole document")
+    assert where in html
 
 
 def test_an_effect_reads_in_spanish() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from auxilio.policy.yamlsource import load_yaml
+from auxilio.policy.yamlsource import MAX_DEPTH, MAX_DOCUMENT_BYTES, load_yaml
 from auxilio.server.web.pages import N_
 
 # A value longer than this is cut in the message; the source line below it shows it whole.
@@ -37,9 +37,9 @@ MESSAGES: dict[str, Wordings] = {
     "policy.yaml_tag": Wordings(
         N_("Explicit YAML tags (!!binary, !!set, ...) are not accepted: write plain values.")
     ),
-    "policy.too_large": Wordings(N_("The document is larger than a policy may be (64 KiB).")),
+    "policy.too_large": Wordings(N_("The document is larger than a policy may be (%(size)s).")),
     "policy.too_deep": Wordings(
-        N_("Collections are nested deeper than a policy may be (16 levels).")
+        N_("Collections are nested deeper than a policy may be (%(levels)s levels).")
     ),
     "policy.control_character": Wordings(
         N_("The text holds a control character that YAML does not accept.")
@@ -145,6 +145,12 @@ MESSAGES: dict[str, Wordings] = {
     ),
 }
 
+# The engine's limits, said in the wordings of the codes that enforce them.
+LIMITS: dict[str, dict[str, str]] = {
+    "policy.too_large": {"size": f"{MAX_DOCUMENT_BYTES // 1024} KiB"},
+    "policy.too_deep": {"levels": str(MAX_DEPTH)},
+}
+
 # What a decision (or one rule of its trail) came to; "pass" is a rule with no objection.
 EFFECTS: dict[str, str] = {
     "allow": N_("allowed"),
@@ -202,11 +208,12 @@ def message_for(code: str, path: str, data: Any) -> Message:
         return Message(UNKNOWN, {})
     field = field_of(path)
     value = value_at(data, path) if field else None
+    limits = LIMITS.get(code, {})
     if field and value is not None and wordings.value:
-        return Message(wordings.value, {"field": field, "value": value})
+        return Message(wordings.value, {**limits, "field": field, "value": value})
     if field and wordings.field:
-        return Message(wordings.field, {"field": field})
-    return Message(wordings.document, {})
+        return Message(wordings.field, {**limits, "field": field})
+    return Message(wordings.document, dict(limits))
 
 
 def document_data(document: str) -> Any:
