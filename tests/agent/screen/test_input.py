@@ -19,6 +19,7 @@ from auxilio.agent.screen.input import (
     REVOKED,
     UNKNOWN_BUTTON,
     UNKNOWN_KEY,
+    Claim,
     InjectedLedger,
     InputRefused,
     InputState,
@@ -304,10 +305,22 @@ def test_every_event_sent_is_in_the_ledger_first(connection: xdisplay.Display) -
     remote.move(30, 40, 1280, 1024)
     remote.button(1, True)
     remote.button(1, False)
-    assert ledger.claim(X.MotionNotify, 0, 30, 40)
-    assert not ledger.claim(X.MotionNotify, 0, 30, 40)  # claimed once
-    assert not ledger.claim(X.MotionNotify, 0, 31, 40)
-    assert ledger.claim(X.ButtonPress, 1, 0, 0)
-    assert not ledger.claim(X.ButtonPress, 3, 0, 0)
+    assert ledger.claim(X.MotionNotify, 0, 30, 40) is Claim.SENT
+    assert ledger.claim(X.MotionNotify, 0, 30, 40) is Claim.NOT_OURS  # claimed once
+    assert ledger.claim(X.MotionNotify, 0, 31, 40) is Claim.NOT_OURS
+    assert ledger.claim(X.ButtonPress, 1, 0, 0) is Claim.SENT
+    assert ledger.claim(X.ButtonPress, 3, 0, 0) is Claim.NOT_OURS
     clock.now += 60  # an event never seen back is forgotten, not claimed forever
-    assert not ledger.claim(X.ButtonRelease, 1, 0, 0)
+    assert ledger.claim(X.ButtonRelease, 1, 0, 0) is Claim.NOT_OURS
+
+
+def test_a_key_we_hold_repeating_is_told_from_a_sent_one(connection: xdisplay.Display) -> None:
+    ledger = InjectedLedger()
+    remote = RemoteInput(connection, SCREEN, ledger=ledger)
+    remote.key("ArrowDown", "ArrowDown", True)
+    (keycode,) = keys_down(connection)
+    assert ledger.claim(X.KeyPress, keycode, 0, 0) is Claim.SENT
+    assert ledger.claim(X.KeyPress, keycode, 0, 0) is Claim.HELD  # the server's autorepeat
+    remote.key("ArrowDown", "ArrowDown", False)
+    assert ledger.claim(X.KeyRelease, keycode, 0, 0) is Claim.SENT
+    assert ledger.claim(X.KeyPress, keycode, 0, 0) is Claim.NOT_OURS

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import select
 import threading
 import time
@@ -86,6 +87,7 @@ class X11Clipboard:
         self._property = self._ask.intern_atom("AUXILIO_CLIPBOARD")
         self._lock = threading.Lock()
         self._owned: bytes | None = None  # UTF-8 we serve while we own the selection
+        self._claims: queue.SimpleQueue[tuple[bytes, threading.Event]] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._run, name="auxilio-clipboard", daemon=True)
         self._thread.start()
@@ -106,10 +108,13 @@ class X11Clipboard:
             raise ClipboardRefused(
                 TOO_LARGE, f"{len(data)} bytes of text; the clipboard takes {self.max_bytes}"
             )
-        with self._lock:
-            self._owned = data
-        self._owner.set_selection_owner(self._atoms["CLIPBOARD"], X.CurrentTime)
-        self._serve.sync()
+        # The owner's thread takes the selection itself: the server sends SelectionRequest to
+        # the connection that took it, and only that thread reads that connection's events.
+        done = threading.Event()
+        self._claims.put((data, done))
+        os.write(self._wake_write, b"c")
+        if not done.wait(self._timeout):
+            raise ClipboardRefused(TIMEOUT, "the clipboard could not be taken in time")
         return ClipboardTransfer.of(TO_DEVICE, data)
 
     def _run(self) -> None:
@@ -120,11 +125,26 @@ class X11Clipboard:
                 if event.type == X.SelectionRequest:
                     self._answer(event)
                 elif event.type == X.SelectionClear and event.window == self._owner:
-                    with self._lock:
-                        self._owned = None  # another program owns the clipboard now
+                    self._lost()
             ready, _, _ = select.select([fileno, self._wake_read], [], [])
             if self._wake_read in ready:
-                return
+                if b"x" in os.read(self._wake_read, 64):
+                    return
+                while not self._claims.empty():
+                    self._claim(*self._claims.get())
+
+    def _claim(self, data: bytes, done: threading.Event) -> None:
+        with self._lock:
+            self._owned = data
+        self._owner.set_selection_owner(self._atoms["CLIPBOARD"], X.CurrentTime)
+        self._serve.sync()
+        done.set()
+
+    def _lost(self) -> None:
+        # A SelectionClear may be older than our latest claim: believe the server's owner.
+        if self._serve.get_selection_owner(self._atoms["CLIPBOARD"]) != self._owner:
+            with self._lock:
+                self._owned = None  # another program owns the clipboard now
 
     def _answer(self, request: Any) -> None:
         prop = request.property if request.property != X.NONE else request.target

@@ -121,10 +121,21 @@ class _Expected:
     until: float
 
 
+class Claim(StrEnum):
+    """Whose a recorded input event is, as far as the ledger knows."""
+
+    SENT = "sent"  # one we sent, seen back
+    HELD = "held"  # a key we hold: the server's autorepeat, or the person on the same key
+    NOT_OURS = "not_ours"
+
+
 class InjectedLedger:
     """The events we sent and have not yet seen come back, for the watcher to tell apart.
 
-    Thread-safe: the injecting thread writes, the watcher's thread claims."""
+    An event that never comes back (a move to where the pointer already is) is forgotten after
+    ``LEDGER_SECONDS``; until then one of the person's events exactly like it would be taken
+    for ours, and the next of theirs is still seen. Thread-safe: the injecting thread writes,
+    the watcher's thread claims."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -143,8 +154,8 @@ class InjectedLedger:
             else:
                 self._held_keycodes.discard(keycode)
 
-    def claim(self, kind: int, detail: int, x: int, y: int) -> bool:
-        """Whether this recorded event is one of ours (and forget it)."""
+    def claim(self, kind: int, detail: int, x: int, y: int) -> Claim:
+        """Whose this recorded event is; one we sent is forgotten once claimed."""
         with self._lock:
             now = self._clock()
             while self._expected and self._expected[0].until < now:
@@ -158,9 +169,10 @@ class InjectedLedger:
                 elif expected.detail != detail:
                     continue
                 del self._expected[index]
-                return True
-            # A key we hold repeats by itself (the server's autorepeat): ours too.
-            return kind in (X.KeyPress, X.KeyRelease) and detail in self._held_keycodes
+                return Claim.SENT
+            if kind in (X.KeyPress, X.KeyRelease) and detail in self._held_keycodes:
+                return Claim.HELD
+            return Claim.NOT_OURS
 
 
 class _RateLimit:

@@ -29,7 +29,7 @@ from Xlib.display import Display
 from Xlib.ext import record
 from Xlib.protocol import rq
 
-from auxilio.agent.screen.input import RemoteInput
+from auxilio.agent.screen.input import Claim, RemoteInput
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,14 @@ class LocalInputWatcher:
         if kind not in _KINDS:
             return
         detail, x, y = int(event.detail), int(event.root_x), int(event.root_y)
-        if self._remote.ledger.claim(kind, detail, x, y):
+        whose = self._remote.ledger.claim(kind, detail, x, y)
+        if whose is Claim.SENT:
+            return
+        if whose is Claim.HELD:
+            # Most likely the autorepeat of a key the technician holds: no pause. It may be
+            # the person pressing that same key, so it counts towards the take-back (a
+            # technician alone cannot complete it: the rest of their keys are SENT).
+            self._track_key(kind, detail)
             return
         self._person_events += 1
         if kind in (X.KeyPress, X.KeyRelease):
