@@ -440,6 +440,9 @@ export function startPage(doc = document) {
     const message = known ? format(known, error.details ?? {}) : (error.message || code);
     errorBox.textContent = format(texts.error, { message, code });
     status.textContent = "";
+    // Nothing of a recording stays on show after a failure (an earlier one, say).
+    player?.pause();
+    el("player").hidden = true;
   }
 
   // A download made in the page from what it opened (a blob: URL, no request).
@@ -538,6 +541,8 @@ export function startPage(doc = document) {
   el("to-end").addEventListener("click", () => player.toEnd());
   el("speed").addEventListener("change", (event) => player?.setSpeed(Number(event.target.value)));
   el("cast-select").addEventListener("change", (event) => chooseCast(Number(event.target.value)));
+  // Disabled in the page until now: a form submitted before this script ran would only reload.
+  el("key-form").querySelector("button[type=submit]").disabled = false;
   return {
     get result() {
       return opened;
