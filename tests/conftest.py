@@ -55,6 +55,18 @@ def worker_postgres_url() -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+# Files of minutes each (a browser and a live server, or real processes), handed out first.
+SLOW_FIRST = ("tests/web/", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (--dist loadfile) the slow files run first, so that the last files
+    handed out are short ones and no worker is left alone with a long one at the end. The sort
+    is stable: each file keeps its order, and a run without xdist keeps collection order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "auxilio.db"
