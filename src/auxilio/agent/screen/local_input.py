@@ -121,8 +121,10 @@ class LocalInputWatcher:
         return self._person_events
 
     def start(self) -> None:
+        """Watch from now on: returns once the server records (its first reply says so)."""
         self._thread.start()
-        self._started.wait(timeout=30)
+        if not self._started.wait(timeout=30):
+            raise LocalInputError(RECORD_UNAVAILABLE, "the X server did not start recording")
 
     def stop(self) -> None:
         """Stop watching (the session ended or control was revoked) and close both connections."""
@@ -135,10 +137,12 @@ class LocalInputWatcher:
         self._data.close()
 
     def _run(self) -> None:
-        self._started.set()
         self._data.record_enable_context(self._context, self._on_record)
 
     def _on_record(self, reply: Any) -> None:
+        if reply.category == record.StartOfData:
+            self._started.set()
+            return
         if reply.category != record.FromServer or reply.client_swapped:
             return
         data: Any = reply.data
