@@ -12,6 +12,7 @@ from Xlib import X
 from Xlib import display as xdisplay
 
 from auxilio.agent.screen.input import (
+    COMBINATION_REFUSED,
     ENDED,
     OUT_OF_RANGE,
     PAUSED,
@@ -324,3 +325,22 @@ def test_a_key_we_hold_repeating_is_told_from_a_sent_one(connection: xdisplay.Di
     remote.key("ArrowDown", "ArrowDown", False)
     assert ledger.claim(X.KeyRelease, keycode, 0, 0) is Claim.SENT
     assert ledger.claim(X.KeyPress, keycode, 0, 0) is Claim.NOT_OURS
+
+
+@pytest.mark.parametrize(
+    ("code", "key"), [("Backspace", "Backspace"), ("F1", "F1"), ("F12", "F12")]
+)
+def test_ctrl_alt_keys_of_the_x_server_itself_are_refused(
+    connection: xdisplay.Display, code: str, key: str
+) -> None:
+    remote = RemoteInput(connection, SCREEN)
+    remote.key("ControlLeft", "Control", True)
+    remote.key("AltLeft", "Alt", True)
+    with pytest.raises(InputRefused) as refused:
+        remote.key(code, key, True)
+    assert refused.value.code == COMBINATION_REFUSED
+    assert len(keys_down(connection)) == 2  # Control and Alt only
+    remote.key("AltLeft", "Alt", False)
+    remote.key(code, key, True)  # Ctrl+F1 or Ctrl+Backspace is a program's: sent
+    assert len(keys_down(connection)) == 2
+    remote.end()

@@ -45,12 +45,19 @@ RATE_LIMITED = "screen.input.rate_limited"
 PAUSED = "screen.input.paused"
 REVOKED = "screen.input.revoked"
 ENDED = "screen.input.ended"
+COMBINATION_REFUSED = "screen.input.combination_refused"
 
 BUTTONS = (1, 2, 3)  # left, middle, right
 WHEEL_BUTTONS = {"up": 4, "down": 5, "left": 6, "right": 7}
 MAX_VIEW_SIZE = 16384
 DEFAULT_EVENTS_PER_SECOND = 250
 LEDGER_SECONDS = 10.0  # generous: the watcher's thread may lag on a loaded machine
+
+# Ctrl+Alt with these is the X server's, not a program's: Backspace terminates the server
+# where that is enabled, F1 to F12 switch to another virtual terminal. Neither is sent.
+_SERVER_KEYS = frozenset({0xFF08, *range(0xFFBE, 0xFFCA)})
+_CONTROLS = frozenset({0xFFE3, 0xFFE4})
+_ALTS = frozenset({0xFFE9, 0xFFEA})
 
 # What the browser says is held (KeyboardEvent.ctrlKey...) and the keysyms each covers: a
 # modifier we hold that the browser says is up is released (its key up was lost, e.g. the
@@ -369,6 +376,13 @@ class RemoteInput:
                     except UnknownKey as exc:
                         raise InputRefused(UNKNOWN_KEY, exc.message) from exc
             elif pressed:
+                held = self._held_keys.keys()
+                if meaning.keysym in _SERVER_KEYS and held & _CONTROLS and held & _ALTS:
+                    raise InputRefused(
+                        COMBINATION_REFUSED,
+                        "Ctrl+Alt with Backspace or an F-key acts on the X server itself "
+                        "(ending it, switching terminal); not sent",
+                    )
                 self._key_down(meaning.keysym)
             else:
                 self._key_up(meaning.keysym)
