@@ -254,3 +254,26 @@ def test_caps_lock_on_the_device_does_not_change_what_is_typed(
     finally:
         window.close()
         connection.close()
+
+
+def test_spare_keycodes_are_rebound_oldest_first_and_all_given_back(x_display: str) -> None:
+    connection = xdisplay.Display(x_display)
+    try:
+        first = connection.display.info.min_keycode
+        count = connection.display.info.max_keycode - first + 1
+        before = connection.get_keyboard_mapping(first, count)
+        keymap = ServerKeymap(connection, spare_limit=2)
+        snowman, comet, umbrella = (0x1000000 + ord(c) for c in "☃☄☂")
+        one = keymap.bind(snowman)
+        two = keymap.bind(comet)
+        assert one.keycode != two.keycode
+        assert keymap.bind(snowman) == one  # bound already: found, not bound again
+        three = keymap.bind(umbrella)  # over the limit: the oldest binding gives its keycode
+        assert three.keycode == one.keycode
+        assert keymap.locate(snowman) is None
+        assert keymap.locate(umbrella) == three
+        assert (three.shift, three.level3) == (False, False)
+        keymap.restore()
+        assert connection.get_keyboard_mapping(first, count) == before
+    finally:
+        connection.close()

@@ -200,7 +200,7 @@ class ServerKeymap:
         self._first = int(display.display.info.min_keycode)
         self._count = int(display.display.info.max_keycode) - self._first + 1
         self._spare_limit = spare_limit
-        # keysym -> keycode bound by us, in binding order (oldest first, reused first).
+        # keysym -> keycode bound by us, oldest first: the first rebound when all are in use.
         self._bound: dict[int, int] = {}
 
     def _rows(self) -> list[tuple[int, ...]]:
