@@ -8,6 +8,7 @@ browser's ``VideoDecoder`` is configured with.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
 from collections import OrderedDict
@@ -115,8 +116,11 @@ def _even_bgra(pixels: Pixels) -> npt.NDArray[np.uint8]:
 class VideoEncoder:
     """A real-time libvpx encoder for frames of one size (a new size needs a new encoder).
 
-    ``cpu_used`` trades quality for speed (VP8: 0 to 16, VP9: 0 to 9 in real-time mode);
-    ``threads`` above 1 lets libvpx split the frame, which costs bitrate on a busy machine.
+    ``speed`` is libvpx's cpu-used (FFmpeg allows VP8 -16..16, VP9 -8..8; higher is faster);
+    ``threads`` above 1 lets libvpx split the frame, which cost more CPU per frame here (the
+    ADR's figures). Rate control is libvpx's variable one aiming at ``bitrate``: its
+    constant-bitrate mode coded the frame after a keyframe coarsely, and an unchanged screen
+    is not sent again to refine it.
     """
 
     def __init__(
@@ -128,7 +132,7 @@ class VideoEncoder:
         bitrate: int = 2_000_000,
         fps: int = 30,
         threads: int = 1,
-        cpu_used: int = 8,
+        speed: int = 8,
     ) -> None:
         if width < 2 or height < 2:
             raise EncoderFailed(f"frame too small to encode: {width}x{height}")
@@ -138,14 +142,14 @@ class VideoEncoder:
         self.codec_string = webcodecs_codec(codec, self.width, self.height)
         options = {
             "deadline": "realtime",
-            "cpu-used": str(cpu_used),
+            "cpu-used": str(speed),
             "lag-in-frames": "0",  # no look-ahead: every frame leaves when it is encoded
             "auto-alt-ref": "0",
             "static-thresh": "100",  # skip unchanged blocks cheaply (most of a desktop)
         }
         if codec is VideoCodec.VP9:
             options |= {"row-mt": "1" if threads > 1 else "0", "tune-content": "screen"}
-        else:
+        elif codec is VideoCodec.VP8:
             options |= {"screen-content-mode": "1"}
         try:
             context = CodecContext.create(_LIBRARY[codec], "w")
@@ -236,8 +240,11 @@ class VideoEncoder:
         return frame
 
     def close(self) -> None:
-        """Free the encoder (PyAV frees its context when the last reference goes)."""
-        self._context = None
+        """Flush and free the encoder (PyAV frees its context when the last reference goes)."""
+        context, self._context = self._context, None
+        if context is not None:
+            with contextlib.suppress(av.error.FFmpegError):
+                context.encode(None)
 
 
 def _plane_views(frame: av.VideoFrame) -> list[npt.NDArray[np.uint8]]:
@@ -406,7 +413,9 @@ class ScreenPipeline:
 
     def _fall_back(self, exc: EncoderFailed) -> None:
         self.fallback_reason = exc.message
-        self._video = None
+        if self._video is not None:
+            self._video.close()
+            self._video = None
         self._keyframe_wanted = True
 
     def step(self) -> PipelineOutput | None:
@@ -457,6 +466,8 @@ class ScreenPipeline:
         height, width = pixels.shape
         if self._video is None or self._video.source_size != (width, height):
             assert self._factory is not None  # noqa: S101 - mode "video" implies a factory
+            if self._video is not None:
+                self._video.close()
             self._video = self._factory(width, height)  # a new size starts with a keyframe
             keyframe = True
         return self._video.encode(pixels, timestamp_us, keyframe=keyframe, changed=changed)
@@ -493,5 +504,7 @@ class ScreenPipeline:
         return stats
 
     def close(self) -> None:
-        self._video = None
+        if self._video is not None:
+            self._video.close()
+            self._video = None
         self._jpeg.close()
