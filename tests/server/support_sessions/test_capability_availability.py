@@ -24,9 +24,9 @@ async def _sessions(world: World) -> int:
         )
 
 
-def test_no_agent_of_this_version_claims_screen_or_input() -> None:
+def test_no_agent_of_this_version_claims_input() -> None:
     delivered = {Capability.CHAT, Capability.TERMINAL, Capability.FILES, Capability.DIAGNOSTICS,
-                 Capability.RUNBOOKS}  # fmt: skip
+                 Capability.RUNBOOKS, Capability.SCREEN}  # fmt: skip
     assert delivered == AGENT_CAPABILITIES
 
 

@@ -2,8 +2,9 @@
 
 On ``screen.start`` (capability ``screen`` granted and consented) the handler opens the X display
 (``agent.screen.capture``), picks the first codec of the viewer's list it can encode (VP8, VP9,
-AV1 or JPEG rectangles) and streams: ``screen.config`` before the first frame and again whenever
-the stream changes (codec, size, monitor), then ``0x04`` video frames or ``0x05`` JPEG rectangles.
+AV1 where the encoder has it, or JPEG rectangles) and streams: ``screen.config`` before the
+first frame and again whenever the stream changes (codec, size, monitor), then ``0x04`` video
+frames or ``0x05`` JPEG rectangles.
 A frame is grabbed and encoded only while ``ScreenFlow``'s window has room and the frame rate
 allows it, so a slow viewer slows the device instead of filling queues; ``screen.ack`` opens the
 window again. Grabbing and encoding run in one worker thread of the stream's own (the capture is
@@ -43,6 +44,7 @@ from auxilio.protocol.errors import ProtocolError
 from auxilio.protocol.frames import ActivityKind
 from auxilio.protocol.screen import (
     JPEG_CODEC,
+    MAX_SCREEN_PAYLOAD,
     ScreenAck,
     ScreenConfig,
     ScreenError,
@@ -66,16 +68,20 @@ from auxilio.protocol.types import Capability
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# WebCodecs families (what screen.start names) to the encoders the device has.
+# WebCodecs families (what screen.start names) to the encoders the device has (AV1 only where
+# the encoder module offers it).
+_FAMILY_NAMES = {"vp8": "VP8", "vp09": "VP9", "av01": "AV1"}
 VIDEO_FAMILIES: dict[str, VideoCodec] = {
-    "vp8": VideoCodec.VP8,
-    "vp09": VideoCodec.VP9,
-    "av01": VideoCodec.AV1,
+    family: VideoCodec[name]
+    for family, name in _FAMILY_NAMES.items()
+    if name in VideoCodec.__members__
 }
 STATS_EVERY_US = 1_000_000
 # Nothing acknowledged for this long: the viewer is gone; the stream stops (screen.stop).
 STALL_US = 30_000_000
-IDLE_WAIT_S = 0.25  # longest sleep between two looks at the screen while nothing changes
+IDLE_WAIT_S = 0.25
+_PAYLOAD_PREFIX = 14  # the larger binary prefix (0x04's); a rectangle adds its own header
+_RECT_OVERHEAD = 12  # longest sleep between two looks at the screen while nothing changes
 
 SourceFactory = Callable[[], ScreenSource]
 
@@ -329,7 +335,7 @@ class ScreenHandler:
                 )
             jpeg = output.jpeg
             key = _StreamKey(JPEG_CODEC, jpeg.width, jpeg.height, monitor.index)
-            frame_size = jpeg.size
+            frame_size = jpeg.size + len(jpeg.rects) * _RECT_OVERHEAD
         else:
             return
         keyframe = output.report.keyframe
@@ -360,7 +366,9 @@ class ScreenHandler:
                         for r in output.jpeg.rects
                     ),
                 )
-        except ValidationError as exc:
+            if frame_size + _PAYLOAD_PREFIX > MAX_SCREEN_PAYLOAD:
+                raise ValueError(f"{frame_size} bytes do not fit one frame")
+        except (ValidationError, ValueError) as exc:
             if keyframe:
                 raise CaptureError(
                     ScreenErrorCode.ENCODER_FAILED,

@@ -14,6 +14,7 @@ import {
   ProtocolError, channelOf, control, decodeAppMessage, encodeAppMessage,
   formatDatetime, parseControl,
 } from "./protocol.js";
+import { ScreenPanel } from "./live-screen.js";
 import { TerminalPanel } from "./live-terminal.js";
 import { TEXTS } from "./live-texts.js";
 import { ToolPanels } from "./live-tools.js";
@@ -75,6 +76,7 @@ export class LiveSession {
     this.inbox = Promise.resolve();
     this.sendTail = Promise.resolve();
     this.terminal = new TerminalPanel(this);
+    this.screen = new ScreenPanel(this);
     this.nextId = (crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 31) + 1;
     this.tools = new ToolPanels(this);
     this.token = data.ws_token;
@@ -151,6 +153,7 @@ export class LiveSession {
     toggle("files-upload-form", can("files"));
     toggle("diagnostics-form", can("diagnostics"));
     toggle("runbooks-form", can("runbooks"));
+    this.screen.update(can("screen"));
     toggle("extension-form", !this.ended && this.ws !== null);
     toggle("end-form", true);
   }
@@ -280,6 +283,7 @@ export class LiveSession {
     this.ended = true;
     this.e2e = null;
     this.tools.abort("session.ended");
+    this.screen.closed();
     this.updateControls();
     forgetTechnicianKey(this.id).catch(() => undefined);
     const ws = this.ws;
@@ -364,6 +368,7 @@ export class LiveSession {
     // A new handshake is a new agent connection: what it was doing is gone.
     this.tools.abort("session.reconnected");
     this.terminal.closed();
+    this.screen.closed();
     this.sendText(JSON.stringify(this.pending.accept));
   }
 
@@ -375,6 +380,7 @@ export class LiveSession {
     this.updateControls();
     if (this.granted.includes("runbooks")) this.tools.runbooksReady();
     if (this.granted.includes("terminal")) await this.terminal.start();
+    if (this.granted.includes("screen")) await this.screen.start();
   }
 
   onEnd(message) {
@@ -392,6 +398,7 @@ export class LiveSession {
     const vars = { capability: message.capability, by: message.revoked_by, reason: message.reason };
     this.note(this.t(message.reason ? "revoked_reason" : "revoked", vars), "revoked");
     if (message.capability === "terminal") this.terminal.revoked();
+    if (message.capability === "screen") this.screen.closed();
     this.updateControls();
   }
 
@@ -420,6 +427,10 @@ export class LiveSession {
       case "terminal.output": this.terminal.output(message.data); break;
       case "terminal.exit": this.terminal.exited(message.exit_code); break;
       default:
+        if (message.type.startsWith("screen.")) {
+          this.screen.receive(message);
+          break;
+        }
         if (!(await this.tools.receive(message))) {
           this.showError("protocol.unexpected", `${message.type} (no request of ours waits for it)`);
         }
@@ -446,6 +457,7 @@ export class LiveSession {
     });
     this.onSubmit("end-form", async () => this.endWithSummary());
     this.tools.bind();
+    this.screen.bind();
   }
 
   onSubmit(id, action) {

@@ -51,4 +51,12 @@ export const TEXTS = {
   "runbooks.timed_out": "Stopped at its time limit after {ms} ms",
   "runbooks.failed": "Runbook not run: {code}: {message}",
   "runbooks.choose": "Choose a runbook",
+  "screen.waiting": "Waiting for the screen…",
+  "screen.paused": "The person paused the screen view.",
+  "screen.stopped": "The screen view has stopped.",
+  "screen.error": "Screen view error: {code}",
+  "screen.quality": "{fps} fps · {mbps} Mbit/s · {rtt} ms",
+  "screen.monitor": "Monitor {number}: {name} {width}×{height}",
+  "screen.fit": "Actual size",
+  "screen.actual": "Fit to window",
 };
