@@ -4,7 +4,9 @@ the person's pause, the viewer's stop, the display going away, and what is refus
 from __future__ import annotations
 
 import asyncio
+import queue
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from auxilio.agent.capability_discovery import (  # noqa: E402
 )
 from auxilio.agent.dispatch import refusal  # noqa: E402
 from auxilio.agent.screen.encoder import VideoCodec  # noqa: E402
+from auxilio.agent.session_window import SessionView, SessionWindow  # noqa: E402
 from auxilio.protocol.app import AppMessage, decode_app_message, encode_app_message  # noqa: E402
 from auxilio.protocol.frames import ActivityKind  # noqa: E402
 from auxilio.protocol.screen import (  # noqa: E402
@@ -40,9 +43,13 @@ from auxilio.protocol.screen import (  # noqa: E402
 )
 from auxilio.protocol.types import Capability  # noqa: E402
 
-from .capability_services import Recorder, make_recorder  # noqa: E402
+from . import xserver  # noqa: E402
+from .capability_services import WAIT_SECONDS, Recorder, make_recorder  # noqa: E402
+from .factories import now  # noqa: E402
 from .screen.conftest import Scene, XServer, xvfb_screen  # noqa: E402
+from .xserver import click, need_xdotool  # noqa: E402
 
+display = xserver.display  # the fixture: a private Xvfb as DISPLAY
 RED, BLUE, GREY = 0xFF0000, 0x0000FF, 0x808080
 QUIET_SECONDS = 1.5  # how long "nothing more is sent" is watched (a pass proves a bound only)
 
@@ -275,3 +282,23 @@ def test_screen_is_offered_only_where_it_can_be_seen(server: XServer) -> None:
     assert Capability.SCREEN in offered
     assert Capability.INPUT not in offered  # remote control is not delivered by this agent
     assert Capability.SCREEN not in available_capabilities(program="/bin/sh", env={})
+
+
+def test_the_session_windows_pause_button_asks_the_runner_to_pause_the_view(
+    display: str,
+) -> None:
+    """The person's button next to the screen's Revoke posts ``screen_pause`` (the runner
+    toggles the view's pause, as the typed 'p' does)."""
+    need_xdotool()
+    events: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+    window = SessionWindow(on_event=lambda kind, value: events.put((kind, value)))
+    consented = (Capability.CHAT, Capability.SCREEN)
+    view = SessionView(technician="Tomás", organisation="Escuela", consented=consented,
+                       allowed=consented, ends_at=now() + timedelta(minutes=30))  # fmt: skip
+    window.start()
+    try:
+        window.show(view)
+        click(display, "auxilio-pause-screen")
+        assert events.get(timeout=WAIT_SECONDS) == ("screen_pause", None)
+    finally:
+        window.close()

@@ -324,36 +324,34 @@ class ScreenTexts:
 
     sharing: str  # {technician}: the view started
     how_to_pause: str  # the typed commands
+    pause_button: str  # the session window's button next to the screen's Revoke
     paused: str
     resumed: str
     stopped: str
-    not_allowed: str
     failed: str  # {code}, {message}
 
 
 SCREEN_EN = ScreenTexts(
     sharing="Your screen is being shared: {technician} sees everything on it.",
     how_to_pause=(
-        "Type 'p' to pause the screen view, 'p' again to resume it, 'r screen' to stop it for "
-        "this session."
+        "Type 'p' (or use 'Pause or resume' in the session window) to pause the screen view, 'p'"
+        " again to resume it, 'r screen' to stop it for this session."
     ),
+    pause_button="Pause or resume",
     paused="Screen view paused: the technician sees nothing until you resume it.",
     resumed="Screen view resumed: your screen is being shared again.",
     stopped="Your screen is no longer shared.",
-    not_allowed="Refused: the technician tried to see your screen; screen is not allowed.",
     failed="Screen view stopped ({code}): {message}",
 )
 SCREEN_ES = ScreenTexts(
     sharing="Su pantalla se está compartiendo: {technician} ve todo lo que hay en ella.",
     how_to_pause=(
-        "Escriba 'p' para pausar la vista de su pantalla, 'p' otra vez para reanudarla, "
-        "'r screen' para detenerla en esta sesión."
+        "Escriba 'p' (o use 'Pausar o reanudar' en la ventana de la sesión) para pausar la vista"
+        " de su pantalla, 'p' otra vez para reanudarla, 'r screen' para detenerla en esta sesión."
     ),
+    pause_button="Pausar o reanudar",
     paused="Vista de la pantalla en pausa: el técnico no ve nada hasta que la reanude.",
     resumed="Vista de la pantalla reanudada: su pantalla se comparte de nuevo.",
     stopped="Su pantalla ya no se comparte.",
-    not_allowed=(
-        "Rechazado: el técnico intentó ver su pantalla; la pantalla no está permitida."
-    ),
     failed="La vista de la pantalla se detuvo ({code}): {message}",
 )

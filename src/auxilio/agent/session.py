@@ -445,8 +445,9 @@ class SupportSessionRunner:
     # -- the person -----------------------------------------------------------------------------
 
     def post(self, kind: str, value: Any) -> None:
-        """An event from the session window (``end``, ``revoke``, ``question``). Not thread-safe
-        by itself: the window's thread reaches it through ``loop.call_soon_threadsafe``."""
+        """An event from the session window (``end``, ``revoke``, ``question``, ``screen_pause``).
+        Not thread-safe by itself: the window's thread reaches it through
+        ``loop.call_soon_threadsafe``."""
         self._queue.put_nowait(("window", (kind, value)))
 
     async def _on_window(self, kind: str, value: Any) -> None:
@@ -455,6 +456,8 @@ class SupportSessionRunner:
             await self._end(Party.END_USER, EndReason.USER_ENDED, "")
         elif kind == "revoke" and isinstance(value, Capability):
             await self._revoke(value, by=str(Party.END_USER), tell=True)
+        elif kind == "screen_pause":
+            await self._toggle_screen_pause()
         elif kind == "question" and isinstance(value, tuple) and len(value) == 2:
             number, decision = value
             if decision in {ConsentDecision.GRANTED, ConsentDecision.REFUSED}:

@@ -265,6 +265,16 @@ class SessionWindow:
                 button.grid(row=row, column=1, sticky="e", padx=(12, 0))
                 self._names.name(button, f"auxilio-revoke-{capability}")
                 self.revoke_buttons[capability] = button
+                if capability is Capability.SCREEN:
+                    # Pauses or resumes a running screen view (agent/capabilities/screen.py).
+                    pause = tk.Button(
+                        may,
+                        text=t.screen.pause_button,
+                        command=lambda: self._on_event("screen_pause", None),
+                    )
+                    pause.grid(row=row, column=2, sticky="e", padx=(8, 0))
+                    self._names.name(pause, "auxilio-pause-screen")
+                    self._widgets["pause_screen"] = pause
                 self._widgets[f"may_{capability}"] = label
             if not view.consented:
                 tk.Label(may, text=t.may_do_nothing, anchor="w").grid(row=1, column=0)
@@ -272,6 +282,8 @@ class SessionWindow:
             if capability not in view.allowed:
                 name = t.capability_names[capability]
                 button.configure(state="disabled", text=t.revoked.format(capability=name))
+                if capability is Capability.SCREEN and "pause_screen" in self._widgets:
+                    self._widgets["pause_screen"].configure(state="disabled")
                 self._widgets[f"may_{capability}"].configure(fg="#808080")
         self._tick()
 
