@@ -30,7 +30,7 @@ from auxilio.agent.screen.clipboard import (
     ClipboardTransfer,
     X11Clipboard,
 )
-from tests.agent.xserver import xvfb
+from tests.agent.screen.test_display import xvfb_display
 
 WAIT_SECONDS = 60.0
 PHRASE = "Hola, ñandú! @#€"
@@ -38,7 +38,7 @@ PHRASE = "Hola, ñandú! @#€"
 
 @pytest.fixture
 def x_display() -> Iterator[str]:
-    with xvfb() as name:
+    with xvfb_display() as name:
         yield name
 
 

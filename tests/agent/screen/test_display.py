@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,18 +23,18 @@ from auxilio.agent.screen.display import (
     probe_x_server,
 )
 from auxilio.protocol.types import Capability
-from tests.agent.xserver import xvfb
 
 
 @contextmanager
-def xvfb_without(extension: str) -> Iterator[str]:
-    """An Xvfb started with ``-extension NAME`` (that extension off); it picks its own display
-    number (``-displayfd``) and writes it once it accepts connections."""
+def xvfb_display(*extra: str) -> Iterator[str]:
+    """A private 1280x1024 Xvfb (``extra`` arguments added), as ``DISPLAY``. It picks its own
+    display number (``-displayfd``) and writes it once it accepts connections, so that
+    parallel runs never race for a number."""
     if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+        pytest.skip("Xvfb is not installed (apt-get install xvfb); .ci/run installs it")
     read, write = os.pipe()
-    command = ["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", "-noreset",
-               "-extension", extension]  # fmt: skip
+    command = ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x1024x24",
+               "-nolisten", "tcp", "-noreset", *extra]  # fmt: skip
     proc = subprocess.Popen(command, pass_fds=(write,), stderr=subprocess.DEVNULL)
     os.close(write)
     with os.fdopen(read) as answer:
@@ -45,6 +45,11 @@ def xvfb_without(extension: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def xvfb_without(extension: str) -> AbstractContextManager[str]:
+    """An Xvfb with ``extension`` switched off."""
+    return xvfb_display("-extension", extension)
 
 
 X11_WITH_XTEST = XProbe(extensions=frozenset({"XTEST", "RECORD", "XFIXES"}))
@@ -128,7 +133,7 @@ def test_x11_without_xtest_offers_the_view_but_not_control() -> None:
 
 
 def test_the_real_probe_sees_xtest_on_xvfb() -> None:
-    with xvfb() as name:
+    with xvfb_display() as name:
         found = desktop_support({"DISPLAY": name}, probe_x_server)
     assert found.capabilities == (Capability.SCREEN, Capability.INPUT)
 

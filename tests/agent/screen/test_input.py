@@ -27,7 +27,7 @@ from auxilio.agent.screen.input import (
     Modifiers,
     RemoteInput,
 )
-from tests.agent.xserver import xvfb
+from tests.agent.screen.test_display import xvfb_display
 
 WAIT_SECONDS = 60.0
 
@@ -83,7 +83,7 @@ class EventWindow:
 
 @pytest.fixture
 def x_display() -> Iterator[str]:
-    with xvfb() as name:
+    with xvfb_display() as name:
         yield name
 
 

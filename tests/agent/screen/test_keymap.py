@@ -26,7 +26,7 @@ from auxilio.agent.screen.keymap import (
     char_keysyms,
     translate,
 )
-from tests.agent.xserver import xvfb
+from tests.agent.screen.test_display import xvfb_display
 
 WAIT_SECONDS = 60.0
 PHRASE = "Hola, ñandú! @#€"
@@ -101,7 +101,7 @@ class TextWindow:
 
 @pytest.fixture
 def x_display() -> Iterator[str]:
-    with xvfb() as name:
+    with xvfb_display() as name:
         yield name
 
 

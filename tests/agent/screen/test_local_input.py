@@ -20,9 +20,9 @@ from auxilio.agent.screen.local_input import (
     LocalInputError,
     LocalInputWatcher,
 )
-from tests.agent.screen.test_display import xvfb_without
+from tests.agent.screen.test_display import xvfb_display, xvfb_without
 from tests.agent.screen.test_input import keys_down
-from tests.agent.xserver import need_xdotool, xvfb
+from tests.agent.xserver import need_xdotool
 
 WAIT_SECONDS = 60.0
 
@@ -63,7 +63,7 @@ class Watched:
 @pytest.fixture
 def watched() -> Iterator[Watched]:
     need_xdotool()
-    with xvfb() as name:
+    with xvfb_display() as name:
         connection = xdisplay.Display(name)
         clock = Clock()
         remote = RemoteInput(connection, Area(0, 0, 1280, 1024), clock=clock)
