@@ -20,6 +20,14 @@ EVERYTHING = (
 WITHOUT_TERMINAL = tuple(c for c in EVERYTHING if c is not Capability.TERMINAL)
 
 
+@pytest.fixture(autouse=True)
+def no_desktop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No display here (a developer's desktop would add screen): screen's discovery is tested
+    on Xvfb in tests/agent/test_screen_capability.py."""
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_everything_with_a_runnable_shell_psutil_and_sh() -> None:
     assert available_capabilities(program="/bin/sh") == EVERYTHING
 
