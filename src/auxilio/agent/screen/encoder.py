@@ -1,9 +1,9 @@
 """Grabbed frames to bytes for the console: libvpx in real time, JPEG rectangles as the fallback.
 
-Why VP8 through libvpx (BSD) by default, VP9 as an option and JPEG rectangles when neither works:
-docs/adr/0008-screen-codec.md, with the figures. PyAV's wheels also carry libx264 and libx265,
-which are GPL; nothing here opens them. Video frames carry the WebCodecs codec string the
-browser's ``VideoDecoder`` is configured with.
+Why VP9 through libvpx (BSD) by default, VP8 as the second choice and JPEG rectangles when the
+video encoder fails: docs/adr/0008-screen-codec.md, with the figures. PyAV's wheels also carry
+libx264 and libx265, which are GPL; nothing here opens them. Video frames carry the WebCodecs
+codec string the browser's ``VideoDecoder`` is configured with.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class VideoEncoder:
         width: int,
         height: int,
         *,
-        codec: VideoCodec = VideoCodec.VP8,
+        codec: VideoCodec = VideoCodec.VP9,
         bitrate: int = 2_000_000,
         fps: int = 30,
         threads: int = 1,
@@ -380,7 +380,7 @@ class ScreenPipeline:
         self,
         source: ScreenSource,
         *,
-        codec: VideoCodec | None = VideoCodec.VP8,
+        codec: VideoCodec | None = VideoCodec.VP9,
         fps: int = 30,
         keyframe_interval_s: float = 10.0,
         encoder_factory: EncoderFactory | None = None,
