@@ -163,7 +163,7 @@ async def _export(settings: Settings, sid: uuid.UUID, auditor: Any, out: Path) -
                     f"the key file given is {given}"
                 )
             sealed = await service.list_recording_keys(db, recording=recording)
-            path = service.recordings_dir(settings) / recording.file_name
+            path = service.recording_path(service.recordings_dir(settings), recording)
             if not path.exists():
                 console.print(f"[red]recording_missing:[/red] {path} does not exist")
                 raise typer.Exit(1)

@@ -48,7 +48,8 @@ async def get_sealed_recording(
     sealed = await service.list_recording_keys(db, recording=recording)
     await service.record_export(db, recording=recording, actor=caller.actor, destination=WEB_PLAYER)
     await db.commit()
-    path = service.recordings_dir(request.app.state.settings) / recording.file_name
+    directory = service.recordings_dir(request.app.state.settings)
+    path = service.recording_path(directory, recording)
     if not path.is_file():
         raise RecordingFileMissing(support_session_id=str(support_session_id))
     playback = await asyncio.to_thread(_read, path, str(support_session_id))

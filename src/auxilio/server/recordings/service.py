@@ -35,6 +35,13 @@ def recordings_dir(settings: Settings) -> Path:
     return settings.data_dir / "recordings"
 
 
+def recording_path(directory: Path, recording: Recording) -> Path:
+    """The recording's file, named from its session id as the relay names it; never from the
+    row's ``file_name``, which a database editor could set to an absolute or ``..`` path (the
+    server would then read or delete a file outside its directory)."""
+    return directory / file_name(str(recording.support_session_id))
+
+
 # ---- auditor keys ----------------------------------------------------------------------------
 
 
@@ -254,7 +261,7 @@ def remove_files(directory: Path, recordings: list[Recording]) -> int:
     """Delete the files of recordings already marked deleted; how many existed."""
     removed = 0
     for recording in recordings:
-        path = directory / recording.file_name
+        path = recording_path(directory, recording)
         if path.exists():
             path.unlink()
             removed += 1
