@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import cast
 
 from auxilio.policy.decision import ConsentObligation
 from auxilio.policy.hours import Schedule, compile_schedule
+from auxilio.policy.reasons import ReasonParams
 from auxilio.policy.roles import Role
 from auxilio.policy.schema import (
     CapabilityRule,
@@ -65,6 +67,7 @@ class CompiledPolicy:
     start_pairs: frozenset[tuple[SessionMode, Role]]  # (mode, role) with at least one tool
     trainings: tuple[tuple[str, dt.timedelta, str], ...]  # (id, max_age, rule path)
     session_grant_reason: str
+    session_grant_params: ReasonParams  # the same reason's parameters, for its code
     zone_consent: dict[str, ConsentObligation]  # zone name -> its own consent prompt
     has_zones: bool  # some platform has a personal-data zone (a terminal could read it)
 
@@ -131,6 +134,7 @@ def _compile(policy: Policy) -> CompiledPolicy:
             for t in policy.staff.trainings_required
         ),
         session_grant_reason=f"the policy allows this session for {minutes} minutes",
+        session_grant_params=MappingProxyType({"minutes": minutes}),
         has_zones=has_zones,
         zone_consent={
             name: ConsentObligation(

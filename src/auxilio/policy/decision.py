@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from auxilio.policy.reasons import NO_PARAMS, ReasonParams
 from auxilio.policy.roles import Role
 from auxilio.policy.schema import ConsentMethod, ConsentScope, OnTimeout, RecordingMode
 
@@ -76,6 +77,9 @@ class Decision(NamedTuple):
     reason: str
     policy_version: str | None
     obligations: Obligations = NO_OBLIGATIONS
+    # The reason by its stable code (auxilio.policy.reasons.REASONS) and what fills it.
+    reason_code: str = ""
+    params: ReasonParams = NO_PARAMS
 
     @property
     def allowed(self) -> bool:
@@ -86,6 +90,8 @@ class Decision(NamedTuple):
             "effect": self.effect.value,
             "rule": self.rule,
             "reason": self.reason,
+            "reason_code": self.reason_code,
+            "params": dict(self.params),
             "policy_version": self.policy_version,
             "obligations": self.obligations.as_dict(),
         }
@@ -99,6 +105,8 @@ class RuleOutcome(NamedTuple):
     effect: Effect | None
     reason: str
     obligations: Obligations | None = None
+    reason_code: str = ""
+    params: ReasonParams = NO_PARAMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,8 @@ class Explanation:
                     "rule": o.rule,
                     "outcome": o.effect.value if o.effect else "pass",
                     "reason": o.reason,
+                    "reason_code": o.reason_code,
+                    "params": dict(o.params),
                 }
                 for o in self.trail
             ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from auxilio.policy.compiled import CompiledPolicy, compile_policy
@@ -102,14 +103,18 @@ def explain(
     """The decision and every rule considered on the way, in evaluation order."""
     if isinstance(request, CheckPermission):
         decision = authorize(request.role, request.permission)
-        return Explanation(
-            decision, (RuleOutcome(decision.rule, decision.effect, decision.reason),)
-        )
+        step = RuleOutcome(
+            decision.rule, decision.effect, decision.reason, None, decision.reason_code,
+            decision.params,
+        )  # fmt: skip
+        return Explanation(decision, (step,))
     cp = policy if isinstance(policy, CompiledPolicy) else compile_policy(policy)
     trail: list[RuleOutcome] = []
     decision = _decide(cp, _RULES[type(request)](cp, request, context), trail)
     if decision.rule == "default":
-        trail.append(RuleOutcome("default", Effect.DENY, decision.reason))
+        trail.append(
+            RuleOutcome("default", Effect.DENY, decision.reason, None, decision.reason_code)
+        )
     return Explanation(decision, tuple(trail))
 
 
@@ -143,9 +148,12 @@ def _decide(
         elif strongest is None or strongest.effect is _ALLOW:
             strongest = outcome  # require_consent outranks only allow
     if denied is not None:
-        return Decision(_DENY, denied.rule, denied.reason, cp.version)
+        return Decision(
+            _DENY, denied.rule, denied.reason, cp.version, NO_OBLIGATIONS,
+            denied.reason_code, denied.params,
+        )  # fmt: skip
     if grant is None or strongest is None:
-        return Decision(Effect.DENY, "default", "no rule of the policy allows this", cp.version)
+        return _default(cp.version)
     obligations = grant.obligations or NO_OBLIGATIONS
     if strongest is not grant and strongest.obligations is not None:
         # The condition that decided (a consent prompt, an approval) travels with the
@@ -156,7 +164,17 @@ def _decide(
             zones=extra.zones or obligations.zones,
         )
     assert strongest.effect is not None  # noqa: S101 - strongest only ever holds decided outcomes
-    return Decision(strongest.effect, strongest.rule, strongest.reason, cp.version, obligations)
+    return Decision(
+        strongest.effect, strongest.rule, strongest.reason, cp.version, obligations,
+        strongest.reason_code, strongest.params,
+    )  # fmt: skip
+
+
+def _default(version: str | None) -> Decision:
+    return Decision(
+        Effect.DENY, "default", "no rule of the policy allows this", version, NO_OBLIGATIONS,
+        "default.no_rule_allows",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------- authorize
@@ -167,17 +185,17 @@ def _permission_table() -> dict[tuple[str, str], Decision]:
     for role in Role:
         held = ROLE_PERMISSIONS.get(role, frozenset())
         for permission in Permission:
+            params = MappingProxyType({"role": str(role), "permission": str(permission)})
             if permission in held:
                 decision = Decision(
-                    Effect.ALLOW, f"roles.{role}", f"the role {role} holds {permission}", None
-                )
+                    Effect.ALLOW, f"roles.{role}", f"the role {role} holds {permission}", None,
+                    NO_OBLIGATIONS, "roles.permission_held", params,
+                )  # fmt: skip
             else:
                 decision = Decision(
-                    Effect.DENY,
-                    f"roles.{role}",
-                    f"the role {role} does not hold {permission}",
-                    None,
-                )
+                    Effect.DENY, f"roles.{role}", f"the role {role} does not hold {permission}",
+                    None, NO_OBLIGATIONS, "roles.permission_missing", params,
+                )  # fmt: skip
             table[(role, permission)] = decision
     return table
 
@@ -185,7 +203,9 @@ def _permission_table() -> dict[tuple[str, str], Decision]:
 # Every (role, permission) pair answered in advance: a route check is one dict lookup.  StrEnum
 # members hash like their strings, so plain "admin" / "audit:read" keys hit the same entries.
 _PERMISSIONS = _permission_table()
-_UNKNOWN = Decision(Effect.DENY, "default", "unknown role or permission", None)
+_UNKNOWN = Decision(
+    Effect.DENY, "default", "unknown role or permission", None, NO_OBLIGATIONS, "roles.unknown"
+)
 
 
 def authorize(role: Role | str, permission: Permission | str) -> Decision:

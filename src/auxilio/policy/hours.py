@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from auxilio.policy.errors import PolicyError, PolicyInvalid
 from auxilio.policy.hours_parse import DAYS, parse_day_spec, parse_window
+from auxilio.policy.reasons import ReasonParams
 from auxilio.policy.schema import Holiday, SupportHours
 
 
@@ -23,6 +24,8 @@ class HoursCheck(NamedTuple):
     rule: str  # "support_hours.weekly" or "support_hours.holidays"
     reason: str
     local: dt.datetime
+    reason_code: str
+    params: ReasonParams
 
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -42,24 +45,34 @@ class Schedule:
         local = now.astimezone(self.zone)
         holiday = self.holidays.get(local.date())
         if holiday is not None:
-            label = f" ({holiday})" if holiday else ""
+            date = f"{local:%Y-%m-%d}"
+            if holiday:
+                return HoursCheck(
+                    False, "support_hours.holidays", f"{date} is a holiday ({holiday})", local,
+                    "support_hours.holiday", {"date": date, "holiday": holiday},
+                )  # fmt: skip
             return HoursCheck(
-                False, "support_hours.holidays", f"{local:%Y-%m-%d} is a holiday{label}", local
-            )
+                False, "support_hours.holidays", f"{date} is a holiday", local,
+                "support_hours.holiday_unnamed", {"date": date},
+            )  # fmt: skip
         minute = local.hour * 60 + local.minute
         weekday = local.weekday()
         # Formatted by hand: strftime is slower than the rest of the decision together.
-        when = f"{_DAY_NAMES[weekday]} {local.hour:02d}:{local.minute:02d}"
+        day, time = _DAY_NAMES[weekday], f"{local.hour:02d}:{local.minute:02d}"
         for start, end in self.windows[weekday]:
             if start <= minute < end:
                 return HoursCheck(
-                    True, "support_hours.weekly", f"{when} is inside the agreed hours", local
-                )
+                    True, "support_hours.weekly", f"{day} {time} is inside the agreed hours",
+                    local, "support_hours.inside", {"day": day, "time": time},
+                )  # fmt: skip
+        zone = str(local.tzname())
         return HoursCheck(
             False,
             "support_hours.weekly",
-            f"{when} {local.tzname()} is outside the agreed hours",
+            f"{day} {time} {zone} is outside the agreed hours",
             local,
+            "support_hours.outside",
+            {"day": day, "time": time, "zone": zone},
         )
 
 
