@@ -22,13 +22,17 @@ from sqlalchemy import update
 
 import tests.server.support_sessions.conftest as sessions
 from auxilio.policy.roles import Role as StaffRole
+from auxilio.protocol.frames import AGENT_CAPABILITIES
 from auxilio.server.context import Actor
+from auxilio.server.devices.models import Device
 from auxilio.server.identity.models import Organisation
 from auxilio.server.recordings import service as recordings
 from auxilio.server.recordings.models import Recording
 from auxilio.server.web.session import CSRF_HEADER, SESSION_COOKIE
 from tests.factories import make_org, make_user
 from tests.server.support_sessions.conftest import World, mfa_token
+from tests.server.support_sessions.flow import request
+from tests.server.support_sessions.peers import FakeAgent, FakeTechnician
 from tests.server.support_sessions.test_recordings import CHAT_MARKER, _recorded_session
 
 ERROR_CODE = r"^[a-z0-9_]+([._][a-z0-9_]+)*$"
@@ -240,3 +244,33 @@ async def test_the_portal_chat_reflects_a_typed_code_escaped_and_runs_no_inline_
     good = await http.get("/portal/chat", params={"code": "acd efh jkm"}, headers=cookie)
     assert good.status_code == 200
     assert '"join_code": "ACD-EFH-JKM"' in good.text
+
+
+async def test_a_device_claiming_more_than_chat_gets_only_what_the_session_asked(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    """The browser's ``/ws/agent`` is the agent's: whatever a device announces (every
+    capability, any platform or version text), the grant holds what the technician asked and
+    the policy allowed, here chat only; the announcement can only refuse. A browser's platform
+    text is registered as ``other``, for which no personal-data zones exist."""
+    technician = FakeTechnician(http.live.url)  # type: ignore[attr-defined]
+    created = (await request(http, world, technician, ("chat",))).json()
+    await technician.connect()
+    await technician.attach(created["id"], world.technician.token)
+    await technician.expect_state("attached")
+    boaster = FakeAgent(http.live.url, capabilities=tuple(sorted(AGENT_CAPABILITIES)))  # type: ignore[attr-defined]
+    boaster.platform = "browser (Linux x86_64; Chrome)"
+    await boaster.connect()
+    await boaster.authenticate()
+    offer = await boaster.join(created["join_code"])
+    grant = boaster.verify(signing_key)
+    assert offer.support_session_id == created["id"]
+    assert [str(c.capability) for c in grant.capabilities] == ["chat"]
+    row = await world.row(created["id"])
+    assert row.requested_capabilities == ["chat"]
+    async with world.app.state.sessionmaker() as db:
+        device = await db.get(Device, row.device_id)
+    assert device is not None and device.platform == "other"
+    # The code alone joined (no login: the WebSocket carries no cookie), as ``auxilio agent
+    # join`` does; the device is the requester's, whoever held the code.
+    assert device.owner_id == world.requester.user.id
