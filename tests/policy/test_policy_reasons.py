@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,11 @@ def test_params_complete_refuses_unknown_codes_and_wrong_parameters() -> None:
         "support_hours.closed.emergency_only", {SITUATION: "support_hours.closed.emergency_only"}
     )
     assert params_complete("sessions.granted", {"minutes": 60})
+
+
+def test_docs_list_every_reason_code_with_its_parameters() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "policy.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z_.]+)` \| ([^|]+) \|", docs, flags=re.MULTILINE))
+    for code, params in REASONS.items():
+        assert code in rows, code
+        assert rows[code].strip() == (", ".join(f"`{p}`" for p in params) or "-"), code

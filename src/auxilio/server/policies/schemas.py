@@ -80,6 +80,9 @@ class ChangeOut(BaseModel):
     now_effect: str
     now_rule: str
     now_reason: str
+    # The reason by its code (docs/policy.md, "Reason codes") and what fills it.
+    now_reason_code: str = ""
+    now_params: dict[str, Any] = Field(default_factory=dict)
 
 
 class SimulateOut(BaseModel):

@@ -13,7 +13,7 @@ import difflib
 import hashlib
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -333,6 +333,8 @@ class SimulatedChange:
     now_effect: str
     now_rule: str
     now_reason: str
+    now_reason_code: str = ""
+    now_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +391,8 @@ async def simulate(
                 now_effect=decision.effect.value,
                 now_rule=decision.rule,
                 now_reason=decision.reason,
+                now_reason_code=decision.reason_code,
+                now_params=dict(decision.params),
             )
         )
     return Simulation(replayed=replayed, unchanged=unchanged, skipped=skipped, changes=changes)

@@ -23,7 +23,13 @@ from auxilio.server.context import Actor
 from auxilio.server.errors import DomainError
 from auxilio.server.policies import service
 from auxilio.server.web.pages import CsrfChecked, render, web_require
-from auxilio.server.web.policy_messages import EFFECTS, Message, document_data, message_for
+from auxilio.server.web.policy_messages import (
+    EFFECTS,
+    Message,
+    document_data,
+    message_for,
+    reason_text,
+)
 
 router = APIRouter(prefix="/admin/policy", include_in_schema=False)
 
@@ -193,7 +199,8 @@ async def explain(
     except DomainError as exc:
         return render(request, "web/admin/_policy_explain.html", problem=exc.code,
                       problems=exc.details.get("problems", []))  # fmt: skip
-    return render(request, "web/admin/_policy_explain.html", result=result, effects=EFFECTS)
+    return render(request, "web/admin/_policy_explain.html", result=result, effects=EFFECTS,
+                  reason_text=reason_text)  # fmt: skip
 
 
 @router.post("/replay")
@@ -216,7 +223,8 @@ async def replay(
     except service.PolicyDocumentInvalid as exc:
         return render(request, "web/admin/_policy_validation.html",
                       errors=locate(document, exc.details["errors"]), summary={})  # fmt: skip
-    return render(request, "web/admin/_policy_replay.html", result=result, effects=EFFECTS)
+    return render(request, "web/admin/_policy_replay.html", result=result, effects=EFFECTS,
+                  reason_text=reason_text)  # fmt: skip
 
 
 @router.post("/versions", response_model=None)

@@ -12,10 +12,13 @@ field, and for the whole document; the most specific one the error's parameters 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from auxilio.policy.reasons import SITUATION
 from auxilio.policy.yamlsource import MAX_DEPTH, MAX_DOCUMENT_BYTES, load_yaml
+from auxilio.server.web import i18n
 from auxilio.server.web.pages import N_
 
 # A value longer than this is cut in the message; the source line below it shows it whole.
@@ -220,3 +223,193 @@ def document_data(document: str) -> Any:
     """The document's data for ``value_at`` (None when it is not even YAML)."""
     data, _lines, _errors = load_yaml(document)
     return data
+
+
+# ---- the reasons of decisions ------------------------------------------------------------------
+#
+# Each code of ``auxilio.policy.reasons.REASONS`` has one wording, filled with the decision's own
+# parameters.  A clause code (its parameters name a ``situation``) is said after the wording of
+# that situation, as a second sentence: why support is closed now, then what the policy does.
+
+REASON_WORDS: dict[str, str] = {
+    "roles.session_start_denied": N_('The role "%(role)s" may not start support sessions.'),
+    "staff.mfa_required.unverified": N_("The technician has not verified a second factor."),
+    "staff.training.expired": N_(
+        'The training "%(training)s" expired on %(expired_on)s and must be renewed.'
+    ),
+    "staff.training.missing": N_('The technician has no record of the training "%(training)s".'),
+    "staff.training.current": N_('The training "%(training)s" is current.'),
+    "sessions.ticket_access.assignee": N_("The ticket is assigned to the technician."),
+    "sessions.ticket_access.any_technician": N_("Any technician may work on any ticket."),
+    "sessions.ticket_access.senior": N_(
+        'The role "%(role)s" may work on tickets assigned to others.'
+    ),
+    "sessions.ticket_access.assigned_to_other": N_(
+        'The ticket is assigned to another technician; only its assignee or the role "%(floor)s"'
+        " may work on it."
+    ),
+    "sessions.ticket_access.unassigned": N_(
+        'The ticket is assigned to nobody yet; only its assignee or the role "%(floor)s" may'
+        " work on it."
+    ),
+    "staff.max_concurrent_sessions.reached": N_(
+        "The technician already runs %(running)s sessions (limit %(limit)s)."
+    ),
+    "capabilities.none_for_mode": N_(
+        'No approved capability allows the role "%(role)s" in "%(mode)s" mode.'
+    ),
+    "unattended.not_allowed": N_("This policy does not allow unattended access."),
+    "emergency.unattended_locked": N_("Unattended access is locked during an emergency."),
+    "unattended.device_group_not_approved": N_(
+        'The device group "%(group)s" is not approved for unattended access.'
+    ),
+    "unattended.ticket_missing": N_("Unattended access needs a ticket."),
+    "unattended.owner_pre_authorisation.missing": N_(
+        "The device owner has not pre-authorised access."
+    ),
+    "unattended.owner_pre_authorisation.outside_window": N_(
+        "The owner's pre-authorisation is outside its validity window."
+    ),
+    "unattended.owner_pre_authorisation.present": N_("The owner pre-authorised access."),
+    "unattended.approval.recorded": N_("An approval is recorded."),
+    "unattended.approval.required": N_("Unattended access needs an approval."),
+    "support_hours.holiday": N_("%(date)s is a holiday (%(holiday)s)."),
+    "support_hours.holiday_unnamed": N_("%(date)s is a holiday."),
+    "support_hours.inside": N_("%(day)s %(time)s is inside the agreed hours."),
+    "support_hours.outside": N_("%(day)s %(time)s %(zone)s is outside the agreed hours."),
+    "support_hours.closed.approval_recorded": N_("An approval is recorded."),
+    "support_hours.closed.approval_required": N_("Support outside hours needs an approval."),
+    "support_hours.closed.emergency_allowed": N_("Allowed as an emergency."),
+    "support_hours.closed.emergency_only": N_("Only emergencies are served outside hours."),
+    "consent.session.not_required": N_("This policy does not ask consent for this connection."),
+    "consent.session.given": N_("The person consented to the connection."),
+    "consent.session.required": N_("The person must consent before any connection."),
+    "sessions.granted": N_("The policy allows this session for %(minutes)s minutes."),
+    "capabilities.not_in_catalogue": N_(
+        '"%(capability)s" is not in the catalogue of approved tools.'
+    ),
+    "capabilities.role_allowed": N_('The role "%(role)s" may use "%(capability)s".'),
+    "capabilities.role_denied": N_('The role "%(role)s" may not use "%(capability)s".'),
+    "capabilities.mode_allowed": N_('"%(capability)s" is approved in "%(mode)s" mode.'),
+    "capabilities.mode_denied": N_('"%(capability)s" is not approved in "%(mode)s" mode.'),
+    "capabilities.shell_not_approved": N_('The shell "%(shell)s" is not approved.'),
+    "capabilities.runbook_not_approved": N_('The runbook "%(runbook)s" is not approved.'),
+    "capabilities.direction_not_allowed": N_(
+        'File transfer in the direction "%(direction)s" is not allowed.'
+    ),
+    "capabilities.direction_unstated": N_("A file transfer that states no direction is refused."),
+    "capabilities.too_large": N_("%(size)s bytes exceeds the limit of %(max)s bytes."),
+    "capabilities.ticket_required": N_('"%(capability)s" must be logged against a ticket.'),
+    "personal_data_zones.terminal.denied": N_(
+        "A terminal cannot be confined to paths and could read personal-data zones; this policy"
+        " denies it."
+    ),
+    "personal_data_zones.terminal.consent": N_(
+        "A terminal needs its own consent, which names the risk to personal data."
+    ),
+    "unattended.scope.covered": N_('The owner pre-authorised "%(capability)s" for unattended use.'),
+    "unattended.scope.not_covered": N_(
+        'The owner\'s pre-authorisation does not cover "%(capability)s".'
+    ),
+    "consent.capability.not_required": N_('"%(capability)s" needs no consent under this policy.'),
+    "consent.capability.given": N_('The person consented to "%(capability)s".'),
+    "consent.capability.required": N_('The person must consent to "%(capability)s".'),
+    "capabilities.granted": N_('"%(capability)s" is an approved tool for this use.'),
+    "personal_data_zones.not_absolute": N_(
+        '"%(path)s" is not an absolute path and cannot be judged.'
+    ),
+    "personal_data_zones.exception": N_("The path is a listed exception."),
+    "personal_data_zones.outside": N_("The path is outside every personal-data zone."),
+    "personal_data_zones.denied": N_(
+        'The path is in the personal-data zone "%(zone)s"; access is denied.'
+    ),
+    "personal_data_zones.reason_missing": N_(
+        'The path is in the personal-data zone "%(zone)s"; access needs a stated reason.'
+    ),
+    "personal_data_zones.consented": N_(
+        'The path is in the personal-data zone "%(zone)s"; the person consented to it.'
+    ),
+    "personal_data_zones.consent_required": N_(
+        'The path is in the personal-data zone "%(zone)s"; the person must consent to it.'
+    ),
+    "personal_data_zones.follows_consent": N_(
+        'The path is in the personal-data zone "%(zone)s"; access follows the person\'s consent.'
+    ),
+    "sessions.extension.none": N_("This policy allows no extensions."),
+    "sessions.extension.reason_missing": N_("An extension needs a written reason."),
+    "sessions.extension.exceeds_max": N_("The extension exceeds the most the policy allows."),
+    "sessions.extension.count_reached": N_("The session was already extended %(count)s times."),
+    "sessions.extension.approval_required": N_(
+        'The extension needs the approval of the role "%(approver)s".'
+    ),
+    "sessions.extension.approver_too_junior": N_(
+        'The role "%(role)s" cannot approve; the role "%(approver)s" must.'
+    ),
+    "sessions.extension.approved": N_('Approved by the role "%(role)s".'),
+    "sessions.extension.granted": N_("The extension is within the policy's documented exceptions."),
+    "emergency.declare.denied": N_('The role "%(role)s" may not declare an emergency.'),
+    "emergency.declare.allowed": N_('The role "%(role)s" may declare an emergency.'),
+    "default.no_rule_allows": N_("No rule of the policy allows this."),
+    "roles.permission_held": N_('The role "%(role)s" holds the permission "%(permission)s".'),
+    "roles.permission_missing": N_(
+        'The role "%(role)s" does not hold the permission "%(permission)s".'
+    ),
+    "roles.unknown": N_("Unknown role or permission."),
+}
+
+# Parameters whose values are words of the page's language rather than names from the policy.
+_ROLE_WORDS = {
+    "end_user": N_("end user"),
+    "technician": N_("technician"),
+    "senior_technician": N_("senior technician"),
+    "supervisor": N_("supervisor"),
+    "admin": N_("admin"),
+    "auditor": N_("auditor"),
+}
+_DAY_WORDS = {
+    "Mon": N_("Monday"),
+    "Tue": N_("Tuesday"),
+    "Wed": N_("Wednesday"),
+    "Thu": N_("Thursday"),
+    "Fri": N_("Friday"),
+    "Sat": N_("Saturday"),
+    "Sun": N_("Sunday"),
+}
+PARAM_WORDS: dict[str, dict[str, str]] = {
+    "role": _ROLE_WORDS,
+    "floor": _ROLE_WORDS,
+    "approver": _ROLE_WORDS,
+    "day": _DAY_WORDS,
+}
+
+
+def reason_messages(code: str, params: Mapping[str, Any]) -> list[Message] | None:
+    """The msgids (with their parameters) that say a reason, in order; None for a code this
+    catalogue does not know (a newer engine), whose English sentence is then all there is."""
+    words = REASON_WORDS.get(code)
+    if words is None:
+        return None
+    situation = params.get(SITUATION)
+    if situation is not None:
+        inner = reason_messages(str(situation), {k: v for k, v in params.items() if k != SITUATION})
+        if inner is None:
+            return None
+        return [*inner, Message(words, {})]
+    return [Message(words, {str(k): _param(str(k), v) for k, v in params.items()})]
+
+
+def _param(name: str, value: Any) -> str:
+    return PARAM_WORDS.get(name, {}).get(str(value), str(value))
+
+
+def reason_text(lang: str, code: str, params: Mapping[str, Any]) -> str | None:
+    """A reason in ``lang``, from its code and parameters; None when the code is unknown."""
+    messages = reason_messages(code, params)
+    if messages is None:
+        return None
+    trans = i18n.translations(lang)
+    said = []
+    for message in messages:
+        values = {k: trans.gettext(v) if k in PARAM_WORDS else v for k, v in message.params.items()}
+        said.append(trans.gettext(message.msgid) % values)
+    return " ".join(said)
