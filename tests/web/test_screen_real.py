@@ -25,6 +25,7 @@ for module in ("mss", "av", "numpy", "Xlib"):
 from tests.agent.screen.conftest import XServer, xvfb_screen  # noqa: E402
 from tests.e2e.conftest import AUXILIO  # noqa: E402
 
+from .conftest import describe  # noqa: E402
 from .test_live_session_real import _post, organisation  # noqa: E402, F401
 
 WIDTH, HEIGHT = 640, 480
@@ -107,7 +108,7 @@ def wait_for_pixel(page: Any, x: int, y: int, expected: tuple[int, int, int]) ->
 
 def test_the_console_sees_the_persons_screen_through_a_real_server_and_agent(
     page: Any, login: Callable[..., None], live_server: str, organisation: dict[str, Any],  # noqa: F811
-    desktop: XServer, tmp_path: Path,
+    desktop: XServer, tmp_path: Path, axe: Callable[[Any], list[Any]],
 ) -> None:  # fmt: skip
     ticket = _post(live_server, "/tickets", organisation["token"](organisation["person"]),
                    {"title": "A window looks wrong", "category": "software"})  # fmt: skip
@@ -163,6 +164,8 @@ def test_the_console_sees_the_persons_screen_through_a_real_server_and_agent(
         wait_for_pixel(page, 20, 20, (0x40, 0x40, 0x40))
         assert near(canvas_pixel(page, LEFT + 5, TOP + 5), GREEN)
         assert near(canvas_pixel(page, LEFT + SIDE_W + 10, TOP + 5), (0x40, 0x40, 0x40))
+        violations = axe(page)  # the Screen panel with its controls, live
+        assert not violations, describe(violations)
 
         # The person pauses: the console says so; resumed, the status clears.
         agent.sendline("p")
