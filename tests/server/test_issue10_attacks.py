@@ -274,3 +274,26 @@ async def test_a_device_claiming_more_than_chat_gets_only_what_the_session_asked
     # The code alone joined (no login: the WebSocket carries no cookie), as ``auxilio agent
     # join`` does; the device is the requester's, whoever held the code.
     assert device.owner_id == world.requester.user.id
+
+
+@pytest.mark.parametrize(
+    "sid", ["not-a-uuid", "1" * 33, "%27%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E"]
+)
+async def test_the_player_page_with_an_id_that_is_not_an_id_says_so_without_a_trace(
+    http: httpx.AsyncClient, world: World, sid: str
+) -> None:
+    cookie = {"Cookie": f"{SESSION_COOKIE}={await _auditor_token(world)}"}
+    page = await http.get(f"/supervisor/recordings/{sid}", headers=cookie)
+    assert page.status_code in (404, 422), page.text[:300]
+    assert "<script>alert" not in page.text
+    # A JSON error as for any mistyped path (the handlers are the API's), with its code.
+    _clean_error(page)
+
+
+async def test_the_player_page_of_a_session_without_a_recording_is_not_found(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    cookie = {"Cookie": f"{SESSION_COOKIE}={await _auditor_token(world)}"}
+    page = await http.get(f"/supervisor/recordings/{uuid.uuid4()}", headers=cookie)
+    assert page.status_code == 404
+    assert "/sealed" not in page.text
