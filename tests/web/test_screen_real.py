@@ -184,6 +184,12 @@ def test_the_console_sees_the_persons_screen_through_a_real_server_and_agent(
         page.click("#screen-start")
         agent.expect("Your screen is being shared")
         wait_for_pixel(page, LEFT + SIDE_W // 2, TOP + SIDE_H // 2, GREEN)
+        # The person revokes screen: the view stops, and cannot be started again.
+        agent.sendline("r screen")
+        agent.expect("no longer shared")
+        page.locator("#decisions", has_text="screen revoked by end_user").wait_for(timeout=WAIT_MS)
+        page.locator("#screen-status", has_text="stopped").wait_for(timeout=WAIT_MS)
+        assert page.locator("#screen-start").is_disabled()
 
         page.fill("#summary-input", "Looked at the window on the person's screen.")
         page.click("#end-form button")
