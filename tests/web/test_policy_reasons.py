@@ -20,13 +20,17 @@ from auxilio.policy import (
     EvaluationContext,
     StartSupportSession,
     UseCapability,
+    evaluate,
     explain,
     load_template,
     parse_policy,
 )
 from auxilio.policy.reasons import REASONS, SITUATION
 from auxilio.server.policies.service import SimulatedChange, Simulation
+from auxilio.server.support_sessions.models import SupportSession
+from auxilio.server.support_sessions.service import _capability_entry
 from auxilio.server.web import i18n, policy_messages
+from auxilio.server.web.console_session import session_decisions
 from auxilio.server.web.pages import environment
 from tests.web.conftest import Person
 
@@ -190,3 +194,24 @@ def test_the_editors_dry_run_gives_spanish_reasons_in_a_spanish_browser(
     expect(decision).not_to_contain_text("is not in the catalogue")
     expect(page.locator("#policy-explain [lang=en]")).to_have_count(0)
     screenshot(page, "web-admin-policy-dry-run-es")
+
+
+def test_the_consoles_decisions_word_each_capabilitys_reason_from_its_code() -> None:
+    policy = parse_policy(load_template("software-company"))
+    asked = UseCapability(capability="chat", technician_role="technician")
+    decision = evaluate(policy, asked, EvaluationContext(now=LATE))
+    row = SupportSession(
+        state="denied",
+        decision_rule="staff.mfa_required",
+        decision_reason="the technician has not verified a second factor",
+        capability_limits={"chat": _capability_entry([decision])},
+    )
+    decisions = session_decisions(row)
+    assert decisions[1]["reason_code"] == decision.reason_code
+    html = _render("web/console/_decisions.html", "es", decisions=decisions)
+    spanish = policy_messages.reason_text("es", decision.reason_code, decision.params)
+    assert spanish is not None
+    assert spanish in html, html
+    assert decision.reason not in html
+    # The session's own decision keeps no code (its row has only the English): marked English.
+    assert '<span lang="en">the technician has not verified a second factor</span>' in html

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from auxilio.policy import EvaluationContext, StartSupportSession, load_template
+from auxilio.policy.reasons import params_complete
 from auxilio.policy.roles import Role
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.context import Actor
@@ -182,6 +183,9 @@ async def test_simulate_lists_the_recorded_decisions_a_draft_would_change(
     assert change["request_kind"] == "support_session.start"
     assert change["now_effect"] in {"deny", "require_approval"}
     assert change["now_rule"].startswith("support_hours")
+    # The reason by its code too (docs/policy.md, "Reason codes"), with what fills it.
+    assert change["now_reason_code"].startswith("support_hours.")
+    assert params_complete(change["now_reason_code"], change["now_params"])
     same = await client.post(
         "/api/v1/policies/simulate",
         json={"document": COMPANY, "since": (sunday_night - timedelta(days=1)).isoformat()},

@@ -231,7 +231,8 @@ def _capability_entry(decisions: Sequence[Decision]) -> dict[str, Any]:
     ends = [d.obligations.end_at for d in decisions if d.obligations.end_at is not None]
     consents = [d.obligations.consent for d in decisions if d.obligations.consent is not None]
     return {
-        "decisions": [{"effect": str(d.effect), "rule": d.rule, "reason": d.reason}
+        "decisions": [{"effect": str(d.effect), "rule": d.rule, "reason": d.reason,
+                       "reason_code": d.reason_code, "params": dict(d.params)}
                       for d in decisions],
         "consent_timeout_seconds": (
             min(int(c.timeout.total_seconds()) for c in consents) if consents else None

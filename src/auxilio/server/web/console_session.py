@@ -37,6 +37,7 @@ from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.support_sessions.runtime import SupportSessionRuntime
 from auxilio.server.tickets.models import Ticket
 from auxilio.server.web.pages import CsrfChecked, WebIdentity, register_pages, render, web_require
+from auxilio.server.web.policy_messages import reason_text
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 ws_router = APIRouter(prefix="/web", include_in_schema=False)
@@ -138,11 +139,13 @@ async def _session_runbooks(db: AsyncSession, row: SupportSession) -> list[dict[
     return out
 
 
-def session_decisions(row: SupportSession) -> list[dict[str, str]]:
+def session_decisions(row: SupportSession) -> list[dict[str, Any]]:
     """Every decision the server took for the session, each with its rule: the session's own
     (its effect is not kept, only that a denied session was denied), then each capability's as
-    the policy answered the start form's choices (a repeated answer shown once)."""
-    out: list[dict[str, str]] = []
+    the policy answered the start form's choices (a repeated answer shown once).  A capability's
+    decision keeps its reason's code and parameters (sessions recorded before them have none);
+    the session's own keeps only the English reason."""
+    out: list[dict[str, Any]] = []
     if row.decision_rule:
         out.append({"subject": "session",
                     "effect": "deny" if row.state == "denied" else "decided",
@@ -151,7 +154,9 @@ def session_decisions(row: SupportSession) -> list[dict[str, str]]:
         for decision in entry.get("decisions") or []:
             line = {"subject": name, "effect": str(decision.get("effect", "")),
                     "rule": str(decision.get("rule", "")),
-                    "reason": str(decision.get("reason", ""))}
+                    "reason": str(decision.get("reason", "")),
+                    "reason_code": str(decision.get("reason_code") or ""),
+                    "params": dict(decision.get("params") or {})}
             if line not in out:
                 out.append(line)
     return out
@@ -176,7 +181,8 @@ async def live_session_page(
         "runbooks": await _session_runbooks(db, row),
     }
     return render(request, "web/console/session.html", session=row, ticket=ticket, mine=mine,
-                  session_data=data, decisions=session_decisions(row))
+                  session_data=data, decisions=session_decisions(row),
+                  reason_text=reason_text)
 
 
 WS_TOKEN_KIND = "web_ws"  # noqa: S105 -- a token kind, not a secret
