@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from auxilio.policy.reasons import params_complete
 from auxilio.policy.roles import Role
 from auxilio.protocol.types import ConsentDecision
 from auxilio.server.context import Actor
@@ -30,6 +31,8 @@ async def _denied(response: httpx.Response, world: World, rule: str) -> None:
     error = response.json()["error"]
     assert error["code"] == "policy_denied"
     assert error["details"]["rule"] == rule and error["details"]["policy_version"]
+    # The reason by its code too (docs/policy.md, "Reason codes"), with what fills it.
+    assert params_complete(error["details"]["reason_code"], error["details"]["params"])
     denied = await world.events("support_session:session:denied")
     assert [d["rule"] for d in denied] == [rule]
 

@@ -133,6 +133,8 @@ def policy_denied(decision: Decision) -> PolicyDenied:
         decision.reason,
         rule=decision.rule,
         reason=decision.reason,
+        reason_code=decision.reason_code,
+        params=dict(decision.params),
         policy_version=decision.policy_version,
         effect=decision.effect.value,
     )
@@ -169,6 +171,8 @@ async def decide(
             "effect": decision.effect.value,
             "rule": decision.rule,
             "reason": decision.reason,
+            "reason_code": decision.reason_code,
+            "params": dict(decision.params),
             "policy_version": decision.policy_version,
         },
     )
