@@ -67,6 +67,7 @@ from auxilio.protocol.app import (
     TerminalResize,
 )
 from auxilio.protocol.frames import ActivityKind, ActivitySource, SessionActivity
+from auxilio.protocol.remote_control import InputError, InputKey, InputPointer
 from auxilio.protocol.screen import (
     ScreenAck,
     ScreenError,
@@ -113,6 +114,9 @@ _ROUTED: dict[type[AppMessage], tuple[Capability, str]] = {
     ScreenKeyframeRequest: (Capability.SCREEN, ""),
     ScreenMonitorSelect: (Capability.SCREEN, ""),
     ScreenStop: (Capability.SCREEN, ""),
+    # Refused quietly: one line per pointer move would flood the person's feed.
+    InputPointer: (Capability.INPUT, ""),
+    InputKey: (Capability.INPUT, ""),
 }
 
 
@@ -126,6 +130,7 @@ def default_handlers(
         Capability.DIAGNOSTICS: lambda s: DiagnosticsHandler(s, server_url=server_url),
         Capability.RUNBOOKS: lambda s: RunbookHandler(s, server_key=server_key),
         Capability.SCREEN: _screen_handler,
+        Capability.INPUT: _input_handler,
     }
 
 
@@ -135,6 +140,13 @@ def _screen_handler(services: SessionServices) -> CapabilityHandler:
     from auxilio.agent.capabilities.screen import ScreenHandler
 
     return ScreenHandler(services)
+
+
+def _input_handler(services: SessionServices) -> CapabilityHandler:
+    # Like the screen's: python-xlib is imported only when control starts.
+    from auxilio.agent.capabilities.input import InputHandler
+
+    return InputHandler(services)
 
 
 def refusal(message: AppMessage, reason: str) -> AppMessage | None:
@@ -149,6 +161,8 @@ def refusal(message: AppMessage, reason: str) -> AppMessage | None:
         return RunbookError(ref=message.run_id, code=f"runbook.{reason}")
     if isinstance(message, ScreenStart):
         return ScreenError(code=f"screen.{reason}", message=f"screen view refused: {reason}")
+    if isinstance(message, InputPointer | InputKey):
+        return InputError(code=f"screen.input.{reason}", message=f"remote control: {reason}")
     return None
 
 
@@ -194,7 +208,7 @@ class AppDispatcher:
         # The one set of services every handler of the session gets.
         self.services = SessionServices(
             grant=grant, gate=gate, send=self._send, ask=ask, feed=feed, log=log,
-            report=self.report, clock=clock, mark_used=self.mark_used,
+            report=self.report, clock=clock, mark_used=self.mark_used, handler=self.handler,
         )  # fmt: skip
 
     async def handle(self, message: AppMessage) -> None:

@@ -516,6 +516,8 @@ class SupportSessionRunner:
         if capability is Capability.TERMINAL:
             await self.terminals.stop_all()
         await self._apps.close_capability(capability)
+        if capability is Capability.SCREEN:  # control acts only on a screen being viewed
+            await self._apps.close_capability(Capability.INPUT)
         self._log.append("revoked", capability=str(capability), by=by)
         self._feed.warning(self._feed.texts.feed_revoked.format(capability=capability, by=by))
         if tell and was_allowed:

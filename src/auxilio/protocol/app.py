@@ -26,6 +26,15 @@ from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from auxilio.protocol.binary import ChannelId
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
+from auxilio.protocol.remote_control import (
+    INPUT_JSON_TYPES,
+    InputError,
+    InputKey,
+    InputPaused,
+    InputPointer,
+    InputResumed,
+    InputRevoked,
+)
 from auxilio.protocol.screen import (
     SCREEN_JSON_TYPES,
     TAG_SCREEN_FRAME,
@@ -277,7 +286,8 @@ AppMessage = Annotated[
     | FilesCancel | FileChunk | FilesError | DiagnosticsRequest | DiagnosticsReport
     | DiagnosticsError | RunbookRun | RunbookResult | RunbookError | ScreenStart | ScreenConfig
     | ScreenAck | ScreenKeyframeRequest | ScreenMonitorSelect | ScreenPaused | ScreenResumed
-    | ScreenStats | ScreenStop | ScreenError | ScreenFrame | ScreenRects,
+    | ScreenStats | ScreenStop | ScreenError | ScreenFrame | ScreenRects | InputPointer
+    | InputKey | InputPaused | InputResumed | InputRevoked | InputError,
     Field(discriminator="type"),
 ]
 _JSON_TYPES = frozenset({
@@ -285,7 +295,7 @@ _JSON_TYPES = frozenset({
     "files.listing", "files.download", "files.upload", "files.ready", "files.done",
     "files.cancel", "files.error", "diagnostics.request", "diagnostics.report",
     "diagnostics.error", "runbook.run", "runbook.result", "runbook.error",
-}) | SCREEN_JSON_TYPES  # fmt: skip
+}) | SCREEN_JSON_TYPES | INPUT_JSON_TYPES  # fmt: skip
 _ADAPTER: TypeAdapter[AppMessage] = TypeAdapter(AppMessage)
 
 
@@ -305,6 +315,8 @@ CHANNEL_OF: dict[type[Any], ChannelId] = {
     **dict.fromkeys((ScreenStart, ScreenConfig, ScreenAck, ScreenKeyframeRequest,
                      ScreenMonitorSelect, ScreenPaused, ScreenResumed, ScreenStats, ScreenStop,
                      ScreenError, ScreenFrame, ScreenRects), ChannelId.SCREEN),
+    **dict.fromkeys((InputPointer, InputKey, InputPaused, InputResumed, InputRevoked,
+                     InputError), ChannelId.INPUT),
 }  # fmt: skip
 
 

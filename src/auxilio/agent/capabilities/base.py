@@ -80,3 +80,5 @@ class SessionServices:
     clock: Callable[[], datetime]
     # The first use of a capability in the session (counted in the one report).
     mark_used: Callable[[Capability], Awaitable[None]]
+    # Another capability's running handler (remote control asks for the screen view's).
+    handler: Callable[[Capability], object | None] = lambda _capability: None

@@ -36,8 +36,8 @@ from typing import Literal, TypeVar
 from pydantic import ValidationError
 
 from auxilio.agent.capabilities.base import Activity, SessionServices
+from auxilio.agent.screen.capture import Monitor, ScreenSource
 from auxilio.agent.screen.capture import ScreenError as CaptureError
-from auxilio.agent.screen.capture import ScreenSource
 from auxilio.agent.screen.encoder import PipelineOutput, ScreenPipeline, VideoCodec
 from auxilio.protocol.app import AppMessage
 from auxilio.protocol.errors import ProtocolError
@@ -157,6 +157,11 @@ class ScreenHandler:
     @property
     def running(self) -> bool:
         return self._stream is not None
+
+    @property
+    def monitor(self) -> Monitor | None:
+        """The monitor being shown now (remote control acts on it), or None when not viewing."""
+        return self._stream.source.monitor if self._stream is not None else None
 
     # -- messages from the viewer -------------------------------------------------------------
 
