@@ -27,6 +27,8 @@ from auxilio.protocol.binary import ChannelId
 from auxilio.protocol.errors import ProtocolError
 from auxilio.protocol.frames import E2EAccept, E2EConfirm
 from auxilio.protocol.types import SignedDocument
+from tests.protocol.test_remote_control_wire import BAD as INPUT_BAD
+from tests.protocol.test_remote_control_wire import MESSAGES as INPUT_MESSAGES
 from tests.protocol.test_screen_wire import MESSAGES as SCREEN_MESSAGES
 
 from .js_harness.grants import SID, make_grant, server_key_data
@@ -375,6 +377,7 @@ def _samples() -> list[app.AppMessage]:
         ),
         app.RunbookError(ref=4, code="runbook.not_in_grant", message="no"),
         *SCREEN_MESSAGES,
+        *INPUT_MESSAGES,
     ]
 
 
@@ -460,6 +463,7 @@ def test_messages_built_in_the_page_are_what_python_encodes(page: Any) -> None:
         b'{"type": "files.cancel", "transfer_id": "7"}',
         b'{"type": "files.upload", "transfer_id": 1, "path": "/a", "size": 1, "sha256": "a",'
         b' "overwrite": 1}',
+        *INPUT_BAD,
     ],
 )
 def test_bad_application_messages_get_the_same_code(page: Any, payload: bytes) -> None:

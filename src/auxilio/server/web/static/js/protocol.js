@@ -94,6 +94,14 @@ const KINDS = {
   keyframe_reason: (v) => ["decoder_error", "frame_missing", "decoder_reset"].includes(v),
   paused_by: (v) => v === "person",
   screen_code: (v) => typeof v === "string" && v.length <= 100 && /^screen(\.[a-z0-9_]+)+$/.test(v),
+  view_xy: inRange(0, MAX_SCREEN_SIDE - 1),
+  buttons: (v) => Array.isArray(v) && v.length <= 3 && v.every(inRange(1, 3)),
+  wheel: inRange(-10, 10),
+  key_code: (v) => typeof v === "string" && /^[A-Za-z0-9]{1,40}$/.test(v),
+  key_name: (v) => typeof v === "string" && v.length >= 1 && [...v].length <= 40,
+  input_code: (v) => typeof v === "string" && v.length <= 100 &&
+    /^screen\.input(\.[a-z0-9_]+)+$/.test(v),
+  revoked_reason: (v) => v === "take_back" || v === "ended",
   text200: (v) => typeof v === "string" && [...v].length <= 200,
   text2000: (v) => typeof v === "string" && [...v].length <= 2000,
 };
@@ -144,6 +152,16 @@ const JSON_SCHEMAS = {
   "screen.stats": [["rtt_us", "micros"]],
   "screen.stop": [],
   "screen.error": [["code", "screen_code"], ["message", "text2000", ""]],
+  // Remote control (protocol/remote_control.py), channel INPUT.
+  "input.pointer": [["x", "view_xy"], ["y", "view_xy"], ["width", "side"], ["height", "side"],
+    ["down", "buttons", []], ["up", "buttons", []], ["wheel_x", "wheel", 0], ["wheel_y", "wheel", 0]],
+  "input.key": [["code", "key_code"], ["key", "key_name"], ["down", "bool"],
+    ["ctrl", "bool", false], ["shift", "bool", false], ["alt", "bool", false],
+    ["meta", "bool", false]],
+  "input.paused": [["by", "paused_by", "person"]],
+  "input.resumed": [],
+  "input.revoked": [["reason", "revoked_reason"]],
+  "input.error": [["code", "input_code"], ["message", "text2000", ""]],
 };
 const TYPE_LAST = new Set(["files.error", "diagnostics.error", "runbook.error"]);
 
@@ -160,6 +178,7 @@ export function channelOf(type) {
   if (type.startsWith("diagnostics.")) return Channel.DIAGNOSTICS;
   if (type.startsWith("runbook.")) return Channel.RUNBOOKS;
   if (type.startsWith("screen.")) return Channel.SCREEN;
+  if (type.startsWith("input.")) return Channel.INPUT;
   throw new ProtocolError(ProtocolErrorCode.UNKNOWN_TYPE, `unknown application message ${type}`);
 }
 
@@ -395,6 +414,10 @@ export function decodeAppMessage(bytesIn) {
     } else {
       message[name] = value;
     }
+  }
+  if (type === "input.pointer" && (message.x >= message.width || message.y >= message.height)) {
+    throw new ProtocolError(ProtocolErrorCode.INVALID_FIELD,
+      `(${message.x}, ${message.y}) is outside the ${message.width}x${message.height} view`);
   }
   return message;
 }
