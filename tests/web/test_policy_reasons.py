@@ -215,3 +215,12 @@ def test_the_consoles_decisions_word_each_capabilitys_reason_from_its_code() -> 
     assert decision.reason not in html
     # The session's own decision keeps no code (its row has only the English): marked English.
     assert '<span lang="en">the technician has not verified a second factor</span>' in html
+
+
+def test_a_parameter_from_the_request_is_escaped_in_the_page() -> None:
+    policy = parse_policy(load_template("software-company"))
+    asked = UseCapability(capability="<b>x</b>", technician_role="technician")
+    result = explain(policy, asked, EvaluationContext(now=LATE)).as_dict()
+    html = _render("web/admin/_policy_explain.html", "es", result=result)
+    assert "«&lt;b&gt;x&lt;/b&gt;» no está en el catálogo" in html
+    assert "<b>x</b>" not in html
