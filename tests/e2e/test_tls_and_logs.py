@@ -94,7 +94,8 @@ def https_server(
     )  # fmt: skip
     server = HttpsServer(f"https://127.0.0.1:{port}", proc)
     try:
-        deadline = time.monotonic() + 30
+        # A deadline, not a wait: a loaded machine (xdist workers, browsers) may take this long.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 httpx.get(f"{server.url}/healthz", verify=trusting(tls[0]), timeout=1)
