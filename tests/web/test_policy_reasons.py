@@ -217,6 +217,22 @@ def test_the_consoles_decisions_word_each_capabilitys_reason_from_its_code() -> 
     assert '<span lang="en">the technician has not verified a second factor</span>' in html
 
 
+def test_a_denied_sessions_own_reason_is_worded_from_its_stored_code() -> None:
+    policy = parse_policy(load_template("software-company"))
+    asked = StartSupportSession(mode="attended", technician_role="technician")
+    decision = evaluate(policy, asked, EvaluationContext(now=LATE))
+    assert decision.reason_code, decision
+    row = SupportSession(
+        state="denied", decision_rule=decision.rule, decision_reason=decision.reason,
+        decision_reason_code=decision.reason_code, decision_params=dict(decision.params),
+        capability_limits={},
+    )  # fmt: skip
+    html = _render("web/console/_decisions.html", "es", decisions=session_decisions(row))
+    spanish = policy_messages.reason_text("es", decision.reason_code, decision.params)
+    assert spanish is not None and spanish in html, html
+    assert decision.reason not in html and 'lang="en"' not in html
+
+
 def test_a_parameter_from_the_request_is_escaped_in_the_page() -> None:
     policy = parse_policy(load_template("software-company"))
     asked = UseCapability(capability="<b>x</b>", technician_role="technician")

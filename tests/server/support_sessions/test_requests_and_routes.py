@@ -14,6 +14,7 @@ from auxilio.protocol.types import ConsentDecision
 from auxilio.server.context import Actor
 from auxilio.server.identity import service as identity
 from auxilio.server.identity.models import User
+from auxilio.server.support_sessions.models import SupportSession
 from tests.factories import make_org, make_technician, make_user
 from tests.server.support_sessions.conftest import World, mfa_token, policy_text
 from tests.server.support_sessions.flow import active, request
@@ -45,6 +46,14 @@ async def test_a_technician_without_mfa_is_denied_with_the_rule_path(
     await _denied(response, world, "staff.mfa_required")
     listed = await http.get("/api/v1/support-sessions", headers=world.technician.headers)
     assert [i["state"] for i in listed.json()["items"]] == ["denied"]
+    # The stored session keeps the reason's code and parameters, for pages in any language.
+    async with world.app.state.sessionmaker() as db:
+        row = await db.get(SupportSession, uuid.UUID(listed.json()["items"][0]["id"]))
+    assert row is not None
+    details = response.json()["error"]["details"]
+    assert (row.decision_reason_code, row.decision_params) == (
+        details["reason_code"], details["params"]
+    )
 
 
 async def test_only_the_assignee_or_a_supervisor_opens_a_session_on_a_ticket(

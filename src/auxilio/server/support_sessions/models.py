@@ -45,6 +45,10 @@ class SupportSession(Base):
     policy_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
     decision_rule: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The same reason as a stable code and its parameters (policy/reasons.py), so that a page can
+    # word it in the reader's language; None for sessions decided before codes existed.
+    decision_reason_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decision_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     max_duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
     warn_before_seconds: Mapped[int] = mapped_column(Integer, default=0)
     idle_timeout_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -393,6 +393,8 @@ async def request_support_session(
         granted_capabilities=[], capability_limits=granted,
         policy_version=decision.policy_version, decision_rule=decision.rule,
         decision_reason=decision.reason,
+        decision_reason_code=decision.reason_code or None,
+        decision_params=dict(decision.params) if decision.reason_code else None,
         max_duration_seconds=int((end_at - now).total_seconds()),
         warn_before_seconds=int((end_at - warn_at).total_seconds()),
         idle_timeout_seconds=(

@@ -61,6 +61,7 @@ from auxilio.server.web.pages import (
     translator,
     web_require,
 )
+from auxilio.server.web.policy_messages import reason_text
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -338,7 +339,7 @@ async def _ticket_page(
     context = await _ticket_context(db, actor, ticket)
     status = error.status if error is not None else 200
     return render(request, "web/console/ticket.html", status_code=status, error=error,
-                  **context)
+                  reason_text=reason_text, **context)
 
 
 @router.get("/tickets/{number}", response_class=HTMLResponse)

@@ -143,13 +143,15 @@ def session_decisions(row: SupportSession) -> list[dict[str, Any]]:
     """Every decision the server took for the session, each with its rule: the session's own
     (its effect is not kept, only that a denied session was denied), then each capability's as
     the policy answered the start form's choices (a repeated answer shown once).  A capability's
-    decision keeps its reason's code and parameters (sessions recorded before them have none);
-    the session's own keeps only the English reason."""
+    decision, like the session's own, keeps its reason's code and parameters (sessions recorded
+    before them have none, and show the English reason)."""
     out: list[dict[str, Any]] = []
     if row.decision_rule:
         out.append({"subject": "session",
                     "effect": "deny" if row.state == "denied" else "decided",
-                    "rule": row.decision_rule, "reason": row.decision_reason or ""})
+                    "rule": row.decision_rule, "reason": row.decision_reason or "",
+                    "reason_code": row.decision_reason_code or "",
+                    "params": dict(row.decision_params or {})})
     for name, entry in (row.capability_limits or {}).items():
         for decision in entry.get("decisions") or []:
             line = {"subject": name, "effect": str(decision.get("effect", "")),
