@@ -8,7 +8,9 @@ where ``sh`` can be run (the shipped runbooks are shell scripts, and a runbook's
 missing is refused per run: ``runbook.interpreter_missing``); screen (view only) where the
 screen extra imports (mss, PyAV, numpy, python-xlib) and ``screen.display.desktop_support``
 says the desktop lets it be seen: an X11 session, never Wayland (XWayland included) nor no
-display. Input (remote control) is not delivered by this agent and never announced.
+display. Input (remote control) where the desktop also has XTest (``desktop_support``'s
+``control``) and the X server records input (RECORD: the person's own input must be told from
+the technician's, ``screen.local_input``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,25 @@ def screen_viewable(env: Mapping[str, str]) -> bool:
     return desktop_support(env).view
 
 
+def screen_capabilities(env: Mapping[str, str]) -> tuple[Capability, ...]:
+    """SCREEN, and INPUT, as far as the screen extra and the desktop ``env`` describes allow."""
+    if not all(_imports(m) for m in ("mss", "av", "numpy", "Xlib")):
+        return ()
+    from auxilio.agent.screen.display import XProbe, desktop_support, probe_x_server
+
+    probed: list[XProbe | None] = []
+
+    def probe(name: str) -> XProbe | None:
+        probed.append(probe_x_server(name))
+        return probed[-1]
+
+    found = list(desktop_support(env, probe).capabilities)
+    recorded = any(p is not None and "RECORD" in p.extensions for p in probed)
+    if Capability.INPUT in found and not recorded:
+        found.remove(Capability.INPUT)
+    return tuple(found)
+
+
 def available_capabilities(
     *,
     program: str | None = None,
@@ -69,6 +90,5 @@ def available_capabilities(
         found.append(Capability.DIAGNOSTICS)
     if sys.platform != "win32" and _runnable(runbook_shell):
         found.append(Capability.RUNBOOKS)
-    if screen_viewable(os.environ if env is None else env):
-        found.append(Capability.SCREEN)
+    found.extend(screen_capabilities(os.environ if env is None else env))
     return tuple(found)

@@ -124,7 +124,7 @@ class ServerHello(_Message):
 # any other capability is refused before anyone is asked (``capability_unavailable``).
 AGENT_CAPABILITIES: frozenset[Capability] = frozenset({
     Capability.CHAT, Capability.TERMINAL, Capability.FILES, Capability.DIAGNOSTICS,
-    Capability.RUNBOOKS, Capability.SCREEN,
+    Capability.RUNBOOKS, Capability.SCREEN, Capability.INPUT,
 })  # fmt: skip
 
 

@@ -24,9 +24,9 @@ async def _sessions(world: World) -> int:
         )
 
 
-def test_no_agent_of_this_version_claims_input() -> None:
+def test_this_agent_version_delivers_every_capability_including_input() -> None:
     delivered = {Capability.CHAT, Capability.TERMINAL, Capability.FILES, Capability.DIAGNOSTICS,
-                 Capability.RUNBOOKS, Capability.SCREEN}  # fmt: skip
+                 Capability.RUNBOOKS, Capability.SCREEN, Capability.INPUT}  # fmt: skip
     assert delivered == AGENT_CAPABILITIES
 
 

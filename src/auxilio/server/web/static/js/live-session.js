@@ -153,7 +153,7 @@ export class LiveSession {
     toggle("files-upload-form", can("files"));
     toggle("diagnostics-form", can("diagnostics"));
     toggle("runbooks-form", can("runbooks"));
-    this.screen.update(can("screen"));
+    this.screen.update(can("screen"), can("input"));
     toggle("extension-form", !this.ended && this.ws !== null);
     toggle("end-form", true);
   }
@@ -429,6 +429,10 @@ export class LiveSession {
       default:
         if (message.type.startsWith("screen.")) {
           this.screen.receive(message);
+          break;
+        }
+        if (message.type.startsWith("input.")) {
+          this.screen.receiveInput(message);
           break;
         }
         if (!(await this.tools.receive(message))) {

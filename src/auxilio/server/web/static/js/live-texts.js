@@ -59,4 +59,9 @@ export const TEXTS = {
   "screen.monitor": "Monitor {number}: {name} {width}×{height}",
   "screen.fit": "Actual size",
   "screen.actual": "Fit to window",
+  "input.on": "You control the mouse and keyboard: click the screen to type on it; Esc leaves it.",
+  "input.paused": "The person is using their mouse or keyboard: control is paused.",
+  "input.taken_back": "The person took control back.",
+  "input.ended": "Control of the mouse and keyboard has ended.",
+  "input.error": "Remote control error: {code}",
 };
