@@ -79,6 +79,7 @@ def recorder(
 class Handlers:
     def __init__(self, recorder: Recorder) -> None:
         services = recorder.services()
+        self.services = services
         self.screen = ScreenHandler(services)
         services.handler = lambda c: self.screen if c is Capability.SCREEN else None
         self.input = InputHandler(services, pause_seconds=PAUSE_SECONDS)
@@ -200,6 +201,30 @@ async def test_the_persons_own_pointer_pauses_control_then_it_resumes(
     assert "input_paused" in recorder.events()
     await handlers.input.handle(InputPointer(x=20, y=20, width=320, height=240))
     assert pointer(connection)[:2] == (20, 20)
+
+
+async def test_the_take_back_keys_tell_the_viewer_then_revoke_input_as_the_person(
+    handlers: Handlers, recorder: Recorder, server: XServer
+) -> None:
+    need_xdotool()
+    revoked: list[Capability] = []
+    handlers.services.revoke_by_person = revoked.append
+    await handlers.view(recorder)
+    await handlers.input.handle(InputPointer(x=10, y=10, width=320, height=240))
+    await asyncio.to_thread(
+        subprocess.run, ["xdotool", "key", "ctrl+shift+Escape"],
+        env={"DISPLAY": server.name}, check=True, timeout=30,
+    )  # fmt: skip
+    # The keys are the person's input too: a pause may come first.
+    told = await recorder.next_sent()
+    while isinstance(told, InputPaused | InputResumed) or not told.type.startswith("input."):
+        told = await recorder.next_sent()
+    assert isinstance(told, InputRevoked) and told.reason == "take_back", told
+    for _ in range(100):
+        if revoked:
+            break
+        await asyncio.sleep(0.05)
+    assert revoked == [Capability.INPUT]
 
 
 def test_the_wire_form_and_its_refusals() -> None:

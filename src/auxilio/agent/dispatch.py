@@ -189,6 +189,7 @@ class AppDispatcher:
         clock: Callable[[], datetime],
         ask: Ask,
         handlers: Mapping[Capability, HandlerFactory],
+        revoke_by_person: Callable[[Capability], None] | None = None,
     ) -> None:
         self._gate = gate
         self._grant = grant
@@ -209,6 +210,7 @@ class AppDispatcher:
         self.services = SessionServices(
             grant=grant, gate=gate, send=self._send, ask=ask, feed=feed, log=log,
             report=self.report, clock=clock, mark_used=self.mark_used, handler=self.handler,
+            revoke_by_person=revoke_by_person,
         )  # fmt: skip
 
     async def handle(self, message: AppMessage) -> None:

@@ -151,6 +151,9 @@ class SupportSessionRunner:
             clock=clock,
             ask=self.questions.ask,
             handlers=handlers,
+            revoke_by_person=lambda capability: self._queue.put_nowait(
+                ("window", ("revoke", capability))
+            ),
         )
         self.ended: Ended | None = None
         # The server's one report of the session, once it arrives after the end.

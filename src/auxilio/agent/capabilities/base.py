@@ -82,3 +82,7 @@ class SessionServices:
     mark_used: Callable[[Capability], Awaitable[None]]
     # Another capability's running handler (remote control asks for the screen view's).
     handler: Callable[[Capability], object | None] = lambda _capability: None
+    # The person revoked a capability from inside a handler (remote control's take-back keys):
+    # the session revokes it as if they had typed "r", so the server and both reports know.
+    # None where no session stands behind the handler (unit tests of one handler).
+    revoke_by_person: Callable[[Capability], None] | None = None

@@ -311,6 +311,10 @@ class InputHandler:
 
     async def _tell_taken_back(self) -> None:
         await self._s.send(InputRevoked(reason="take_back"))
+        # Then the person's revocation of control, as their "r input" would be: the server
+        # records it (capability.revoke by end_user) and both reports show it revoked.
+        if self._s.revoke_by_person is not None:
+            self._s.revoke_by_person(Capability.INPUT)
 
     # -- ending -------------------------------------------------------------------------------
 
