@@ -14,8 +14,6 @@ from tests.server.support_sessions.conftest import World
 from tests.server.support_sessions.flow import request
 from tests.server.support_sessions.peers import FakeAgent, FakeTechnician, mid
 
-NOT_DELIVERED = sorted(set(Capability) - AGENT_CAPABILITIES)
-
 
 async def _sessions(world: World) -> int:
     async with world.app.state.sessionmaker() as db:
@@ -30,10 +28,17 @@ def test_this_agent_version_delivers_every_capability_including_input() -> None:
     assert delivered == AGENT_CAPABILITIES
 
 
-@pytest.mark.parametrize("capability", NOT_DELIVERED)
+@pytest.mark.parametrize("capability", [Capability.INPUT, Capability.SCREEN])
 async def test_a_request_for_a_capability_no_agent_delivers_is_refused_naming_it(
-    http: httpx.AsyncClient, world: World, capability: Capability
+    http: httpx.AsyncClient, world: World, capability: Capability,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Every capability is delivered by this agent version, so the check is shown with a server
+    # whose agents lack one (as it was for screen and input before they were built).
+    monkeypatch.setattr(
+        "auxilio.server.support_sessions.service.AGENT_CAPABILITIES",
+        AGENT_CAPABILITIES - {capability},
+    )
     before = await _sessions(world)
     technician = FakeTechnician(http.live.url)  # type: ignore[attr-defined]
     response = await request(http, world, technician, ("chat", str(capability)))
