@@ -54,3 +54,11 @@ class RecordingTooLarge(DomainError):
     code = "recording_too_large"
     status = 413
     default_message = "The recording is too large to play in the page; export it instead."
+
+
+class RecordingCodecUnsupported(DomainError):
+    """The screen channel used a codec the video export cannot write (VP8, VP9, JPEG can)."""
+
+    code = "recording_codec_unsupported"
+    status = 422
+    default_message = "The recording's screen codec cannot be exported as video."

@@ -12,6 +12,8 @@ Output in ``out_dir``:
                                resizes ("r") with the relay's timings; input is left out (it
                                is echoed by the terminal where it was visible; what was typed
                                with echo off, a password, stays out of the export too)
+    screen-<n>.webm            the screen channel, one file a segment (``video.py``): VP8/VP9
+                               remuxed, JPEG rectangles painted and encoded to VP9
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from auxilio.server.recordings.errors import (
     RecordingKeyMissing,
     RecordingKeyWrong,
 )
+from auxilio.server.recordings.video import ScreenExport, ScreenVideo
 from auxilio.server.relay.recording import (
     Header,
     Record,
@@ -72,6 +75,7 @@ class ExportResult:
     frames: int = 0
     chat_lines: list[str] = field(default_factory=list)
     casts: list[Path] = field(default_factory=list)
+    videos: list[ScreenVideo] = field(default_factory=list)
 
 
 @dataclass
@@ -128,10 +132,13 @@ class _Exporter:
         self.open_casts: dict[int, _Cast] = {}
         self.done_casts: list[_Cast] = []
         self.count = 0
+        self.screen = ScreenExport()
 
     def message(self, record: Record, from_agent: bool, message: Any) -> None:
         header = self.result.header
-        if isinstance(message, ChatMessage):
+        if from_agent and getattr(message, "type", "").startswith("screen."):
+            self.screen.message(record, message)
+        elif isinstance(message, ChatMessage):
             who = "person" if from_agent else "technician"
             for line in message.text.splitlines() or [""]:
                 self.result.chat_lines.append(f"{_stamp(header, record.at_us)}  {who}: {line}")
@@ -187,6 +194,7 @@ class _Exporter:
             lines = [json.dumps(head)] + [json.dumps(e, ensure_ascii=False) for e in cast.events]
             path.write_text("\n".join(lines) + "\n", "utf-8")
             self.result.casts.append(path)
+        self.result.videos = self.screen.finish(self.out_dir)
         return self.result
 
 
@@ -200,6 +208,7 @@ def export_recording(
 ) -> ExportResult:
     """Read the whole recording, then write the transcript and casts (nothing is written
     when the recording turns out damaged or the key wrong)."""
+    exporter: _Exporter | None = None
     try:
         header, records = read_records(handle)
         if header.support_session_id != support_session_id:
@@ -239,5 +248,11 @@ def export_recording(
             exporter.result.frames += 1
             exporter.message(record, from_agent, message)
     except RecordingFileError as exc:
+        if exporter is not None:
+            exporter.screen.discard()
         raise RecordingCorrupt(str(exc), offset=exc.offset) from exc
+    except BaseException:
+        if exporter is not None:
+            exporter.screen.discard()
+        raise
     return exporter.finish()
