@@ -111,12 +111,15 @@ def recording_export(
             "--key", help="The auditor private key (PEM, mode 0600).", exists=True, dir_okay=False
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Directory for chat.txt and the casts.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for chat.txt, the casts and the screen videos.")
+    ],
     data_dir: DataDir = None,
     config: Config = None,
     database_url: DbUrl = None,
 ) -> None:
-    """Write the chat transcript and an asciinema v2 cast per terminal (audited first)."""
+    """Write the chat transcript, an asciinema v2 cast per terminal and the screen as WebM
+    (audited first)."""
     from auxilio.crypto.errors import CryptoError
     from auxilio.crypto.keys import load_auditor_key
 
@@ -136,6 +139,12 @@ def recording_export(
     typer.echo(f"  {out / 'chat.txt'}: {len(result.chat_lines)} line(s)")
     for cast in result.casts:
         typer.echo(f"  {cast}")
+    for video in result.videos:
+        dropped = f", {video.dropped} before a keyframe left out" if video.dropped else ""
+        typer.echo(
+            f"  {video.path}: screen {video.width}x{video.height} ({video.codec}), "
+            f"{video.frames} frame(s){dropped}"
+        )
 
 
 async def _export(settings: Settings, sid: uuid.UUID, auditor: Any, out: Path) -> Any:

@@ -268,14 +268,16 @@ class ScreenExport:
 
     def finish(self, out_dir: Path) -> list[ScreenVideo]:
         """Close the last segment and move every file into ``out_dir`` (which exists)."""
-        self._end()
-        moved = []
-        for video in self._done:
-            target = out_dir / video.path.name
-            shutil.move(video.path, target)
-            video.path = target
-            moved.append(video)
-        self.discard()
+        try:
+            self._end()
+            moved = []
+            for video in self._done:
+                target = out_dir / video.path.name
+                shutil.move(video.path, target)
+                video.path = target
+                moved.append(video)
+        finally:
+            self.discard()
         return moved
 
     def discard(self) -> None:
