@@ -295,6 +295,8 @@ export function createScreenViewer({ canvas, send, texts = {}, controls = {}, co
 
   function notePaint() {
     painted.push(performance.now());
+    // For measurements (bench/bench_screen_e2e.py): the canvas now shows a new frame.
+    canvas.dispatchEvent(new Event("auxilio-screen-paint"));
   }
 
   /** Frames painted and bytes received over the last second; the device's round trip. */
