@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from playwright.sync_api import CDPSession, Page, expect
 
@@ -545,3 +546,38 @@ def test_the_admin_pages_by_keyboard(page: Page, kbd: Kbd) -> None:
     )
     assert selected.startswith("max_durashun"), selected
     check_page(page)
+
+
+def test_enrolment_and_the_recovery_codes_by_keyboard(
+    page: Page, kbd: Kbd, api_token: Callable[[Person], str], live_server: str
+) -> None:
+    # Made over REST, so the first login must enrol: the QR page, then the recovery codes.
+    email = f"enrol@{ORG}.example"
+    made = httpx.post(
+        f"{live_server}/api/v1/users",
+        json={"email": email, "display_name": "Eva Teclado", "role": "technician",
+              "password": kbd.admin.password},
+        headers={"Authorization": f"Bearer {api_token(kbd.admin)}"}, timeout=60,
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    newcomer = Person(email=email, role="technician", name="Eva Teclado",
+                      id=made.json()["id"], org=ORG, password=kbd.admin.password)  # fmt: skip
+    # The login form as keyboard_login fills it; the answer is the enrolment page (/login/enrol).
+    page.goto("/login")
+    expect(page.locator("#email")).to_be_focused()
+    page.keyboard.type(newcomer.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(newcomer.password)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Set up two-factor authentication")).to_be_visible()
+    check_page(page)
+    skip_to_main(page)
+    secret = page.get_by_test_id("totp-secret").inner_text().strip()
+    tab_to(page, "input#code")
+    page.keyboard.type(pyotp.TOTP(secret).now())
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("recovery-codes").locator("li")).to_have_count(10)
+    check_page(page)
+    tab_to(page, "a.button", text="continue")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/console"))
