@@ -6,10 +6,12 @@ chromium (Playwright) with chat, screen and input granted at the agent's prompts
 
 * ``scenes``: the office-like scenes of ``bench_screen.py`` (typing, scrolling, a dragged window;
   Tk timers drive them on the agent's display, so no input tool competes for the CPU or looks
-  like the person's own input). For each, over ``--seconds``: frames painted on the page's
-  canvas per second (counted by the viewer's ``auxilio-screen-paint`` event), Mbit/s received
-  (the viewer's ``stats()``, sampled each second), the codec the viewer chose, and the agent
-  process's CPU (psutil, with its children) per painted frame and in cores.
+  like the person's own input). For each, over ``--seconds``: how often the scene itself
+  changed (grabs in this process, 30 a second: on a loaded machine Tk redraws less often too),
+  frames painted on the page's canvas per second (counted by the viewer's
+  ``auxilio-screen-paint`` event), Mbit/s received (the viewer's ``stats()``, sampled each
+  second), the codec the viewer chose, the agent process's CPU (psutil, with its children) per
+  painted frame and in cores, and the cores of the agent, chromium and the rest of the run.
 * ``input_latency``: ``--clicks`` clicks on the canvas (Playwright's mouse, control switched on)
   at a Tk widget that turns from grey to a colour when pressed and back to grey 300 ms later.
   Latency is measured in the page with ``performance.now()``: from the canvas's ``pointerdown``
@@ -243,13 +245,38 @@ async def create_session(page: Any, ticket_id: str) -> dict[str, Any]:
     return created
 
 
+def count_changes(display: str, stop: threading.Event, fps: int = 30) -> tuple[int, int]:
+    """The scene's own pace: grabs of the display ``fps`` times a second in this process (a
+    sample of every 4th pixel in each direction), and how many differed from the one before.
+    On a loaded machine the Tk scene redraws less often too; this says how many new pictures
+    there were to deliver."""
+    from auxilio.agent.screen.capture import ScreenSource
+
+    grabs = changes = 0
+    previous = b""
+    with ScreenSource(display) as source:
+        next_at = time.perf_counter()
+        while not stop.is_set():
+            sample = source.grab().pixels[::4, ::4].tobytes()
+            grabs += 1
+            changes += bool(previous) and sample != previous
+            previous = sample
+            next_at += 1 / fps
+            stop.wait(max(0.0, next_at - time.perf_counter()))
+    return grabs, changes
+
+
 async def measure_scene(page: Any, display: str, mode: str, seconds: float,
                         process: psutil.Process) -> dict[str, Any]:  # fmt: skip
     with scene(display, mode):
         await asyncio.sleep(1.0)  # the first full frame of the new scene is not office content
         await page.evaluate(COUNTER)
+        stop = threading.Event()
+        counting = asyncio.create_task(asyncio.to_thread(count_changes, display, stop))
         cpu0, all0, start = agent_cpu(process), descendants_cpu(process), time.perf_counter()
         await asyncio.sleep(seconds)
+        stop.set()
+        grabs, changes = await counting
         state = await page.evaluate("() => window.__benchCounter.stop()")
         elapsed = time.perf_counter() - start
         cpu, all1 = agent_cpu(process) - cpu0, descendants_cpu(process)
@@ -261,6 +288,8 @@ async def measure_scene(page: Any, display: str, mode: str, seconds: float,
         "seconds": round(elapsed, 2),
         "frames_painted": paints,
         "fps_delivered": round(paints / elapsed, 1),
+        "scene_changes_per_s": round(changes / elapsed, 1),
+        "scene_sampled_per_s": round(grabs / elapsed, 1),
         "mbit_s": round(sum(mbit) / len(mbit), 3) if mbit else None,
         "codec": samples[-1]["codec"] if samples else None,
         "mode": samples[-1]["mode"] if samples else None,
