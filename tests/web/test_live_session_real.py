@@ -46,6 +46,9 @@ def _post(server: str, path: str, token: str, body: dict[str, Any]) -> dict[str,
     return answer
 
 
+_ORGANISATIONS: dict[str, dict[str, Any]] = {}  # live server URL -> the organisation made there
+
+
 @pytest.fixture(scope="module")
 def organisation(
     live_server: str,
@@ -55,7 +58,10 @@ def organisation(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
     """An organisation of its own: the default policy wants the technician's trainings and an
-    auditor key (it records every session)."""
+    auditor key (it records every session). Made once per live server: the screen and control
+    tests import this fixture, and a module fixture runs again in each importing module."""
+    if live_server in _ORGANISATIONS:
+        return _ORGANISATIONS[live_server]
     person = create_person("ines@jsclient.example", "end_user", name="Inés Usuaria", org=ORG)
     technician = create_person("teo@jsclient.example", "senior_technician", name="Teo Técnico",
                                org=ORG, skills="software")  # fmt: skip
@@ -71,7 +77,9 @@ def organisation(
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert keyed.returncode == 0, keyed.stderr + keyed.stdout
-    return {"person": person, "technician": technician, "token": api_token}
+    made = {"person": person, "technician": technician, "token": api_token}
+    _ORGANISATIONS[live_server] = made
+    return made
 
 
 @dataclass

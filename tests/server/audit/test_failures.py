@@ -121,18 +121,29 @@ def test_summaries_that_could_not_be_written_are_kept_for_the_next_round() -> No
     assert again.tally.count == 9
 
 
+def _minutes_spanned(start: datetime, end: datetime) -> int:
+    """How many clock minutes a loop from ``start`` to ``end`` touched: each may hold one first
+    event and one summary per action (the aggregation is per minute)."""
+    first = start.replace(second=0, microsecond=0)
+    last = end.replace(second=0, microsecond=0)
+    return int((last - first) / timedelta(minutes=1)) + 1
+
+
 async def test_2000_bogus_tokens_from_one_address_write_a_handful_of_rows_and_lose_none(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
+    start = datetime.now(UTC)
     for i in range(2000):
         response = await client.get(
             "/api/v1/me", headers={"Authorization": f"Bearer bogus-token-{i}"}
         )
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "token_invalid"
+    minutes = _minutes_spanned(start, datetime.now(UTC))
     await flush_failures(app.state.sessionmaker, app.state.audit_failures, everything=True)
     rows = await events(app, AuditAction.TOKEN_REJECTED, AuditAction.AUDIT_FAILURES_SUMMARISED)
-    assert len(rows) <= 4  # the loop may straddle a minute: two firsts and two summaries
+    # A first event and a summary per minute the loop touched (on a slow machine, several).
+    assert len(rows) <= 2 * minutes
     assert counted(rows, AuditAction.TOKEN_REJECTED) == 2000
     assert {r["client_addr"] for r in rows} == {"203.0.113.7"}
     assert all(r.ok for r in (await verify_all(app)).values())
@@ -146,6 +157,7 @@ async def test_2000_bad_join_codes_from_one_address_write_a_handful_of_rows_and_
     app: FastAPI,
 ) -> None:
     set_request(RequestInfo(client_addr="198.51.100.23"))
+    start = datetime.now(UTC)
     for i in range(2000):
         async with app.state.sessionmaker() as db, db.begin():
             try:
@@ -158,9 +170,10 @@ async def test_2000_bad_join_codes_from_one_address_write_a_handful_of_rows_and_
                 assert exc.code == "join_code.invalid"
             else:
                 raise AssertionError("a wrong join code was accepted")
+    minutes = _minutes_spanned(start, datetime.now(UTC))
     await flush_failures(app.state.sessionmaker, app.state.audit_failures, everything=True)
     rows = await events(app, REJECTED, AuditAction.AUDIT_FAILURES_SUMMARISED)
-    assert len(rows) <= 4
+    assert len(rows) <= 2 * minutes
     assert counted(rows, REJECTED) == 2000
     summary = next(r for r in rows if r["action"] == str(AuditAction.AUDIT_FAILURES_SUMMARISED))
     assert summary["client_addr"] == "198.51.100.23"
