@@ -27,6 +27,8 @@ from auxilio.protocol.binary import ChannelId
 from auxilio.protocol.errors import ProtocolError
 from auxilio.protocol.frames import E2EAccept, E2EConfirm
 from auxilio.protocol.types import SignedDocument
+from tests.protocol.test_clipboard_wire import BAD as CLIPBOARD_BAD
+from tests.protocol.test_clipboard_wire import MESSAGES as CLIPBOARD_MESSAGES
 from tests.protocol.test_remote_control_wire import BAD as INPUT_BAD
 from tests.protocol.test_remote_control_wire import MESSAGES as INPUT_MESSAGES
 from tests.protocol.test_screen_wire import MESSAGES as SCREEN_MESSAGES
@@ -378,6 +380,7 @@ def _samples() -> list[app.AppMessage]:
         app.RunbookError(ref=4, code="runbook.not_in_grant", message="no"),
         *SCREEN_MESSAGES,
         *INPUT_MESSAGES,
+        *CLIPBOARD_MESSAGES,
     ]
 
 
@@ -464,6 +467,7 @@ def test_messages_built_in_the_page_are_what_python_encodes(page: Any) -> None:
         b'{"type": "files.upload", "transfer_id": 1, "path": "/a", "size": 1, "sha256": "a",'
         b' "overwrite": 1}',
         *INPUT_BAD,
+        *CLIPBOARD_BAD,
     ],
 )
 def test_bad_application_messages_get_the_same_code(page: Any, payload: bytes) -> None:

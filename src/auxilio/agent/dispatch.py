@@ -66,6 +66,7 @@ from auxilio.protocol.app import (
     TerminalOpen,
     TerminalResize,
 )
+from auxilio.protocol.clipboard import ClipboardError, ClipboardGet, ClipboardSet
 from auxilio.protocol.frames import ActivityKind, ActivitySource, SessionActivity
 from auxilio.protocol.remote_control import InputError, InputKey, InputPointer
 from auxilio.protocol.screen import (
@@ -117,6 +118,8 @@ _ROUTED: dict[type[AppMessage], tuple[Capability, str]] = {
     # Refused quietly: one line per pointer move would flood the person's feed.
     InputPointer: (Capability.INPUT, ""),
     InputKey: (Capability.INPUT, ""),
+    ClipboardSet: (Capability.CLIPBOARD, "put text on your clipboard"),
+    ClipboardGet: (Capability.CLIPBOARD, "read your clipboard"),
 }
 
 
@@ -131,6 +134,7 @@ def default_handlers(
         Capability.RUNBOOKS: lambda s: RunbookHandler(s, server_key=server_key),
         Capability.SCREEN: _screen_handler,
         Capability.INPUT: _input_handler,
+        Capability.CLIPBOARD: _clipboard_handler,
     }
 
 
@@ -149,6 +153,13 @@ def _input_handler(services: SessionServices) -> CapabilityHandler:
     return InputHandler(services)
 
 
+def _clipboard_handler(services: SessionServices) -> CapabilityHandler:
+    # Like the screen's: python-xlib is imported only when the clipboard is first used.
+    from auxilio.agent.capabilities.clipboard import ClipboardHandler
+
+    return ClipboardHandler(services)
+
+
 def refusal(message: AppMessage, reason: str) -> AppMessage | None:
     """The answer that refuses ``message`` (``<channel>.<reason>``); None for a cancel."""
     if isinstance(message, FilesList):
@@ -163,6 +174,9 @@ def refusal(message: AppMessage, reason: str) -> AppMessage | None:
         return ScreenError(code=f"screen.{reason}", message=f"screen view refused: {reason}")
     if isinstance(message, InputPointer | InputKey):
         return InputError(code=f"screen.input.{reason}", message=f"remote control: {reason}")
+    if isinstance(message, ClipboardSet | ClipboardGet):
+        code = f"screen.clipboard.{reason}"
+        return ClipboardError(ref=message.request_id, code=code, message=f"clipboard: {reason}")
     return None
 
 

@@ -143,6 +143,7 @@ _CAPABILITIES_EN = {
     Capability.RUNBOOKS: "Repair scripts",
     Capability.SCREEN: "Screen",
     Capability.INPUT: "Mouse and keyboard",
+    Capability.CLIPBOARD: "Clipboard",
 }
 _CAPABILITIES_ES = {
     Capability.CHAT: "Chat",
@@ -152,6 +153,7 @@ _CAPABILITIES_ES = {
     Capability.RUNBOOKS: "Scripts de reparación",
     Capability.SCREEN: "Pantalla",
     Capability.INPUT: "Ratón y teclado",
+    Capability.CLIPBOARD: "Portapapeles",
 }
 
 EN = Texts(
@@ -206,6 +208,9 @@ EN = Texts(
         Capability.RUNBOOKS: "run repair scripts approved by their organisation on this device",
         Capability.SCREEN: "see everything on your screen while it is allowed",
         Capability.INPUT: "move your mouse and type on your keyboard, as if they sat here",
+        Capability.CLIPBOARD: (
+            "put text on your clipboard and read the text you copied; each time is shown here"
+        ),
     },
     ask="Allow {capability}? [y/n]",
     please_answer="Please answer y (yes) or n (no).",
@@ -327,6 +332,10 @@ ES = Texts(
         ),
         Capability.SCREEN: "ver todo lo que hay en su pantalla mientras esté permitido",
         Capability.INPUT: "mover su ratón y escribir con su teclado, como si estuviera aquí",
+        Capability.CLIPBOARD: (
+            "poner texto en su portapapeles y leer el texto que usted copió; cada vez se "
+            "muestra aquí"
+        ),
     },
     ask="¿Permitir {capability}? [s/n]",
     please_answer="Responda s (sí) o n (no).",

@@ -47,6 +47,8 @@ class SessionReport:
     zones_opened: list[str] = field(default_factory=list)
     zones_refused: list[str] = field(default_factory=list)
     diagnostics_sent: int = 0
+    clipboard_set: int = 0
+    clipboard_read: int = 0
     runbooks_run: list[tuple[str, int | None]] = field(default_factory=list)
     ended_by: str = "?"
     reason: str = "?"
@@ -107,6 +109,10 @@ def _count_activity(report: SessionReport, event: dict[str, Any]) -> None:
         report.zones_refused.append(zone)
     elif what == ActivityKind.DIAGNOSTICS_COLLECTED:
         report.diagnostics_sent += 1
+    elif what == ActivityKind.CLIPBOARD_SET:
+        report.clipboard_set += 1
+    elif what == ActivityKind.CLIPBOARD_READ:
+        report.clipboard_read += 1
     elif what == ActivityKind.RUNBOOK_RUN and event.get("runbook_id"):
         report.runbooks_run.append((str(event["runbook_id"]), event.get("exit_code")))
 
@@ -137,6 +143,8 @@ def render_report(console: Console, report: SessionReport) -> None:
         f"Personal folders opened: {', '.join(report.zones_opened) or 'none'}"
         + (f" (refused: {', '.join(report.zones_refused)})" if report.zones_refused else ""),
         f"Diagnostics sent: {report.diagnostics_sent}",
+        *([f"Clipboard: {report.clipboard_set} put on the device, {report.clipboard_read} read"]
+          if report.clipboard_set or report.clipboard_read else []),
         "Runbooks run: " + (", ".join(
             f"{rid} ({'stopped at its time limit' if code is None else f'exit {code}'})"
             for rid, code in report.runbooks_run) or "none"),
@@ -166,6 +174,8 @@ def differences(own: SessionReport, server: ServerReport) -> list[str]:
         ("personal folders opened", sorted(own.zones_opened), sorted(server.zones_opened)),
         ("personal folders refused", sorted(own.zones_refused), sorted(server.zones_refused)),
         ("diagnostics sent", own.diagnostics_sent, server.diagnostics_sent),
+        ("clipboard texts put", own.clipboard_set, server.clipboard_set),
+        ("clipboard reads", own.clipboard_read, server.clipboard_read),
         ("runbooks run", [r for r, _ in own.runbooks_run],
          [n.runbook_id for n in server.runbooks_run]),
         ("recorded", own.recorded, server.recorded),

@@ -111,6 +111,7 @@ BUILTIN_CAPABILITIES = (
     "runbooks",
     "screen_view",
     "remote_control",
+    "clipboard",
 )
 EXTERNAL_TOOLS = ("rdp", "ssh", "vnc", "teamviewer", "anydesk", "remotepc")
 ExternalToolName = Literal["rdp", "ssh", "vnc", "teamviewer", "anydesk", "remotepc"]
@@ -122,6 +123,7 @@ CapabilityName = Literal[
     "runbooks",
     "screen_view",
     "remote_control",
+    "clipboard",
     "external_tools.rdp",
     "external_tools.ssh",
     "external_tools.vnc",
@@ -244,6 +246,7 @@ class Capabilities(_Model):
     runbooks: RunbooksRule | None = None
     screen_view: CapabilityRule | None = None
     remote_control: CapabilityRule | None = None
+    clipboard: CapabilityRule | None = None
     external_tools: dict[ExternalToolName, ExternalToolRule] = {}
 
     def get(self, name: str) -> CapabilityRule | None:

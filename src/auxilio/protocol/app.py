@@ -25,6 +25,14 @@ import orjson
 from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from auxilio.protocol.binary import ChannelId
+from auxilio.protocol.clipboard import (
+    CLIPBOARD_JSON_TYPES,
+    ClipboardContent,
+    ClipboardDone,
+    ClipboardError,
+    ClipboardGet,
+    ClipboardSet,
+)
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
 from auxilio.protocol.remote_control import (
     INPUT_JSON_TYPES,
@@ -287,7 +295,8 @@ AppMessage = Annotated[
     | DiagnosticsError | RunbookRun | RunbookResult | RunbookError | ScreenStart | ScreenConfig
     | ScreenAck | ScreenKeyframeRequest | ScreenMonitorSelect | ScreenPaused | ScreenResumed
     | ScreenStats | ScreenStop | ScreenError | ScreenFrame | ScreenRects | InputPointer
-    | InputKey | InputPaused | InputResumed | InputRevoked | InputError,
+    | InputKey | InputPaused | InputResumed | InputRevoked | InputError | ClipboardSet
+    | ClipboardDone | ClipboardGet | ClipboardContent | ClipboardError,
     Field(discriminator="type"),
 ]
 _JSON_TYPES = frozenset({
@@ -295,7 +304,7 @@ _JSON_TYPES = frozenset({
     "files.listing", "files.download", "files.upload", "files.ready", "files.done",
     "files.cancel", "files.error", "diagnostics.request", "diagnostics.report",
     "diagnostics.error", "runbook.run", "runbook.result", "runbook.error",
-}) | SCREEN_JSON_TYPES | INPUT_JSON_TYPES  # fmt: skip
+}) | SCREEN_JSON_TYPES | INPUT_JSON_TYPES | CLIPBOARD_JSON_TYPES  # fmt: skip
 _ADAPTER: TypeAdapter[AppMessage] = TypeAdapter(AppMessage)
 
 
@@ -317,6 +326,8 @@ CHANNEL_OF: dict[type[Any], ChannelId] = {
                      ScreenError, ScreenFrame, ScreenRects), ChannelId.SCREEN),
     **dict.fromkeys((InputPointer, InputKey, InputPaused, InputResumed, InputRevoked,
                      InputError), ChannelId.INPUT),
+    **dict.fromkeys((ClipboardSet, ClipboardDone, ClipboardGet, ClipboardContent,
+                     ClipboardError), ChannelId.CLIPBOARD),
 }  # fmt: skip
 
 

@@ -37,6 +37,7 @@ class ChannelId(IntEnum):
     INPUT = 5
     DIAGNOSTICS = 6
     RUNBOOKS = 7
+    CLIPBOARD = 8
 
 
 @dataclass(frozen=True, slots=True)

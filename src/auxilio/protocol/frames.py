@@ -74,6 +74,10 @@ class ActivityKind(StrEnum):
     FILE_DELETED = "file_deleted"
     SCREEN_VIEWED = "screen_viewed"
     INPUT_SENT = "input_sent"
+    # The technician's text put on the person's clipboard / the person's clipboard read (size:
+    # bytes of UTF-8, sha256 of them; never the text).
+    CLIPBOARD_SET = "clipboard_set"
+    CLIPBOARD_READ = "clipboard_read"
     DIAGNOSTICS_COLLECTED = "diagnostics_collected"
     RUNBOOK_RUN = "runbook_run"
     TERMINAL_OPENED = "terminal_opened"
@@ -124,7 +128,7 @@ class ServerHello(_Message):
 # any other capability is refused before anyone is asked (``capability_unavailable``).
 AGENT_CAPABILITIES: frozenset[Capability] = frozenset({
     Capability.CHAT, Capability.TERMINAL, Capability.FILES, Capability.DIAGNOSTICS,
-    Capability.RUNBOOKS, Capability.SCREEN, Capability.INPUT,
+    Capability.RUNBOOKS, Capability.SCREEN, Capability.INPUT, Capability.CLIPBOARD,
 })  # fmt: skip
 
 

@@ -57,6 +57,9 @@ class SessionReport(WireModel):
     zones_opened: tuple[ShortText, ...] = Field(default=(), max_length=64)
     zones_refused: tuple[ShortText, ...] = Field(default=(), max_length=64)
     diagnostics_sent: int = Field(default=0, ge=0)
+    # Clipboard transfers: the technician's text put on it, the person's clipboard read.
+    clipboard_set: int = Field(default=0, ge=0)
+    clipboard_read: int = Field(default=0, ge=0)
     runbooks_run: tuple[RunbookRunNote, ...] = Field(default=(), max_length=256)
     recorded: bool = False
     ended_by: ShortText | None = None
@@ -96,6 +99,7 @@ def render_lines(
         Personal folders opened: <zones> | none      (refused: <zones>, when any)
         Diagnostics sent: <n>
         Runbooks run: <id> (exit <code> | stopped at its time limit), ... | none
+        Clipboard: <n> put on the device, <n> read      (only when any)
         Recorded: yes|no
         End reason: <reason> (by <party>)
         Summary: <text> | (not written yet) | (not required)
@@ -150,4 +154,6 @@ def file_lines(report: SessionReport) -> list[str]:
         zones,
         f"Diagnostics sent: {report.diagnostics_sent}",
         "Runbooks run: " + (", ".join(_runbook_text(n) for n in report.runbooks_run) or "none"),
+        *([f"Clipboard: {report.clipboard_set} put on the device, {report.clipboard_read} read"]
+          if report.clipboard_set or report.clipboard_read else []),
     ]

@@ -42,6 +42,7 @@ class Capability(StrEnum):
     RUNBOOKS = "runbooks"
     SCREEN = "screen"
     INPUT = "input"
+    CLIPBOARD = "clipboard"
 
 
 class ConsentDecision(StrEnum):

@@ -71,7 +71,7 @@ def test_an_x11_desktop_with_xtest_offers_view_control_and_clipboard() -> None:
     probe = Probe(X11_WITH_XTEST)
     found = desktop_support({"DISPLAY": ":0", "XDG_SESSION_TYPE": "x11"}, probe)
     assert (found.session, found.view, found.control, found.clipboard) == ("x11", True, True, True)
-    assert found.capabilities == (Capability.SCREEN, Capability.INPUT)
+    assert found.capabilities == (Capability.SCREEN, Capability.INPUT, Capability.CLIPBOARD)
     assert found.reasons == {}
     assert probe.asked == [":0"]
 
@@ -127,7 +127,7 @@ def test_an_x_server_that_does_not_answer_offers_nothing() -> None:
 
 def test_x11_without_xtest_offers_the_view_but_not_control() -> None:
     found = desktop_support({"DISPLAY": ":0"}, Probe(XProbe(extensions=frozenset({"RECORD"}))))
-    assert found.capabilities == (Capability.SCREEN,)
+    assert found.capabilities == (Capability.SCREEN, Capability.CLIPBOARD)
     assert found.clipboard
     assert found.reasons == {"control": CONTROL_UNAVAILABLE_NO_XTEST}
 
@@ -135,7 +135,7 @@ def test_x11_without_xtest_offers_the_view_but_not_control() -> None:
 def test_the_real_probe_sees_xtest_on_xvfb() -> None:
     with xvfb_display() as name:
         found = desktop_support({"DISPLAY": name}, probe_x_server)
-    assert found.capabilities == (Capability.SCREEN, Capability.INPUT)
+    assert found.capabilities == (Capability.SCREEN, Capability.INPUT, Capability.CLIPBOARD)
 
 
 def test_the_real_probe_sees_an_xvfb_without_xtest() -> None:
@@ -144,7 +144,7 @@ def test_the_real_probe_sees_an_xvfb_without_xtest() -> None:
     assert found is not None
     assert not found.xtest
     support = desktop_support({"DISPLAY": name}, lambda _name: found)
-    assert support.capabilities == (Capability.SCREEN,)
+    assert support.capabilities == (Capability.SCREEN, Capability.CLIPBOARD)
     assert support.reasons == {"control": CONTROL_UNAVAILABLE_NO_XTEST}
 
 

@@ -22,13 +22,14 @@ async def _sessions(world: World) -> int:
         )
 
 
-def test_this_agent_version_delivers_every_capability_including_input() -> None:
+def test_this_agent_version_delivers_every_capability_including_input_and_the_clipboard() -> None:
     delivered = {Capability.CHAT, Capability.TERMINAL, Capability.FILES, Capability.DIAGNOSTICS,
-                 Capability.RUNBOOKS, Capability.SCREEN, Capability.INPUT}  # fmt: skip
-    assert delivered == AGENT_CAPABILITIES
+                 Capability.RUNBOOKS, Capability.SCREEN, Capability.INPUT,
+                 Capability.CLIPBOARD}  # fmt: skip
+    assert delivered == AGENT_CAPABILITIES == set(Capability)
 
 
-@pytest.mark.parametrize("capability", [Capability.INPUT, Capability.SCREEN])
+@pytest.mark.parametrize("capability", [Capability.INPUT, Capability.SCREEN, Capability.CLIPBOARD])
 async def test_a_request_for_a_capability_no_agent_delivers_is_refused_naming_it(
     http: httpx.AsyncClient, world: World, capability: Capability,
     monkeypatch: pytest.MonkeyPatch,

@@ -61,12 +61,14 @@ class DesktopSupport:
 
     @property
     def capabilities(self) -> tuple[Capability, ...]:
-        """The protocol capabilities this desktop can deliver (the clipboard rides on them)."""
+        """The protocol capabilities this desktop can deliver."""
         found: list[Capability] = []
         if self.view:
             found.append(Capability.SCREEN)
         if self.control:
             found.append(Capability.INPUT)
+        if self.clipboard:
+            found.append(Capability.CLIPBOARD)
         return tuple(found)
 
 

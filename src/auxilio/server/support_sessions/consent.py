@@ -71,6 +71,7 @@ PURPOSES: dict[str, str] = {
     "runbooks": "Run approved scripted fixes.",
     "screen": "See your screen.",
     "input": "Control your mouse and keyboard.",
+    "clipboard": "Put text on your clipboard and read the text you copied.",
 }
 TERMINAL_RISK_TEXT = (
     "Warning: a terminal can read your documents and other personal folders; it cannot be kept "

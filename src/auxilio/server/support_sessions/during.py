@@ -245,6 +245,8 @@ def activity_facts(activities: Sequence[SessionActivity]) -> dict[str, Any]:
             a.zone for a in of(ActivityKind.ZONE_REFUSED) + of(ActivityKind.ZONE_DENIED)
             if a.zone)),
         "diagnostics_sent": len(of(ActivityKind.DIAGNOSTICS_COLLECTED)),
+        "clipboard_set": len(of(ActivityKind.CLIPBOARD_SET)),
+        "clipboard_read": len(of(ActivityKind.CLIPBOARD_READ)),
         "runbooks_run": tuple(RunbookRunNote(runbook_id=a.runbook_id, exit_code=a.exit_code)
                               for a in of(ActivityKind.RUNBOOK_RUN) if a.runbook_id),
     }

@@ -81,6 +81,7 @@ POLICY_NAMES: dict[Capability, str] = {
     Capability.RUNBOOKS: "runbooks",
     Capability.SCREEN: "screen_view",
     Capability.INPUT: "remote_control",
+    Capability.CLIPBOARD: "clipboard",
 }
 
 # Read aloud over the phone: no 0/O, 1/I/L, 2/Z, 5/S, 8/B, 6/G look-alikes.

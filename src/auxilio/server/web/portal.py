@@ -114,6 +114,9 @@ CAPABILITY_MEANINGS = {
     Capability.SCREEN: (N_("Screen"), N_("The technician sees your screen.")),
     Capability.INPUT: (N_("Remote control"), N_(
         "The technician moves your mouse and types on your keyboard.")),
+    Capability.CLIPBOARD: (N_("Clipboard"), N_(
+        "The technician puts text on your clipboard or reads the text you copied; you see each "
+        "time.")),
 }
 # Report capability names are the protocol's; the report shows them with these labels.
 REPORT_CAPABILITY_LABELS = {str(cap): label for cap, (label, _) in CAPABILITY_MEANINGS.items()}

@@ -31,6 +31,7 @@ CAPABILITY_LABELS = {
     "runbooks": N_("Approved scripts (runbooks)"),
     "screen_view": N_("Seeing your screen"),
     "remote_control": N_("Controlling your mouse and keyboard"),
+    "clipboard": N_("Your clipboard"),
     "external_tools.rdp": N_("Remote desktop (RDP)"),
     "external_tools.ssh": N_("SSH"),
     "external_tools.vnc": N_("VNC"),

@@ -23,9 +23,9 @@ export const KIND = Object.freeze({
 
 export const Channel = Object.freeze({
   CONTROL_E2E: 0, CHAT: 1, TERMINAL: 2, FILES: 3, SCREEN: 4, INPUT: 5, DIAGNOSTICS: 6,
-  RUNBOOKS: 7,
+  RUNBOOKS: 7, CLIPBOARD: 8,
 });
-const CHANNEL_COUNT = 8;
+const CHANNEL_COUNT = 9;
 export const BINARY_FRAME_VERSION = 1;
 export const HEADER_SIZE = 3;
 const COUNTER_SIZE = 8;

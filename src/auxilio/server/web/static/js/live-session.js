@@ -14,6 +14,7 @@ import {
   ProtocolError, channelOf, control, decodeAppMessage, encodeAppMessage,
   formatDatetime, parseControl,
 } from "./protocol.js";
+import { ClipboardPanel } from "./live-clipboard.js";
 import { ScreenPanel } from "./live-screen.js";
 import { TerminalPanel } from "./live-terminal.js";
 import { TEXTS } from "./live-texts.js";
@@ -77,6 +78,7 @@ export class LiveSession {
     this.sendTail = Promise.resolve();
     this.terminal = new TerminalPanel(this);
     this.screen = new ScreenPanel(this);
+    this.clipboard = new ClipboardPanel(this);
     this.nextId = (crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 31) + 1;
     this.tools = new ToolPanels(this);
     this.token = data.ws_token;
@@ -154,6 +156,7 @@ export class LiveSession {
     toggle("diagnostics-form", can("diagnostics"));
     toggle("runbooks-form", can("runbooks"));
     this.screen.update(can("screen"), can("input"));
+    this.clipboard.update(can("clipboard"));
     toggle("extension-form", !this.ended && this.ws !== null);
     toggle("end-form", true);
   }
@@ -435,6 +438,10 @@ export class LiveSession {
           this.screen.receiveInput(message);
           break;
         }
+        if (message.type.startsWith("clipboard.")) {
+          this.clipboard.receive(message);
+          break;
+        }
         if (!(await this.tools.receive(message))) {
           this.showError("protocol.unexpected", `${message.type} (no request of ours waits for it)`);
         }
@@ -462,6 +469,7 @@ export class LiveSession {
     this.onSubmit("end-form", async () => this.endWithSummary());
     this.tools.bind();
     this.screen.bind();
+    this.clipboard.bind();
   }
 
   onSubmit(id, action) {

@@ -64,4 +64,10 @@ export const TEXTS = {
   "input.taken_back": "The person took control back.",
   "input.ended": "Control of the mouse and keyboard has ended.",
   "input.error": "Remote control error: {code}",
+  "clipboard.sending": "Sending the text to the person's clipboard…",
+  "clipboard.sent": "The text is on the person's clipboard ({size} bytes).",
+  "clipboard.reading": "Reading the person's clipboard…",
+  "clipboard.received": "The person's clipboard: {count} characters.",
+  "clipboard.too_large": "The text is too long: the clipboard takes {max} bytes.",
+  "clipboard.error": "Clipboard error: {code}",
 };

@@ -61,6 +61,8 @@ const MONITOR = [
   ["index", "monitor"], ["name", "text200", ""], ["x", "offset"], ["y", "offset"],
   ["width", "side"], ["height", "side"], ["primary", "bool", false],
 ];
+const MAX_CLIPBOARD_BYTES = 128 * 1024; // protocol/clipboard.py
+const utf8Length = (v) => new TextEncoder().encode(v).length;
 const inRange = (lo, hi) => (v) => isInt(v) && v >= lo && v <= hi;
 const isCodec = (v) => typeof v === "string" && CODEC.test(v);
 
@@ -102,6 +104,12 @@ const KINDS = {
   input_code: (v) => typeof v === "string" && v.length <= 100 &&
     /^screen\.input(\.[a-z0-9_]+)+$/.test(v),
   revoked_reason: (v) => v === "take_back" || v === "ended",
+  clipboard_text: (v) => typeof v === "string" && utf8Length(v) <= MAX_CLIPBOARD_BYTES,
+  clipboard_text1: (v) => typeof v === "string" && v.length >= 1 &&
+    utf8Length(v) <= MAX_CLIPBOARD_BYTES,
+  clipboard_size: inRange(0, MAX_CLIPBOARD_BYTES),
+  clipboard_code: (v) => typeof v === "string" && v.length <= 100 &&
+    /^screen\.clipboard(\.[a-z0-9_]+)+$/.test(v),
   text200: (v) => typeof v === "string" && [...v].length <= 200,
   text2000: (v) => typeof v === "string" && [...v].length <= 2000,
 };
@@ -162,6 +170,12 @@ const JSON_SCHEMAS = {
   "input.resumed": [],
   "input.revoked": [["reason", "revoked_reason"]],
   "input.error": [["code", "input_code"], ["message", "text2000", ""]],
+  // The clipboard (protocol/clipboard.py), channel CLIPBOARD.
+  "clipboard.set": [["request_id", "u32"], ["text", "clipboard_text1"]],
+  "clipboard.done": [["request_id", "u32"], ["size", "clipboard_size"]],
+  "clipboard.get": [["request_id", "u32"]],
+  "clipboard.content": [["request_id", "u32"], ["text", "clipboard_text"]],
+  "clipboard.error": [["ref", "u32"], ["code", "clipboard_code"], ["message", "text2000", ""]],
 };
 const TYPE_LAST = new Set(["files.error", "diagnostics.error", "runbook.error"]);
 
@@ -179,6 +193,7 @@ export function channelOf(type) {
   if (type.startsWith("runbook.")) return Channel.RUNBOOKS;
   if (type.startsWith("screen.")) return Channel.SCREEN;
   if (type.startsWith("input.")) return Channel.INPUT;
+  if (type.startsWith("clipboard.")) return Channel.CLIPBOARD;
   throw new ProtocolError(ProtocolErrorCode.UNKNOWN_TYPE, `unknown application message ${type}`);
 }
 
