@@ -241,10 +241,11 @@ def test_a_technician_starts_a_session_and_sees_the_join_code(
     history = page.locator("#history")
     expect(history).to_contain_text("Elena Pérez opened the ticket")
     expect(history).to_contain_text("assigned it to Tomás Ruiz (automatically)")
-    # Offered: what the default policy lists and agents deliver (not remote control).
+    # Offered: what the default policy lists and agents deliver (remote control is "input";
+    # not the clipboard, which no template lists).
     offered = page.locator("input[name=capabilities]")
     assert sorted(offered.evaluate_all("(all) => all.map((e) => e.value)")) == [
-        "chat", "diagnostics", "files", "runbooks", "screen", "terminal"]  # fmt: skip
+        "chat", "diagnostics", "files", "input", "runbooks", "screen", "terminal"]  # fmt: skip
     expect(page.locator("#start")).to_contain_text("The policy requires every session to be "
                                                    "recorded.")  # fmt: skip
     assert_accessible(page, axe)
