@@ -50,6 +50,15 @@ def test_it_paces_frames_at_the_maximum_rate() -> None:
     assert flow.may_send(1_100_000)
 
 
+def test_the_pacing_wait_is_the_rest_of_the_frame_interval() -> None:
+    flow = ScreenFlow(max_frames=3, max_fps=20)  # 50 ms between frames
+    assert flow.pacing_wait_us(0) == 0
+    flow.sent(size=10, keyframe=True, now_us=1_000_000)
+    assert flow.pacing_wait_us(1_010_000) == 40_000
+    assert flow.pacing_wait_us(1_050_000) == 0
+    assert flow.pacing_wait_us(2_000_000) == 0
+
+
 def test_the_round_trip_leaves_out_the_decode_time_and_is_smoothed() -> None:
     flow = ScreenFlow(max_frames=2, max_fps=60)
     flow.sent(size=1, keyframe=True, now_us=0)

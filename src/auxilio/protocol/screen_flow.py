@@ -103,6 +103,13 @@ class ScreenFlow:
             return False
         return self._last_sent_us is None or now_us - self._last_sent_us >= self._interval_us
 
+    def pacing_wait_us(self, now_us: int) -> int:
+        """How long until the frame rate allows the next frame (0: now). The window's room is
+        apart: an ack, not the clock, makes room."""
+        if self._last_sent_us is None:
+            return 0
+        return max(0, self._interval_us - (now_us - self._last_sent_us))
+
     def sent(self, *, size: int, keyframe: bool, now_us: int) -> int:
         """Record a frame handed to the channel; returns its ``seq``. Raises ``RuntimeError``
         when the window had no room (a caller bug: it must ask ``may_send`` first)."""

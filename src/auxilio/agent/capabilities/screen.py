@@ -293,7 +293,13 @@ class ScreenHandler:
                     self._s.log.append("screen_stalled")
                     break
                 if self.paused or not stream.flow.may_send(now):
-                    await self._wait(stream, IDLE_WAIT_S)
+                    # A full window waits for an ack (it wakes the pump); the frame rate only for
+                    # the rest of its interval, not a whole idle wait (that capped the stream at
+                    # about 4 fps, bench/bench_screen_e2e.py).
+                    wait = IDLE_WAIT_S
+                    if not self.paused and stream.flow.has_room():
+                        wait = min(wait, stream.flow.pacing_wait_us(now) / 1_000_000)
+                    await self._wait(stream, wait)
                     continue
                 output = await stream.run(stream.pipeline.step)
                 if self._stream is not stream or self.paused:
