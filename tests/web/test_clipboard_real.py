@@ -31,7 +31,7 @@ from tests.agent.screen.test_clipboard import XselOwner, xsel_read  # noqa: E402
 from tests.e2e.conftest import AUXILIO  # noqa: E402
 
 from .conftest import describe  # noqa: E402
-from .test_live_session_real import _post  # noqa: E402
+from .test_live_session_real import _post, request_in_page  # noqa: E402
 from .test_screen_real import WAIT_MS  # noqa: E402
 
 ORG = "clipboard-org"
@@ -99,21 +99,7 @@ def test_text_goes_both_ways_between_the_console_and_the_persons_clipboard(
     page.goto(f"/console/tickets/{ticket['number']}")
     # The request form offers the clipboard: the policy lists it and agents deliver it.
     page.locator("input[name=capabilities][value=clipboard]").wait_for()
-    created = page.evaluate("""async (ticketId) => {
-        const e2e = await import("/static/js/e2e.js");
-        const key = await e2e.generateTechnicianKey();
-        const csrf = document.querySelector('meta[name="csrf-token"]').content;
-        const response = await fetch("/api/v1/support-sessions", {
-          method: "POST", credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-          body: JSON.stringify({ ticket_id: ticketId, mode: "attended",
-                                 capabilities: ["chat", "clipboard"],
-                                 technician_e2e_key: key.publicKey }),
-        });
-        const created = await response.json();
-        await e2e.storeTechnicianKey(created.id, key);
-        return created;
-    }""", ticket["id"])  # fmt: skip
+    created = request_in_page(page, ticket["id"], ["chat", "clipboard"])
     assert "join_code" in created, created
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

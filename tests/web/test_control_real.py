@@ -32,7 +32,7 @@ from tests.agent.xserver import need_xdotool  # noqa: E402
 from tests.e2e.conftest import AUXILIO  # noqa: E402
 
 from .conftest import describe  # noqa: E402
-from .test_live_session_real import _post, organisation  # noqa: E402, F401
+from .test_live_session_real import _post, organisation, request_in_page  # noqa: E402, F401
 from .test_screen_real import WAIT_MS, canvas_pixel  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
@@ -141,21 +141,7 @@ def test_the_technician_clicks_and_types_on_the_persons_desktop_until_they_take_
     page.goto(f"/console/tickets/{ticket['number']}")
     # The request form offers remote control (the default policy lists remote_control).
     page.locator("input[name=capabilities][value=input]").wait_for()
-    created = page.evaluate("""async (ticketId) => {
-        const e2e = await import("/static/js/e2e.js");
-        const key = await e2e.generateTechnicianKey();
-        const csrf = document.querySelector('meta[name="csrf-token"]').content;
-        const response = await fetch("/api/v1/support-sessions", {
-          method: "POST", credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-          body: JSON.stringify({ ticket_id: ticketId, mode: "attended",
-                                 capabilities: ["chat", "screen", "input"],
-                                 technician_e2e_key: key.publicKey }),
-        });
-        const created = await response.json();
-        await e2e.storeTechnicianKey(created.id, key);
-        return created;
-    }""", ticket["id"])  # fmt: skip
+    created = request_in_page(page, ticket["id"], ["chat", "screen", "input"])
     assert "join_code" in created, created
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

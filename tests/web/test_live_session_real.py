@@ -46,6 +46,30 @@ def _post(server: str, path: str, token: str, body: dict[str, Any]) -> dict[str,
     return answer
 
 
+# What console.js does when the technician starts a session: the key made and kept in the page.
+_REQUEST_IN_PAGE = """async ([ticketId, capabilities]) => {
+    const e2e = await import("/static/js/e2e.js");
+    const key = await e2e.generateTechnicianKey();
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const response = await fetch("/api/v1/support-sessions", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ ticket_id: ticketId, mode: "attended", capabilities,
+                             technician_e2e_key: key.publicKey }),
+    });
+    const created = await response.json();
+    await e2e.storeTechnicianKey(created.id, key);
+    return created;
+}"""
+
+
+def request_in_page(page: Any, ticket_id: str, capabilities: list[str]) -> dict[str, Any]:
+    """A session requested from the console's page (its cookie and CSRF token), with a
+    technician key made and kept in that page's origin; the API's answer."""
+    created: dict[str, Any] = page.evaluate(_REQUEST_IN_PAGE, [ticket_id, capabilities])
+    return created
+
+
 _ORGANISATIONS: dict[str, dict[str, Any]] = {}  # live server URL -> the organisation made there
 
 
@@ -268,22 +292,7 @@ def test_the_consoles_live_page_drives_a_real_session(
                    {"title": "The screen flickers", "category": "software"})  # fmt: skip
     login(page, organisation["technician"])
     page.goto(f"/console/tickets/{ticket['number']}")
-    # What console.js does when the technician starts a session: the key made and kept here.
-    created = page.evaluate("""async (ticketId) => {
-        const e2e = await import("/static/js/e2e.js");
-        const key = await e2e.generateTechnicianKey();
-        const csrf = document.querySelector('meta[name="csrf-token"]').content;
-        const response = await fetch("/api/v1/support-sessions", {
-          method: "POST", credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-          body: JSON.stringify({ ticket_id: ticketId, mode: "attended",
-                                 capabilities: ["chat", "terminal"],
-                                 technician_e2e_key: key.publicKey }),
-        });
-        const created = await response.json();
-        await e2e.storeTechnicianKey(created.id, key);
-        return created;
-    }""", ticket["id"])  # fmt: skip
+    created = request_in_page(page, ticket["id"], ["chat", "terminal"])
     assert "join_code" in created, created
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

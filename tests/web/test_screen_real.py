@@ -26,7 +26,7 @@ from tests.agent.screen.conftest import XServer, xvfb_screen  # noqa: E402
 from tests.e2e.conftest import AUXILIO  # noqa: E402
 
 from .conftest import describe  # noqa: E402
-from .test_live_session_real import _post, organisation  # noqa: E402, F401
+from .test_live_session_real import _post, organisation, request_in_page  # noqa: E402, F401
 
 WIDTH, HEIGHT = 640, 480
 # The Tk window: its place on the screen and its colour.
@@ -116,21 +116,7 @@ def test_the_console_sees_the_persons_screen_through_a_real_server_and_agent(
     page.goto(f"/console/tickets/{ticket['number']}")
     # The request form offers the screen view (the default policy lists screen_view).
     page.locator("input[name=capabilities][value=screen]").wait_for()
-    created = page.evaluate("""async (ticketId) => {
-        const e2e = await import("/static/js/e2e.js");
-        const key = await e2e.generateTechnicianKey();
-        const csrf = document.querySelector('meta[name="csrf-token"]').content;
-        const response = await fetch("/api/v1/support-sessions", {
-          method: "POST", credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-          body: JSON.stringify({ ticket_id: ticketId, mode: "attended",
-                                 capabilities: ["chat", "screen"],
-                                 technician_e2e_key: key.publicKey }),
-        });
-        const created = await response.json();
-        await e2e.storeTechnicianKey(created.id, key);
-        return created;
-    }""", ticket["id"])  # fmt: skip
+    created = request_in_page(page, ticket["id"], ["chat", "screen"])
     assert "join_code" in created, created
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
