@@ -5,8 +5,9 @@ set (scripts/test sets it when a server answers on 127.0.0.1:5432). Each backend
 once per run; each test then starts from empty tables.
 
 Under pytest-xdist (scripts/test runs ``-n 2``) each worker has a PostgreSQL database of its own,
-``<database>_<worker id>`` beside the one the URL names, created when missing: two workers
-truncating or migrating one database would wipe each other's rows.
+``<database>_<run id>_<worker id>`` beside the one the URL names, created for the run and dropped
+at its end: two workers, or two runs on one machine, truncating or migrating one database would
+wipe each other's rows.
 """
 
 from __future__ import annotations
@@ -43,16 +44,39 @@ def worker_postgres_url() -> str:
     if not base or not worker:
         return base
     url = make_url(base)
-    name = f"{url.database or url.username or 'postgres'}_{worker}"
+    name = _worker_database_name(url.database or url.username or "postgres", worker)
     # The configured database exists (scripts/test checked it); CREATE DATABASE runs from it.
     admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if found is None:
-            # Another run with the same worker id may have made it a moment ago.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _worker_database_name(base: str, worker: str) -> str:
+    """<base>_<run id>_<worker>: the run id (pytest-xdist's, the same in every worker of a run)
+    keeps a second run on the machine, a CI run beside a developer's, off this run's tables."""
+    run = "".join(c for c in os.environ.get("PYTEST_XDIST_TESTRUNUID", "") if c.isalnum())[:8]
+    return f"{base}_{run}_{worker}" if run else f"{base}_{worker}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker drops the database it made for the run (worker_postgres_url)."""
+    base = os.environ.get("AUXILIO_TEST_POSTGRES_URL", "")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not base or not worker:
+        return
+    url = make_url(base)
+    name = _worker_database_name(url.database or url.username or "postgres", worker)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with (
+        contextlib.suppress(psycopg.Error),
+        psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn,
+    ):
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
 
 
 # Files of minutes each (a browser and a live server, or real processes), handed out first.
