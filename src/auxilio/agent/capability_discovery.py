@@ -6,10 +6,13 @@ person's login shell exists and can be run; files always (plain file I/O, POSIX 
 alike); diagnostics where psutil imports (the report is gathered with it); runbooks on POSIX
 where ``sh`` can be run (the shipped runbooks are shell scripts, and a runbook's own interpreter
 missing is refused per run: ``runbook.interpreter_missing``); screen (view only) where the
-screen extra imports (mss, PyAV, numpy, python-xlib) and ``screen.display.desktop_support``
-says the desktop lets it be seen: an X11 session, never Wayland (XWayland included) nor no
-display. Input (remote control) where the desktop also has XTest (``desktop_support``'s
-``control``) and the X server records input (RECORD: the person's own input must be told from
+screen extra imports (mss, numpy, python-xlib, and a JPEG encoder: Pillow or PyAV) and
+``screen.display.desktop_support`` says the desktop lets it be seen: an X11 session, never
+Wayland (XWayland included) nor no display. Without PyAV (the single-file agent,
+docs/adr/0011-one-file-agent.md) the screen is offered all the same and streams JPEG
+rectangles only: ``screen_codecs`` is then ``("jpeg",)`` and vp8/vp9 are never sent. Input
+(remote control) where the desktop also has XTest (``desktop_support``'s ``control``) and the
+X server records input (RECORD: the person's own input must be told from
 the technician's, ``screen.local_input``).
 """
 
@@ -43,9 +46,27 @@ def _imports(module: str) -> bool:
     return True
 
 
+_SCREEN_MODULES = ("mss", "numpy", "Xlib")
+
+
+def screen_codecs() -> tuple[str, ...]:
+    """The codec families the screen capability can stream on this install, best first:
+    ``("vp9", "vp8", "jpeg")`` with PyAV, ``("jpeg",)`` with Pillow alone, ``()`` when the
+    screen extra is missing."""
+    if not all(_imports(m) for m in _SCREEN_MODULES):
+        return ()
+    from auxilio.agent.screen.encoder import encodable_codecs
+
+    return encodable_codecs()
+
+
+def _screen_installed() -> bool:
+    return bool(screen_codecs())
+
+
 def screen_viewable(env: Mapping[str, str]) -> bool:
     """The screen extra is installed and the desktop ``env`` describes can be seen."""
-    if not all(_imports(m) for m in ("mss", "av", "numpy", "Xlib")):
+    if not _screen_installed():
         return False
     from auxilio.agent.screen.display import desktop_support
 
@@ -54,7 +75,7 @@ def screen_viewable(env: Mapping[str, str]) -> bool:
 
 def screen_capabilities(env: Mapping[str, str]) -> tuple[Capability, ...]:
     """SCREEN, and INPUT, as far as the screen extra and the desktop ``env`` describes allow."""
-    if not all(_imports(m) for m in ("mss", "av", "numpy", "Xlib")):
+    if not _screen_installed():
         return ()
     from auxilio.agent.screen.display import XProbe, desktop_support, probe_x_server
 

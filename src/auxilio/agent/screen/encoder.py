@@ -4,31 +4,65 @@ Why VP9 through libvpx (BSD) by default, VP8 as the second choice and JPEG recta
 video encoder fails: docs/adr/0008-screen-codec.md, with the figures. PyAV's wheels also carry
 libx264 and libx265, which are GPL; nothing here opens them. Video frames carry the WebCodecs
 codec string the browser's ``VideoDecoder`` is configured with.
+
+PyAV is optional (``VIDEO_AVAILABLE``): the single-file agent ships without it
+(docs/adr/0011-one-file-agent.md), and then the pipeline sends JPEG rectangles only. JPEG
+rectangles are encoded with Pillow (libjpeg-turbo) where it is installed, which was 3-4 times
+faster than FFmpeg's mjpeg for the same size here; with PyAV and no Pillow, with mjpeg.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import io
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
-import av
-import av.error
 import numpy as np
 import numpy.typing as npt
-from av.codec.context import CodecContext
-from av.video.codeccontext import VideoCodecContext
-from av.video.frame import PictureType
-from av.video.reformatter import VideoReformatter
 
 from auxilio.agent.screen.capture import ENCODER_FAILED, Pixels, ScreenError, ScreenSource
 from auxilio.agent.screen.changes import ChangeDetector, Rect
 
+try:
+    import av
+    import av.error
+    from av.codec.context import CodecContext
+    from av.video.codeccontext import VideoCodecContext
+    from av.video.frame import PictureType
+    from av.video.reformatter import VideoReformatter
+except ImportError:  # the single-file agent: JPEG rectangles only
+    VIDEO_AVAILABLE = False
+else:
+    VIDEO_AVAILABLE = True
+
+try:
+    from PIL import Image
+except ImportError:
+    PILLOW_AVAILABLE = False
+else:
+    PILLOW_AVAILABLE = True
+
+NO_VIDEO_REASON = "PyAV is not installed: this agent sends JPEG rectangles only"
+JpegBackend = Literal["pillow", "ffmpeg"]
+
 _MICROSECONDS = Fraction(1, 1_000_000)
+
+
+def jpeg_available() -> bool:
+    """Whether this install can encode JPEG rectangles at all (Pillow, or PyAV's mjpeg)."""
+    return PILLOW_AVAILABLE or VIDEO_AVAILABLE
+
+
+def encodable_codecs() -> tuple[str, ...]:
+    """The codec families this install encodes, best first: what discovery may promise."""
+    video = ("vp9", "vp8") if VIDEO_AVAILABLE else ()
+    return (*video, "jpeg") if jpeg_available() else video
 
 
 class EncoderFailed(ScreenError):
@@ -134,6 +168,8 @@ class VideoEncoder:
         threads: int = 1,
         speed: int = 8,
     ) -> None:
+        if not VIDEO_AVAILABLE:
+            raise EncoderFailed(NO_VIDEO_REASON)
         if width < 2 or height < 2:
             raise EncoderFailed(f"frame too small to encode: {width}x{height}")
         self.codec = codec
@@ -258,16 +294,35 @@ def _plane_views(frame: av.VideoFrame) -> list[npt.NDArray[np.uint8]]:
     return views
 
 
+def pillow_quality(quantiser: int) -> int:
+    """Pillow's 1-95 quality for FFmpeg's JPEG quantiser (2 best .. 31 smallest): about the same
+    size of a desktop rectangle (q 5 -> 77 gave 3.4 kB to mjpeg's 3.5 kB for 256x64)."""
+    return max(5, min(95, round(100 - 4.6 * quantiser)))
+
+
 class JpegRectsEncoder:
-    """The changed rectangles as JPEG images (FFmpeg's mjpeg encoder, already in PyAV; no
-    Pillow). ``quality`` is the JPEG quantiser: 2 (best) to 31 (smallest)."""
+    """The changed rectangles as JPEG images, 4:2:0. ``quality`` is the JPEG quantiser as FFmpeg
+    counts it: 2 (best) to 31 (smallest). ``backend``: ``"pillow"`` (libjpeg-turbo; the
+    default where Pillow is installed) or ``"ffmpeg"`` (PyAV's mjpeg encoder)."""
 
     _CONTEXTS_KEPT = 32
 
-    def __init__(self, *, quality: int = 5) -> None:
+    def __init__(self, *, quality: int = 5, backend: JpegBackend | None = None) -> None:
         if not 2 <= quality <= 31:
             raise ValueError("quality must be between 2 and 31")
+        if backend is None:
+            backend = "pillow" if PILLOW_AVAILABLE else "ffmpeg"
+        available = {"pillow": PILLOW_AVAILABLE, "ffmpeg": VIDEO_AVAILABLE}
+        if backend not in available:
+            raise ValueError(f"unknown JPEG backend {backend!r}")
+        if not available[backend]:
+            raise EncoderFailed(
+                "no JPEG encoder: install Pillow (or PyAV)"
+                if not jpeg_available()
+                else f"the {backend} JPEG encoder is not installed"
+            )
         self.quality = quality
+        self.backend: JpegBackend = backend
         # One context per rectangle size: opening one per rectangle would cost more than encoding.
         self._contexts: OrderedDict[tuple[int, int], VideoCodecContext] = OrderedDict()
 
@@ -293,12 +348,31 @@ class JpegRectsEncoder:
             self._contexts.popitem(last=False)  # PyAV frees a context when it is dropped
         return created
 
+    def _ffmpeg(self, crop: npt.NDArray[np.uint8], width: int, height: int) -> bytes:
+        try:
+            frame = av.VideoFrame.from_ndarray(crop, format="bgra").reformat(format="yuvj420p")
+            packets = self._context(width, height).encode(frame)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise EncoderFailed(f"the JPEG encoder failed: {exc}") from exc
+        return b"".join(bytes(p) for p in packets)
+
+    def _pillow(self, crop: npt.NDArray[np.uint8], width: int, height: int) -> bytes:
+        # BGRX straight from the grab: Pillow drops the fourth byte while unpacking, no copy.
+        image = Image.frombuffer("RGB", (width, height), crop, "raw", "BGRX", 0, 1)
+        out = io.BytesIO()
+        try:
+            image.save(out, "JPEG", quality=pillow_quality(self.quality), subsampling="4:2:0")
+        except (OSError, ValueError) as exc:
+            raise EncoderFailed(f"the JPEG encoder failed: {exc}") from exc
+        return out.getvalue()
+
     def encode(self, pixels: Pixels, rects: list[Rect], timestamp_us: int) -> JpegRectsFrame:
         """JPEG images of ``rects``; ``[]`` or a rectangle covering the frame is a keyframe."""
         height, width = pixels.shape
         if not rects:
             rects = [Rect(0, 0, width, height)]
         bgra = pixels.view(np.uint8).reshape(height, width, 4)
+        encode = self._pillow if self.backend == "pillow" else self._ffmpeg
         out = []
         for r in rects:
             if (
@@ -311,12 +385,7 @@ class JpegRectsEncoder:
             ):
                 raise ValueError(f"rectangle {r} is outside the {width}x{height} frame")
             crop = np.ascontiguousarray(bgra[r.y : r.y + r.h, r.x : r.x + r.w])
-            try:
-                frame = av.VideoFrame.from_ndarray(crop, format="bgra").reformat(format="yuvj420p")
-                packets = self._context(r.w, r.h).encode(frame)
-            except (av.error.FFmpegError, ValueError) as exc:
-                raise EncoderFailed(f"the JPEG encoder failed: {exc}") from exc
-            out.append(JpegRect(r.x, r.y, r.w, r.h, b"".join(bytes(p) for p in packets)))
+            out.append(JpegRect(r.x, r.y, r.w, r.h, encode(crop, r.w, r.h)))
         full = any(r.w == width and r.h == height for r in rects)
         return JpegRectsFrame(
             keyframe=full, width=width, height=height, timestamp_us=timestamp_us, rects=tuple(out)
@@ -373,7 +442,8 @@ class ScreenPipeline:
     A keyframe goes out first, every ``keyframe_interval_s`` and on ``request_keyframe`` (a
     viewer joined or lost a frame). When the video encoder fails, the pipeline says why in
     ``fallback_reason`` and carries on with JPEG rectangles (``mode == "jpeg"``), starting
-    with a full frame. ``codec=None`` starts in JPEG mode.
+    with a full frame. ``codec=None`` starts in JPEG mode, and so does an install without
+    PyAV (``fallback_reason`` is then ``NO_VIDEO_REASON``).
     """
 
     def __init__(
@@ -385,6 +455,7 @@ class ScreenPipeline:
         keyframe_interval_s: float = 10.0,
         encoder_factory: EncoderFactory | None = None,
         jpeg_quality: int = 5,
+        jpeg_backend: JpegBackend | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         if fps < 1:
@@ -398,8 +469,10 @@ class ScreenPipeline:
         self._clock = clock
         self._changes = ChangeDetector()
         self._video: VideoEncoder | None = None
-        self._jpeg = JpegRectsEncoder(quality=jpeg_quality)
+        self._jpeg = JpegRectsEncoder(quality=jpeg_quality, backend=jpeg_backend)
         self.fallback_reason: str | None = None
+        if self._factory is not None and encoder_factory is None and not VIDEO_AVAILABLE:
+            self.fallback_reason = NO_VIDEO_REASON  # JPEG from the first frame
         self._keyframe_wanted = True
         self._last_keyframe_ns: int | None = None
         self._started_ns = clock()
