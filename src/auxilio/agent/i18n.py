@@ -119,6 +119,7 @@ class Texts:
     feed_channel_open: str  # {technician}, {key}
     feed_revoked: str  # {capability}, {by}
     feed_ended: str  # {reason}, {by}
+    feed_ended_emergency: str  # the organisation declared an emergency (R18)
     feed_ends_in: str  # {minutes}, {seconds}, {end}
     feed_extension_how: str  # {seconds}
     feed_extended: str  # {end}
@@ -256,6 +257,7 @@ EN = Texts(
     feed_channel_open="End-to-end encrypted channel open with {technician} (technician key {key}).",
     feed_revoked="{capability} revoked ({by}); it is stopped.",
     feed_ended="Session ended ({reason}, by {by}).",
+    feed_ended_emergency="Session ended: emergency declared by the organisation.",
     feed_ends_in="The session ends in {minutes} min {seconds} s (at {end}).",
     feed_extension_how=(
         "Allow the extension? Type y (yes) or n (no) within {seconds} s; no answer means no."
@@ -386,6 +388,7 @@ ES = Texts(
     ),
     feed_revoked="{capability} retirado ({by}); está detenido.",
     feed_ended="Sesión terminada ({reason}, por {by}).",
+    feed_ended_emergency="Sesión terminada: emergencia declarada por la organización.",
     feed_ends_in="La sesión termina en {minutes} min {seconds} s (a las {end}).",
     feed_extension_how=(
         "¿Permitir la ampliación? Escriba s (sí) o n (no) en {seconds} s; sin respuesta: no."

@@ -142,7 +142,8 @@ async def join(
         early_end = await _watch_during_consent(connection, consent_task)
         consenting = False
         if early_end is not None:
-            feed.warning(f"The request was withdrawn ({early_end.reason}).")
+            feed.warning(texts.feed_ended_emergency if early_end.reason == EndReason.EMERGENCY
+                         else f"The request was withdrawn ({early_end.reason}).")
             log.append("ended", ended_by=str(early_end.ended_by), reason=str(early_end.reason),
                        detail=early_end.detail)  # fmt: skip
             render_report(console, build_report(log.events()))

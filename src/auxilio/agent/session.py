@@ -616,4 +616,6 @@ class SupportSessionRunner:
             self.ended = Ended(str(ended_by), str(reason), detail)
             self.questions.close()  # what is still asked answers TIMED_OUT now
             self._log.append("ended", ended_by=str(ended_by), reason=str(reason), detail=detail)
-            self._feed.warning(self._feed.texts.feed_ended.format(reason=reason, by=ended_by))
+            texts = self._feed.texts
+            self._feed.warning(texts.feed_ended_emergency if reason == EndReason.EMERGENCY
+                               else texts.feed_ended.format(reason=reason, by=ended_by))

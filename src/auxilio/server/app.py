@@ -21,6 +21,7 @@ from auxilio.server.audit.failures import AUDIT_FAILURES, FailureAggregator, Fai
 from auxilio.server.audit.service import AuditSigner, checkpoint_stale_chains, make_audit_signer
 from auxilio.server.db.engine import create_engine, create_sessionmaker
 from auxilio.server.db.migrate import migrate
+from auxilio.server.emergency import pages as _emergency_pages  # noqa: F401 -- registers its forms
 from auxilio.server.keys import load_or_create_signing_key
 from auxilio.server.middleware import RequestContextMiddleware
 from auxilio.server.settings import Settings

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from auxilio.server.audit.routes import router as audit_router
 from auxilio.server.devices.routes import router as devices_router
+from auxilio.server.emergency.routes import router as emergency_router
 from auxilio.server.identity.routes import router as identity_router
 from auxilio.server.policies.routes import router as policies_router
 from auxilio.server.recordings.routes import router as recordings_router
@@ -21,6 +22,7 @@ api_router.include_router(tickets_router)
 api_router.include_router(devices_router)
 api_router.include_router(runbooks_router)
 api_router.include_router(recordings_router)
+api_router.include_router(emergency_router)
 api_router.include_router(support_sessions.router)
 api_router.include_router(support_sessions.me_router)
 api_router.include_router(support_sessions.tickets_router)

@@ -80,6 +80,10 @@ class AuditAction(StrEnum):
     RUNBOOK_APPROVED = "runbook:runbook:approved"
     RUNBOOK_RETIRED = "runbook:runbook:retired"
     RUNBOOK_APPROVAL_REFUSED = "runbook:approval:refused"
+    # Emergency mode (R18)
+    EMERGENCY_DECLARED = "emergency:emergency:declared"
+    EMERGENCY_LIFTED = "emergency:emergency:lifted"
+    EMERGENCY_ESCALATED = "emergency:escalation:notified"
     # Audit itself
     AUDIT_EXPORTED = "audit:log:exported"
     AUDIT_FAILURES_SUMMARISED = "audit:failures:summarised"
@@ -184,6 +188,14 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     AuditAction.RUNBOOK_APPROVAL_REFUSED: "An approval was refused by the active policy "
     "(details: runbook_id, version, code, rule: approver_roles, two_person, max_timeout or the "
     "missing runbooks capability).",
+    AuditAction.EMERGENCY_DECLARED: "An emergency was declared with a reason; the policy's "
+    "emergency.declare_roles allowed it (details: reason, actions, escalate_to, rule, policy "
+    "version, sessions_ended). Each session it ended has its own support_session:session:ended "
+    "with reason emergency.",
+    AuditAction.EMERGENCY_LIFTED: "The organisation's emergency was lifted, with a reason "
+    "(details: emergency_id, reason, declared_at, duration_seconds).",
+    AuditAction.EMERGENCY_ESCALATED: "The policy's escalation contacts were notified of an "
+    "emergency in the console (details: contacts, channel; no email exists yet).",
     AuditAction.AUDIT_EXPORTED: "The audit log was exported.",
     AuditAction.AUDIT_FAILURES_SUMMARISED: "Unauthenticated failures of one kind from one address "
     "in one minute, after the first (details: action, client_addr, minute, count, reasons; "

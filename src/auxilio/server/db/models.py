@@ -3,6 +3,7 @@
 from auxilio.server.audit import models as audit_models
 from auxilio.server.db.base import Base
 from auxilio.server.devices import models as device_models
+from auxilio.server.emergency import models as emergency_models
 from auxilio.server.identity import models as identity_models
 from auxilio.server.policies import models as policy_models
 from auxilio.server.recordings import models as recording_models
@@ -15,6 +16,7 @@ __all__ = [
     "Base",
     "audit_models",
     "device_models",
+    "emergency_models",
     "identity_models",
     "policy_models",
     "recording_models",

@@ -48,6 +48,7 @@ from auxilio.protocol.types import Capability
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
+from auxilio.server.emergency import state as emergency
 from auxilio.server.errors import (
     CapabilityUnavailable,
     Forbidden,
@@ -335,7 +336,10 @@ async def request_support_session(
         raise ValidationFailed(str(exc), field="technician_e2e_key") from exc
     ticket = await tickets.get_visible_ticket_or_raise(db, ticket_id=ticket_id, actor=actor)
     sid = uuid.uuid4()
-    context = EvaluationContext(now=now)
+    # During a declared emergency the policy's emergency.actions apply (lock_unattended).
+    context = EvaluationContext(
+        now=now, emergency_active=await emergency.is_active(db, organisation_id=org)
+    )
     trainings, trainings_expired = await _trainings(db, actor, now)
     decision = await policies.decide(
         db, actor=actor, organisation_id=org, context=context, target_type="support_session",
@@ -589,12 +593,28 @@ async def find_for_device(db: AsyncSession, *, device_public_key: str) -> Suppor
 async def find_lost_for_device(
     db: AsyncSession, *, device_public_key: str, since: datetime
 ) -> SupportSession | None:
-    """A session of this device that ended while its agent was away, so the agent is told."""
+    """A session of this device that ended while its agent was away, so the agent is told: lost
+    since ``since``, or ended by an emergency (since ``since``, or at any time while that
+    emergency is still active: an agent offline through the emergency hears of it whenever it
+    comes back)."""
     rows = await db.execute(
         select(SupportSession).where(
             SupportSession.device_public_key == device_public_key,
-            SupportSession.end_reason == str(EndReason.CONNECTION_LOST),
+            SupportSession.end_reason.in_([str(EndReason.CONNECTION_LOST),
+                                           str(EndReason.EMERGENCY)]),
             SupportSession.ended_at >= since,
         ).order_by(SupportSession.ended_at.desc()).limit(1)
     )
-    return rows.scalar_one_or_none()
+    found = rows.scalar_one_or_none()
+    if found is not None:
+        return found
+    rows = await db.execute(
+        select(SupportSession).where(
+            SupportSession.device_public_key == device_public_key,
+            SupportSession.end_reason == str(EndReason.EMERGENCY),
+        ).order_by(SupportSession.ended_at.desc()).limit(1)
+    )
+    ended = rows.scalar_one_or_none()
+    if ended is not None and await emergency.is_active(db, organisation_id=ended.organisation_id):
+        return ended
+    return None

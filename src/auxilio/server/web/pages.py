@@ -43,6 +43,7 @@ from auxilio.server.api.deps import DbSession, Identity
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
+from auxilio.server.emergency.service import banner as emergency_banner
 from auxilio.server.errors import DomainError, TokenInvalid
 from auxilio.server.identity.auth import ENROLMENT_SCOPE, actor_for, resolve_token
 from auxilio.server.identity.models import ApiToken, Organisation, User
@@ -275,6 +276,8 @@ async def adopt_session(
     request.state.web_organisation = (
         WebOrganisation(id=org.id, slug=org.slug, name=org.name) if org else None
     )
+    # The organisation's emergency, for the banner every page shows (web/_emergency_banner.html).
+    request.state.web_emergency = await emergency_banner(db, user=user)
     return identity
 
 

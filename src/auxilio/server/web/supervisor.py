@@ -131,6 +131,7 @@ async def _overview(request: Request, db: DbSession, actor: Actor, fragment: boo
         "can_approve": allowed(actor, Permission.SUPPORT_SESSION_APPROVE),
         "can_audit": allowed(actor, Permission.AUDIT_READ),
         "can_end": allowed(actor, Permission.SUPPORT_SESSION_END_ANY),
+        "can_declare": allowed(actor, Permission.EMERGENCY_DECLARE),
         "minutes_left": minutes_left,
     }
     template = "web/supervisor/_live.html" if fragment else "web/supervisor/index.html"
