@@ -79,6 +79,39 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         conn.execute(drop.format(sql.Identifier(name)))
 
 
+SCHEDULING_LOG = Path(__file__).resolve().parent.parent / "test-scheduling.log"
+
+
+def _normal_scheduling(when: str) -> None:
+    """Back to the normal time-sharing policy if this process was found under a real-time one.
+
+    A CI run was once found with one xdist worker, and every server and browser it had started
+    since, under SCHED_FIFO 99: chromium's idle processes then spun in the kernel at real-time
+    priority and starved both cores for the rest of the run. Nothing in Auxilio asks for a
+    real-time policy; whoever did, the tests run under the normal one, and SCHEDULING_LOG (which
+    .ci/run prints) says when it was found.
+    """
+    if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) == os.SCHED_OTHER:
+        return
+    policy = os.sched_getscheduler(0)
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with SCHEDULING_LOG.open("a", encoding="utf-8") as log:
+        log.write(f"{worker}: scheduling policy {policy} found {when}; set back to normal\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _normal_scheduling("as the run started")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _normal_scheduling(f"before {item.nodeid}")
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _normal_scheduling(f"after {item.nodeid}")
+
+
 # Files of minutes each (a browser and a live server, or real processes), handed out first.
 SLOW_FIRST = ("tests/web/", "tests/e2e/")
 
