@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -91,13 +92,21 @@ def _normal_scheduling(when: str) -> None:
     real-time policy; whoever did, the tests run under the normal one, and SCHEDULING_LOG (which
     .ci/run prints) says when it was found.
     """
-    if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) == os.SCHED_OTHER:
+    if not hasattr(os, "sched_getscheduler"):
         return
-    policy = os.sched_getscheduler(0)
-    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    with SCHEDULING_LOG.open("a", encoding="utf-8") as log:
-        log.write(f"{worker}: scheduling policy {policy} found {when}; set back to normal\n")
+    found = []
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(OSError, psutil.Error):
+            for thread in process.threads():  # the policy is a thread's, inherited by new ones
+                policy = os.sched_getscheduler(thread.id)
+                if policy != os.SCHED_OTHER:
+                    os.sched_setscheduler(thread.id, os.SCHED_OTHER, os.sched_param(0))
+                    found.append(f"{process.name()} ({process.pid}/{thread.id}) policy {policy}")
+    if found:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with SCHEDULING_LOG.open("a", encoding="utf-8") as log:
+            log.write(f"{worker}: {', '.join(found)} found {when}; set back to normal\n")
 
 
 def pytest_configure(config: pytest.Config) -> None:
