@@ -1,5 +1,6 @@
-"""``python -m auxilio.agent``: the agent without the rest of the ``auxilio`` command line."""
+"""``python -m auxilio.agent``: the agent without the rest of the ``auxilio`` command line (the
+same entry point as the single-file agent, ``auxilio.agent.onefile``)."""
 
-from auxilio.agent.cli import app
+from auxilio.agent.onefile import main
 
-app(prog_name="auxilio-agent")
+main()
