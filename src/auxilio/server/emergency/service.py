@@ -178,11 +178,21 @@ async def end_live_sessions(
         .with_for_update()
     )
     live = list((await db.execute(query)).scalars())
-    for row in live:
-        await sessions.end_support_session(
-            db, support_session=row, ended_by=Party.SUPERVISOR, reason=EndReason.EMERGENCY,
-            detail=f"emergency {emergency.id}", actor=actor,
-        )  # fmt: skip
+    # The technicians, loaded once and held: each end looks its technician up (the time spent
+    # goes on the ticket), and the session's identity map keeps only what is referenced.
+    technicians = list((await db.execute(
+        select(User).where(User.id.in_({row.technician_id for row in live}))
+    )).scalars()) if live else []  # fmt: skip
+    # One flush at the end, not one before every query of every end: with hundreds of ended
+    # sessions in the unit of work, autoflush would walk them all again for each (quadratic).
+    with db.no_autoflush:
+        for row in live:
+            await sessions.end_support_session(
+                db, support_session=row, ended_by=Party.SUPERVISOR, reason=EndReason.EMERGENCY,
+                detail=f"emergency {emergency.id}", actor=actor,
+            )  # fmt: skip
+    await db.flush()
+    del technicians
     return live
 
 

@@ -141,6 +141,29 @@ class SupportSessionRuntime:
         else:
             self._close_agent_soon(sid)
 
+    async def announce_ends(self, ended: list[SupportSession]) -> None:
+        """Many sessions ended at once (an emergency): ``session.end`` to every peer of every
+        session and the technicians' connections closed first, so that all of them stop within
+        the same moment; then, in the background, each agent's report as ``announce_end`` sends
+        it, and its connection closes after the dispute window. These ends never wait for a
+        summary (they are not in ``_SUMMARY_FOLLOWS``)."""
+        for support_session in ended:
+            sid = str(support_session.id)
+            await self.hub.send_both(sid, BusMessage.text(end_text(support_session)))
+            await self.hub.send(sid, Peer.TECHNICIAN,
+                                BusMessage.close(1000, "support session ended"))
+        self._background(self._reports_after_ends([row.id for row in ended]))
+
+    async def _reports_after_ends(self, ids: list[uuid.UUID]) -> None:
+        for support_session_id in ids:
+            sid = str(support_session_id)
+            try:
+                await self._send_report(support_session_id)
+            except Exception:  # one report that cannot be built must not keep the rest back
+                log.exception("no report for support session %s after its end", sid)
+            self.hub.forget(sid)
+            self._close_agent_soon(sid)
+
     async def announce_report(self, support_session: SupportSession) -> None:
         """The summary was written: the agent gets the report again, with it, and is let go."""
         sid = str(support_session.id)
