@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Where each checkpoint is also appended, outside the database (server/audit/witness.py);
     # unset means <data_dir>/witness. Put it on another volume than the database.
     audit_witness_dir: Path | None = None
+    # The single-file agents the join page serves (scripts/build-agent's output, named
+    # auxilio-agent-<os>-<arch>, LICENSES.txt beside them); unset means <data_dir>/agent-builds.
+    agent_builds_dir: Path | None = None
 
     # Lockout: after `lockout_threshold` failures, each further failure doubles the wait,
     # starting at `lockout_base_seconds` and capped at `lockout_max_seconds`.
@@ -143,6 +146,10 @@ class Settings(BaseSettings):
     @property
     def audit_witness_path(self) -> Path:
         return self.audit_witness_dir or self.data_dir / "witness"
+
+    @property
+    def agent_builds_path(self) -> Path:
+        return self.agent_builds_dir or self.data_dir / "agent-builds"
 
     @property
     def is_sqlite(self) -> bool:

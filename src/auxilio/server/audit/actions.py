@@ -55,6 +55,7 @@ class AuditAction(StrEnum):
     SUPPORT_SESSION_ENDED = "support_session:session:ended"
     SUPPORT_SESSION_WARNING_SENT = "support_session:warning:sent"
     JOIN_CODE_REJECTED = "support_session:join_code:rejected"
+    AGENT_DOWNLOADED = "support_session:agent:downloaded"
     CONSENT_RECORDED = "support_session:consent:recorded"
     RECEIPT_REJECTED = "support_session:receipt:rejected"
     ACTIVITY_REPORTED = "support_session:activity:reported"
@@ -138,6 +139,9 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     AuditAction.SUPPORT_SESSION_ENDED: "A support session ended, was rejected or expired "
     "(details: ended_by, reason, detail).",
     AuditAction.SUPPORT_SESSION_WARNING_SENT: "Both peers were warned that the time limit is near.",
+    AuditAction.AGENT_DOWNLOADED: "The single-file agent was downloaded from the join page for "
+    "a live join code, with the server's signed trailer (details: platform, build_sha256, "
+    "size, expires_at).",
     AuditAction.JOIN_CODE_REJECTED: "An agent offered a wrong, expired or already used join code "
     "(the first from an address in a minute; the rest are counted in audit:failures:summarised).",
     AuditAction.CONSENT_RECORDED: "A device-signed consent receipt was verified and stored "

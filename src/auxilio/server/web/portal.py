@@ -11,11 +11,14 @@ POST /portal/tickets/{id}/comments                    ticket:comment    a public
 GET  /portal/tickets/{id}/attachments/{aid}           ticket:read       one attachment, readable
 GET  /portal/policy                                   policy:read       the policy in plain words
 GET  /join, /join/{code}                              (public)          what happens, how to join
+GET  /join/{code}/agent/{platform}                    (public)          the agent (agent_download)
 ====================================================  ================  ==========================
 
 The pages call the same services as the JSON API, so a ticket outside the person's sight is a
 404 here as there. The join page is public and never looks the code up: it checks the code's
-shape only, so it cannot be used to find out which codes exist.
+shape only, so it cannot be used to find out which codes exist. It offers the single-file agent
+for the platform the browser's User-Agent names (server-side, no script) when this server has a
+build of it; the download itself (``agent_download``) is where the code is checked.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from auxilio.server.tickets import attachments as ticket_attachments
 from auxilio.server.tickets import service as tickets
 from auxilio.server.tickets.models import Ticket
 from auxilio.server.tickets.schemas import CommentIn, TicketCreateIn
-from auxilio.server.web import i18n, portal_policy
+from auxilio.server.web import agent_download, i18n, portal_policy
 from auxilio.server.web.pages import (
     N_,
     CsrfChecked,
@@ -322,10 +325,18 @@ def _join_page(request: Request, settings: SettingsDep, typed: str | None) -> HT
         "That does not look like a join code. A code has nine letters and digits, such as "
         "ACD-EFH-JKM."
     )
+    detected = agent_download.detect_platform(request.headers.get("user-agent", ""))
+    build = agent_download.offered_build(settings, detected)
+    others = [b for b in agent_download.available_builds(settings) if b != build]
+    platform = build.platform if build else detected or ""
     return render(
         request, "web/portal/join.html", status_code=400 if error else 200, code=code,
         typed=typed or "", error=error, server=_server_url(request, settings),
         capabilities=list(CAPABILITY_MEANINGS.values()),
+        build=build, build_name=agent_download.BUILD_PREFIX + build.platform if build else "",
+        system=platform.split("-")[0],
+        system_label=agent_download.platform_label(platform) if platform else "",
+        other_builds=others, platform_label=agent_download.platform_label,
         headers={"x-robots-tag": "noindex"},
     )
 
