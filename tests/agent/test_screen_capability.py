@@ -1,10 +1,14 @@
 """The screen capability on the device, on a real Xvfb: screen.start to frames paced by acks,
-the person's pause, the viewer's stop, the display going away, and what is refused."""
+the person's pause, the viewer's stop, a viewer gone silent, the display going away, the video
+encoder failing, and what is refused."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import queue
+import threading
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,13 +22,26 @@ import av  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 
-from auxilio.agent.capabilities.screen import ScreenHandler, choose_codec  # noqa: E402
+from auxilio.agent.capabilities import screen as screen_module  # noqa: E402
+from auxilio.agent.capabilities.screen import (  # noqa: E402
+    STALL_US,
+    ScreenHandler,
+    choose_codec,
+)
 from auxilio.agent.capability_discovery import (  # noqa: E402
     available_capabilities,
     screen_viewable,
 )
 from auxilio.agent.dispatch import refusal  # noqa: E402
-from auxilio.agent.screen.encoder import VideoCodec  # noqa: E402
+from auxilio.agent.screen.capture import Pixels, ScreenSource  # noqa: E402
+from auxilio.agent.screen.changes import Rect  # noqa: E402
+from auxilio.agent.screen.encoder import (  # noqa: E402
+    EncodedFrame,
+    EncoderFailed,
+    ScreenPipeline,
+    VideoCodec,
+    VideoEncoder,
+)
 from auxilio.agent.session_window import SessionView, SessionWindow  # noqa: E402
 from auxilio.protocol.app import AppMessage, decode_app_message, encode_app_message  # noqa: E402
 from auxilio.protocol.frames import ActivityKind  # noqa: E402
@@ -223,8 +240,22 @@ async def test_the_viewers_stop_ends_the_stream_and_close_tells_the_viewer(
 
 
 async def test_the_display_going_away_is_screen_display_unavailable(
-    handler: ScreenHandler, recorder: Recorder, server: XServer
+    recorder: Recorder, server: XServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DISPLAY", server.name)
+    closed = threading.Event()
+    opened: list[ScreenSource] = []
+
+    class Watched(ScreenSource):
+        def close(self) -> None:
+            super().close()
+            closed.set()
+
+    def source() -> ScreenSource:
+        opened.append(Watched(server.name))
+        return opened[-1]
+
+    handler = ScreenHandler(recorder.services(), source_factory=source)
     await handler.handle(ScreenStart(codecs=("jpeg",)))
     first = await next_of(recorder, ScreenRects)
     assert isinstance(first, ScreenRects)
@@ -233,6 +264,118 @@ async def test_the_display_going_away_is_screen_display_unavailable(
     error = await next_of(recorder, ScreenError)
     assert isinstance(error, ScreenError) and error.code == "screen.display_unavailable"
     assert not handler.running
+    # The stream closes its source in its worker thread, just after the error.
+    assert await asyncio.to_thread(closed.wait, WAIT_SECONDS)
+    # python-xlib's close() flushes first, and on a dead server that raises before the socket
+    # is closed (ScreenSource.close suppresses it): the socket is left to the collector, whose
+    # ResourceWarning would fail whichever later test it lands in. Dropped here instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        opened.clear()
+        gc.collect()
+
+
+async def test_a_viewer_gone_silent_stops_the_stream_after_the_stall_time(
+    recorder: Recorder, server: XServer, scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The viewer's page closed without a screen.stop (or it hangs): no ack comes. The device
+    sends the window's frames and nothing more; once nothing has been acknowledged for
+    STALL_US it ends the stream with screen.stop and tells the person."""
+    monkeypatch.setenv("DISPLAY", server.name)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
+    skipped = [0]  # the test's clock runs STALL_US ahead once the window is full
+    handler = ScreenHandler(
+        recorder.services(), now_us=lambda: screen_module._now_us() + skipped[0]
+    )
+    try:
+        await handler.handle(ScreenStart(codecs=("vp8",)))
+        first = await next_of(recorder, ScreenFrame)
+        scene.recolour(scene.windows[0], BLUE)
+        second = await next_of(recorder, ScreenFrame)
+        assert isinstance(first, ScreenFrame) and isinstance(second, ScreenFrame)
+        assert (first.seq, second.seq) == (0, 1)
+        scene.recolour(scene.windows[0], RED)
+        assert [m for m in await quiet(recorder) if isinstance(m, ScreenFrame)] == []
+        assert handler.running  # a slow viewer is waited for
+        skipped[0] = STALL_US
+        assert isinstance(await next_of(recorder, ScreenStop, ScreenFrame), ScreenStop)
+        assert not handler.running
+        assert "screen_stalled" in recorder.events()
+        assert "no longer shared" in recorder.feed_text()
+    finally:
+        await handler.close()
+
+
+class FailingEncoder(VideoEncoder):
+    """A real libvpx encoder that fails from its second frame on (as a broken library would)."""
+
+    frames = 0
+
+    def encode(
+        self,
+        pixels: Pixels,
+        timestamp_us: int,
+        *,
+        keyframe: bool = False,
+        changed: list[Rect] | None = None,
+    ) -> EncodedFrame | None:
+        FailingEncoder.frames += 1
+        if FailingEncoder.frames > 1:
+            raise EncoderFailed("libvpx failed on a frame: injected by the test")
+        return super().encode(pixels, timestamp_us, keyframe=keyframe, changed=changed)
+
+
+@pytest.fixture
+def failing_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    FailingEncoder.frames = 0
+
+    def pipeline(source: ScreenSource, *, codec: VideoCodec | None, fps: int) -> ScreenPipeline:
+        def factory(width: int, height: int) -> VideoEncoder:
+            assert codec is not None
+            return FailingEncoder(width, height, codec=codec, fps=fps)
+
+        return ScreenPipeline(source, codec=codec, fps=fps, encoder_factory=factory)
+
+    monkeypatch.setattr(screen_module, "ScreenPipeline", pipeline)
+
+
+@pytest.mark.usefixtures("failing_encoder")
+async def test_an_encoder_error_falls_back_to_jpeg_rectangles_the_viewer_listed(
+    handler: ScreenHandler, recorder: Recorder, scene: Scene
+) -> None:
+    await handler.handle(ScreenStart(codecs=("vp8", "jpeg")))
+    config = await next_of(recorder, ScreenConfig)
+    assert isinstance(config, ScreenConfig) and config.codec == "vp8"
+    first = await next_of(recorder, ScreenFrame)
+    assert isinstance(first, ScreenFrame) and first.keyframe
+    await handler.handle(ScreenAck(seq=first.seq, decode_us=0))
+    scene.recolour(scene.windows[0], BLUE)
+    # The next frame fails to encode: a new screen.config (jpeg), then the whole screen.
+    message = await recorder.next_sent()
+    while isinstance(message, ScreenStats):
+        message = await recorder.next_sent()
+    assert isinstance(message, ScreenConfig) and message.codec == "jpeg"
+    rects = await next_of(recorder, ScreenRects)
+    assert isinstance(rects, ScreenRects) and rects.seq == 1
+    assert sum(r.width * r.height for r in rects.rects) >= 320 * 240
+    assert handler.running
+
+
+@pytest.mark.usefixtures("failing_encoder")
+async def test_an_encoder_error_without_jpeg_is_screen_encoder_failed(
+    handler: ScreenHandler, recorder: Recorder, scene: Scene
+) -> None:
+    await handler.handle(ScreenStart(codecs=("vp8",)))
+    first = await next_of(recorder, ScreenFrame)
+    assert isinstance(first, ScreenFrame)
+    await handler.handle(ScreenAck(seq=first.seq, decode_us=0))
+    scene.recolour(scene.windows[0], BLUE)
+    error = await next_of(recorder, ScreenError)
+    assert isinstance(error, ScreenError) and error.code == "screen.encoder_failed"
+    assert "injected by the test" in error.message
+    assert not handler.running
+    assert "screen.encoder_failed" in recorder.feed_text()
 
 
 async def test_refusals_have_their_codes(
