@@ -59,6 +59,20 @@ def test_the_pacing_wait_is_the_rest_of_the_frame_interval() -> None:
     assert flow.pacing_wait_us(2_000_000) == 0
 
 
+def test_the_rate_is_paced_from_the_start_of_each_capture_and_the_rtt_from_the_send() -> None:
+    # Grabbing and encoding took 30 ms of the 50 ms interval: the next capture may begin
+    # 50 ms after this one began, not 50 ms after it was sent.
+    flow = ScreenFlow(max_frames=3, max_fps=20)
+    flow.sent(size=10, keyframe=True, now_us=1_030_000, captured_us=1_000_000)
+    assert not flow.may_send(1_049_999)
+    assert flow.may_send(1_050_000)
+    assert flow.pacing_wait_us(1_030_000) == 20_000
+    assert flow.acked(seq=0, decode_us=0, now_us=1_040_000) == 10_000  # from the send
+    # A capture time after the send (a caller's clock mix-up) is taken as the send.
+    flow.sent(size=10, keyframe=False, now_us=2_000_000, captured_us=2_500_000)
+    assert flow.pacing_wait_us(2_000_000) == 50_000
+
+
 def test_the_round_trip_leaves_out_the_decode_time_and_is_smoothed() -> None:
     flow = ScreenFlow(max_frames=2, max_fps=60)
     flow.sent(size=1, keyframe=True, now_us=0)

@@ -12,6 +12,11 @@ captures and encodes, so a stale picture is never encoded or queued (a video cod
 an encoded delta frame anyway: the next one depends on it). For the JPEG fallback the caller
 compares the capture with what it last sent, so skipped captures lose no change.
 
+The frame rate is paced from the moment each frame's capture *began* (``captured_us``), so the
+time spent grabbing and encoding counts towards the frame interval: paced from the moment the
+frame was handed over instead, each frame cost its encode time plus a whole interval (about
+16 fps at 1080p with a 30 ms encode, bench/bench_screen_e2e.py).
+
 Acknowledgements (``screen.ack``) are cumulative: ``seq`` acknowledges every frame up to it.
 Each one gives a round-trip sample (sent to acknowledged, less the viewer's decode time),
 smoothed like TCP's SRTT (RFC 6298, alpha 1/8).
@@ -55,7 +60,7 @@ class ScreenFlow:
         self._in_flight: OrderedDict[int, _InFlight] = OrderedDict()
         self._in_flight_bytes = 0
         self._next_seq = 0
-        self._last_sent_us: int | None = None
+        self._last_captured_us: int | None = None  # when the last frame sent began its capture
         self._keyframe_due = True  # the first frame of a stream is a keyframe
         self.srtt_us: int | None = None
         self.last_decode_us: int | None = None
@@ -101,18 +106,24 @@ class ScreenFlow:
         """Capture and encode now? The window has room and the frame rate allows it."""
         if not self.has_room():
             return False
-        return self._last_sent_us is None or now_us - self._last_sent_us >= self._interval_us
+        return (
+            self._last_captured_us is None or now_us - self._last_captured_us >= self._interval_us
+        )
 
     def pacing_wait_us(self, now_us: int) -> int:
         """How long until the frame rate allows the next frame (0: now). The window's room is
         apart: an ack, not the clock, makes room."""
-        if self._last_sent_us is None:
+        if self._last_captured_us is None:
             return 0
-        return max(0, self._interval_us - (now_us - self._last_sent_us))
+        return max(0, self._interval_us - (now_us - self._last_captured_us))
 
-    def sent(self, *, size: int, keyframe: bool, now_us: int) -> int:
-        """Record a frame handed to the channel; returns its ``seq``. Raises ``RuntimeError``
-        when the window had no room (a caller bug: it must ask ``may_send`` first)."""
+    def sent(
+        self, *, size: int, keyframe: bool, now_us: int, captured_us: int | None = None
+    ) -> int:
+        """Record a frame handed to the channel at ``now_us`` (its round trip starts there);
+        ``captured_us`` is when its capture began (the frame rate is paced from it; default
+        ``now_us``). Returns its ``seq``. Raises ``RuntimeError`` when the window had no room
+        (a caller bug: it must ask ``may_send`` first)."""
         if size < 1:
             raise ValueError("a frame has at least one byte")
         if not self.has_room():
@@ -123,7 +134,7 @@ class ScreenFlow:
         self._next_seq += 1
         self._in_flight[seq] = _InFlight(sent_at_us=now_us, size=size)
         self._in_flight_bytes += size
-        self._last_sent_us = now_us
+        self._last_captured_us = now_us if captured_us is None else min(captured_us, now_us)
         if keyframe:
             self._keyframe_due = False
         return seq

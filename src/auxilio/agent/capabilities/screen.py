@@ -305,7 +305,7 @@ class ScreenHandler:
                 if self._stream is not stream or self.paused:
                     continue
                 if output is not None:
-                    await self._send_output(stream, output)
+                    await self._send_output(stream, output, captured_us=now)
                 await self._maybe_stats(stream)
                 if output is None:
                     await self._wait(stream, 1 / max(1, stream.pipeline.fps))
@@ -331,7 +331,9 @@ class ScreenHandler:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stream.wake.wait(), seconds)
 
-    async def _send_output(self, stream: _Stream, output: PipelineOutput) -> None:
+    async def _send_output(
+        self, stream: _Stream, output: PipelineOutput, *, captured_us: int
+    ) -> None:
         monitor = stream.source.monitor
         if output.video is not None:
             video = output.video
@@ -387,7 +389,9 @@ class ScreenHandler:
                 ) from exc
             stream.pipeline.request_keyframe()  # the viewer needs a fresh start after a gap
             return
-        stream.flow.sent(size=max(1, frame_size), keyframe=keyframe, now_us=now)
+        stream.flow.sent(
+            size=max(1, frame_size), keyframe=keyframe, now_us=now, captured_us=captured_us
+        )
         await self._s.send(message)
 
     def _config(self, stream: _Stream, key: _StreamKey) -> ScreenConfig:
