@@ -88,9 +88,11 @@ def _normal_scheduling(when: str) -> None:
 
     A CI run was once found with one xdist worker, and every server and browser it had started
     since, under SCHED_FIFO 99: chromium's idle processes then spun in the kernel at real-time
-    priority and starved both cores for the rest of the run. Nothing in Auxilio asks for a
-    real-time policy; whoever did, the tests run under the normal one, and SCHEDULING_LOG (which
-    .ci/run prints) says when it was found.
+    priority and starved both cores for the rest of the run. The cause was SVT-AV1 (the test
+    pictures of tests/web/js_harness/screen_media.py, which now set the policy back themselves):
+    run as root it raises the thread driving it. Nothing in Auxilio asks for a real-time policy;
+    should anything else, the tests run under the normal one, and SCHEDULING_LOG (which .ci/run
+    prints) says when it was found.
     """
     if not hasattr(os, "sched_getscheduler"):
         return

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import av
@@ -57,12 +58,23 @@ class VideoEncoder:
         if keyframe:
             frame.pict_type = PictureType.I
         packets = self.context.encode(frame)
+        _normal_scheduling()
         assert len(packets) == 1, "one packet per picture"
         return packets[0].is_keyframe, bytes(packets[0])
 
     def close(self) -> None:
         """Flush (SVT-AV1 complains when closed without an end of stream)."""
         self.context.encode(None)
+        _normal_scheduling()
+
+
+def _normal_scheduling() -> None:
+    """SVT-AV1, run as root, puts the thread that drives it under SCHED_FIFO 99 (and the
+    threads and processes it starts after inherit it): a test worker that had encoded AV1
+    frames started chromium at real-time priority, whose idle processes then spun and starved
+    the machine. Auxilio never encodes AV1; only these test pictures do."""
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def encode_video(kind: str, pictures: list[NDArray[np.uint8]]) -> list[tuple[bool, bytes]]:
