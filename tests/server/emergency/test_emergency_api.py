@@ -155,9 +155,10 @@ async def test_roles_without_the_permission_are_forbidden(
         ({"reason": "   \n\t "}, "emergency.reason_required"),
         ({"reason": "bell\x07"}, "emergency.reason_invalid"),
         ({"reason": "nul\x00byte"}, "emergency.reason_invalid"),
+        ({"reason": "admin\u202etxt.exe"}, "emergency.reason_invalid"),
     ],
     ids=["missing", "empty", "null", "number", "too-long", "unknown-field", "blank", "bell",
-         "nul"],
+         "nul", "bidi"],
 )
 async def test_bad_reasons_get_their_codes(
     client: httpx.AsyncClient, world: Org, body: dict[str, object], code: str

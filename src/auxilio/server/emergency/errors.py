@@ -27,4 +27,4 @@ class EmergencyReasonTooLong(ValidationFailed):
 
 class EmergencyReasonInvalid(ValidationFailed):
     code = "emergency.reason_invalid"
-    default_message = "The reason holds a control character."
+    default_message = "The reason holds a control or bidirectional override character."

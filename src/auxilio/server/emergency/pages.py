@@ -42,7 +42,8 @@ def _error_text(request: Request, exc: DomainError) -> str:
         "emergency.reason_required": _("Say why: a reason is required."),
         "emergency.reason_too_long": _("The reason is too long (at most %(n)s characters).",
                                        n=service.REASON_MAX),
-        "emergency.reason_invalid": _("The reason holds a control character."),
+        "emergency.reason_invalid": _("The reason holds a control or bidirectional override "
+                                      "character."),
         "emergency.already_active": _("The organisation already has an active emergency."),
         "emergency.not_active": _("The organisation has no active emergency to lift."),
     }

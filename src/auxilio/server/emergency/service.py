@@ -49,13 +49,15 @@ from auxilio.server.support_sessions.models import SupportSession
 REASON_MAX = 2000
 DECLARE_RULE = "emergency.declare_roles"
 END_ALL = "end_all_sessions"
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 LOCK_UNATTENDED = "lock_unattended"
 
 
 def check_reason(reason: str) -> str:
-    """The reason as kept: trimmed, non-empty, at most ``REASON_MAX`` characters, no control
-    characters but line breaks and tabs."""
-    text = reason.strip()
+    """The reason as kept: NFC, trimmed, non-empty, at most ``REASON_MAX`` characters, no
+    control characters but line breaks and tabs, and no bidirectional overrides (the banner
+    shows it to everyone: it must read as what it is, as ``server.validation`` holds)."""
+    text = unicodedata.normalize("NFC", reason).strip()
     if not text:
         raise EmergencyReasonRequired(field="reason")
     if len(text) > REASON_MAX:
@@ -64,7 +66,7 @@ def check_reason(reason: str) -> str:
             field="reason", max_length=REASON_MAX,
         )  # fmt: skip
     for index, char in enumerate(text):
-        if char not in "\n\t" and unicodedata.category(char) == "Cc":
+        if char in BIDI_CONTROLS or (char not in "\n\t\r" and unicodedata.category(char) == "Cc"):
             raise EmergencyReasonInvalid(field="reason", position=index)
     return text
 
