@@ -59,6 +59,10 @@ async def test_a_supervisor_declares_and_everyone_reads_it(
         assert state.status_code == 200
         assert state.json()["active"] is True
         assert state.json()["emergency"]["id"] == body["id"]
+        assert state.json()["emergency"]["reason"] == "Ransomware on the file server"
+        # Whom the organisation escalates to is for its staff, as on the banner.
+        assert state.json()["emergency"]["escalate_to"] == (
+            [] if person is world.requester else ["security-team", "ciso@example.test"])
     declared = await world.events("emergency:emergency:declared")
     assert [e.details["reason"] for e in declared] == ["Ransomware on the file server"]
     assert declared[0].actor_id == world.supervisor.user.id

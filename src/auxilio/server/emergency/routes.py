@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auxilio.policy.roles import Permission
+from auxilio.policy.roles import STAFF_ROLES, Permission
 from auxilio.server.api.deps import DbSession, Identity, require
 from auxilio.server.emergency import schemas as s
 from auxilio.server.emergency import service
@@ -50,9 +50,12 @@ async def get_state(caller: ReadState, db: DbSession) -> s.EmergencyStateOut:
     row = await service.latest(db, organisation_id=org)
     if row is None:
         return s.EmergencyStateOut(active=False, emergency=None)
-    return s.EmergencyStateOut(
-        active=row.lifted_at is None, emergency=s.emergency_out(row, await _names(db, row))
-    )
+    out = s.emergency_out(row, await _names(db, row))
+    if caller.actor.role not in STAFF_ROLES:
+        # As on the banner: the person being helped reads who, when and why, not whom the
+        # organisation escalates to.
+        out = out.model_copy(update={"escalate_to": []})
+    return s.EmergencyStateOut(active=row.lifted_at is None, emergency=out)
 
 
 @router.post("", response_model=s.EmergencyDeclaredOut, status_code=201)

@@ -29,7 +29,8 @@ class EmergencyOut(BaseModel):
     policy_version: str | None
     # The policy's emergency.actions at the declaration: end_all_sessions, lock_unattended.
     actions: list[str]
-    # Notified in the console (the banner); no email is sent: the server has none yet.
+    # Notified in the console (the banner); no email is sent: the server has none yet. Empty
+    # for end users in GET /emergency, as on their banner.
     escalate_to: list[str]
     sessions_ended: int
     lifted_by: uuid.UUID | None
