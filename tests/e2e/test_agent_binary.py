@@ -15,10 +15,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pyotp
 import pytest
 
 from auxilio.agent.trailer import FOOTER_BYTES, MAGIC
+from tests.agent.xserver import click, need_xdotool, screenshot, xvfb
 from tests.e2e.conftest import AUXILIO, PASSWORD
 from tests.e2e.test_support_session_e2e import (
     create_user,
@@ -140,12 +142,16 @@ def _wait_state(server: str, token: str, sid: str, wanted: str) -> None:
     assert state == wanted
 
 
+Technician = tuple[pexpect.spawn, str, str, str]  # process, session id, join code, API token
+TERMINAL_STEPS = ("chat:hello from the technician", "expect:hello from the person", "end")
+
+
 @pytest.fixture
-def technician_ready(
+def start_technician(
     server: str, data_dir: Path, tmp_path: Path, client_env: dict[str, str]
-) -> Iterator[tuple[pexpect.spawn, str, str, str]]:
-    """A technician logged in with ``auxilio connect`` waiting on a new session: (their
-    process, session id, join code, their API token)."""
+) -> Iterator[Callable[[tuple[str, ...]], Technician]]:
+    """People, trainings, the auditor key, a ticket and the technician logged in; the returned
+    function starts ``auxilio connect`` with those steps on a new session."""
     create_user(data_dir, "person@example.test", "end_user")
     created = create_user(data_dir, "tech@example.test", "senior_technician")
     secret = totp_secret(created)
@@ -167,28 +173,42 @@ def technician_ready(
     )  # fmt: skip
     assert login.returncode == 0, login.stderr + login.stdout
     token = json.loads((Path(client_env["AUXILIO_CONFIG_DIR"]) / "credentials.json").read_text())
-    technician = pexpect.spawn(
-        AUXILIO[0],
-        [*AUXILIO[1:], "connect", "--ticket", str(number), "-c", "chat",
-         "--send", "chat:hello from the technician",
-         "--send", "expect:hello from the person",
-         "--send", "end", "--summary", "Helped through the downloaded agent."],
-        env=client_env, encoding="utf-8", timeout=90,
-    )  # fmt: skip
-    try:
+    started: list[pexpect.spawn] = []
+
+    def start(steps: tuple[str, ...]) -> Technician:
+        sends = [arg for step in steps for arg in ("--send", step)]
+        technician = pexpect.spawn(
+            AUXILIO[0],
+            [*AUXILIO[1:], "connect", "--ticket", str(number), "-c", "chat", *sends,
+             "--summary", "Helped through the downloaded agent."],
+            env=client_env, encoding="utf-8", timeout=90,
+        )  # fmt: skip
+        started.append(technician)
         technician.expect(REQUESTED)
         sid = technician.match.group(1)
         technician.expect(JOIN_CODE)
-        yield technician, sid, technician.match.group(1), str(token["token"])
-    finally:
+        return technician, sid, technician.match.group(1), str(token["token"])
+
+    yield start
+    for technician in started:
         technician.close()
+
+
+def _download(server: str, code: str, folder: Path) -> Path:
+    answer = httpx.get(f"{server}/join/{code}/agent/{PLATFORM}", timeout=120)
+    assert answer.status_code == 200, answer.text[:500]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / NAME
+    path.write_bytes(answer.content)
+    path.chmod(0o755)
+    return path
 
 
 def test_the_person_downloads_runs_and_consents_without_typing_a_url(
     server: str, data_dir: Path, tmp_path: Path, agent_build: Path,
-    technician_ready: tuple[pexpect.spawn, str, str, str],
+    start_technician: Callable[[tuple[str, ...]], Technician],
 ) -> None:
-    technician, sid, code, token = technician_ready
+    technician, sid, code, token = start_technician(TERMINAL_STEPS)
     # The join page offers the Linux build to a Linux browser, with its size, in plain steps.
     page = httpx.get(f"{server}/join/{code}", headers={"User-Agent": LINUX_FIREFOX}, timeout=30)
     assert page.status_code == 200
@@ -264,9 +284,9 @@ def test_the_person_downloads_runs_and_consents_without_typing_a_url(
 
 
 def test_an_expired_or_unknown_code_gets_no_binary(
-    server: str, data_dir: Path, technician_ready: tuple[pexpect.spawn, str, str, str]
+    server: str, data_dir: Path, start_technician: Callable[[tuple[str, ...]], Technician]
 ) -> None:
-    _, sid, code, _token = technician_ready
+    _, sid, code, _token = start_technician(TERMINAL_STEPS)
     unknown = httpx.get(f"{server}/join/ACD-EFH-JKM/agent/{PLATFORM}", timeout=30)
     assert unknown.status_code == 404
     assert 'data-code="join_code.invalid"' in unknown.text
@@ -299,3 +319,39 @@ def test_an_expired_or_unknown_code_gets_no_binary(
                      headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"})
     assert "This server has no agent for Windows (64-bit) yet." in page.text
     assert "Ask the technician" in page.text
+
+
+def test_with_a_display_the_person_consents_in_the_window(
+    server: str, tmp_path: Path, start_technician: Callable[[tuple[str, ...]], Technician]
+) -> None:
+    """What a person on a desktop sees: the downloaded file opens the consent window (Tk, inside
+    the binary); two clicks and the session is active; "End session" ends it."""
+    need_xdotool()
+    technician, sid, code, token = start_technician(
+        ("chat:hello from the technician", "wait:600", "end")
+    )
+    agent_file = _download(server, code, tmp_path / "Downloads")
+    with xvfb() as display:
+        env = {**clean_env(tmp_path / "home"), "DISPLAY": display}
+        agent = pexpect.spawn(str(agent_file), [], env=env, cwd=str(agent_file.parent),
+                              encoding="utf-8", timeout=90, dimensions=(50, 160))  # fmt: skip
+        try:
+            agent.expect("A window asks for your consent.")
+            if shutil.which("import") is not None:  # ImageMagick: a picture of what they see
+                shot = screenshot(display, "Auxilio: remote support request", tmp_path / "c.png")
+                assert shot.stat().st_size > 5_000
+            click(display, "auxilio-consent-granted-chat")
+            click(display, "auxilio-consent-confirm")
+            agent.expect("chat: granted")
+            technician.expect("state< active granted=")
+            assert _state(server, token, sid) == "active"
+            agent.expect("hello from the technician")
+            click(display, "auxilio-end-session")
+            technician.expect("state< ended ended_by=end_user")
+            agent.expect("Session report")
+            agent.expect(pexpect.EOF)
+        finally:
+            transcript = str(agent.before or "")
+            agent.close()
+    assert agent.exitstatus == 0, transcript
+    _wait_state(server, token, sid, "ended")
