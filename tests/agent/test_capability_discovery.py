@@ -53,8 +53,10 @@ def test_windows_has_files_and_diagnostics_but_no_terminal_nor_runbooks(
 
 
 def test_no_diagnostics_without_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
-    # None in sys.modules makes the import fail as if psutil were not installed.
-    monkeypatch.setitem(sys.modules, "psutil", None)
+    # As if psutil were not installed. Not through sys.modules["psutil"] = None: the test
+    # hooks of tests/conftest.py use psutil around every test, and psutil looks itself up there.
+    real = capability_discovery._imports
+    monkeypatch.setattr(capability_discovery, "_imports", lambda m: m != "psutil" and real(m))
     found = available_capabilities(program="/bin/sh")
     assert Capability.DIAGNOSTICS not in found
     assert Capability.FILES in found and Capability.RUNBOOKS in found
