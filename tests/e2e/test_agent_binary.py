@@ -30,7 +30,7 @@ import pytest
 
 from auxilio.agent.trailer import FOOTER_BYTES, MAGIC
 from tests.agent.xserver import click, need_xdotool, screenshot, xvfb
-from tests.e2e.conftest import AUXILIO, PASSWORD
+from tests.e2e.conftest import AUXILIO, PASSWORD, free_port
 from tests.e2e.test_support_session_e2e import (
     create_user,
     open_ticket,
@@ -71,14 +71,39 @@ def agent_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def server_env(agent_build: Path) -> dict[str, str]:
-    return {"AUXILIO_AGENT_BUILDS_DIR": str(agent_build)}
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve") / "data"
 
 
-@pytest.fixture
-def client_env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "AUXILIO_CONFIG_DIR": str(tmp_path / "client-config")}
+@pytest.fixture(scope="module")
+def server(agent_build: Path, data_dir: Path) -> Iterator[str]:
+    """One ``auxilio serve`` for the module (the people are made once too), serving the build."""
+    port = free_port()
+    log_path = data_dir.parent / "server.log"
+    with log_path.open("w", encoding="utf-8") as log_file:
+        proc = subprocess.Popen(
+            [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            stdout=log_file, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "AUXILIO_AGENT_BUILDS_DIR": str(agent_build)},
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        proc.wait(timeout=15)
+        pytest.fail(f"server did not start: {log_path.read_text(encoding='utf-8')}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=15)
+    log = log_path.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in log, log
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -146,12 +171,15 @@ Technician = tuple[pexpect.spawn, str, str, str]  # process, session id, join co
 TERMINAL_STEPS = ("chat:hello from the technician", "expect:hello from the person", "end")
 
 
-@pytest.fixture
-def start_technician(
-    server: str, data_dir: Path, tmp_path: Path, client_env: dict[str, str]
-) -> Iterator[Callable[[tuple[str, ...]], Technician]]:
-    """People, trainings, the auditor key, a ticket and the technician logged in; the returned
-    function starts ``auxilio connect`` with those steps on a new session."""
+@pytest.fixture(scope="module")
+def people(
+    server: str, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[int, str, dict[str, str]]:
+    """The person, the technician (trainings done, logged in with ``auxilio login``), the
+    auditor key the default policy's recording needs, and the person's ticket: (ticket number,
+    the technician's API token, the technician client's environment)."""
+    home = tmp_path_factory.mktemp("technician")
+    client_env = {**os.environ, "AUXILIO_CONFIG_DIR": str(home / "client-config")}
     create_user(data_dir, "person@example.test", "end_user")
     created = create_user(data_dir, "tech@example.test", "senior_technician")
     secret = totp_secret(created)
@@ -160,7 +188,7 @@ def start_technician(
     record_trainings(server, admin_secret, technician_id)
     keyed = subprocess.run(
         [*AUXILIO, "admin", "auditor-key", "--org", "e2e-support", "--data-dir", str(data_dir),
-         "--out", str(tmp_path / "auditor.pem")],
+         "--out", str(home / "auditor.pem")],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert keyed.returncode == 0, keyed.stderr + keyed.stdout
@@ -172,7 +200,16 @@ def start_technician(
         check=False,
     )  # fmt: skip
     assert login.returncode == 0, login.stderr + login.stdout
-    token = json.loads((Path(client_env["AUXILIO_CONFIG_DIR"]) / "credentials.json").read_text())
+    token = json.loads((home / "client-config" / "credentials.json").read_text())
+    return number, str(token["token"]), client_env
+
+
+@pytest.fixture
+def start_technician(
+    people: tuple[int, str, dict[str, str]],
+) -> Iterator[Callable[[tuple[str, ...]], Technician]]:
+    """Starts ``auxilio connect`` with these steps on a new session of the person's ticket."""
+    number, token, client_env = people
     started: list[pexpect.spawn] = []
 
     def start(steps: tuple[str, ...]) -> Technician:
@@ -187,7 +224,7 @@ def start_technician(
         technician.expect(REQUESTED)
         sid = technician.match.group(1)
         technician.expect(JOIN_CODE)
-        return technician, sid, technician.match.group(1), str(token["token"])
+        return technician, sid, technician.match.group(1), token
 
     yield start
     for technician in started:
@@ -283,6 +320,42 @@ def test_the_person_downloads_runs_and_consents_without_typing_a_url(
     assert not used.content.endswith(MAGIC)
 
 
+def test_with_a_display_the_person_consents_in_the_window(
+    server: str, tmp_path: Path, start_technician: Callable[[tuple[str, ...]], Technician]
+) -> None:
+    """What a person on a desktop sees: the downloaded file opens the consent window (Tk, inside
+    the binary); two clicks and the session is active; "End session" ends it."""
+    need_xdotool()
+    technician, sid, code, token = start_technician(
+        ("chat:hello from the technician", "wait:600", "end")
+    )
+    agent_file = _download(server, code, tmp_path / "Downloads")
+    with xvfb() as display:
+        env = {**clean_env(tmp_path / "home"), "DISPLAY": display}
+        agent = pexpect.spawn(str(agent_file), [], env=env, cwd=str(agent_file.parent),
+                              encoding="utf-8", timeout=90, dimensions=(50, 160))  # fmt: skip
+        try:
+            agent.expect("A window asks for your consent.")
+            if shutil.which("import") is not None:  # ImageMagick: a picture of what they see
+                shot = screenshot(display, "Auxilio: remote support request", tmp_path / "c.png")
+                assert shot.stat().st_size > 5_000
+            click(display, "auxilio-consent-granted-chat")
+            click(display, "auxilio-consent-confirm")
+            agent.expect("chat: granted")
+            technician.expect("state< active granted=")
+            assert _state(server, token, sid) == "active"
+            agent.expect("hello from the technician")
+            click(display, "auxilio-end-session")
+            technician.expect("state< ended ended_by=end_user")
+            agent.expect("Session report")
+            agent.expect(pexpect.EOF)
+        finally:
+            transcript = str(agent.before or "")
+            agent.close()
+    assert agent.exitstatus == 0, transcript
+    _wait_state(server, token, sid, "ended")
+
+
 def test_an_expired_or_unknown_code_gets_no_binary(
     server: str, data_dir: Path, start_technician: Callable[[tuple[str, ...]], Technician]
 ) -> None:
@@ -319,39 +392,3 @@ def test_an_expired_or_unknown_code_gets_no_binary(
                      headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"})
     assert "This server has no agent for Windows (64-bit) yet." in page.text
     assert "Ask the technician" in page.text
-
-
-def test_with_a_display_the_person_consents_in_the_window(
-    server: str, tmp_path: Path, start_technician: Callable[[tuple[str, ...]], Technician]
-) -> None:
-    """What a person on a desktop sees: the downloaded file opens the consent window (Tk, inside
-    the binary); two clicks and the session is active; "End session" ends it."""
-    need_xdotool()
-    technician, sid, code, token = start_technician(
-        ("chat:hello from the technician", "wait:600", "end")
-    )
-    agent_file = _download(server, code, tmp_path / "Downloads")
-    with xvfb() as display:
-        env = {**clean_env(tmp_path / "home"), "DISPLAY": display}
-        agent = pexpect.spawn(str(agent_file), [], env=env, cwd=str(agent_file.parent),
-                              encoding="utf-8", timeout=90, dimensions=(50, 160))  # fmt: skip
-        try:
-            agent.expect("A window asks for your consent.")
-            if shutil.which("import") is not None:  # ImageMagick: a picture of what they see
-                shot = screenshot(display, "Auxilio: remote support request", tmp_path / "c.png")
-                assert shot.stat().st_size > 5_000
-            click(display, "auxilio-consent-granted-chat")
-            click(display, "auxilio-consent-confirm")
-            agent.expect("chat: granted")
-            technician.expect("state< active granted=")
-            assert _state(server, token, sid) == "active"
-            agent.expect("hello from the technician")
-            click(display, "auxilio-end-session")
-            technician.expect("state< ended ended_by=end_user")
-            agent.expect("Session report")
-            agent.expect(pexpect.EOF)
-        finally:
-            transcript = str(agent.before or "")
-            agent.close()
-    assert agent.exitstatus == 0, transcript
-    _wait_state(server, token, sid, "ended")
