@@ -7,8 +7,8 @@ codec string the browser's ``VideoDecoder`` is configured with.
 
 PyAV is optional (``VIDEO_AVAILABLE``): the single-file agent ships without it
 (docs/adr/0011-one-file-agent.md), and then the pipeline sends JPEG rectangles only. JPEG
-rectangles are encoded with Pillow (libjpeg-turbo) where it is installed, which was 3-4 times
-faster than FFmpeg's mjpeg for the same size here; with PyAV and no Pillow, with mjpeg.
+rectangles are encoded with Pillow (libjpeg-turbo) where it is installed, as fast as FFmpeg's
+mjpeg for about the same size (ADR 0011's figures); with PyAV and no Pillow, with mjpeg.
 """
 
 from __future__ import annotations
