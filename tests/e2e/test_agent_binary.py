@@ -29,7 +29,7 @@ import pyotp
 import pytest
 
 from auxilio.agent.trailer import FOOTER_BYTES, MAGIC
-from tests.agent.xserver import click, need_xdotool, screenshot, xvfb
+from tests.agent.xserver import click, find_window, need_xdotool, screenshot, xvfb
 from tests.e2e.conftest import AUXILIO, PASSWORD, free_port
 from tests.e2e.test_support_session_e2e import (
     create_user,
@@ -352,8 +352,23 @@ def test_with_a_display_the_person_consents_in_the_window(
         finally:
             transcript = str(agent.before or "")
             agent.close()
-    assert agent.exitstatus == 0, transcript
-    _wait_state(server, token, sid, "ended")
+        assert agent.exitstatus == 0, transcript
+        _wait_state(server, token, sid, "ended")
+
+        # Double-clicked, with no terminal to print to, a refused file says why in a window.
+        tampered = tmp_path / "tampered" / NAME
+        tampered.parent.mkdir()
+        tampered.write_bytes(_flip_json_byte(agent_file.read_bytes()))
+        tampered.chmod(0o755)
+        with subprocess.Popen([str(tampered)], env=env, cwd=tampered.parent,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) as refused:  # fmt: skip
+            dialog = find_window(display, "Auxilio")
+            subprocess.run(["xdotool", "windowfocus", "--sync", dialog, "key", "Return"],
+                           env={"DISPLAY": display}, check=True, timeout=30)  # fmt: skip
+            _, stderr = refused.communicate(timeout=60)
+        assert refused.returncode == 4
+        assert "Error agent.trailer_tampered:" in stderr
 
 
 def test_an_expired_or_unknown_code_gets_no_binary(
