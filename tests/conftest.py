@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -94,17 +93,18 @@ def _normal_scheduling(when: str) -> None:
     should anything else, the tests run under the normal one, and SCHEDULING_LOG (which .ci/run
     prints) says when it was found.
     """
-    if not hasattr(os, "sched_getscheduler"):
+    if not hasattr(os, "sched_getscheduler") or not os.path.isdir("/proc/self/task"):
         return
     found = []
-    me = psutil.Process()
-    for process in [me, *me.children(recursive=True)]:
-        with contextlib.suppress(OSError, psutil.Error):
-            for thread in process.threads():  # the policy is a thread's, inherited by new ones
-                policy = os.sched_getscheduler(thread.id)
-                if policy != os.SCHED_OTHER:
-                    os.sched_setscheduler(thread.id, os.SCHED_OTHER, os.sched_param(0))
-                    found.append(f"{process.name()} ({process.pid}/{thread.id}) policy {policy}")
+    # Every thread of this worker (the policy is a thread's; what it starts inherits it). Read
+    # from /proc, not psutil: a test may hide psutil from sys.modules while this runs.
+    for name in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            thread = int(name)
+            policy = os.sched_getscheduler(thread)
+            if policy != os.SCHED_OTHER:
+                os.sched_setscheduler(thread, os.SCHED_OTHER, os.sched_param(0))
+                found.append(f"thread {thread} policy {policy}")
     if found:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         with SCHEDULING_LOG.open("a", encoding="utf-8") as log:
