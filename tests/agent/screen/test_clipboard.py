@@ -65,6 +65,9 @@ class XselOwner:
 
     def __init__(self, display: str, text: bytes) -> None:
         need_xsel()
+        check = xdisplay.Display(display)
+        clipboard_atom = check.intern_atom("CLIPBOARD")
+        before = check.get_selection_owner(clipboard_atom)  # maybe ours, after a set_text
         self.process = subprocess.Popen(
             ["xsel", "--nodetach", "--clipboard", "--input"],
             stdin=subprocess.PIPE,
@@ -73,11 +76,9 @@ class XselOwner:
         assert self.process.stdin is not None
         self.process.stdin.write(text)
         self.process.stdin.close()
-        check = xdisplay.Display(display)
-        try:  # owned once xsel has read its input
-            clipboard_atom = check.intern_atom("CLIPBOARD")
+        try:  # owned once xsel has read its input: a new owner, not the one before
             for _ in range(int(WAIT_SECONDS / 0.02)):
-                if check.get_selection_owner(clipboard_atom) != X.NONE:
+                if check.get_selection_owner(clipboard_atom) not in (X.NONE, before):
                     break
                 select.select([], [], [], 0.02)
         finally:
