@@ -236,6 +236,23 @@ async def test_the_viewers_stop_ends_the_stream_and_close_tells_the_viewer(
     assert "no longer shared" in recorder.feed_text()
 
 
+async def test_a_technician_gone_stops_the_stream_without_a_word_and_a_new_start_restarts(
+    handler: ScreenHandler, recorder: Recorder, scene: Scene
+) -> None:
+    """technician_lost (agent/session.py): nothing more is sent, not even screen.stop, which
+    would reach a console coming back before its new handshake."""
+    await handler.handle(ScreenStart(codecs=("vp8",)))
+    await next_of(recorder, ScreenFrame)
+    await handler.viewer_gone()
+    assert not handler.running
+    scene.recolour(scene.windows[0], BLUE)
+    await handler.handle(ScreenAck(seq=0, decode_us=0))
+    assert [m for m in await quiet(recorder) if isinstance(m, ScreenFrame | ScreenStop)] == []
+    await handler.handle(ScreenStart(codecs=("vp8",)))  # after the new handshake
+    first = await next_of(recorder, ScreenFrame)
+    assert first.seq == 0 and first.keyframe
+
+
 async def test_the_display_going_away_is_screen_display_unavailable(
     handler: ScreenHandler, recorder: Recorder, server: XServer
 ) -> None:

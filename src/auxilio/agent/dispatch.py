@@ -99,6 +99,9 @@ class PausableHandler(CapabilityHandler, Protocol):
 
     async def set_paused(self, paused: bool) -> None: ...
 
+    async def viewer_gone(self) -> None:
+        """The technician's connection dropped: stop sending, without a word."""
+
 
 HandlerFactory = Callable[[SessionServices], CapabilityHandler]
 # What the technician may send each handler, and how the person is told what was asked.

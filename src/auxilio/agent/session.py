@@ -374,6 +374,7 @@ class SupportSessionRunner:
             self._status(force=True)
         if message.reason == "technician_lost":
             self._on_technician_lost(message.wait_seconds)
+            await self._stop_screen_for_nobody()
         elif message.reason == "technician_back":
             self._log.append("technician_back")
             self._feed.activity(
@@ -394,10 +395,18 @@ class SupportSessionRunner:
         )
         self._feed.warning(texts.feed_technician_lost.format(wait=wait))
 
+    async def _stop_screen_for_nobody(self) -> None:
+        """No frames to a technician who is gone: they would reach a console coming back before
+        its new handshake (capabilities.screen)."""
+        handler = self._apps.handler(Capability.SCREEN)
+        if isinstance(handler, PausableHandler):
+            await handler.viewer_gone()
+
     async def _start_handshake(self) -> None:
-        # A technician (re)attached: new ephemeral keys; terminals of the old channel are closed
-        # because nobody can read them any more.
+        # A technician (re)attached: new ephemeral keys; terminals and the screen stream of the
+        # old channel are closed because nobody can read them any more.
         await self.terminals.stop_all()
+        await self._stop_screen_for_nobody()
         await self._channel.start(self.grant)
 
     async def _on_accept(self, message: E2EAccept) -> None:

@@ -458,3 +458,9 @@ class ScreenHandler:
     async def close(self) -> None:
         """Revoked, expired or the session over: the viewer is told the stream stopped."""
         await self._stop(tell=True)
+
+    async def viewer_gone(self) -> None:
+        """The technician's connection dropped: the stream stops without a word (nobody holds
+        the channel's keys to read one), and a technician who comes back starts a new one
+        after the new handshake."""
+        await self._stop(tell=False)

@@ -418,7 +418,13 @@ export class LiveSession {
   }
 
   async onFrame(frame) {
-    if (!this.e2e) throw new SessionFailed("e2e.handshake_failed", "a binary frame before the handshake");
+    // A frame the device sealed for this console's previous connection (a screen frame in
+    // flight when it dropped) can arrive before the new handshake: nobody holds its keys, so it
+    // is dropped unread; everything after the handshake must open with the new keys.
+    if (!this.e2e) {
+      this.framesBeforeHandshake = (this.framesBeforeHandshake ?? 0) + 1;
+      return;
+    }
     const { channel, plaintext } = await this.e2e.open(frame);
     const message = decodeAppMessage(plaintext);
     if (channelOf(message.type) !== channel) {
