@@ -29,6 +29,7 @@ import httpx
 import pyotp
 import pytest
 
+from auxilio.server.web.session import SESSION_COOKIE
 from tests.e2e.conftest import AUXILIO, PASSWORD, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -59,6 +60,8 @@ class Person:
     totp_secret: str | None = None
     last_step: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The session cookie and home page of this person's last form login (see the login fixture).
+    signed_in: tuple[list[Any], str] | None = field(default=None, repr=False)
 
     @property
     def is_staff(self) -> bool:
@@ -284,9 +287,23 @@ def login() -> Callable[..., None]:
     """``login(page, person)``: log in through the form (English labels: call it before a
     language switch); the page then shows the person's home."""
 
-    def do(page: Page, person: Person, *, code: str | None = None) -> None:
+    def do(page: Page, person: Person, *, code: str | None = None, fresh: bool = False) -> None:
+        # A person with two-factor authentication who logged in through the form before is
+        # signed in again with that session's cookie, as their browser would: the server takes
+        # each TOTP step once, so a second form login within the step waited up to 30 s.
+        # ``fresh=True`` (or a ``code``) always goes through the form, for a new session.
+        if person.signed_in is not None and not fresh and code is None:
+            cookies, home = person.signed_in
+            page.context.add_cookies(cookies)
+            page.goto(home)
+            if "/login" not in page.url:
+                return
+            page.context.clear_cookies(name=SESSION_COOKIE)  # ended meanwhile (a logout)
         login_with(page, person, code=code)
         assert "/login" not in page.url, page.content()[:2000]
+        if person.totp_secret:
+            cookies = [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE]
+            person.signed_in = (cookies, page.url) if cookies else None
 
     return do
 

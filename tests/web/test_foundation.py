@@ -296,8 +296,8 @@ def test_another_sessions_csrf_token_is_refused(
     new_page: Callable[..., Page], people: dict[str, Person], login: Callable[..., None]
 ) -> None:
     mine, theirs = new_page(), new_page()
-    login(mine, people["technician"])
-    login(theirs, people["technician"])
+    login(mine, people["technician"], fresh=True)
+    login(theirs, people["technician"], fresh=True)  # two sessions of one person
     foreign = csrf_of(theirs)
     assert foreign != csrf_of(mine)
     refused = mine.request.post("/logout", form={"csrf_token": foreign}, max_redirects=0)
