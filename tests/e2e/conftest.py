@@ -11,10 +11,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 AUXILIO = [sys.executable, "-m", "auxilio"]
 PASSWORD = "a long enough password"
+
+
+_TOTP_STEPS: dict[str, int] = {}  # secret -> the last time step whose code was handed out
+
+
+def totp_code(secret: str) -> str:
+    """A TOTP code for ``secret`` the server has not seen yet: the server takes each time step
+    once per person, so a second login within a step (a world set up, then the test's own
+    login) was refused as invalid_totp when both fell in one 30 s step. The next step's code is
+    used then (one step of drift is allowed); after that, the next step is waited for."""
+    totp = pyotp.TOTP(secret)
+    while True:
+        current = int(time.time()) // 30
+        step = max(current, _TOTP_STEPS.get(secret, current - 1) + 1)
+        if step <= current + 1:
+            _TOTP_STEPS[secret] = step
+            return str(totp.at(step * 30))
+        time.sleep(max(0.1, (current + 1) * 30 - time.time()))
 
 
 def free_port() -> int:

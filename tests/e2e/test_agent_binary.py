@@ -25,12 +25,11 @@ from pathlib import Path
 
 import httpx
 import pexpect
-import pyotp
 import pytest
 
 from auxilio.agent.trailer import FOOTER_BYTES, MAGIC
 from tests.agent.xserver import click, find_window, need_xdotool, screenshot, xvfb
-from tests.e2e.conftest import AUXILIO, PASSWORD, free_port
+from tests.e2e.conftest import AUXILIO, PASSWORD, free_port, totp_code
 from tests.e2e.test_support_session_e2e import (
     create_user,
     open_ticket,
@@ -195,7 +194,7 @@ def people(
     number = open_ticket(server)
     login = subprocess.run(
         [*AUXILIO, "login", "--server", server, "--email", "tech@example.test",
-         "--password-stdin", "--totp-code", pyotp.TOTP(secret).now()],
+         "--password-stdin", "--totp-code", totp_code(secret)],
         input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=client_env,
         check=False,
     )  # fmt: skip

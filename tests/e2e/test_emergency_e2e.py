@@ -14,10 +14,9 @@ import time
 
 import httpx
 import pexpect
-import pyotp
 import pytest
 
-from tests.e2e.conftest import AUXILIO, PASSWORD, free_port
+from tests.e2e.conftest import AUXILIO, PASSWORD, free_port, totp_code
 from tests.e2e.test_proxy_attacks import World, audit, connect, finish, join, states
 
 # The shared fixture, imported under its own name so that pytest finds it here.
@@ -31,9 +30,8 @@ def admin_headers(world: World, server: str) -> dict[str, str]:
     login = httpx.post(
         f"{server}/api/v1/auth/login",
         json={"email": "admin@example.test", "password": PASSWORD,
-              # The next step's code (one step of drift is allowed): the world's set-up spent
-              # this step's code, and a code is accepted once.
-              "totp_code": pyotp.TOTP(world.admin_secret).at(time.time() + 30)},
+              # A step the world's set-up did not spend (a code is accepted once).
+              "totp_code": totp_code(world.admin_secret)},
         timeout=60,
     )  # fmt: skip
     assert login.status_code == 200, login.text

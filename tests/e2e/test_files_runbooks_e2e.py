@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pexpect
-import pyotp
 import pytest
 
+from tests.e2e.conftest import totp_code
 from tests.e2e.test_one_report_e2e import report_of
 from tests.e2e.test_proxy_attacks import Transcript, World, world  # noqa: F401 -- fixture
 from tests.e2e.test_support_session_e2e import AUXILIO, JOIN_CODE, PASSWORD
@@ -144,7 +144,7 @@ def _attachments(where: World) -> list[dict[str, object]]:
     secret = where.admin_secret
     login = httpx.post(f"{where.server}/api/v1/auth/login",
                        json={"email": "admin@example.test", "password": PASSWORD,
-                             "totp_code": pyotp.TOTP(secret).now()}, timeout=60)  # fmt: skip
+                             "totp_code": totp_code(secret)}, timeout=60)  # fmt: skip
     assert login.status_code == 200, login.text
     headers = {"Authorization": f"Bearer {login.json()['token']}"}
     tickets = httpx.get(f"{where.server}/api/v1/tickets", headers=headers, timeout=60).json()

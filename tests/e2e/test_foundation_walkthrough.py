@@ -12,7 +12,7 @@ import httpx
 import pyotp
 import pytest
 
-from tests.e2e.conftest import AUXILIO, PASSWORD
+from tests.e2e.conftest import AUXILIO, PASSWORD, totp_code
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +69,7 @@ def walk(api: httpx.Client, data_dir: Path) -> None:
         json={
             "email": "admin@acme.test",
             "password": PASSWORD,
-            "totp_code": pyotp.TOTP(secret).now(),
+            "totp_code": totp_code(secret),
         },
     )
     assert first.status_code == 200, first.text
@@ -120,7 +120,7 @@ def walk(api: httpx.Client, data_dir: Path) -> None:
     uri = api.post("/auth/totp/enrol", headers=enrol).json()["provisioning_uri"]
     tech_secret = re.search(r"secret=([A-Z2-7]+)", uri).group(1)  # type: ignore[union-attr]
     confirmed = api.post(
-        "/auth/totp/confirm", headers=enrol, json={"code": pyotp.TOTP(tech_secret).now()}
+        "/auth/totp/confirm", headers=enrol, json={"code": totp_code(tech_secret)}
     )
     assert len(confirmed.json()["recovery_codes"]) == 10
     tech_login = api.post(

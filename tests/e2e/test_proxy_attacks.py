@@ -22,10 +22,9 @@ from pathlib import Path
 import httpx
 import orjson
 import pexpect
-import pyotp
 import pytest
 
-from tests.e2e.conftest import AUXILIO, PASSWORD, free_port
+from tests.e2e.conftest import AUXILIO, PASSWORD, free_port, totp_code
 from tests.e2e.test_support_session_e2e import (
     JOIN_CODE,
     create_user,
@@ -59,7 +58,7 @@ def world(server: str, data_dir: Path, tmp_path: Path) -> World:
     record_trainings(server, admin_secret, technician_id)
     login = subprocess.run(
         [*AUXILIO, "login", "--server", server, "--email", "tech@example.test",
-         "--password-stdin", "--totp-code", pyotp.TOTP(totp_secret(created)).now()],
+         "--password-stdin", "--totp-code", totp_code(totp_secret(created))],
         input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=client_env,
         check=False,
     )  # fmt: skip

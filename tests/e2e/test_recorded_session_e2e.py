@@ -22,10 +22,9 @@ from pathlib import Path
 
 import httpx
 import pexpect
-import pyotp
 import pytest
 
-from tests.e2e.conftest import AUXILIO, PASSWORD, free_port
+from tests.e2e.conftest import AUXILIO, PASSWORD, free_port, totp_code
 from tests.e2e.test_support_session_e2e import (
     JOIN_CODE,
     ORG,
@@ -100,7 +99,7 @@ def test_a_recorded_session_exports_a_playable_cast_and_the_server_keeps_no_plai
     )
     number = open_ticket(server)
     run("login", "--server", server, "--email", "tech@example.test", "--password-stdin",
-        "--totp-code", pyotp.TOTP(totp_secret(created)).now(), env=client_env,
+        "--totp-code", totp_code(totp_secret(created)), env=client_env,
         stdin=PASSWORD + "\n")  # fmt: skip
 
     technician = pexpect.spawn(

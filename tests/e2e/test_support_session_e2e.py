@@ -20,7 +20,7 @@ import pexpect
 import pyotp
 import pytest
 
-from tests.e2e.conftest import AUXILIO, PASSWORD
+from tests.e2e.conftest import AUXILIO, PASSWORD, totp_code
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ def record_trainings(server: str, admin_secret: str, technician_id: str) -> None
     login = httpx.post(
         f"{server}/api/v1/auth/login",
         json={"email": "admin@example.test", "password": PASSWORD,
-              "totp_code": pyotp.TOTP(admin_secret).now()},
+              "totp_code": totp_code(admin_secret)},
         timeout=60,
     )  # fmt: skip
     assert login.status_code == 200, login.text
@@ -110,7 +110,7 @@ def test_a_technician_helps_through_chat_and_terminal_end_to_end(
 
     login = subprocess.run(
         [*AUXILIO, "login", "--server", server, "--email", "tech@example.test",
-         "--password-stdin", "--totp-code", pyotp.TOTP(secret).now()],
+         "--password-stdin", "--totp-code", totp_code(secret)],
         input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=client_env,
         check=False,
     )  # fmt: skip
