@@ -132,13 +132,14 @@ def _platform(text: str) -> str:
 
 async def _reject_code(
     db: AsyncSession, code: str, message: str, organisation_id: uuid.UUID | None,
-    support_session_id: uuid.UUID | None,
+    support_session_id: uuid.UUID | None, via: str = "agent",
 ) -> AgentRefused:
     # Anyone can offer codes: the first per address and minute is recorded, the rest counted.
+    details = {"code": code} if via == "agent" else {"code": code, "via": via}
     await record_failure(db, action=AuditAction.JOIN_CODE_REJECTED, reason=code,
-                 actor=Actor(id=None, display_name="agent", organisation_id=organisation_id),
+                 actor=Actor(id=None, display_name=via, organisation_id=organisation_id),
                  target_type="support_session" if support_session_id else None,
-                 target_id=support_session_id, details={"code": code})
+                 target_id=support_session_id, details=details)
     return AgentRefused(code, message, support_session_id)
 
 
@@ -307,6 +308,34 @@ def current_grant(support_session: SupportSession) -> SignedDocument | None:
                           signature=support_session.grant_signature)
 
 
+async def find_live_join_code(
+    db: AsyncSession, join_code: str, *, lock: bool, via: str = "agent"
+) -> tuple[JoinCode, SupportSession]:
+    """The join code row and its session, for a code a device may still use now; else
+    ``AgentRefused`` with ``join_code.invalid``, ``join_code.used`` or ``join_code.expired``,
+    audited as ``support_session:join_code:rejected`` at a bounded rate (``via``: who offered
+    it). The agent's join (``lock``: rows locked for the update that follows) and the agent
+    download of the join page ask the same question here."""
+    now = clock.now()
+    query = select(JoinCode).where(JoinCode.code_hash == join_code_digest(join_code))
+    row = (await db.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
+    if row is None:
+        raise await _reject_code(db, "join_code.invalid", "no such join code", None, None, via)
+    support_session = await db.get(SupportSession, row.support_session_id, with_for_update=lock)
+    assert support_session is not None  # noqa: S101 -- foreign key with cascade
+    org, sid = support_session.organisation_id, support_session.id
+    if row.used_at is not None:
+        raise await _reject_code(db, "join_code.used", "this join code was already used", org,
+                                 sid, via)  # fmt: skip
+    if row.expires_at <= now:
+        raise await _reject_code(db, "join_code.expired", "this join code has expired", org,
+                                 sid, via)  # fmt: skip
+    if support_session.state != S.REQUESTED:
+        raise await _reject_code(db, "join_code.used", "this support session is not waiting "
+                                 "for a device", org, sid, via)  # fmt: skip
+    return row, support_session
+
+
 async def join_support_session(
     db: AsyncSession, *, join_code: str, device_public_key: str, platform: str,
     server_key: Ed25519PrivateKey, announced: Collection[Capability],
@@ -316,24 +345,8 @@ async def join_support_session(
     when the technician is not connected right now (``join_code.technician_absent``) or the
     device does not announce every requested capability (``capability.unavailable``)."""
     now = clock.now()
-    row = (
-        await db.execute(
-            select(JoinCode).where(JoinCode.code_hash == join_code_digest(join_code))
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-    if row is None:
-        raise await _reject_code(db, "join_code.invalid", "no such join code", None, None)
-    support_session = await db.get(SupportSession, row.support_session_id, with_for_update=True)
-    assert support_session is not None  # noqa: S101 -- foreign key with cascade
+    row, support_session = await find_live_join_code(db, join_code, lock=True)
     org, sid = support_session.organisation_id, support_session.id
-    if row.used_at is not None:
-        raise await _reject_code(db, "join_code.used", "this join code was already used", org, sid)
-    if row.expires_at <= now:
-        raise await _reject_code(db, "join_code.expired", "this join code has expired", org, sid)
-    if support_session.state != S.REQUESTED:
-        raise await _reject_code(db, "join_code.used", "this support session is not waiting "
-                                 "for a device", org, sid)
     if not await technician_attached(sid):
         raise await _reject_code(db, "join_code.technician_absent", "the technician who gave "
                                  "this code is not connected right now; ask them to reconnect, "

@@ -33,20 +33,16 @@ from pathlib import Path
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from sqlalchemy import select
 
 from auxilio.agent.trailer import encode_trailer
-from auxilio.protocol.states import SupportSessionState
 from auxilio.server.api.deps import DbSession, SettingsDep
 from auxilio.server.audit.actions import AuditAction
-from auxilio.server.audit.failures import record_failure
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.identity.ratelimit import Limited, rate_limits
 from auxilio.server.settings import Settings
 from auxilio.server.support_sessions import clock
-from auxilio.server.support_sessions.models import JoinCode, SupportSession
-from auxilio.server.support_sessions.service import join_code_digest
+from auxilio.server.support_sessions.consent import AgentRefused, find_live_join_code
 from auxilio.server.web.pages import N_, register_pages, render, translator
 
 router = APIRouter(include_in_schema=False)
@@ -204,30 +200,16 @@ async def download_agent(
         refused = _refusal(request, 429, "rate_limited")
         refused.headers["retry-after"] = str(math.ceil(wait))
         return refused
-    normal = normalise_code(code[:64])
-    row = None
-    if normal is not None:
-        row = (
-            await db.execute(select(JoinCode).where(JoinCode.code_hash == join_code_digest(normal)))
-        ).scalar_one_or_none()
-    support_session = None if row is None else await db.get(SupportSession, row.support_session_id)
+    # A code not shaped like one is looked up as typed: no row has its hash, so it is refused
+    # (and audited) as join_code.invalid like any unknown code.
+    normal = normalise_code(code[:64]) or code[:64]
+    statuses = {"join_code.invalid": 404, "join_code.used": 410, "join_code.expired": 410}
+    try:
+        row, support_session = await find_live_join_code(db, normal, lock=False,
+                                                         via="agent download")  # fmt: skip
+    except AgentRefused as refused:
+        return _refusal(request, statuses.get(refused.code, 404), refused.code)
     now = clock.now()
-    reason, status = None, 200
-    if row is None or support_session is None or normal is None:
-        reason, status = "join_code.invalid", 404
-    elif row.used_at is not None or support_session.state != SupportSessionState.REQUESTED:
-        reason, status = "join_code.used", 410
-    elif row.expires_at <= now:
-        reason, status = "join_code.expired", 410
-    if reason is not None:
-        org = support_session.organisation_id if support_session is not None else None
-        sid = support_session.id if support_session is not None else None
-        await record_failure(db, action=AuditAction.JOIN_CODE_REJECTED, reason=reason,
-                             actor=Actor(id=None, display_name="join page", organisation_id=org),
-                             target_type="support_session" if sid else None, target_id=sid,
-                             details={"code": reason, "via": "agent download"})  # fmt: skip
-        return _refusal(request, status, reason)
-    assert row is not None and support_session is not None and normal is not None  # noqa: S101
     build = build_for(settings, platform)
     if build is None:
         return _refusal(request, 404, "agent.build_missing")
