@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -53,17 +54,21 @@ def server_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture
-def server(data_dir: Path, server_env: dict[str, str]) -> Iterator[str]:
+@contextmanager
+def serving(
+    data_dir: Path, env: dict[str, str], *, log_path: Path | None = None
+) -> Iterator[str]:
+    """A real ``auxilio serve`` on a free port until the block ends, its URL once it answers
+    ``/readyz``; its log must hold no traceback at the end. ``env``: extra variables."""
     port = free_port()
     # A file, not a pipe: an unread pipe blocks the server once 64 KiB of log lines wait in it.
-    log_path = data_dir.parent / "server.log"
+    log_path = log_path or data_dir.parent / "server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(
             [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
             stdout=log_file, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **server_env},
+            env={**os.environ, **env},
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     # A deadline, not a wait: a loaded machine (xdist workers, browsers) may take this long.
@@ -84,3 +89,9 @@ def server(data_dir: Path, server_env: dict[str, str]) -> Iterator[str]:
     # The log helps when a test failed.
     log = log_path.read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in log, log
+
+
+@pytest.fixture
+def server(data_dir: Path, server_env: dict[str, str]) -> Iterator[str]:
+    with serving(data_dir, server_env) as url:
+        yield url

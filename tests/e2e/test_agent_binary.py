@@ -29,7 +29,7 @@ import pytest
 
 from auxilio.agent.trailer import FOOTER_BYTES, MAGIC
 from tests.agent.xserver import click, find_window, need_xdotool, screenshot, xvfb
-from tests.e2e.conftest import AUXILIO, PASSWORD, free_port, totp_code
+from tests.e2e.conftest import AUXILIO, PASSWORD, serving, totp_code
 from tests.e2e.test_support_session_e2e import (
     create_user,
     open_ticket,
@@ -78,31 +78,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(agent_build: Path, data_dir: Path) -> Iterator[str]:
     """One ``auxilio serve`` for the module (the people are made once too), serving the build."""
-    port = free_port()
-    log_path = data_dir.parent / "server.log"
-    with log_path.open("w", encoding="utf-8") as log_file:
-        proc = subprocess.Popen(
-            [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=log_file, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "AUXILIO_AGENT_BUILDS_DIR": str(agent_build)},
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        proc.wait(timeout=15)
-        pytest.fail(f"server did not start: {log_path.read_text(encoding='utf-8')}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=15)
-    log = log_path.read_text(encoding="utf-8", errors="replace")
-    assert "Traceback" not in log, log
+    with serving(data_dir, {"AUXILIO_AGENT_BUILDS_DIR": str(agent_build)}) as url:
+        yield url
 
 
 def clean_env(home: Path) -> dict[str, str]:

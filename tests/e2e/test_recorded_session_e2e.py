@@ -15,16 +15,14 @@ import re
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pexpect
 import pytest
 
-from tests.e2e.conftest import AUXILIO, PASSWORD, free_port, totp_code
+from tests.e2e.conftest import AUXILIO, PASSWORD, serving, totp_code
 from tests.e2e.test_support_session_e2e import (
     JOIN_CODE,
     ORG,
@@ -51,28 +49,8 @@ def server_log(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(data_dir: Path, server_log: Path) -> Iterator[str]:
     """``auxilio serve`` with its log in a file, so the test can search it too."""
-    port = free_port()
-    with server_log.open("w") as log:
-        proc = subprocess.Popen(
-            [*AUXILIO, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=log, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "AUXILIO_LOG_LEVEL": "DEBUG"},
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            proc.kill()
-            pytest.fail(f"server did not start: {server_log.read_text()}")
+    with serving(data_dir, {"AUXILIO_LOG_LEVEL": "DEBUG"}, log_path=server_log) as url:
         yield url
-        proc.terminate()
-        proc.wait(timeout=15)
-    assert "Traceback" not in server_log.read_text(), server_log.read_text()
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
