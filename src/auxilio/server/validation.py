@@ -20,18 +20,27 @@ from typing import Annotated
 from annotated_types import Interval
 from pydantic import AfterValidator, Field, StringConstraints
 
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def forbidden_character(value: str, *, multiline: bool) -> tuple[int, str] | None:
+    """(position, why) of the first character text may not hold, None when it holds none:
+    bidirectional controls everywhere, control characters but tab and line breaks where
+    ``multiline``. For checks that give a code of their own (an emergency's reason)."""
+    for index, ch in enumerate(value):
+        if ch in BIDI_CONTROLS:
+            return index, "bidirectional control characters are not allowed"
+        if multiline and ch in "\n\t\r":
+            continue
+        if unicodedata.category(ch) == "Cc":
+            return index, "control characters are not allowed"
+    return None
 
 
 def _clean(value: str, *, multiline: bool) -> str:
     value = unicodedata.normalize("NFC", value)
-    for ch in value:
-        if ch in _BIDI:
-            raise ValueError("bidirectional control characters are not allowed")
-        if multiline and ch in "\n\t\r":
-            continue
-        if unicodedata.category(ch) == "Cc":
-            raise ValueError("control characters are not allowed")
+    if (found := forbidden_character(value, multiline=multiline)) is not None:
+        raise ValueError(found[1])
     return value
 
 

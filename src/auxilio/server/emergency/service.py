@@ -45,11 +45,11 @@ from auxilio.server.policies import service as policies
 from auxilio.server.support_sessions import clock
 from auxilio.server.support_sessions import service as sessions
 from auxilio.server.support_sessions.models import SupportSession
+from auxilio.server.validation import forbidden_character
 
 REASON_MAX = 2000
 DECLARE_RULE = "emergency.declare_roles"
 END_ALL = "end_all_sessions"
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 LOCK_UNATTENDED = "lock_unattended"
 
 
@@ -65,9 +65,8 @@ def check_reason(reason: str) -> str:
             f"The reason is {len(text)} characters; at most {REASON_MAX}.",
             field="reason", max_length=REASON_MAX,
         )  # fmt: skip
-    for index, char in enumerate(text):
-        if char in BIDI_CONTROLS or (char not in "\n\t\r" and unicodedata.category(char) == "Cc"):
-            raise EmergencyReasonInvalid(field="reason", position=index)
+    if (found := forbidden_character(text, multiline=True)) is not None:
+        raise EmergencyReasonInvalid(field="reason", position=found[0])
     return text
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
@@ -62,6 +61,7 @@ from auxilio.server.errors import (
 )
 from auxilio.server.policies.service import get_active_policy
 from auxilio.server.runbooks.models import RunbookState, RunbookVersion
+from auxilio.server.validation import forbidden_character
 
 __all__ = [
     "RunbookNotInCatalogue",
@@ -88,7 +88,6 @@ RUNBOOK_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DRAFT_FIELDS = frozenset(
     {"name", "description", "platforms", "interpreter", "script", "parameters", "timeout_seconds"}
 )
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _MULTILINE = frozenset({"script", "description"})
 RULE = "capabilities.runbooks"
 
@@ -106,14 +105,8 @@ def _bad_text(value: str, *, multiline: bool) -> str | None:
     """Why ``value`` cannot be stored or shown as it is, or ``None``. NUL cannot be stored on
     PostgreSQL; other control characters and bidirectional overrides let a script read
     differently to the approver than to the interpreter (the "Trojan Source" trick)."""
-    for ch in value:
-        if ch in _BIDI:
-            return "bidirectional control characters are not allowed"
-        if multiline and ch in "\n\t\r":
-            continue
-        if unicodedata.category(ch) == "Cc":
-            return "control characters are not allowed"
-    return None
+    found = forbidden_character(value, multiline=multiline)
+    return None if found is None else found[1]
 
 
 def _text_problems(value: Any, path: tuple[str | int, ...]) -> list[dict[str, str]]:
