@@ -77,3 +77,15 @@ def test_serve_with_a_self_signed_certificate_answers_over_https(tmp_path: Path)
     loaded = x509.load_pem_x509_certificate(cert.read_bytes())
     assert printed.group(1) == fingerprint_of(loaded)
     assert "support.lan" in names_of(cert)
+
+
+def test_a_fingerprint_is_printed_as_it_is_never_as_emoji() -> None:
+    """Rich turns ":ab:" into an emoji by default: a certificate's fingerprint 80:AB:85 printed
+    as 80🆎85, which nobody can compare with the browser's (seen in a CI run)."""
+    from auxilio.policy import cli as policy_cli
+    from auxilio.server import commands
+
+    for console in (commands.console, policy_cli.console, policy_cli.errors_out):
+        with console.capture() as captured:
+            console.print("SHA-256 fingerprint 80:AB:85:CD:01:SOS:E4", markup=False)
+        assert "80:AB:85:CD:01:SOS:E4" in captured.get()

@@ -70,7 +70,7 @@ def join_command(
     """Join the support session of CODE: you see who asks for what, and decide."""
     from auxilio.agent.join import join
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     try:
         exit_code = asyncio.run(
             join(
@@ -95,7 +95,7 @@ def join_command(
 @app.command("receipts")
 def receipts_command(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """List the consent receipts this device signed (verified again with the device key)."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     try:
         stored = AgentState(state_dir).list_receipts()
     except AgentError as exc:

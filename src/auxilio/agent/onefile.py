@@ -79,7 +79,7 @@ def join_with_trailer(executable: str) -> int:
     except AgentError as exc:
         _tell(f"Error {exc.code}: {exc.message}")
         return exc.exit_code
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     console.print(
         f"Server {address.origin}, key {trailer.server_fingerprint} (signed into this file by "
         f"the server). Join code {trailer.join_code}.",

@@ -26,8 +26,8 @@ from auxilio.policy.templates import list_templates, load_template
 app = typer.Typer(
     help="Validate, explain and browse remote-support policies.", no_args_is_help=True
 )
-console = Console()
-errors_out = Console(stderr=True)
+console = Console(emoji=False)
+errors_out = Console(stderr=True, emoji=False)
 
 
 def _load(file: Path) -> Policy:

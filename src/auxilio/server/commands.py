@@ -14,7 +14,8 @@ from sqlalchemy.engine import make_url
 
 from auxilio.server.settings import Settings, load_settings
 
-console = Console(stderr=True)
+# No emoji codes: a fingerprint such as 80:AB:85 printed as 80🆎85 (":ab:").
+console = Console(stderr=True, emoji=False)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Where the database and keys live.")
