@@ -33,12 +33,15 @@ from auxilio.server.recordings.errors import (
     RecordingKeyWrong,
 )
 from auxilio.server.recordings.export import ExportResult, export_recording
+from auxilio.server.relay.bus import MemoryBus
+from auxilio.server.relay.hub import Hub, Peer
 from auxilio.server.relay.recording import (
     MAGIC,
     RECORD_OVERHEAD,
     RecordingWriter,
     RecordKind,
     file_name,
+    read_records,
 )
 from tests.agent.factories import now
 
@@ -245,3 +248,28 @@ def test_an_epoch_whose_handshake_failed_has_no_keys_and_is_no_damage(tmp_path: 
     result = export(path, auditor, {good.epoch: good.sealed}, tmp_path / "out")
     assert (result.epochs, result.frames) == (1, 1)
     assert result.chat_lines[0].endswith("technician: after a retry")
+
+
+def test_a_sessions_recording_is_on_disk_whole_once_flushed_at_its_end(tmp_path: Path) -> None:
+    """The relay's writer keeps up to 64 KiB in memory; at a session's end the runtime flushes
+    it before the peers hear of the end (runtime.announce_end), so an export made at once has
+    every frame relayed until then, while the writer stays open until the session is forgotten."""
+    hub = Hub(MemoryBus(), recordings_dir=tmp_path)
+    sid = "1f0e8a52-0000-4000-8000-000000000001"
+    hub.record_epoch(sid, b"transcript")
+    hub.record_frame(sid, Peer.AGENT, b"a" * 100)
+    hub.record_frame(sid, Peer.TECHNICIAN, b"t" * 50)
+    path = tmp_path / file_name(sid)
+
+    def kinds() -> list[RecordKind]:
+        with path.open("rb") as handle:
+            _, records = read_records(handle)
+            return [record.kind for record in records]
+
+    assert kinds() == [RecordKind.EPOCH]  # the frames wait in memory
+    hub.flush_recording(sid)
+    assert kinds() == [RecordKind.EPOCH, RecordKind.AGENT_TO_TECHNICIAN,
+                       RecordKind.TECHNICIAN_TO_AGENT]  # fmt: skip
+    hub.record_frame(sid, Peer.AGENT, b"late")  # still open: a frame after the end is kept
+    hub.forget(sid)
+    assert kinds()[-1] is RecordKind.AGENT_TO_TECHNICIAN and len(kinds()) == 4

@@ -170,6 +170,13 @@ class Hub:
             )
             writer.frame(kind, frame)
 
+    def flush_recording(self, support_session_id: str) -> None:
+        """Write out what the session's recording holds in memory, so that the file on disk is
+        complete up to now (the session ended: an export may follow at once)."""
+        writer = self._recordings.get(support_session_id)
+        if writer is not None:
+            writer.flush()
+
     def close_recordings(self) -> None:
         for writer in self._recordings.values():
             writer.close()

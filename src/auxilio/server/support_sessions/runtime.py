@@ -123,6 +123,9 @@ class SupportSessionRuntime:
         # A technician who is gone (lost, killed) writes no summary now: no reason to hold
         # the person's connection for one; the summary reaches their report later via the API.
         technician_here = await self.hub.is_attached(sid, Peer.TECHNICIAN)
+        # Before the peers hear of the end: whoever sees it may export the recording at once
+        # (the writer keeps up to 64 KiB in memory until its session is forgotten).
+        self.hub.flush_recording(sid)
         await self.hub.send_both(sid, BusMessage.text(end_text(support_session)))
         await self.hub.send(sid, Peer.TECHNICIAN, BusMessage.close(1000, "support session ended"))
         report = await self._send_report(support_session.id)
@@ -149,6 +152,7 @@ class SupportSessionRuntime:
         summary (they are not in ``_SUMMARY_FOLLOWS``)."""
         for support_session in ended:
             sid = str(support_session.id)
+            self.hub.flush_recording(sid)
             await self.hub.send_both(sid, BusMessage.text(end_text(support_session)))
             await self.hub.send(sid, Peer.TECHNICIAN,
                                 BusMessage.close(1000, "support session ended"))
