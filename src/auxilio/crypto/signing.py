@@ -35,6 +35,14 @@ class DocumentKind(StrEnum):
     E2E_AGENT_KEY = "auxilio.e2e_agent_key.v1"
     AGENT_AUTH = "auxilio.agent_auth.v1"
     RUNBOOK = "auxilio.runbook.v1"
+    # Unattended access (docs/unattended.md): the owner's pre-authorisation and its revocation
+    # (device-signed), the device's proof at enrolment, the server's order for an automated run
+    # and the device's signed result of it.
+    PRE_AUTHORISATION = "auxilio.pre_authorisation.v1"
+    PRE_AUTHORISATION_REVOCATION = "auxilio.pre_authorisation_revocation.v1"
+    ENROLMENT = "auxilio.enrolment.v1"
+    AUTOMATION_ORDER = "auxilio.automation_order.v1"
+    AUTOMATION_RESULT = "auxilio.automation_result.v1"
 
 
 def canonical_json(value: Any) -> bytes:

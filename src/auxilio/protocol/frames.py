@@ -64,6 +64,11 @@ class EndReason(StrEnum):
     ACCESS_REVOKED = "access_revoked"
     # The technician's connection dropped and they did not come back within the grace period.
     TECHNICIAN_LOST = "technician_lost"
+    # Unattended: the owner revoked the pre-authorisation the session relied on, or its window
+    # closed; or the device itself was revoked by the organisation.
+    PRE_AUTHORISATION_REVOKED = "pre_authorisation_revoked"
+    PRE_AUTHORISATION_ENDED = "pre_authorisation_ended"
+    DEVICE_REVOKED = "device_revoked"
 
 
 class ActivityKind(StrEnum):
@@ -350,6 +355,64 @@ class SessionStateMessage(_Message):
     wait_seconds: int | None = Field(default=None, ge=0)
 
 
+# -- enrolled devices (docs/unattended.md) ---------------------------------------------------
+
+
+class DeviceReady(_Message):
+    """Server -> an enrolled agent, after ``agent.auth``: the device is known and not revoked.
+    ``pre_authorisations`` are the ids of the live ones the server holds for it (the agent sends
+    again what is missing and revokes what it revoked while offline); ``emergency_active`` tells
+    it that unattended access is locked right now."""
+
+    type: Literal["device.ready"] = "device.ready"
+    device_id: Identifier
+    emergency_active: bool = False
+    pre_authorisations: tuple[Identifier, ...] = Field(default=(), max_length=64)
+    server_time: UtcDatetime
+
+
+class PreAuthPublish(_Message):
+    """Agent -> server: a pre-authorisation the owner signed on the device (kind
+    ``auxilio.pre_authorisation.v1``)."""
+
+    type: Literal["preauth.publish"] = "preauth.publish"
+    document: SignedDocument
+
+
+class PreAuthRevoke(_Message):
+    """Agent -> server: the owner's signed revocation (kind
+    ``auxilio.pre_authorisation_revocation.v1``); it ends a live unattended session on it."""
+
+    type: Literal["preauth.revoke"] = "preauth.revoke"
+    document: SignedDocument
+
+
+class PreAuthAck(_Message):
+    """Server -> agent: the pre-authorisation is stored (or its revocation recorded)."""
+
+    type: Literal["preauth.ack"] = "preauth.ack"
+    pre_authorisation_id: Identifier
+    state: Literal["stored", "revoked"]
+
+
+class AutomationRun(_Message):
+    """Server -> an enrolled agent: a server-signed order (kind ``auxilio.automation_order.v1``)
+    to run a runbook or collect diagnostics with no technician attached, inside a
+    pre-authorisation that allows automated runs."""
+
+    type: Literal["automation.run"] = "automation.run"
+    order: SignedDocument
+
+
+class AutomationResult(_Message):
+    """Agent -> server: the device-signed result (kind ``auxilio.automation_result.v1``), or its
+    signed refusal, of one order."""
+
+    type: Literal["automation.result"] = "automation.result"
+    run_id: Identifier
+    result: SignedDocument
+
+
 class ErrorMessage(_Message):
     type: Literal["error"] = "error"
     code: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=100)]
@@ -380,6 +443,12 @@ ControlMessage = Annotated[
     | SessionEnd
     | SessionReportMessage
     | SessionStateMessage
+    | DeviceReady
+    | PreAuthPublish
+    | PreAuthRevoke
+    | PreAuthAck
+    | AutomationRun
+    | AutomationResult
     | ErrorMessage,
     Field(discriminator="type"),
 ]
@@ -394,7 +463,8 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
         RecordingKey, SessionReportMismatch, SessionWarning, SessionExtendRequest,
         SessionExtendDecision, SessionExtendAnswer,
         CapabilityRevoke, SessionReportMessage,
-        SessionEnd, SessionStateMessage, ErrorMessage,
+        SessionEnd, SessionStateMessage, DeviceReady, PreAuthPublish, PreAuthRevoke,
+        PreAuthAck, AutomationRun, AutomationResult, ErrorMessage,
     )
 }  # fmt: skip
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Ids are opaque to the protocol (the server may use UUIDs or integers); the alphabet keeps them
 # safe to log and to put in a URL.
@@ -148,9 +148,14 @@ class ConsentTerms(WireModel):
     ``on_timeout`` is ``refused`` for an attended session, always: silence never means yes. The
     agent treats any other value as a refusal and records ``timed_out``. ``answer_by`` bounds the
     offer itself: after it the agent refuses to show the prompt at all (an old offer replayed).
+
+    ``mode`` ``unattended``: nobody is asked; the owner's pre-authorisation named by
+    ``pre_authorisation_id`` (device-signed, docs/unattended.md) stands for the person's answer,
+    and the agent checks the grant against its own copy of it.
     """
 
-    mode: Literal["attended"] = "attended"
+    mode: Literal["attended", "unattended"] = "attended"
+    pre_authorisation_id: Identifier | None = None
     ticket_ref: ShortText | None = None
     purposes: tuple[CapabilityPurpose, ...] = Field(default=(), max_length=16)
     legal_text: LongText
@@ -158,6 +163,12 @@ class ConsentTerms(WireModel):
     timeout_seconds: int = Field(gt=0, le=3600)
     on_timeout: TimeoutDefault = "refused"
     answer_by: UtcDatetime
+
+    @model_validator(mode="after")
+    def _pre_authorised_when_unattended(self) -> Self:
+        if (self.mode == "unattended") != (self.pre_authorisation_id is not None):
+            raise ValueError("pre_authorisation_id is given exactly when mode is unattended")
+        return self
 
 
 class ExtensionTerms(WireModel):

@@ -1,6 +1,7 @@
 """Imports every domain's models so that the metadata is complete (migrations, create_all)."""
 
 from auxilio.server.audit import models as audit_models
+from auxilio.server.automation import models as automation_models
 from auxilio.server.db.base import Base
 from auxilio.server.devices import models as device_models
 from auxilio.server.emergency import models as emergency_models
@@ -15,6 +16,7 @@ from auxilio.server.tickets import models as ticket_models
 __all__ = [
     "Base",
     "audit_models",
+    "automation_models",
     "device_models",
     "emergency_models",
     "identity_models",

@@ -35,6 +35,9 @@ class SupportSession(Base):
     # The key the agent proved at join; a reconnecting agent is matched to its session by it.
     device_public_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     mode: Mapped[str] = mapped_column(String(16))
+    # Unattended: the owner's pre-authorisation the session relies on (docs/unattended.md).
+    pre_authorisation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("pre_authorisations.id"), nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(20))
     requested_capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
     granted_capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
