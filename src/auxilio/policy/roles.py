@@ -46,6 +46,12 @@ class Permission(StrEnum):
     DEVICE_REGISTER_OWN = "device:register_own"
     DEVICE_READ_OWN = "device:read_own"
     DEVICE_READ_ALL = "device:read_all"
+    # Unattended access: making enrolment tokens, revoking an enrolled device, scheduling
+    # automated runs. Whether a given connection or run is allowed is the policy's unattended
+    # rules and the owner's pre-authorisation; these only gate who may ask.
+    DEVICE_ENROL = "device:enrol"
+    DEVICE_REVOKE = "device:revoke"
+    AUTOMATION_MANAGE = "automation:manage"
     AUDIT_READ = "audit:read"
     POLICY_READ = "policy:read"
     POLICY_MANAGE = "policy:manage"
@@ -77,9 +83,13 @@ _TECHNICIAN = _EVERYONE | {
     _P.DEVICE_READ_ALL, _P.SUPPORT_SESSION_REQUEST, _P.SUPPORT_SESSION_READ_ALL, _P.POLICY_READ,
     _P.RUNBOOK_READ, _P.RUNBOOK_APPROVE,
 }
-_SENIOR = _TECHNICIAN | {_P.TICKET_ASSIGN, _P.SUPPORT_SESSION_APPROVE, _P.RUNBOOK_WRITE}
+_SENIOR = _TECHNICIAN | {
+    _P.TICKET_ASSIGN, _P.SUPPORT_SESSION_APPROVE, _P.RUNBOOK_WRITE, _P.DEVICE_ENROL,
+    _P.AUTOMATION_MANAGE,
+}
 _SUPERVISOR = _SENIOR | {
     _P.STAFF_MANAGE, _P.REPORT_READ, _P.EMERGENCY_DECLARE, _P.SUPPORT_SESSION_END_ANY,
+    _P.DEVICE_REVOKE,
 }
 _ADMIN = _SUPERVISOR | {_P.ORG_MANAGE, _P.USER_MANAGE, _P.AUDIT_READ, _P.POLICY_MANAGE}
 # An auditor reads everything that is evidence and never writes (its own tokens aside).
