@@ -266,3 +266,82 @@ class RunbookSamePerson(PolicyDenied):
 class RunbookTimeoutTooLong(PolicyDenied):
     code = "runbook.timeout_too_long"
     default_message = "The runbook's time limit is above the policy's max_timeout."
+
+
+# ---- enrolment and enrolled devices (docs/unattended.md) -------------------------------------
+
+
+class EnrolmentRefused(DomainError):
+    """An agent's enrolment refused; audited, and the audit committed before the answer."""
+
+    code = "enrolment.refused"
+
+
+class EnrolmentTokenInvalid(EnrolmentRefused):
+    code = "enrolment.token_invalid"
+    status = 401
+    default_message = "The enrolment token is not known to this server."
+
+
+class EnrolmentTokenExpired(EnrolmentRefused):
+    code = "enrolment.token_expired"
+    status = 410
+    default_message = "The enrolment token has expired; ask for a new one."
+
+
+class EnrolmentTokenUsed(EnrolmentRefused):
+    code = "enrolment.token_used"
+    status = 409
+    default_message = "The enrolment token was already used to enrol a device."
+
+
+class EnrolmentTokenRevoked(EnrolmentRefused):
+    code = "enrolment.token_revoked"
+    status = 410
+    default_message = "The enrolment token was revoked."
+
+
+class EnrolmentProofInvalid(EnrolmentRefused):
+    code = "enrolment.proof_invalid"
+    default_message = "The enrolment proof is not signed by the device key for this server."
+
+
+class EnrolmentKeyInUse(EnrolmentRefused):
+    code = "enrolment.key_in_use"
+    status = 409
+    default_message = "This device key is already enrolled as another device."
+
+
+class EnrolmentTokenNotFound(NotFound):
+    code = "enrolment.token_not_found"
+    default_message = "No such enrolment token."
+
+
+class EnrolmentTokenAlreadyRevoked(Conflict):
+    code = "enrolment.token_already_revoked"
+    default_message = "The enrolment token is already revoked."
+
+
+class EnrolmentGroupInvalid(ValidationFailed):
+    code = "enrolment.group_invalid"
+    default_message = "The device group must be a short name (1 to 64 characters, one line)."
+
+
+class EnrolmentOwnerInvalid(ValidationFailed):
+    code = "enrolment.owner_invalid"
+    default_message = "The device's owner must be an active end user of your organisation."
+
+
+class EnrolmentExpiryInvalid(ValidationFailed):
+    code = "enrolment.expiry_invalid"
+    default_message = "An enrolment token expires after 1 to 720 hours."
+
+
+class DeviceAlreadyRevoked(Conflict):
+    code = "device.already_revoked"
+    default_message = "The device is already revoked."
+
+
+class DeviceRevokeReasonInvalid(ValidationFailed):
+    code = "device.reason_invalid"
+    default_message = "Say why the device is revoked: 1 to 2000 characters, no control characters."

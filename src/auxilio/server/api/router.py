@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from auxilio.server.audit.routes import router as audit_router
-from auxilio.server.devices.routes import router as devices_router
+from auxilio.server.devices import routes as devices
 from auxilio.server.emergency.routes import router as emergency_router
 from auxilio.server.identity.routes import router as identity_router
 from auxilio.server.policies.routes import router as policies_router
@@ -19,7 +19,9 @@ api_router.include_router(identity_router)
 api_router.include_router(audit_router)
 api_router.include_router(policies_router)
 api_router.include_router(tickets_router)
-api_router.include_router(devices_router)
+api_router.include_router(devices.router)
+api_router.include_router(devices.tokens_router)
+api_router.include_router(devices.agents_router)
 api_router.include_router(runbooks_router)
 api_router.include_router(recordings_router)
 api_router.include_router(emergency_router)

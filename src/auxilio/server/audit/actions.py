@@ -42,6 +42,12 @@ class AuditAction(StrEnum):
     # Devices
     DEVICE_REGISTERED = "device:device:registered"
     DEVICE_LINKED = "device:ticket_link:added"
+    ENROLMENT_TOKEN_CREATED = "device:enrolment_token:created"  # noqa: S105 -- an action name
+    ENROLMENT_TOKEN_REVOKED = "device:enrolment_token:revoked"  # noqa: S105 -- an action name
+    DEVICE_ENROLLED = "device:device:enrolled"
+    ENROLMENT_REJECTED = "device:enrolment:rejected"
+    ENROLMENT_REUSED = "device:enrolment:reused"
+    DEVICE_REVOKED = "device:device:revoked"
     # Policy
     POLICY_VERSION_UPLOADED = "policy:version:uploaded"
     POLICY_VERSION_ACTIVATED = "policy:version:activated"
@@ -122,6 +128,22 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     "size, sha256, support_session_id; never the content or its name).",
     AuditAction.DEVICE_REGISTERED: "A device was registered to its owner.",
     AuditAction.DEVICE_LINKED: "A device was linked to a ticket.",
+    AuditAction.ENROLMENT_TOKEN_CREATED: "An enrolment token was made for a device group and "
+    "owner (details: token_id, label, device_group, owner_id, expires_at; never the token).",
+    AuditAction.ENROLMENT_TOKEN_REVOKED: "An unused enrolment token was revoked (details: "
+    "token_id, device_group).",
+    AuditAction.DEVICE_ENROLLED: "An agent enrolled a device with a token and a proof signed by "
+    "its key for this server (details: token_id, device_group, owner_id, platform, "
+    "fingerprint, agent_version).",
+    AuditAction.ENROLMENT_REJECTED: "An enrolment was refused: unknown, expired or revoked token, "
+    "a bad proof, or a device key already enrolled (details: code; the first from an address "
+    "in a minute, the rest counted in audit:failures:summarised).",
+    AuditAction.ENROLMENT_REUSED: "An enrolment token that already enrolled a device was "
+    "presented again, perhaps stolen (details: token_id, device_id it enrolled, used_at, the "
+    "fingerprint of the key presented); no device was made.",
+    AuditAction.DEVICE_REVOKED: "The organisation revoked an enrolled device, with a reason: its "
+    "pre-authorisations are void, its live sessions ended with reason device_revoked, its "
+    "connection closed (details: reason, pre_authorisations, support_sessions_ended).",
     AuditAction.POLICY_VERSION_UPLOADED: "A policy version was stored.",
     AuditAction.POLICY_VERSION_ACTIVATED: "A policy version became the organisation's active one.",
     AuditAction.POLICY_DECISION_DENIED: "The policy engine denied a support action "
