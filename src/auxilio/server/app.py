@@ -19,6 +19,7 @@ from auxilio.server.api.errors import install_error_handlers
 from auxilio.server.api.router import api_router
 from auxilio.server.audit.failures import AUDIT_FAILURES, FailureAggregator, FailureFlusher
 from auxilio.server.audit.service import AuditSigner, checkpoint_stale_chains, make_audit_signer
+from auxilio.server.automation.scheduler import AutomationScheduler
 from auxilio.server.db.engine import create_engine, create_sessionmaker
 from auxilio.server.db.migrate import migrate
 from auxilio.server.emergency import pages as _emergency_pages  # noqa: F401 -- registers its forms
@@ -77,10 +78,15 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
         queue = TicketQueue(app.state.sessionmaker, settings.ticket_queue_seconds)
         queue.start()
         app.state.ticket_queue = queue
+        automation = AutomationScheduler(app.state.sessionmaker, server_key=key,
+                                         bus=app.state.support_sessions.hub.bus)
+        automation.start()
+        app.state.automation_scheduler = automation
         log.info("auxilio %s ready on node %s", __version__, settings.node_id)
         try:
             yield
         finally:
+            await automation.stop()
             await queue.stop()
             await stop_support_sessions(app)
             await flusher.stop()

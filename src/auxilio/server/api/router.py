@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from auxilio.server.audit.routes import router as audit_router
+from auxilio.server.automation.routes import router as automation_router
 from auxilio.server.devices import routes as devices
 from auxilio.server.emergency.routes import router as emergency_router
 from auxilio.server.identity.routes import router as identity_router
@@ -29,3 +30,4 @@ api_router.include_router(support_sessions.router)
 api_router.include_router(support_sessions.me_router)
 api_router.include_router(support_sessions.tickets_router)
 api_router.include_router(support_sessions.public_router)
+api_router.include_router(automation_router)

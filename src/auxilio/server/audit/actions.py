@@ -87,6 +87,15 @@ class AuditAction(StrEnum):
     RUNBOOK_APPROVED = "runbook:runbook:approved"
     RUNBOOK_RETIRED = "runbook:runbook:retired"
     RUNBOOK_APPROVAL_REFUSED = "runbook:approval:refused"
+    # Automated runs (a runbook or diagnostics with no technician, inside a pre-authorisation)
+    AUTOMATION_RUN_SCHEDULED = "automation:run:scheduled"
+    AUTOMATION_RUN_SENT = "automation:run:sent"
+    AUTOMATION_RUN_DONE = "automation:run:done"
+    AUTOMATION_RUN_FAILED = "automation:run:failed"
+    AUTOMATION_RUN_REFUSED = "automation:run:refused"
+    AUTOMATION_RUN_EXPIRED = "automation:run:expired"
+    AUTOMATION_RUN_CANCELLED = "automation:run:cancelled"
+    AUTOMATION_RESULT_REFUSED = "automation:result:refused"
     # Emergency mode (R18)
     EMERGENCY_DECLARED = "emergency:emergency:declared"
     EMERGENCY_LIFTED = "emergency:emergency:lifted"
@@ -214,6 +223,31 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     AuditAction.RUNBOOK_APPROVAL_REFUSED: "An approval was refused by the active policy "
     "(details: runbook_id, version, code, rule: approver_roles, two_person, max_timeout or the "
     "missing runbooks capability).",
+    AuditAction.AUTOMATION_RUN_SCHEDULED: "An automated run was scheduled on an enrolled device "
+    "after the policy (mode automated, the unattended rules) and a pre-authorisation covering "
+    "its due time allowed it, or as the next of a repeating run (details: device_id, kind, "
+    "runbook_id, version, ticket_id, pre_authorisation_id, due_at, repeat_seconds).",
+    AuditAction.AUTOMATION_RUN_SENT: "The server signed an automated run's order and sent it to "
+    "the device, after checking the pre-authorisation, the device and the pinned runbook again "
+    "(details: device_id, kind, runbook_id, version, not_after).",
+    AuditAction.AUTOMATION_RUN_DONE: "The device's signed result of an automated run was "
+    "verified and stored, and attached to the ticket (details: code, exit_code, "
+    "output_sha256, attachment_id).",
+    AuditAction.AUTOMATION_RUN_FAILED: "An automated run ran and failed, by the device's signed "
+    "result (details: code such as runbook.exit_nonzero or runbook.timed_out, exit_code, "
+    "output_sha256, attachment_id).",
+    AuditAction.AUTOMATION_RUN_REFUSED: "An automated run was refused: when asked for (the "
+    "policy or no pre-authorisation: details: code, rule), at send time (the "
+    "pre-authorisation revoked or expired, the device revoked, the runbook changed) or by the "
+    "device itself in its signed result (details: code).",
+    AuditAction.AUTOMATION_RUN_EXPIRED: "An automated run was not carried out in time: its "
+    "window shut while the device was offline or during an emergency, or no result came "
+    "(details: code).",
+    AuditAction.AUTOMATION_RUN_CANCELLED: "Staff cancelled a scheduled or sent automated run "
+    "(details: previous_state).",
+    AuditAction.AUTOMATION_RESULT_REFUSED: "A device sent an automated run's result the server "
+    "did not take: not signed by its key, tampered, another run's id or nonce, or a replay "
+    "(details: run_id, code).",
     AuditAction.EMERGENCY_DECLARED: "An emergency was declared with a reason; the policy's "
     "emergency.declare_roles allowed it (details: reason, actions, escalate_to, rule, policy "
     "version, sessions_ended). Each session it ended has its own support_session:session:ended "

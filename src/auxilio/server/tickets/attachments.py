@@ -143,8 +143,11 @@ async def add_attachment(
     support_session_id: uuid.UUID | None,
     actor: Actor,
     now: datetime | None = None,
+    device_verified: bool = False,
 ) -> TicketAttachment:
-    """Store a result on the ticket; its size and hash go to the audit log, its text does not."""
+    """Store a result on the ticket; its size and hash go to the audit log, its text does not.
+    ``device_verified``: the caller checked the device's signature over the content (an
+    automated run's result, server/automation)."""
     data = content.encode()
     if len(data) > MAX_ATTACHMENT_BYTES:
         raise AttachmentTooLarge(limit=MAX_ATTACHMENT_BYTES, size=len(data))
@@ -156,7 +159,7 @@ async def add_attachment(
     if support_session_id is not None:
         await _check_session(db, ticket=ticket, support_session_id=support_session_id,
                              actor=actor)  # fmt: skip
-    verified = support_session_id is not None and await reported_by_device(
+    verified = device_verified or support_session_id is not None and await reported_by_device(
         db, support_session_id=support_session_id, kind=kind, data=data)
     assert actor.id is not None  # noqa: S101 -- the route's identity is a person
     attachment = TicketAttachment(verified=verified,
