@@ -19,6 +19,7 @@ written by the service never loses a revocation written at the same moment by th
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable, Iterator
@@ -26,12 +27,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auxilio.agent.errors import AgentError
 from auxilio.agent.state import AgentState
 from auxilio.crypto.errors import CryptoError
 from auxilio.crypto.keys import write_private_file
 from auxilio.crypto.preauth import (
+    MAX_WINDOW,
+    WEEKDAYS,
     AccessWindow,
     PreAuthorisation,
     PreAuthorisationRevocation,
@@ -265,3 +269,159 @@ class AccessStore:
             if state == "revoked":
                 record["revocation_published"] = record.get("revocation") is not None
             self._write(pre_authorisation_id, record)
+
+
+# -- what the owner types (auxilio agent access grant) ----------------------------------------
+#
+# Defaults: "this week, working hours": Monday to Friday, 09:00-17:00 in the device's time
+# zone, from now for 7 days. Each bad value has its own code (access.*).
+
+_DAY_NAMES = {name: number for number, name in enumerate(WEEKDAYS)}
+_ALL_WORDS = {"all", "any", "every", "everyday", "daily", "*"}
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _refuse(code: str, message: str) -> AgentError:
+    return AgentError(code, message)
+
+
+def parse_scope(text: str) -> tuple[Capability, ...]:
+    """``chat,terminal`` -> the capabilities, in the order given, once each."""
+    found: list[Capability] = []
+    for word in (part.strip().lower() for part in text.split(",")):
+        if not word:
+            continue
+        try:
+            capability = Capability(word)
+        except ValueError:
+            known = ", ".join(c.value for c in Capability)
+            raise _refuse("access.scope_unknown",
+                          f"unknown capability {word!r} (known: {known})") from None  # fmt: skip
+        if capability not in found:
+            found.append(capability)
+    if not found:
+        raise _refuse("access.scope_empty", "name at least one capability, e.g. --scope chat")
+    return tuple(found)
+
+
+def _day(word: str) -> int:
+    number = _DAY_NAMES.get(word[:3].lower()) if len(word) >= 3 else None
+    if number is None or not WEEKDAYS[number].startswith(word[:3].lower()):
+        raise _refuse("access.bad_days", f"{word!r} is not a weekday (mon, tue, ... sun)")
+    return number
+
+
+def parse_days(text: str) -> tuple[int, ...]:
+    """``mon-fri``, ``sat,sun``, ``mon,wed-fri``, ``fri-mon`` (wraps), ``all``."""
+    text = text.strip().lower()
+    if text in _ALL_WORDS:
+        return tuple(range(7))
+    days: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            raise _refuse("access.bad_days", f"{text!r}: an empty day in the list")
+        if "-" in part:
+            first, _, last = part.partition("-")
+            start, end = _day(first.strip()), _day(last.strip())
+            span = [(start + i) % 7 for i in range((end - start) % 7 + 1)]
+        else:
+            span = [_day(part)]
+        days += [d for d in span if d not in days]
+    return tuple(sorted(days))
+
+
+def _clock(text: str) -> dt.time:
+    hour, _, minute = text.strip().partition(":")
+    try:
+        moment = dt.time(int(hour), int(minute or 0))
+    except ValueError:
+        raise _refuse("access.bad_hours", f"{text!r} is not a time of day (HH:MM)") from None
+    return moment
+
+
+def parse_hours(text: str) -> tuple[dt.time, dt.time] | None:
+    """``09:00-17:00`` (or ``9-17``); ``all`` for the whole day (None)."""
+    text = text.strip().lower()
+    if text in _ALL_WORDS or text in {"all-day", "allday"}:
+        return None
+    first, sep, last = text.partition("-")
+    if not sep:
+        raise _refuse("access.bad_hours", f"{text!r}: give a span, e.g. 09:00-17:00")
+    start = _clock(first)
+    end = dt.time(0, 0) if last.strip() in {"24", "24:00"} else _clock(last)
+    if end == dt.time(0, 0) and start != end:
+        raise _refuse("access.bad_hours", f"{text!r}: end the day at 23:59, or use --hours all")
+    if end <= start:
+        raise _refuse("access.bad_hours", f"{text!r}: the end must be after the start on the "
+                      "same day; for a night, grant two pre-authorisations")  # fmt: skip
+    return start, end
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``7d``, ``12h``, ``2w``, ``90m``; at most the longest window (366 days)."""
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].isdigit():
+        raise _refuse("access.bad_duration", f"{text!r}: a number and a unit: 90m, 12h, 7d, 2w")
+    length = dt.timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+    if length <= dt.timedelta(0):
+        raise _refuse("access.bad_duration", f"{text!r}: the length must be positive")
+    if length > MAX_WINDOW:
+        raise _refuse("access.window_too_long", f"{text!r}: a pre-authorisation lasts at most "
+                      f"{MAX_WINDOW.days} days; grant a new one later")  # fmt: skip
+    return length
+
+
+def parse_until(text: str, zone: ZoneInfo) -> dt.datetime:
+    """``2026-12-31`` (to the end of that day) or ``2026-12-31T18:00``, in ``zone``."""
+    try:
+        if "t" in text.lower() or " " in text.strip():
+            moment = dt.datetime.fromisoformat(text.strip())
+        else:
+            day = dt.date.fromisoformat(text.strip())
+            moment = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0))
+    except ValueError:
+        message = f"{text!r}: give a date (2026-12-31) or a time (2026-12-31T18:00)"
+        raise _refuse("access.bad_until", message) from None
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+def check_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"unknown time zone {name!r} (e.g. Europe/Madrid, America/Mexico_City)"
+        raise _refuse("access.timezone_unknown", message) from None
+
+
+def build_window(
+    *,
+    days: str = "mon-fri",
+    hours: str = "09:00-17:00",
+    for_: str | None = None,
+    until: str | None = None,
+    timezone: str = "UTC",
+    now: dt.datetime,
+) -> AccessWindow:
+    """The window the owner typed; ``for_`` and ``until`` exclude each other (neither: 7d)."""
+    zone = check_zone(timezone)
+    if for_ is not None and until is not None:
+        raise _refuse("access.for_and_until", "give --for or --until, not both")
+    weekdays = parse_days(days)
+    daily = parse_hours(hours)
+    if until is not None:
+        end = parse_until(until, zone).astimezone(UTC)
+        if end <= now:
+            raise _refuse("access.bad_until", f"{until!r} is in the past")
+        if end - now > MAX_WINDOW:
+            message = f"{until!r}: a pre-authorisation lasts at most {MAX_WINDOW.days} days"
+            raise _refuse("access.window_too_long", message)
+    else:
+        end = now + parse_duration(for_ or "7d")
+    window = AccessWindow(
+        not_before=now, not_after=end, weekdays=weekdays, timezone=timezone,
+        daily_start=daily[0] if daily else None, daily_end=daily[1] if daily else None,
+    )  # fmt: skip
+    if window.next_opening(now) is None:
+        raise _refuse("access.never_open", "those days and hours never come before the end; "
+                      "widen --days, --hours or --for")  # fmt: skip
+    return window

@@ -91,6 +91,8 @@ class Texts:
     # -- the session window ---------------------------------------------------------------------
     session_window_title: str
     connected: str  # {technician}, {organisation}
+    unattended_connected: str  # {technician}, {organisation}
+    revoke_access: str
     may_do: str
     may_do_nothing: str
     time_left: str  # {left}, {end}
@@ -224,6 +226,8 @@ EN = Texts(
     window_asks="A window asks for your consent.",
     session_window_title="Auxilio: support session",
     connected="Connected: {technician} ({organisation})",
+    unattended_connected="Unattended session: {technician} ({organisation})",
+    revoke_access="Revoke access",
     may_do="They may:",
     may_do_nothing="Nothing is allowed now.",
     time_left="Time left: {left} (ends at {end})",
@@ -350,6 +354,8 @@ ES = Texts(
     window_asks="Una ventana le pide su consentimiento.",
     session_window_title="Auxilio: sesión de asistencia",
     connected="Conectado: {technician} ({organisation})",
+    unattended_connected="Sesión desatendida: {technician} ({organisation})",
+    revoke_access="Revocar el acceso",
     may_do="Puede:",
     may_do_nothing="Ahora no hay nada permitido.",
     time_left="Tiempo restante: {left} (termina a las {end})",

@@ -11,9 +11,16 @@ import asyncio
 import signal
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 
-from auxilio.agent.connection import AgentConnection, ConnectionLost, new_id, server_address
+from auxilio.agent.connection import (
+    AgentConnection,
+    ConnectionLost,
+    Link,
+    new_id,
+    server_address,
+)
 from auxilio.agent.consent import ask_consent, sign_consent, utc_now
 from auxilio.agent.consent_window import ask_consent_in_window, window_available
 from auxilio.agent.errors import AgentError
@@ -23,8 +30,9 @@ from auxilio.agent.i18n import texts_for
 from auxilio.agent.report import build_report, render_report, render_server_report
 from auxilio.agent.session import SupportSessionRunner
 from auxilio.agent.session_window import SessionWindow, into_loop
-from auxilio.agent.state import AgentState
+from auxilio.agent.state import ActivityLog, AgentState
 from auxilio.agent.userinput import LineInput
+from auxilio.crypto.grants import Grant
 from auxilio.protocol.errors import ProtocolError
 from auxilio.protocol.frames import (
     ConsentDecisionMessage,
@@ -95,43 +103,10 @@ async def join(
         pinned = await connection.open()
         await connection.send(SessionJoin(id=new_id(), join_code=code.strip().upper()))
         offer = await _wait_offer(connection)
-        try:
-            now = utc_now()
-            grant = check_offer(
-                offer,
-                server_key=pinned.public_key,
-                device_key=state.device_public_key,
-                device_id=pinned.device_id,
-                now=now,
-            )
-            if not state.remember_grant(grant.nonce, until=grant.not_after, now=now):
-                raise AgentError(
-                    "offer.replayed", "this offer was already shown once; it is never shown again"
-                )
-        except AgentError as exc:
-            await connection.send(
-                SessionEnd(
-                    id=new_id(),
-                    support_session_id=offer.support_session_id,
-                    ended_by=Party.AGENT,
-                    reason=EndReason.PROTOCOL_ERROR,
-                    detail=exc.code,
-                )
-            )
-            raise
+        grant = await verify_offer(connection, offer, state=state, server_key=pinned.public_key,
+                                   device_id=pinned.device_id)  # fmt: skip
         state.remember_device_id(address.origin, grant.device_id)
-        log = state.session_log(grant.support_session_id)
-        log.append(
-            "offered",
-            support_session_id=grant.support_session_id,
-            technician_name=grant.technician_name,
-            organisation_name=grant.organisation_name,
-            technician_fingerprint=grant.technician_key_fingerprint,
-            recorded=grant.recorded,
-            capabilities=[str(item.capability) for item in grant.capabilities],
-            not_after=grant.not_after.isoformat(),
-            server=address.origin,
-        )
+        log = log_offer(state, grant, server=address.origin)
         consenting = True
         windowed = window and window_available()
         if windowed:
@@ -189,18 +164,71 @@ async def join(
         finally:
             if session_window is not None:
                 await asyncio.to_thread(session_window.close)
-        own = build_report(log.events())
-        if runner.server_report is not None:
-            log.append("report", report=runner.server_report.model_dump(mode="json"))
-            render_server_report(console, runner.server_report, own)
-        else:
-            console.print("The server's report did not arrive; this is the device's own log.",
-                          markup=False)  # fmt: skip
-            render_report(console, own)
+        show_report(console, runner, log)
         return 1 if ended.reason == EndReason.PROTOCOL_ERROR and ended.ended_by == "agent" else 0
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         await connection.close()
+
+
+async def verify_offer(
+    link: Link, offer: SessionOffer, *, state: AgentState, server_key: Ed25519PublicKey,
+    device_id: str | None,
+) -> Grant:
+    """The offer's grant, checked (``grants.check_offer``) and never seen before; otherwise the
+    offer is ended (``session.end`` protocol_error naming the code) and ``AgentError`` raised.
+    Shared by the attended join and the unattended service (agent/daemon.py)."""
+    try:
+        now = utc_now()
+        grant = check_offer(offer, server_key=server_key, device_key=state.device_public_key,
+                            device_id=device_id, now=now)  # fmt: skip
+        if not state.remember_grant(grant.nonce, until=grant.not_after, now=now):
+            raise AgentError(
+                "offer.replayed", "this offer was already shown once; it is never shown again"
+            )
+    except AgentError as exc:
+        await link.send(
+            SessionEnd(
+                id=new_id(),
+                support_session_id=offer.support_session_id,
+                ended_by=Party.AGENT,
+                reason=EndReason.PROTOCOL_ERROR,
+                detail=exc.code,
+            )
+        )
+        raise
+    return grant
+
+
+def log_offer(state: AgentState, grant: Grant, *, server: str, **extra: object) -> ActivityLog:
+    """The session's own log, opened with what was offered (the report's first lines)."""
+    log = state.session_log(grant.support_session_id)
+    log.append(
+        "offered",
+        support_session_id=grant.support_session_id,
+        technician_name=grant.technician_name,
+        organisation_name=grant.organisation_name,
+        technician_fingerprint=grant.technician_key_fingerprint,
+        recorded=grant.recorded,
+        capabilities=[str(item.capability) for item in grant.capabilities],
+        not_after=grant.not_after.isoformat(),
+        server=server,
+        **extra,
+    )
+    return log
+
+
+def show_report(console: Console, runner: SupportSessionRunner, log: ActivityLog) -> None:
+    """After the session: the server's signed report checked against the device's own log, or
+    the device's own log alone when the server's did not arrive."""
+    own = build_report(log.events())
+    if runner.server_report is not None:
+        log.append("report", report=runner.server_report.model_dump(mode="json"))
+        render_server_report(console, runner.server_report, own)
+    else:
+        console.print("The server's report did not arrive; this is the device's own log.",
+                      markup=False)  # fmt: skip
+        render_report(console, own)
 
 
 async def _watch_during_consent(

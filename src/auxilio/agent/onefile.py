@@ -79,6 +79,12 @@ def join_with_trailer(executable: str) -> int:
     except AgentError as exc:
         _tell(f"Error {exc.code}: {exc.message}")
         return exc.exit_code
+    if trailer.enrolment_token:
+        # An agent for enrolment (docs/unattended.md): enrol, install the service, done.
+        from auxilio.agent.enroll import enrol_from_trailer
+
+        return enrol_from_trailer(trailer, state_dir, say=lambda text: print(text, flush=True),
+                                  tell=_tell)
     console = Console(highlight=False, emoji=False)
     console.print(
         f"Server {address.origin}, key {trailer.server_fingerprint} (signed into this file by "

@@ -457,7 +457,9 @@ class SupportSessionRunner:
     # -- the person -----------------------------------------------------------------------------
 
     def post(self, kind: str, value: Any) -> None:
-        """An event from the session window (``end``, ``revoke``, ``question``, ``screen_pause``).
+        """An event from the session window (``end``, ``revoke``, ``question``, ``screen_pause``),
+        or ``stop`` with ``(Party, EndReason, detail)`` from the unattended service (the owner
+        revoked the pre-authorisation the session runs on; the service is stopping).
         Not thread-safe by itself: the window's thread reaches it through
         ``loop.call_soon_threadsafe``."""
         self._queue.put_nowait(("window", (kind, value)))
@@ -470,6 +472,10 @@ class SupportSessionRunner:
             await self._revoke(value, by=str(Party.END_USER), tell=True)
         elif kind == "screen_pause":
             await self._toggle_screen_pause()
+        elif kind == "stop" and isinstance(value, tuple) and len(value) == 3:
+            ended_by, reason, detail = value
+            if isinstance(ended_by, Party) and isinstance(reason, EndReason):
+                await self._end(ended_by, reason, str(detail))
         elif kind == "question" and isinstance(value, tuple) and len(value) == 2:
             number, decision = value
             if decision in {ConsentDecision.GRANTED, ConsentDecision.REFUSED}:

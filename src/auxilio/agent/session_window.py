@@ -105,8 +105,14 @@ class SessionWindow:
         on_event: EventSink,
         texts: Texts = EN,
         on_ready: Callable[[SessionWindow], None] | None = None,
+        unattended: bool = False,
     ) -> None:
+        """``unattended``: the owner's pre-authorised session (agent/daemon.py): the title says
+        so, and a "Revoke access" button sends ``("revoke_access", None)``, which revokes the
+        pre-authorisation itself and so ends the session."""
         self.texts = texts
+        self.unattended = unattended
+        self.revoke_access_button: Any = None
         self._on_event = on_event
         self._on_ready = on_ready
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -196,6 +202,12 @@ class SessionWindow:
             command=lambda: self._on_event("end", None),
         )  # fmt: skip
         self.end_button.pack(side="bottom", fill="x", padx=12, pady=12)
+        if self.unattended:
+            self.revoke_access_button = tk.Button(
+                root, text=t.revoke_access, font=bold, padx=16, pady=8,
+                command=lambda: self._on_event("revoke_access", None),
+            )  # fmt: skip
+            self.revoke_access_button.pack(side="bottom", fill="x", padx=12)
         tk.Label(root, text=t.activity, font=bold, anchor="w", padx=12).pack(fill="x")
         feed: Any = tk.Frame(root, padx=12)
         feed.pack(fill="both", expand=True)
@@ -213,6 +225,8 @@ class SessionWindow:
 
         self._names = WidgetNames()
         self._names.name(self.end_button, "auxilio-end-session")
+        if self.revoke_access_button is not None:
+            self._names.name(self.revoke_access_button, "auxilio-revoke-access")
         self._button_names: tuple[str, str] | None = None
         root.after(0, self._poll)
         if self._on_ready is not None:
@@ -224,6 +238,7 @@ class SessionWindow:
         root.destroy()
         # Tk objects die in the thread that made them (see consent_window.ConsentWindow.run).
         self.root = self.end_button = self.accept_button = self.refuse_button = None
+        self.revoke_access_button = None
         self.revoke_buttons = {}
         self._widgets = {}
         root = base = big = bold = ask = feed = scroll = text = None
@@ -247,8 +262,9 @@ class SessionWindow:
 
         t = self.texts
         self._view = view
+        who = t.unattended_connected if self.unattended else t.connected
         self._widgets["who"].configure(
-            text=t.connected.format(technician=view.technician, organisation=view.organisation)
+            text=who.format(technician=view.technician, organisation=view.organisation)
         )
         may = self._widgets["may"]
         if not self.revoke_buttons:

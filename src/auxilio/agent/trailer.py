@@ -12,6 +12,11 @@ UTC; the join code's own expiry), ``binary_sha256`` (of the bytes before the tra
 "auxilio.agent_trailer.v1", "payload": <every other field>}``, the same domain-separated
 signing as grants (``auxilio.crypto.signing``).
 
+An agent for enrolment (docs/unattended.md) carries ``enrolment_token`` as well, signed with the
+rest (the field is in the signed payload only when present, so a join trailer is unchanged); its
+``join_code`` may then be empty, and ``expires_at`` is the token's expiry. Run with no
+arguments, such a file enrols the device and installs the service (``agent.onefile``).
+
 What the checks give (THREAT_MODEL.md): the key the agent pins comes with the file, not from
 whoever answers first on the network (no trust on first use); a changed byte in the trailer or
 in the program is refused before anything connects. They cannot tell a genuine server from a
@@ -56,6 +61,7 @@ SIGNED_FIELDS = (
     "expires_at",
     "binary_sha256",
 )
+OPTIONAL_FIELDS = ("enrolment_token",)
 _HASH_CHUNK = 1024 * 1024
 
 
@@ -77,6 +83,7 @@ class Trailer:
     issued_at: datetime
     expires_at: datetime
     binary_sha256: str
+    enrolment_token: str | None = None
 
 
 def _timestamp(moment: datetime) -> str:
@@ -91,6 +98,7 @@ def encode_trailer(
     issued_at: datetime,
     expires_at: datetime,
     binary_sha256: str,
+    enrolment_token: str | None = None,
 ) -> bytes:
     """The bytes to append to the binary whose SHA-256 is ``binary_sha256`` (hex)."""
     public = signing_key.public_key()
@@ -106,6 +114,8 @@ def encode_trailer(
         "expires_at": _timestamp(expires_at),
         "binary_sha256": binary_sha256,
     }
+    if enrolment_token is not None:
+        payload["enrolment_token"] = enrolment_token
     signature = sign_bytes_for(signing_key, kind=TRAILER_KIND, payload=payload)
     body = json.dumps({**payload, "signature": b64url_encode(signature)},
                       separators=(",", ":"), sort_keys=True).encode()  # fmt: skip
@@ -182,7 +192,7 @@ def _fields(raw: bytes) -> dict[str, Any]:
         raise TrailerError("agent.trailer_malformed", "the trailer is not JSON") from exc
     if not isinstance(data, dict):
         raise TrailerError("agent.trailer_malformed", "the trailer is not a JSON object")
-    expected = {*SIGNED_FIELDS, "signature"}
+    expected = {*SIGNED_FIELDS, "signature"} | (set(data) & set(OPTIONAL_FIELDS))
     if set(data) != expected:
         missing = sorted(expected - set(data))
         extra = sorted(set(data) - expected)
@@ -218,7 +228,7 @@ def _check(data: Mapping[str, Any], *, body_sha256: str, now: datetime) -> Trail
             "the trailer's server fingerprint is not that of its server key: the file was "
             "changed after the server made it; do not run it, download it again",
         )
-    payload = {name: data[name] for name in SIGNED_FIELDS}
+    payload = {name: data[name] for name in (*SIGNED_FIELDS, *OPTIONAL_FIELDS) if name in data}
     try:
         check_signature_for(key, data["signature"], kind=TRAILER_KIND, payload=payload)
     except CryptoError as exc:
@@ -252,6 +262,7 @@ def _check(data: Mapping[str, Any], *, body_sha256: str, now: datetime) -> Trail
         issued_at=issued_at,
         expires_at=expires_at,
         binary_sha256=data["binary_sha256"],
+        enrolment_token=data.get("enrolment_token") or None,
     )
 
 
