@@ -46,7 +46,7 @@ class AutomationRunIn(BaseModel):
     params: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=16)
     ticket_id: uuid.UUID | None = None
     due_at: AwareDatetime | None = None
-    repeat_seconds: int | None = None
+    repeat_seconds: int | None = Field(default=None, ge=1, le=service.MAX_REPEAT_SECONDS)
 
 
 class AutomationResultOut(BaseModel):
