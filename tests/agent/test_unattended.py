@@ -30,7 +30,7 @@ UTC = dt.UTC
 
 
 def unattended_terms(pre_id: str | None, *, issued: dt.datetime, mode: str = "unattended") -> Any:
-    return ConsentTerms(mode=mode, pre_authorisation_id=pre_id, legal_text=LEGAL_TEXT,  # type: ignore[arg-type]
+    return ConsentTerms(mode=mode, pre_authorisation_id=pre_id, legal_text=LEGAL_TEXT,
                         timeout_seconds=60, answer_by=issued + dt.timedelta(minutes=2))  # fmt: skip
 
 

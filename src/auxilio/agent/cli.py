@@ -166,7 +166,7 @@ def enroll_command(
     console = Console(highlight=False, emoji=False)
 
     def say(text: str) -> None:
-        console.print(text, markup=False)
+        _out(console, text)
 
     try:
         state = AgentState(state_dir)
