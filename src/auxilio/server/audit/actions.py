@@ -48,6 +48,8 @@ class AuditAction(StrEnum):
     ENROLMENT_REJECTED = "device:enrolment:rejected"
     ENROLMENT_REUSED = "device:enrolment:reused"
     DEVICE_REVOKED = "device:device:revoked"
+    PRE_AUTHORISATION_STORED = "device:pre_authorisation:stored"
+    PRE_AUTHORISATION_REVOKED = "device:pre_authorisation:revoked"
     # Policy
     POLICY_VERSION_UPLOADED = "policy:version:uploaded"
     POLICY_VERSION_ACTIVATED = "policy:version:activated"
@@ -153,6 +155,12 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     AuditAction.DEVICE_REVOKED: "The organisation revoked an enrolled device, with a reason: its "
     "pre-authorisations are void, its live sessions ended with reason device_revoked, its "
     "connection closed (details: reason, pre_authorisations, support_sessions_ended).",
+    AuditAction.PRE_AUTHORISATION_STORED: "The server stored an owner's pre-authorisation for "
+    "unattended access, verified with the device's key (details: pre_authorisation_id, "
+    "owner_name, scope, automated_runs, window, device_fingerprint).",
+    AuditAction.PRE_AUTHORISATION_REVOKED: "The owner's signed revocation of a pre-authorisation "
+    "was recorded; live unattended sessions on it end at once (details: pre_authorisation_id, "
+    "revoked_at as signed, reason).",
     AuditAction.POLICY_VERSION_UPLOADED: "A policy version was stored.",
     AuditAction.POLICY_VERSION_ACTIVATED: "A policy version became the organisation's active one.",
     AuditAction.POLICY_DECISION_DENIED: "The policy engine denied a support action "

@@ -46,11 +46,14 @@ from auxilio.server.audit.failures import record_failure
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
 from auxilio.server.devices import service as devices
+from auxilio.server.devices.models import Device
+from auxilio.server.emergency import state as emergency
+from auxilio.server.errors import DomainError
 from auxilio.server.identity import service as identity
 from auxilio.server.identity.auth import actor_for
 from auxilio.server.policies import service as policies
 from auxilio.server.recordings import service as recordings
-from auxilio.server.support_sessions import clock
+from auxilio.server.support_sessions import clock, unattended
 from auxilio.server.support_sessions.models import ConsentReceiptRecord, JoinCode, SupportSession
 from auxilio.server.support_sessions.service import (
     audit_target,
@@ -386,6 +389,82 @@ async def join_support_session(
     return Offer(support_session=support_session, grant=grant)
 
 
+# Why an unattended offer (or its receipt) cannot go on, as the session's end reason.
+UNATTENDED_END_REASONS: dict[str, EndReason] = {
+    "pre_authorisation.revoked": EndReason.PRE_AUTHORISATION_REVOKED,
+    "pre_authorisation.none": EndReason.PRE_AUTHORISATION_ENDED,
+    "pre_authorisation.outside_window": EndReason.PRE_AUTHORISATION_ENDED,
+    "unattended.scope.not_covered": EndReason.PRE_AUTHORISATION_ENDED,
+    "device.revoked": EndReason.DEVICE_REVOKED,
+    "emergency.unattended_locked": EndReason.EMERGENCY,
+}
+
+
+async def offer_unattended(
+    db: AsyncSession, *, support_session: SupportSession, server_key: Ed25519PrivateKey,
+) -> Offer:
+    """Sign the offer of a requested unattended session (locked by the caller) for its device:
+    terms ``unattended`` naming the pre-authorisation, which must still cover the session now
+    (verified again); the end never past the window's open span. Refused (``AgentRefused``):
+    during an emergency, for a revoked device, or a pre-authorisation that no longer covers it.
+    Nobody is prompted: the agent answers with its signed automatic receipt."""
+    now = clock.now()
+    org, sid = support_session.organisation_id, support_session.id
+    if support_session.state != S.REQUESTED or support_session.mode != "unattended":
+        raise AgentRefused("protocol.illegal_transition", "the support session is "
+                           f"{support_session.state}, not an unattended request", sid)
+    if await emergency.is_active(db, organisation_id=org):
+        raise AgentRefused("emergency.unattended_locked", "unattended access is locked during an "
+                           "emergency", sid)
+    assert support_session.device_id is not None  # noqa: S101 -- set at the request
+    try:
+        device = unattended.usable_device(
+            await db.get(Device, support_session.device_id), support_session.device_id)
+        document = await unattended.check_record(
+            db, device=device, pre_authorisation_id=support_session.pre_authorisation_id,
+            capabilities=[Capability(c) for c in support_session.requested_capabilities],
+            now=now, server_fingerprint=fingerprint(server_key.public_key()))
+    except DomainError as exc:
+        raise AgentRefused(exc.code, exc.message, sid) from None
+    active = await policies.get_active_policy(db, organisation_id=org)
+    _with_zones(support_session, active.policy, device.platform)
+    support_session.device_public_key = device.public_key
+    not_after = unattended.not_after(now=now, document=document,
+                                     max_duration_seconds=support_session.max_duration_seconds)
+    capabilities = _capability_grants(support_session, now, not_after)
+    answer_by = now + timedelta(seconds=support_session.consent_timeout_seconds) + OFFER_SLACK
+    terms = ConsentTerms(
+        mode="unattended", pre_authorisation_id=document.id,
+        ticket_ref=support_session.ticket_ref,
+        purposes=tuple(CapabilityPurpose(capability=Capability(name),
+                                         purpose=_purpose(name, active.policy))
+                       for name in support_session.requested_capabilities),
+        legal_text=(f"Unattended access pre-authorised by {document.owner_name} "
+                    f"({document.id}); nobody is asked at the device."),
+        timeout_seconds=support_session.consent_timeout_seconds, on_timeout="granted",
+        answer_by=answer_by,
+    )
+    # No extensions: nobody is there to accept one; a new session is requested instead.
+    grant = await sign_grant_for(db, support_session=support_session, server_key=server_key,
+                                 issued_at=now, not_after=not_after, capabilities=capabilities,
+                                 terms=terms, extensions=ExtensionTerms())
+    adopt_grant(support_session, grant, server_key)
+    support_session.offer_prompt = terms.model_dump(mode="json")
+    support_session.offered_at = now
+    move(support_session, S.AWAITING_CONSENT)
+    await record(db, action=AuditAction.SUPPORT_SESSION_OFFERED, actor=agent_actor(support_session),
+                 details={"device_id": str(support_session.device_id),
+                          "mode": "unattended", "pre_authorisation_id": document.id,
+                          "not_after": not_after.isoformat(),
+                          "capabilities": support_session.requested_capabilities,
+                          "grant_nonce": support_session.grant_nonce,
+                          "consent_timeout_seconds": terms.timeout_seconds,
+                          "on_timeout": terms.on_timeout,
+                          "answer_by": answer_by.isoformat()},
+                 **audit_target(support_session))
+    return Offer(support_session=support_session, grant=grant)
+
+
 def current_offer(support_session: SupportSession) -> Offer | None:
     """The offer already made, for an agent that reconnects before answering it."""
     grant = current_grant(support_session)
@@ -402,7 +481,8 @@ TIMEOUT_MARGIN = timedelta(seconds=2)
 
 
 async def _refuse_receipt(
-    db: AsyncSession, support_session: SupportSession, code: str, message: str
+    db: AsyncSession, support_session: SupportSession, code: str, message: str,
+    reason: EndReason = EndReason.PROTOCOL_ERROR,
 ) -> AgentRefused:
     """Audit the refused receipt and end the session with ``code``: a receipt that does not
     answer the offer made is never a reason to keep waiting for another one."""
@@ -410,12 +490,13 @@ async def _refuse_receipt(
     await record(db, action=AuditAction.RECEIPT_REJECTED, actor=actor,
                  details={"code": code, "message": message}, **audit_target(support_session))
     await end_support_session(db, support_session=support_session, ended_by=Party.SERVER,
-                              reason=EndReason.PROTOCOL_ERROR, detail=code, actor=actor)
+                              reason=reason, detail=code, actor=actor)
     return AgentRefused(code, message)
 
 
 def receipt_mismatch(
-    body: ConsentReceipt, grant: Grant, offered_at: datetime, received_at: datetime
+    body: ConsentReceipt, grant: Grant, offered_at: datetime, received_at: datetime,
+    *, unattended_session: bool = False,
 ) -> str | None:
     """What in ``body`` contradicts the offer the server made (``grant``), or ``None``.
 
@@ -429,7 +510,12 @@ def receipt_mismatch(
     if body.timeout_seconds != grant.terms.timeout_seconds:
         return (f"the receipt says the prompt waited {body.timeout_seconds} s; "
                 f"the offer said {grant.terms.timeout_seconds} s")
-    if body.timeout_default != "refused":
+    if grant.terms.mode == "unattended" or unattended_session:
+        # Nobody was asked: the agent's automatic answer. Only for a session requested as
+        # unattended whose signed offer said so; any other receipt saying so is refused.
+        if grant.terms.mode != "unattended" or not unattended_session:
+            return "the receipt answers an unattended offer this session did not make"
+    elif body.timeout_default != "refused":
         return "the receipt says silence meant yes; the offer said silence is a refusal"
     if body.decided_at < offered_at - RECEIPT_CLOCK_SKEW:
         return "the receipt was decided before the offer was made"
@@ -474,9 +560,26 @@ async def record_consent(
         raise await _refuse_receipt(db, support_session, "receipt.wrong_grant",
                                     "the receipt does not answer this support session's grant")
     received_at = clock.now()
-    mismatch = receipt_mismatch(body, grant, support_session.offered_at, received_at)
+    is_unattended = support_session.mode == "unattended"
+    mismatch = receipt_mismatch(body, grant, support_session.offered_at, received_at,
+                                unattended_session=is_unattended)
     if mismatch is not None:
         raise await _refuse_receipt(db, support_session, "receipt.mismatch", mismatch)
+    if is_unattended and body.granted():
+        # The owner's pre-authorisation stands for the person's answer: it must still be live
+        # and hold what the agent granted (revoked or shut meanwhile: the session ends).
+        try:
+            assert support_session.device_id is not None  # noqa: S101 -- set at the request
+            device = unattended.usable_device(
+                await db.get(Device, support_session.device_id), support_session.device_id)
+            await unattended.check_record(
+                db, device=device, pre_authorisation_id=support_session.pre_authorisation_id,
+                capabilities=body.granted(), now=received_at,
+                server_fingerprint=fingerprint(server_key.public_key()))
+        except DomainError as exc:
+            raise await _refuse_receipt(
+                db, support_session, exc.code, exc.message,
+                UNATTENDED_END_REASONS.get(exc.code, EndReason.PROTOCOL_ERROR)) from None
     assert support_session.device_id is not None  # noqa: S101 -- checked through the receipt
     decisions = {str(d.capability): str(d.decision) for d in body.decisions}
     db.add(ConsentReceiptRecord(
@@ -516,8 +619,10 @@ async def record_consent(
             db, support_session=support_session, ended_by=Party.AGENT,
             reason=EndReason.CONSENT_TIMED_OUT, actor=actor, state=S.EXPIRED,
         )
+    # Unattended: the agent refused the offer itself (its error says why); nobody was asked.
     return await end_support_session(
-        db, support_session=support_session, ended_by=Party.END_USER,
+        db, support_session=support_session,
+        ended_by=Party.AGENT if is_unattended else Party.END_USER,
         reason=EndReason.CONSENT_REFUSED, actor=actor, state=S.REJECTED,
     )
 

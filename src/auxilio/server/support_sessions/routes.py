@@ -106,6 +106,8 @@ async def request_support_session(
             terminal_shell=body.terminal_shell, files_direction=body.files_direction,
             runbooks=tuple(body.runbooks),
         ),
+        device_id=body.device_id,
+        server_fingerprint=fingerprint(_runtime(request).signing_key.public_key()),
     )
     decision = outcome.decision
     if outcome.support_session is None or decision.effect is Effect.DENY:
@@ -118,14 +120,14 @@ async def request_support_session(
                 policy_version=decision.policy_version,
             )
         raise policy_denied(decision)
-    assert outcome.join_code is not None  # noqa: S101 -- set for every requested session
-    assert outcome.join_code_expires_at is not None  # noqa: S101 -- set with the code
     row = outcome.support_session
     return s.SupportSessionCreatedOut(
         id=row.id,
         state=row.state,
         join_code=outcome.join_code,
         join_code_expires_at=outcome.join_code_expires_at,
+        device_id=row.device_id,
+        pre_authorisation_id=row.pre_authorisation_id,
         max_duration_seconds=row.max_duration_seconds,
         policy_version=row.policy_version,
         recorded=row.recorded,

@@ -118,8 +118,11 @@ class Scheduler:
             return
         if state == S.REQUESTED:
             if now >= support_session.created_at + service.JOIN_CODE_TTL:
+                # An unattended request has no code: its device never came for the offer.
+                detail = ("device_not_reached" if support_session.mode == "unattended"
+                          else "join_code_expired")
                 await self.runtime.end(
-                    sid, ended_by=Party.SERVER, reason=EndReason.POLICY, detail="join_code_expired"
+                    sid, ended_by=Party.SERVER, reason=EndReason.POLICY, detail=detail
                 )
             return
         gone = hub.agent_gone_seconds(str(sid))

@@ -17,7 +17,9 @@ class SupportSessionCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ticket_id: uuid.UUID
-    mode: Literal["attended", "chat_only"]
+    mode: Literal["attended", "chat_only", "unattended"]
+    # Unattended: the enrolled device of the ticket's requester (docs/unattended.md).
+    device_id: uuid.UUID | None = None
     capabilities: list[Capability] = Field(min_length=1, max_length=7)
     technician_e2e_key: Key32
     # Ask for a recording where the policy leaves it optional (sessions.recording: optional).
@@ -42,8 +44,10 @@ class SupportSessionCreateIn(BaseModel):
 class SupportSessionCreatedOut(BaseModel):
     id: uuid.UUID
     state: str
-    join_code: str
-    join_code_expires_at: AwareDatetime
+    join_code: str | None  # none for an unattended session: the server offers it to the device
+    join_code_expires_at: AwareDatetime | None
+    device_id: uuid.UUID | None = None
+    pre_authorisation_id: uuid.UUID | None = None
     max_duration_seconds: int
     policy_version: str | None
     recorded: bool  # true exactly when the relay will record it (the grant says the same)
@@ -63,6 +67,7 @@ class SupportSessionOut(BaseModel):
     requester_id: uuid.UUID
     technician_id: uuid.UUID
     device_id: uuid.UUID | None
+    pre_authorisation_id: uuid.UUID | None = None
     mode: str
     state: str
     requested_capabilities: list[str]

@@ -66,7 +66,7 @@ from auxilio.server.policies.authorize import authorize_permission
 from auxilio.server.recordings import service as recordings
 from auxilio.server.recordings.models import AuditorKey
 from auxilio.server.runbooks import service as runbook_catalogue
-from auxilio.server.support_sessions import clock
+from auxilio.server.support_sessions import clock, unattended
 from auxilio.server.support_sessions.models import JoinCode, SupportSession
 from auxilio.server.tickets import service as tickets
 
@@ -321,20 +321,32 @@ async def request_support_session(
     node_id: str,
     recording_requested: bool = False,
     requested: Requested = Requested(),
+    device_id: uuid.UUID | None = None,
+    server_fingerprint: str = "",
 ) -> RequestOutcome:
     """Ask the policy (start, then each capability for what was requested); keep a denied or a
-    requested session."""
+    requested session. An unattended one names the enrolled ``device_id`` of the ticket's
+    requester, and the owner's pre-authorisation must cover it now (``unattended.py``); it has
+    no join code: the server offers it to the device when the technician attaches."""
     now = clock.now()
     org = _org(actor)
     assert actor.id is not None and actor.role is not None  # noqa: S101 -- _org checked it
     if mode is SessionMode.CHAT_ONLY and set(capabilities) != {Capability.CHAT}:
         raise InvalidCapabilities("A chat_only session can use chat and nothing else.")
+    if (mode is SessionMode.UNATTENDED) != (device_id is not None):
+        raise ValidationFailed("device_id names the device of an unattended session, and only "
+                               "of one.", field="device_id")
     _require_deliverable(capabilities)
     try:
         decode_x25519_public_key(technician_e2e_key)
     except KeyEncodingInvalid as exc:
         raise ValidationFailed(str(exc), field="technician_e2e_key") from exc
     ticket = await tickets.get_visible_ticket_or_raise(db, ticket_id=ticket_id, actor=actor)
+    target = None
+    if device_id is not None:
+        target = await unattended.target_for(
+            db, organisation_id=org, device_id=device_id, ticket=ticket,
+            capabilities=capabilities, now=now, server_fingerprint=server_fingerprint)
     sid = uuid.uuid4()
     # During a declared emergency the policy's emergency.actions apply (lock_unattended).
     context = EvaluationContext(
@@ -352,6 +364,8 @@ async def request_support_session(
                 "nobody" if ticket.assignee_id is None
                 else "self" if ticket.assignee_id == actor.id else "other"
             ),
+            device_group=target.device.device_group if target else None,
+            owner_pre_authorised_at=target.document.created_at if target else None,
         ),
     )
     start = decision
@@ -405,15 +419,18 @@ async def request_support_session(
         idle_timeout_seconds=(
             int(obligations.idle_timeout.total_seconds()) if obligations.idle_timeout else None
         ),
-        consent_timeout_seconds=max(1, min(
+        consent_timeout_seconds=unattended.UNATTENDED_ANSWER_SECONDS if target else max(1, min(
             [int(consent.timeout.total_seconds()) if consent else 60, *timeouts])),
         consent_timeout_default=(
-            "granted" if consent and consent.on_timeout == "allow" else "refused"
+            "granted" if target or (consent and consent.on_timeout == "allow") else "refused"
         ),
         # The person is told "recorded" only when a recording will truly be made.
         recorded=recording.recorded and decision.effect is not Effect.DENY,
         created_at=now, node_id=node_id,
         technician_e2e_key=technician_e2e_key,
+        device_id=target.device.id if target else None,
+        device_public_key=target.device.public_key if target else None,
+        pre_authorisation_id=target.record.id if target else None,
     )
     db.add(support_session)
     await db.flush()
@@ -424,6 +441,9 @@ async def request_support_session(
                "ticket_id": str(ticket.id),
                "recording_asked": str(recording.asked), "recording_requested": recording_requested,
                "recorded": support_session.recorded}
+    if target is not None:
+        details.update(device_id=str(target.device.id),
+                       pre_authorisation_id=str(target.record.id))
     if decision.effect is Effect.DENY:
         move(support_session, S.DENIED)
         support_session.ended_at = now
@@ -434,11 +454,14 @@ async def request_support_session(
                      **audit_target(support_session))
         return RequestOutcome(decision=decision, support_session=support_session)
 
-    code = new_join_code()
-    expires_at = now + JOIN_CODE_TTL
-    db.add(JoinCode(code_hash=join_code_digest(code), support_session_id=sid,
-                    expires_at=expires_at))
-    await db.flush()
+    code: str | None = None
+    expires_at: datetime | None = None
+    if target is None:
+        code = new_join_code()
+        expires_at = now + JOIN_CODE_TTL
+        db.add(JoinCode(code_hash=join_code_digest(code), support_session_id=sid,
+                        expires_at=expires_at))
+        await db.flush()
     if recording.auditor_key is not None:
         await recordings.start_recording(
             db, organisation_id=org, support_session_id=sid, auditor_key=recording.auditor_key,

@@ -26,7 +26,7 @@ from auxilio.server.identity.auth import actor_for, resolve_token
 from auxilio.server.policies.authorize import authorize_permission
 from auxilio.server.relay.connection import CLOSE_POLICY, ConnectionGone, PeerStuck
 from auxilio.server.relay.hub import Peer
-from auxilio.server.support_sessions import during, extensions, service
+from auxilio.server.support_sessions import during, extensions, offering, service
 from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.support_sessions.runtime import TechnicianLink, end_text, state_text
 from auxilio.server.support_sessions.ws import PeerHandler, WireRefusal
@@ -72,6 +72,9 @@ class TechnicianHandler(PeerHandler):
         if returning:
             await self.runtime.announce_state(found, "technician_back", to=(Peer.AGENT,))
         await self.runtime.announce_technician_ready(found)
+        if found.mode == "unattended" and found.state == S.REQUESTED:
+            # Nobody joins an unattended session: the server offers it to the device now.
+            await offering.offer(self.runtime, found.id)
         return True
 
     async def _check(self, db: AsyncSession, attach: TechAttach) -> SupportSession:
