@@ -7,6 +7,8 @@ key it generated), and a refusal comes back with its rule. The live page is the 
 DOM live-session.js drives (docs/web-client.md), with the ``session-data`` block: the pinned
 server key and fingerprint, the session's runbooks; the WS token it asks ``POST /web/ws-token``
 for, and the join code it finds in the tab's sessionStorage (the server keeps only its hash).
+The device connect page (``/console/devices/{id}/connect``) starts an unattended session with
+the same form and script (docs/unattended.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.crypto.keys import encode_public_key, fingerprint
@@ -28,8 +31,11 @@ from auxilio.protocol.types import Capability
 from auxilio.server.api.deps import DbSession
 from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
-from auxilio.server.errors import Forbidden
+from auxilio.server.devices import channel, preauth
+from auxilio.server.devices.models import Device
+from auxilio.server.errors import DeviceNotFound, Forbidden
 from auxilio.server.identity import auth
+from auxilio.server.identity.models import User
 from auxilio.server.policies.service import get_active_policy
 from auxilio.server.runbooks import service as runbooks
 from auxilio.server.support_sessions import service as sessions
@@ -210,6 +216,46 @@ async def ws_token(
     )  # fmt: skip
     return JSONResponse({"token": secret, "expires_at": row.expires_at.isoformat()},
                         headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+# ---- connecting to an enrolled device (unattended) -----------------------------------------
+
+
+OPEN_TICKET_STATUSES = ("new", "open", "pending")
+
+
+@router.get("/devices/{device_id}/connect", response_class=HTMLResponse)
+async def device_connect_page(
+    request: Request, device_id: uuid.UUID, actor: Requester, db: DbSession
+) -> HTMLResponse:
+    """Start an unattended session on an enrolled device: one of its owner's open tickets, and
+    capabilities within the owner's pre-authorisation open now (as the device signed it); the
+    request itself is console.js's, as on a ticket page (the policy decides then)."""
+    device = await db.get(Device, device_id)
+    if device is None or device.organisation_id != _org(actor):
+        raise DeviceNotFound(device_id=str(device_id))
+    now = utcnow()
+    open_now = []
+    for row in await preauth.live_for_device(db, device.id, now):
+        document = preauth.verified(device, row)
+        until = document.window.open_until(now) if document is not None else None
+        if document is not None and until is not None:
+            open_now.append((document, until))
+    scope = {str(c) for document, _ in open_now for c in document.scope}
+    options = await start_options(db, actor)
+    capabilities = [c for c in options.capabilities if c.name in scope]
+    tickets = list((await db.execute(
+        select(Ticket).where(Ticket.organisation_id == device.organisation_id,
+                             Ticket.requester_id == device.owner_id,
+                             Ticket.status.in_(OPEN_TICKET_STATUSES))
+        .order_by(Ticket.number.desc()).limit(100)
+    )).scalars())  # fmt: skip
+    owner = await db.get(User, device.owner_id)
+    online = await channel.is_online(_runtime(request).hub.bus, device.id)
+    return render(request, "web/console/device_connect.html", device=device, owner=owner,
+                  online=online, open_now=open_now, tickets=tickets, start=options,
+                  capabilities=capabilities,
+                  usable=device.revoked_at is None and device.enrolled_at is not None)
 
 
 register_pages(router)

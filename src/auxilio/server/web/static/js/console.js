@@ -9,6 +9,10 @@
 // The server keeps only a hash of the join code, so the code is shown here and handed to the
 // live page in this tab's sessionStorage (never in a URL, which would end up in logs).
 //
+// On a device's connect page (/console/devices/{id}/connect) the same form asks for an
+// unattended session: the ticket is chosen in the form, the device is the form's, and there is
+// no join code (the server offers the session to the device when the live page attaches).
+//
 // On a live session page: the join code, if this tab asked for the session.
 
 import { csrfHeaders } from "/static/js/app.js";
@@ -36,7 +40,9 @@ function requestBody(form, ticketId, publicKey) {
   const data = new FormData(form);
   const capabilities = data.getAll("capabilities").map(String);
   const mode = String(data.get("mode") || "attended");
-  const body = { ticket_id: ticketId, mode, capabilities, technician_e2e_key: publicKey };
+  const ticket = String(data.get("ticket_id") || ticketId);
+  const body = { ticket_id: ticket, mode, capabilities, technician_e2e_key: publicKey };
+  if (form.dataset.deviceId) body.device_id = form.dataset.deviceId;
   if (data.get("record")) body.record = true;
   if (capabilities.includes("terminal") && data.get("terminal_shell")) {
     body.terminal_shell = String(data.get("terminal_shell"));
@@ -77,10 +83,12 @@ function showCreated(t, created) {
   const link = document.getElementById("start-join-link");
   const live = document.getElementById("start-live-link");
   const expires = document.getElementById("start-expires");
-  const joinUrl = new URL(`/join/${encodeURIComponent(created.join_code)}`, location.origin);
-  code.textContent = created.join_code;
-  link.href = joinUrl.href;
-  link.textContent = joinUrl.href;
+  if (created.join_code && code && link) {
+    const joinUrl = new URL(`/join/${encodeURIComponent(created.join_code)}`, location.origin);
+    code.textContent = created.join_code;
+    link.href = joinUrl.href;
+    link.textContent = joinUrl.href;
+  }
   live.href = `/console/sessions/${encodeURIComponent(created.id)}`;
   if (expires && created.join_code_expires_at) {
     const time = new Date(created.join_code_expires_at).toLocaleTimeString(document.documentElement.lang);
@@ -89,7 +97,7 @@ function showCreated(t, created) {
   result.hidden = false;
   live.focus();
   // The ticket's list of sessions, now with this one (htmx swaps in the section as rendered).
-  globalThis.htmx?.ajax("GET", location.pathname, {
+  if (document.getElementById("sessions")) globalThis.htmx?.ajax("GET", location.pathname, {
     target: "#sessions",
     select: "#sessions",
     swap: "outerHTML",
@@ -133,10 +141,12 @@ async function startSession(event) {
       return;
     }
     await storeTechnicianKey(answer.id, key);
-    sessionStorage.setItem(JOIN_CODE_KEY(answer.id), JSON.stringify({
-      code: answer.join_code,
-      expires_at: answer.join_code_expires_at,
-    }));
+    if (answer.join_code) {
+      sessionStorage.setItem(JOIN_CODE_KEY(answer.id), JSON.stringify({
+        code: answer.join_code,
+        expires_at: answer.join_code_expires_at,
+      }));
+    }
     showCreated(t, answer);
   } catch (error) {
     showError(errorBox, fill(t.failed ?? "The session could not be requested: {message} ({code})", {
