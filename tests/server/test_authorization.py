@@ -37,6 +37,8 @@ API = "/api/v1"
 PUBLIC = frozenset({
     ("POST", f"{API}/auth/login"),  # how a token is obtained
     ("GET", f"{API}/server-key"),  # public key only; agents pin it before they hold a token
+    ("POST", f"{API}/agents/enroll"),  # the enrolment token and the device key's proof are the
+    # credentials (rate limited, refusals audited)
 })
 # Reachable with any token, including a login token limited to TOTP enrolment.
 ENROLMENT = frozenset({("POST", f"{API}/auth/totp/enrol"), ("POST", f"{API}/auth/totp/confirm")})

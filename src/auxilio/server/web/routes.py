@@ -14,6 +14,7 @@ from auxilio import __version__
 from auxilio.server.api.deps import DbSession
 from auxilio.server.identity.auth import ENROLMENT_SCOPE
 from auxilio.server.settings import Settings
+from auxilio.server.web import devices as _devices_pages  # noqa: F401 -- registers its pages
 from auxilio.server.web.login import router as login_router
 from auxilio.server.web.pages import (
     current_identity,
