@@ -403,18 +403,15 @@ def log_command(
         console.print("Nothing happened here without you: no unattended session, no automated "
                       "run.", markup=False)  # fmt: skip
         return
-    from rich.table import Column, Table
-
-    table = Table(Column("id", no_wrap=True), "when", "mode", "technician", "capabilities",
-                  "duration", "end")  # fmt: skip
+    # One line each (not a table: the ids stay whole in any width, and scripts can read it).
     for entry in entries:
         seconds = entry.duration_seconds
         who = f"{entry.technician} ({entry.organisation})" if entry.technician else "-"
-        table.add_row(entry.id, _when(entry.started_at), entry.mode, who,
-                      ", ".join(entry.capabilities) or "-",
-                      _duration(seconds) if seconds is not None else "running",
-                      entry.reason or "-")  # fmt: skip
-    console.print(table)
+        _out(console, "  ".join([
+            _when(entry.started_at), entry.id, entry.mode, who,
+            ", ".join(entry.capabilities) or "-",
+            _duration(seconds) if seconds is not None else "running", entry.reason or "-",
+        ]))  # fmt: skip
 
 
 def _when(stamp: str) -> str:

@@ -209,6 +209,7 @@ class Daemon:
         self._sent: dict[str, str] = {}  # pre-authorisation id -> "publish" | "revoke" sent
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lines: LineInput | None = None
+        self._devnull: int | None = None
 
     def say(self, text: str) -> None:
         stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
@@ -235,7 +236,18 @@ class Daemon:
                      "the service does not connect any more. Enrol again to use it.")  # fmt: skip
             return EXIT_DEVICE_REVOKED
         self._enrolment = enrolment
-        address = server_address(enrolment.server)
+        try:
+            return await self._run(server_address(enrolment.server))
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._devnull is not None:
+                os.close(self._devnull)
+                self._devnull = None
+
+    async def _run(self, address: Any) -> int:
+        enrolment = self._enrolment
+        assert enrolment is not None  # noqa: S101 - set by run()
         loop = asyncio.get_running_loop()
         attempt = 0
         while not self._stop.is_set():
@@ -509,7 +521,8 @@ class Daemon:
         assert self._pinned is not None and self._connection is not None  # noqa: S101
         loop = asyncio.get_running_loop()
         if self._lines is None:
-            self._lines = LineInput(fd=os.open(os.devnull, os.O_RDONLY))  # nobody types here
+            self._devnull = os.open(os.devnull, os.O_RDONLY)
+            self._lines = LineInput(fd=self._devnull)  # nobody types here
         feed: Feed = Feed(self.console, self.texts)
         session_window: SessionWindow | None = None
         runner: SupportSessionRunner | None = None
