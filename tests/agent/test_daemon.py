@@ -407,3 +407,29 @@ async def test_not_enrolled(state: AgentState) -> None:
     with pytest.raises(AgentError) as caught:
         await Daemon(state.root, console=Console(file=io.StringIO())).run()
     assert caught.value.code == "agent.not_enrolled"
+
+
+async def test_the_indicator_window_and_its_revoke_access_button(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.agent.xserver import click, find_window, need_xdotool, xvfb
+
+    need_xdotool()
+    with xvfb() as display:
+        monkeypatch.setenv("DISPLAY", display)
+        entry = world.pre()
+        daemon = world.start(window=True)
+        await world.server.expect(PreAuthPublish)
+        await world.server.send(world.offer(entry.id))
+        await world.server.expect(ConsentDecisionMessage)
+        await until(lambda: daemon.live is not None)
+        assert daemon.session_window is not None and daemon.session_window.unattended
+        await asyncio.to_thread(find_window, display, "auxilio-end-session")
+        await asyncio.to_thread(click, display, "auxilio-revoke-access")
+        # The revocation goes to the server first, then the session ends.
+        assert (await world.server.expect(PreAuthRevoke, 10)) is not None
+        assert (await world.server.expect(SessionEnd, 5)).reason == "pre_authorisation_revoked"
+        stored = world.access.get(entry.id)
+        assert stored is not None and stored.revoked
+        await until(lambda: daemon.live is None, 10)
+        assert await world.stop() == 0

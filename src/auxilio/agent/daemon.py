@@ -210,6 +210,7 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lines: LineInput | None = None
         self._devnull: int | None = None
+        self.session_window: SessionWindow | None = None  # the indicator last shown
 
     def say(self, text: str) -> None:
         stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
@@ -539,6 +540,7 @@ class Daemon:
             session_window = SessionWindow(on_event=into_loop(loop, lambda: route),
                                            texts=self.texts, unattended=True)  # fmt: skip
             feed = WindowFeed(self.console, session_window)
+        self.session_window = session_window
         runner = SupportSessionRunner(
             link=_SessionLink(self, self._connection), feed=feed, lines=self._lines, log=log,
             device_key=self.state.device_key, server_key=self._pinned.public_key, grant=grant,
