@@ -115,6 +115,8 @@ async def test_the_list_shows_presence_pre_authorisation_and_filters(
     assert f'data-device-id="{servers}"' in online_only
     desks_only = (await get(client, world.technician, "/console/devices?group=desks")).text
     assert f'data-device-id="{servers}"' not in desks_only
+    hostile = await get(client, world.technician, "/console/devices?group=a%00b")
+    assert hostile.status_code == 200 and f'data-device-id="{servers}"' in hostile.text
     # In Spanish, the weekday names are Spanish; the hours stay in the window's zone.
     spanish = await client.get("/console/devices", headers={
         "Cookie": f"{SESSION_COOKIE}={world.technician.token}; auxilio_lang=es"})

@@ -50,6 +50,7 @@ from auxilio.server.errors import DeviceNotFound, DomainError
 from auxilio.server.identity.models import User
 from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.support_sessions.runtime import SupportSessionRuntime
+from auxilio.server.validation import forbidden_character
 from auxilio.server.web import i18n
 from auxilio.server.web.pages import (
     CsrfChecked,
@@ -275,7 +276,9 @@ async def devices_page(
     group: Annotated[str | None, Query(max_length=64)] = None,
     online: Annotated[str | None, Query(max_length=8)] = None,
 ) -> HTMLResponse:  # fmt: skip
-    filters = Filters(group=group or None, online=online in {"1", "on", "true"})
+    # A hand-edited URL with a control character shows every group (PostgreSQL refuses NUL).
+    clean = group if group and forbidden_character(group, multiline=False) is None else None
+    filters = Filters(group=clean, online=online in {"1", "on", "true"})
     return await _list_page(request, db, actor, filters)
 
 
