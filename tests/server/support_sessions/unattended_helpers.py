@@ -93,7 +93,7 @@ class Enrolled:
 
     async def row(self) -> Device:
         async with self.world.app.state.sessionmaker() as db:
-            found = await db.get(Device, self.device_id)
+            found: Device | None = await db.get(Device, self.device_id)
             assert found is not None
             return found
 
@@ -167,5 +167,5 @@ def error_code(response: httpx.Response) -> str:
 
 async def on_server(live: LiveServer, coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the live server's own event loop (its bus is not thread-safe)."""
-    loop = live.server.servers[0].get_loop()  # type: ignore[attr-defined]
+    loop = live.server.servers[0].get_loop()
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
