@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from auxilio.agent import onefile
+from auxilio.agent.access import AccessStore
 from auxilio.agent.cli import app
 from auxilio.agent.connection import server_address
 from auxilio.agent.enroll import enroll, load_enrolment
@@ -412,3 +413,55 @@ def test_enrol_with_a_real_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         wrong = agent(tmp_path / "c", "enroll", "--server", url, "--token", "x" * 43,
                       "--no-service")  # fmt: skip
         assert wrong.returncode == 1 and "Error enrolment.token_invalid:" in wrong.stdout
+
+        # The owner pre-authorises; the service publishes it (the server acknowledges), then
+        # publishes the owner's revocation; a supervisor revokes the device: the service stops
+        # with exit code 5 and does not come back.
+        granted = agent(tmp_path / "a", "access", "grant", "--scope", "chat", "--days", "all",
+                        "--hours", "all", "--for", "1d")  # fmt: skip
+        assert granted.returncode == 0, granted.stdout + granted.stderr
+        store = AccessStore(AgentState(tmp_path / "a"))
+        (entry,) = store.all()
+        log_path = tmp_path / "agent-run.log"
+        with log_path.open("w") as log_file:
+            service = subprocess.Popen([*AUXILIO, "agent", "run", "--no-window", "--state-dir",
+                                        str(tmp_path / "a")], stdout=log_file,
+                                       stderr=subprocess.STDOUT, env=env)  # fmt: skip
+        try:
+            wait_for(lambda: store.get(entry.id).published, log_path)  # type: ignore[union-attr]
+            shown = httpx.get(f"{url}/api/v1/devices/{enrolment.device_id}", headers=headers,
+                              timeout=30)  # fmt: skip
+            assert shown.status_code == 200 and shown.json()["online"] is True, shown.text
+            revoked = agent(tmp_path / "a", "access", "revoke", entry.id, "--reason", "done")
+            assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+            wait_for(lambda: store.get(entry.id).revocation_published, log_path)  # type: ignore[union-attr]
+
+            supervisor = create_user("supervisor@example.test", "supervisor")
+            uri = next(line for line in supervisor.splitlines() if line.startswith("otpauth://"))
+            login = httpx.post(f"{url}/api/v1/auth/login", timeout=60, json={
+                "email": "supervisor@example.test", "password": PASSWORD,
+                "totp_code": totp_code(str(pyotp.parse_uri(uri).secret))})  # fmt: skip
+            assert login.status_code == 200, login.text
+            gone = httpx.post(f"{url}/api/v1/devices/{enrolment.device_id}/revoke",
+                              headers={"Authorization": f"Bearer {login.json()['token']}"},
+                              json={"reason": "laptop stolen"}, timeout=60)  # fmt: skip
+            assert gone.status_code == 200, gone.text
+            assert service.wait(timeout=60) == 5, log_path.read_text()
+        finally:
+            if service.poll() is None:
+                service.kill()
+                service.wait(timeout=10)
+        assert "device.revoked" in log_path.read_text()
+        stopped = load_enrolment(AgentState(tmp_path / "a"))
+        assert stopped is not None and stopped.revoked_at is not None
+        again = agent(tmp_path / "a", "run", "--no-window")
+        assert again.returncode == 5 and "device.revoked" in again.stdout
+
+
+def wait_for(check: Any, log_path: Path, seconds: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)

@@ -214,7 +214,7 @@ class Daemon:
 
     def say(self, text: str) -> None:
         stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        self.console.print(f"{stamp} {text}", markup=False, highlight=False)
+        self.console.print(f"{stamp} {text}", markup=False, highlight=False, soft_wrap=True)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
