@@ -29,7 +29,7 @@ Windows and macOS: no service is installed for you. Run the same command at log-
     {command}
   macOS: a LaunchAgent, ~/Library/LaunchAgents/org.auxilio.agent.plist with ProgramArguments
     {command}
-    and RunAtLoad and KeepAlive true; load it with: launchctl load <that file>
+    RunAtLoad true and KeepAlive {{SuccessfulExit: false}}; load it: launchctl load <that file>
 (docs/unattended.md has both in full.)"""
 
 
