@@ -433,3 +433,17 @@ async def test_the_indicator_window_and_its_revoke_access_button(
         assert stored is not None and stored.revoked
         await until(lambda: daemon.live is None, 10)
         assert await world.stop() == 0
+
+
+async def test_stopping_the_service_ends_a_live_session_first(world: World) -> None:
+    entry = world.pre()
+    daemon = world.start()
+    await world.server.expect(PreAuthPublish)
+    await world.server.send(world.offer(entry.id))
+    await world.server.expect(ConsentDecisionMessage)
+    await until(lambda: daemon.live is not None)
+    assert await world.stop() == 0  # SIGTERM from systemd
+    end = await world.server.expect(SessionEnd)
+    assert (end.reason, end.detail) == ("user_ended", "agent.service_stopped")
+    (logged,) = LocalLog(world.state).entries()
+    assert logged.reason == "user_ended" and logged.ended_at is not None

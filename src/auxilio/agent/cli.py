@@ -157,8 +157,11 @@ def enroll_command(
     ] = None,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Enrol this device with the server (token from your organisation) and install the
-    agent as a systemd user service. Enrolment allows nothing by itself: see `access grant`."""
+    """Enrol this device for unattended access and install the service.
+
+    The token comes from your organisation. The server key is shown and pinned; the agent is
+    installed as a systemd user service. Enrolment allows nothing by itself: see `access grant`.
+    """
     from auxilio.agent.connection import server_address
     from auxilio.agent.enroll import enroll
     from auxilio.agent.service_unit import install_service
@@ -191,8 +194,11 @@ def run_command(
         Language | None, typer.Option("--lang", help="Language of the session window.")
     ] = None,
 ) -> None:
-    """The service of an enrolled device: holds the connection, keeps the pre-authorisations in
-    step with the server, runs the unattended sessions they cover (installed by `enroll`)."""
+    """The service of an enrolled device (what `enroll` installs).
+
+    It holds the connection, keeps the pre-authorisations in step with the server and runs the
+    unattended sessions they cover. Exit codes: 0 stopped, 3 server key changed, 5 revoked.
+    """
     import signal
 
     from auxilio.agent.daemon import Daemon
@@ -263,9 +269,11 @@ def access_grant_command(
     note: Annotated[str, typer.Option("--note", help="Your own words, kept with it.")] = "",
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Pre-authorise unattended access (default: this week, working hours: Monday to Friday,
-    09:00-17:00 in this device's time zone, for 7 days from now). The device signs it; the
-    running service sends it to the server within a second."""
+    """Pre-authorise unattended access (default: this week, working hours).
+
+    The defaults: Monday to Friday, 09:00-17:00 in this device's time zone, for 7 days from
+    now. The device signs it; the running service sends it to the server within a second.
+    """
     from datetime import UTC, datetime
 
     from auxilio.agent.access import AccessStore, build_window, parse_scope
@@ -347,8 +355,10 @@ def access_revoke_command(
     reason: Annotated[str, typer.Option("--reason", help="Why (kept, sent).")] = "",
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Revoke a pre-authorisation: from now the device refuses it; the running service tells the
-    server within a second and a live session on it ends."""
+    """Revoke a pre-authorisation: the device refuses it from now on.
+
+    The running service tells the server within a second and a live session on it ends.
+    """
     from auxilio.agent.access import AccessStore
 
     console = Console(highlight=False, emoji=False)
@@ -373,8 +383,11 @@ def log_command(
     ] = None,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """What happened on this device without you: every unattended session and automated run
-    (when, who, what), and one of them in full with the same report as attended sessions."""
+    """What happened here without you: unattended sessions and automated runs.
+
+    Without ID: one line each (when, id, mode, who, capabilities, duration, end). With ID: that
+    one in full, with the same report as an attended session.
+    """
     from auxilio.agent.local_log import LocalLog
     from auxilio.agent.report import build_report, render_report
 

@@ -54,7 +54,6 @@ def unit_text(command: Sequence[str]) -> str:
     return (
         "[Unit]\n"
         "Description=Auxilio agent: unattended access under the owner's pre-authorisation\n"
-        "Documentation=auxilio agent access list\n"
         "\n"
         "[Service]\n"
         "Type=simple\n"
