@@ -372,15 +372,14 @@ def signed_outcome(world: World, order: Any, **changes: Any) -> SignedDocument:
 
 
 async def record(world: World, run_id: str, signed: SignedDocument) -> str | None:
-    """The code of a refusal, or None when the result was taken (committed either way)."""
+    """The code of a refusal, or None when the result was taken. Called as the device's
+    connection calls it: in a transaction that an exception rolls back."""
     device = await world.device()
-    async with world.app.state.sessionmaker() as db:
-        try:
+    try:
+        async with world.app.state.sessionmaker() as db, db.begin():
             await service.record_result(db, device=device, run_id=run_id, signed=signed)
-        except service.ResultRefused as exc:
-            await db.commit()
-            return exc.code
-        await db.commit()
+    except service.ResultRefused as exc:
+        return exc.code
     return None
 
 

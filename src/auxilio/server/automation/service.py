@@ -631,6 +631,9 @@ async def _refuse_result(db: AsyncSession, device: Device, run_id: str, code: st
                  actor=Actor.system(device.organisation_id),
                  organisation_id=device.organisation_id, target_type="device",
                  target_id=device.id, details={"run_id": run_id[:100], "code": code})  # fmt: skip
+    # Committed here: the caller's transaction ends in the refusal's exception, which would
+    # roll the record of it back (nothing else was written before a refusal).
+    await db.commit()
     return ResultRefused(code, message, run_id=run_id[:100])
 
 
@@ -639,12 +642,12 @@ async def record_result(
 ) -> None:  # fmt: skip
     """Verify and store the device-signed outcome of one run (called by the device's WS).
 
-    Refused (``ResultRefused``, audited ``automation:result:refused``; the caller commits the
-    audit and answers the agent with the code): ``automation.result_unknown_run`` (no such run
-    sent to this device), ``automation.result_invalid`` (not signed by this device's key, or not
-    a valid outcome: a tampered output fails its hash), ``automation.result_mismatch`` (another
-    run's id or nonce), ``automation.result_replayed`` (the run already has its answer or was
-    cancelled or expired)."""
+    Refused (``ResultRefused``, audited ``automation:result:refused`` and committed before it
+    is raised; the caller answers the agent with the code): ``automation.result_unknown_run``
+    (no such run sent to this device), ``automation.result_invalid`` (not signed by this
+    device's key, or not a valid outcome: a tampered output fails its hash),
+    ``automation.result_mismatch`` (another run's id or nonce), ``automation.result_replayed``
+    (the run already has its answer or was cancelled or expired)."""
     now = utcnow()
     try:
         key = uuid.UUID(run_id)
