@@ -447,3 +447,16 @@ async def test_stopping_the_service_ends_a_live_session_first(world: World) -> N
     assert (end.reason, end.detail) == ("user_ended", "agent.service_stopped")
     (logged,) = LocalLog(world.state).entries()
     assert logged.reason == "user_ended" and logged.ended_at is not None
+
+
+async def test_an_attended_join_never_says_the_enrolled_device_id(world: World) -> None:
+    """Only the service speaks as the enrolled device: a join on the same device (same key, the
+    device id remembered) must not be taken for the service's connection and replace it."""
+    from auxilio.agent.connection import AgentConnection, server_address
+
+    assert world.state.pinned(world.server.url).device_id == DEVICE  # type: ignore[union-attr]
+    connection = AgentConnection(server_address(world.server.url), world.state,
+                                 notify=lambda _: None)  # fmt: skip
+    await connection.open()
+    await connection.close()
+    assert world.server.hellos[-1].device_id is None

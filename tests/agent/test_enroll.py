@@ -143,7 +143,7 @@ def test_enrol_pins_the_key_signs_the_proof_and_stores_the_enrolment(
                                                   "owner_name", "enrolled_at"}  # fmt: skip
     pinned = state.pinned(enrolment.server)
     assert pinned is not None and pinned.fingerprint == fingerprint(fake.key.public_key())
-    assert pinned.device_id == "dev-77"  # the service says it in agent.hello
+    assert pinned.device_id == "dev-77"  # the id the server's grants must name
     assert any(fingerprint(fake.key.public_key()) in line for line in lines)
     assert any("Pinned the server key" in line for line in lines)
 

@@ -156,8 +156,13 @@ class AgentConnection:
         *,
         notify: Notify,
         ca_file: str | None = None,
+        device_id: str | None = None,
     ) -> None:
+        """``device_id``: the enrolled device's id, said in ``agent.hello`` (the unattended
+        service, agent/daemon.py); None for an attended join, which the server must not take
+        for the enrolled device's connection (docs/unattended.md)."""
         self.address = address
+        self._device_id = device_id
         self._state = state
         self._notify = notify
         self._ssl: ssl.SSLContext | None = None
@@ -187,14 +192,10 @@ class AgentConnection:
             raise ConnectionFailed(
                 "server.unreachable", f"cannot connect to {self.address.websocket_url}: {exc}"
             ) from exc
-        device_id = None
-        known = self._state.pinned(self.address.origin)
-        if known is not None:
-            device_id = known.device_id
         await self.send(
             AgentHello(
                 id=new_id(),
-                device_id=device_id,
+                device_id=self._device_id,
                 device_public_key=encode_public_key(self._state.device_public_key),
                 agent_version=auxilio.__version__,
                 platform=f"{platform.system()} {platform.release()} ({platform.machine()})"[:200],

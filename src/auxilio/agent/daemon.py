@@ -281,7 +281,9 @@ class Daemon:
         return 0
 
     async def _serve(self, address: Any) -> None:
-        connection = AgentConnection(address, self.state, notify=self.say, ca_file=self.ca_file)
+        assert self._enrolment is not None  # noqa: S101 - set by run()
+        connection = AgentConnection(address, self.state, notify=self.say, ca_file=self.ca_file,
+                                     device_id=self._enrolment.device_id)  # fmt: skip
         self._connection = connection
         self.inbox = asyncio.Queue()
         if self._stop.is_set():
