@@ -39,7 +39,7 @@ from auxilio.policy.schema import SessionMode
 from auxilio.protocol.frames import Party
 from auxilio.server.api.deps import DbSession, Identity, require
 from auxilio.server.context import Actor
-from auxilio.server.errors import ApprovalRequired
+from auxilio.server.errors import ApprovalRequired, ValidationFailed
 from auxilio.server.keys import public_pem
 from auxilio.server.policies.service import policy_denied
 from auxilio.server.support_sessions import consent, during, extensions, service
@@ -93,6 +93,10 @@ def _extension_out(row: SessionExtension, not_after: datetime | None) -> s.Exten
 async def request_support_session(
     body: s.SupportSessionCreateIn, caller: RequestSessions, db: DbSession, request: Request
 ) -> s.SupportSessionCreatedOut:
+    if body.mode == "unattended" and body.device_id is None:
+        # Without a device the policy could only answer in the abstract (no group, no owner).
+        raise ValidationFailed("An unattended session names its device (device_id).",
+                               field="device_id")
     outcome = await service.request_support_session(
         db,
         ticket_id=body.ticket_id,

@@ -333,7 +333,7 @@ async def request_support_session(
     assert actor.id is not None and actor.role is not None  # noqa: S101 -- _org checked it
     if mode is SessionMode.CHAT_ONLY and set(capabilities) != {Capability.CHAT}:
         raise InvalidCapabilities("A chat_only session can use chat and nothing else.")
-    if (mode is SessionMode.UNATTENDED) != (device_id is not None):
+    if device_id is not None and mode is not SessionMode.UNATTENDED:
         raise ValidationFailed("device_id names the device of an unattended session, and only "
                                "of one.", field="device_id")
     _require_deliverable(capabilities)
