@@ -38,7 +38,9 @@ def _agent_app() -> typer.Typer:
     return agent_app
 
 
-app.add_typer(_agent_app(), name="agent", help="The agent on the person's device: join, receipts; enroll, access, run, log (unattended).")
+app.add_typer(_agent_app(), name="agent",
+              help="The agent on the person's device: join, receipts; enroll, access, run, log "
+                   "(unattended).")
 
 
 def _register_client() -> None:
