@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from auxilio.crypto.keys import encode_public_key
-from auxilio.protocol.frames import AgentHeartbeat, PreAuthPublish
+from auxilio.protocol.frames import AgentHeartbeat, AutomationResult, PreAuthPublish
 from auxilio.protocol.types import Capability
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.db.base import utcnow
@@ -242,3 +242,21 @@ async def test_a_database_editor_widening_a_stored_pre_authorisation_gains_nothi
     await edit(document={"body": enrolled.sign(document).body,
                          "signature": enrolled.sign(document).signature}, scope=["chat"])
     assert await covering(chat) is None
+
+
+async def test_an_automation_result_for_no_run_is_refused_by_its_code_and_audited(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    enrolled, agent = await _agent(http, world, signing_key)
+    await agent.ready()
+    run_id = str(uuid.uuid4())
+    await agent.send(AutomationResult(id=mid(), run_id=run_id,
+                                      result=enrolled.sign(enrolled.document())))
+    await agent.expect_error("automation.result_unknown_run")
+    async with world.app.state.sessionmaker() as db:
+        refused = list((await db.execute(select(AuditEvent).where(
+            AuditEvent.action == "automation:result:refused"))).scalars())
+    assert len(refused) == 1 and refused[0].details["run_id"] == run_id
+    await agent.send(AgentHeartbeat(id=mid(), sent_at=utcnow()))
+    await agent.publish(enrolled.sign(enrolled.document()))
+    assert (await agent.expect("preauth.ack")).state == "stored"  # the connection goes on
