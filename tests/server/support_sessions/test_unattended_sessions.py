@@ -17,7 +17,7 @@ from auxilio.crypto.grants import Grant
 from auxilio.policy.roles import Role
 from auxilio.protocol.app import ChatMessage, decode_app_message, encode_app_message
 from auxilio.protocol.binary import ChannelId
-from auxilio.protocol.frames import AgentHeartbeat, ErrorMessage
+from auxilio.protocol.frames import AgentHeartbeat, EndReason, ErrorMessage, Party, SessionEnd
 from auxilio.protocol.types import Capability, ConsentDecision
 from auxilio.server.db.base import utcnow
 from auxilio.server.devices.channel import close_device
@@ -382,3 +382,40 @@ async def test_a_revoked_device_s_connection_closes_and_its_session_ends(
     end = await technician.expect("session.end")
     assert end.reason == "device_revoked"
     assert (await world.wait_for_state(sid, "ended")).end_reason == "device_revoked"
+
+
+async def test_a_revoked_pre_authorisation_covers_nothing(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    await world.use_policy(policy())
+    enrolled, agent, pre_id = await _published(http, world, signing_key)
+    technician = FakeTechnician(http.live.url)  # type: ignore[attr-defined]
+    assert (await ask(http, world, technician, enrolled.device_id)).status_code == 201
+    await agent.revoke(enrolled.revocation(pre_id))
+    await agent.expect("preauth.ack")
+    response = await ask(http, world, technician, enrolled.device_id)
+    assert response.status_code == 403 and error_code(response) == "pre_authorisation.none"
+
+
+async def test_a_busy_device_is_offered_the_next_session_when_its_session_ends(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    await world.use_policy(policy())
+    enrolled, agent, _ = await _published(http, world, signing_key)
+    first, technician, grant = await _offered(http, world, agent, enrolled.device_id, signing_key)
+    await _consent(agent, grant)
+    await technician.expect_state("consented")
+    second = FakeTechnician(http.live.url)  # type: ignore[attr-defined]
+    response = await ask(http, world, second, enrolled.device_id)
+    sid = response.json()["id"]
+    await second.connect()
+    await second.attach(sid, world.technician.token)
+    await second.expect_error("device.busy")
+    assert (await world.row(sid)).state == "requested"
+    await technician.send(SessionEnd(id=mid(), support_session_id=first, ended_by=Party.TECHNICIAN,
+                                     reason=EndReason.TECHNICIAN_ENDED))
+    await agent.expect("session.end")
+    # After the report's dispute window the device is idle again and takes the next one.
+    offer = await agent.expect("session.offer", within=15)
+    assert offer.support_session_id == sid
+    await second.expect_state("offered")
