@@ -217,3 +217,44 @@ async def test_garbage_enrolment_bodies_get_a_stable_code(
         row = (await db.execute(select(EnrolmentToken).where(
             EnrolmentToken.token_hash == token_digest(token)))).scalar_one()  # fmt: skip
     assert row.used_at is None
+
+
+# -- the attended flow next to the enrolled service ------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "agent_ws.authenticate calls resume() for an enrolled connection too, and resume finds the "
+    "live session by device KEY: an attended session the person joined with a code on the "
+    "enrolled device (same key) is offered to, and bound to, the service's connection when it "
+    "(re)connects; the real service then refuses it (offer.attended), ending the attended "
+    "session the person was being asked about"))
+async def test_the_service_connecting_never_takes_the_person_s_attended_session(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    from auxilio.protocol.types import Capability, ConsentDecision
+    from tests.server.support_sessions.flow import request
+    from tests.server.support_sessions.peers import FakeAgent, FakeTechnician
+    from tests.server.support_sessions.unattended_helpers import EnrolledAgent, enrol, policy
+
+    await world.use_policy(policy())
+    enrolled = await enrol(world, signing_key)
+    technician = FakeTechnician(http.live.url)  # type: ignore[attr-defined]
+    response = await request(http, world, technician)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    await technician.connect()
+    await technician.attach(created["id"], world.technician.token)
+    await technician.expect_state("attached")
+    # The person runs `auxilio agent join CODE` on the enrolled device: the same device key.
+    person = FakeAgent(http.live.url, device_key=enrolled.key)  # type: ignore[attr-defined]
+    await person.connect()
+    await person.authenticate()
+    await person.join(created["join_code"])
+    person.verify(signing_key)
+    # Meanwhile the service (re)connects, as it does after any network blip.
+    service = EnrolledAgent(http.live.url, enrolled)  # type: ignore[attr-defined]
+    await service.ready()
+    await asyncio.sleep(0.5)
+    assert service.texts_of("session.offer") == [], "the service was offered the attended session"
+    await person.decide({Capability.CHAT: ConsentDecision.GRANTED})
+    await person.expect_state("consented")
