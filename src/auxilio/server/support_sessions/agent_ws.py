@@ -640,6 +640,8 @@ class AgentHandler(PeerHandler):
             # The organisation revoked the device: its session ends now, no grace period.
             await self.runtime.end(sid, ended_by=Party.SERVER, reason=EndReason.DEVICE_REVOKED,
                                    detail="device_revoked")
+            if self.attachment is None:
+                return  # unbound meanwhile
         attachment, self.attachment = self.attachment, None
 
         async def state(db: AsyncSession) -> SupportSession | None:
