@@ -258,3 +258,27 @@ async def test_the_service_connecting_never_takes_the_person_s_attended_session(
     assert service.texts_of("session.offer") == [], "the service was offered the attended session"
     await person.decide({Capability.CHAT: ConsentDecision.GRANTED})
     await person.expect_state("consented")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the mirror: resume() on a plain (attended) connection finds the live UNATTENDED session "
+    "by device key and moves it onto that connection (hub.attach replaces the service's): an "
+    "`auxilio agent join` on the device during an unattended session takes it over, and its "
+    "own join is then refused (protocol.unexpected_message, already joined)"))
+async def test_a_join_on_the_device_never_takes_over_the_live_unattended_session(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    from tests.server.support_sessions.peers import FakeAgent
+    from tests.server.support_sessions.unattended_helpers import policy
+
+    await world.use_policy(policy())
+    enrolled, service, _ = await _published(http, world, signing_key)
+    sid, _, grant = await _offered(http, world, service, enrolled.device_id, signing_key)
+    await _consent(service, grant)
+    await service.expect_state("consented")
+    person = FakeAgent(http.live.url, device_key=enrolled.key)  # type: ignore[attr-defined]
+    await person.connect()
+    await person.authenticate()
+    await asyncio.sleep(0.5)
+    taken = [m for m in person.texts_of("session.state") if m.support_session_id == sid]
+    assert taken == [], "the attended join's connection took over the unattended session"
