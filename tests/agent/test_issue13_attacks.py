@@ -167,3 +167,30 @@ async def test_orders_that_do_not_verify_leave_no_trace_per_message(
     automated = [e for e in LocalLog(w.state).entries() if e.mode == "automated"]
     assert await w.stop() == 0
     assert len(files) <= 1 and len(automated) <= 1, (len(files), len(automated))
+
+
+# -- a proxy: device.revoked is an unsigned error ---------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "agent/daemon: an `error` device.revoked is unsigned, yet one injected by a proxy in the "
+    "middle of an idle connection makes mark_revoked write revoked_at into enrolment.json, and "
+    "every later start refuses to connect at all: one forged message disables the device's "
+    "service for good (only a new enrolment brings it back)"))
+async def test_a_forged_device_revoked_does_not_disable_the_service_for_good(
+    service_world: daemon_tests.World,
+) -> None:
+    w = service_world
+    w.start(backoff_base=0.05)
+    await asyncio.wait_for(w.server.connected.wait(), 5)
+    await w.server.send(ErrorMessage(id="forged", code="device.revoked", message="by a proxy"))
+    assert w.task is not None
+    async with asyncio.timeout(10):
+        await w.task
+    # The real server never revoked it: started again, the service asks the server again.
+    w.server.connected.clear()
+    w.start(backoff_base=0.05)
+    async with asyncio.timeout(5):
+        await w.server.connected.wait()
+    assert w.server.connections == 2
+    assert await w.stop() == 0
