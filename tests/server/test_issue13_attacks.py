@@ -106,10 +106,6 @@ async def test_an_unattended_offer_is_never_made_during_an_emergency_without_the
 # -- automated runs -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "automation.service.create_run takes any ticket visible to the technician: the device's "
-    "signed diagnostics (processes, network, recent errors) are attached to a ticket of "
-    "another requester; unattended sessions refuse this as unattended.ticket_device_mismatch"))
 async def test_an_automated_run_goes_only_onto_a_ticket_of_the_device_s_owner(
     automation_world: automation.World,
 ) -> None:

@@ -203,6 +203,17 @@ async def test_bad_requests(world: World, body: dict[str, Any], code: str) -> No
     await refused(world, code, status=422, **body)
 
 
+async def test_a_ticket_of_another_requester_is_refused(world: World) -> None:
+    from auxilio.policy.roles import Role
+    from tests.factories import make_ticket, make_user
+
+    await world.pre_authorise()
+    stranger = await make_user(world.app, world.org, Role.END_USER)
+    theirs = await make_ticket(world.app, stranger, title="Not about this device")
+    await refused(world, "automation.ticket_device_mismatch", status=422,
+                  ticket_id=str(theirs))
+
+
 async def test_a_device_that_is_not_enrolled_is_refused(world: World) -> None:
     await world.pre_authorise()
     async with world.app.state.sessionmaker() as db, db.begin():

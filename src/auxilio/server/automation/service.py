@@ -111,6 +111,14 @@ class AutomationInvalidRequest(ValidationFailed):
     code = "automation.invalid"
 
 
+class AutomationTicketMismatch(ValidationFailed):
+    """The ticket was opened by someone other than the device's owner: the device's signed
+    results would land on another person's ticket (as ``unattended.ticket_device_mismatch``)."""
+
+    code = "automation.ticket_device_mismatch"
+    default_message = "The ticket was opened by someone other than the device's owner."
+
+
 class AutomationParameterInvalid(ValidationFailed):
     code = "automation.parameter_invalid"
 
@@ -364,6 +372,8 @@ async def create_run(
     if request.ticket_id is not None:
         ticket = await tickets.get_visible_ticket_or_raise(db, ticket_id=request.ticket_id,
                                                            actor=actor)  # fmt: skip
+        if ticket.requester_id != device.owner_id:
+            raise AutomationTicketMismatch(ticket_id=str(ticket.id))
     row, document = await find_pre_authorisation(db, device, kind=request.kind, at=due)
     run_id = uuid.uuid4()
     version = await check_policy(
