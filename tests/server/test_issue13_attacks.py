@@ -278,3 +278,32 @@ async def test_a_join_on_the_device_never_takes_over_the_live_unattended_session
     await asyncio.sleep(0.5)
     taken = [m for m in person.texts_of("session.state") if m.support_session_id == sid]
     assert taken == [], "the attended join's connection took over the unattended session"
+
+
+# -- unbounded counts -----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "devices/preauth.store keeps any number of live pre-authorisations per device: a device key "
+    "(a stolen one too) fills the table without bound, and every agent.hello of the device "
+    "re-verifies every live row (live_ids cuts to 64 only after verifying them all)"))
+async def test_a_device_cannot_store_pre_authorisations_without_bound(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    from auxilio.server.devices.models import PreAuthorisationRecord
+    from tests.server.support_sessions.unattended_helpers import EnrolledAgent, enrol, policy
+
+    await world.use_policy(policy())
+    enrolled = await enrol(world, signing_key)
+    agent = EnrolledAgent(http.live.url, enrolled)  # type: ignore[attr-defined]
+    await agent.ready()
+    answers = []
+    for _ in range(80):
+        await agent.publish(enrolled.sign(enrolled.document()))
+        answers.append(await agent.next_where(lambda f: isinstance(f, str) and (
+            '"preauth.ack"' in f or '"error"' in f)))  # fmt: skip
+    async with world.app.state.sessionmaker() as db:
+        stored = list((await db.execute(select(PreAuthorisationRecord).where(
+            PreAuthorisationRecord.device_id == enrolled.device_id))).scalars())  # fmt: skip
+    assert len(stored) <= 64, f"{len(stored)} live pre-authorisations kept for one device"
+    assert any('"error"' in a for a in answers)
