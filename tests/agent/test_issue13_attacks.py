@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import tests.agent.test_daemon as daemon_tests
 import tests.agent.test_unattended as unattended_tests
 from auxilio.agent.access import AccessStore
+from auxilio.agent.automation import handle_order
 from auxilio.agent.errors import AgentError
 from auxilio.agent.grants import check_extension
 from auxilio.agent.local_log import LocalLog
+from auxilio.agent.state import AgentState
 from auxilio.agent.unattended import UnattendedRefused
+from auxilio.crypto.automation import AutomationOrder, sign_order, verify_outcome
+from auxilio.crypto.keys import b64url_encode, encode_public_key, fingerprint
 from auxilio.crypto.preauth import AccessWindow, verify_revocation
 from auxilio.crypto.receipts import verify_receipt
 from auxilio.protocol.frames import (
@@ -32,7 +38,7 @@ from auxilio.protocol.frames import (
     PreAuthAck,
     PreAuthRevoke,
 )
-from auxilio.protocol.types import ConsentDecision, ExtensionTerms, SignedDocument
+from auxilio.protocol.types import Capability, ConsentDecision, ExtensionTerms, SignedDocument
 
 from .factories import make_extension
 
@@ -194,3 +200,38 @@ async def test_a_forged_device_revoked_does_not_disable_the_service_for_good(
         await w.server.connected.wait()
     assert w.server.connections == 2
     assert await w.stop() == 0
+
+
+# -- a server other than the one the owner signed for ------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "agent/automation.check_pre_authorisation never compares the pre-authorisation's "
+    "server_fingerprint with the server key that signed the order (check_unattended does): an "
+    "order of the pinned server runs under a pre-authorisation the owner signed for another "
+    "server (an earlier enrolment's access/ entries, published to every server since)"))
+async def test_an_order_never_runs_under_a_pre_authorisation_signed_for_another_server(
+    state: AgentState, server_key: Ed25519PrivateKey,
+) -> None:
+    access = AccessStore(state)
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    other_server = Ed25519PrivateKey.generate()
+    entry = access.grant(
+        device_id="dev-1", organisation_id="org-1",
+        server_fingerprint=fingerprint(other_server.public_key()), owner_name="Ana",
+        scope=(Capability.DIAGNOSTICS,), automated_runs=True,
+        window=AccessWindow(not_before=now - dt.timedelta(days=1),
+                            not_after=now + dt.timedelta(days=6)),
+    )  # fmt: skip
+    order = AutomationOrder(
+        run_id="run-1", organisation_id="org-1", device_id="dev-1",
+        device_public_key=encode_public_key(state.device_public_key),
+        pre_authorisation_id=entry.id, kind="diagnostics", sections=("os",), issued_at=now,
+        not_after=now + dt.timedelta(minutes=5), nonce=b64url_encode(secrets.token_bytes(16)),
+    )  # fmt: skip
+    message = await handle_order(sign_order(server_key, order), state=state, access=access,
+                                 server_public_key=server_key.public_key(),
+                                 device_id="dev-1")  # fmt: skip
+    outcome = verify_outcome(state.device_public_key, message.result)
+    assert outcome.status == "refused", "the order ran"
+    assert outcome.code is not None and outcome.code.startswith("pre_authorisation.")
