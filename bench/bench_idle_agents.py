@@ -476,6 +476,9 @@ def main() -> None:
     if ref["rss_per_connection_kib"] and per:
         result["rss_per_connection_vs_reference"] = round(per / ref["rss_per_connection_kib"], 2)
     print(json.dumps(result, indent=2))
+    # Slow figures never fail; a connection the server lost or a traceback in its log does.
+    if aux["open_after_period"] != count or aux["tracebacks_in_log"]:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
