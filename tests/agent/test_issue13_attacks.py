@@ -235,3 +235,26 @@ async def test_an_order_never_runs_under_a_pre_authorisation_signed_for_another_
     outcome = verify_outcome(state.device_public_key, message.result)
     assert outcome.status == "refused", "the order ran"
     assert outcome.code is not None and outcome.code.startswith("pre_authorisation.")
+
+
+async def test_a_replayed_unattended_offer_is_never_answered_twice(
+    service_world: daemon_tests.World,
+) -> None:
+    """Held: a proxy replaying an unattended offer the service already answered gets a
+    session.end offer.replayed, never a second signed receipt."""
+    w = service_world
+    entry = w.pre(scope=(Capability.CHAT,))  # the offer asks for the terminal too: refused
+    w.start()
+    await asyncio.wait_for(w.server.connected.wait(), 5)
+    offer = w.offer(entry.id)
+    await w.server.send(offer)
+    await w.server.expect(ConsentDecisionMessage)
+    await w.server.send(offer)
+    end = await w.server.expect(daemon_tests.SessionEnd)
+    assert (end.support_session_id, end.detail) == (offer.support_session_id, "offer.replayed")
+    await asyncio.sleep(0.3)
+    extra = []
+    while not w.server.inbox.empty():
+        extra.append(w.server.inbox.get_nowait())
+    assert not [m for m in extra if isinstance(m, ConsentDecisionMessage)]
+    assert await w.stop() == 0
