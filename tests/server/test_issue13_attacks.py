@@ -56,10 +56,6 @@ def _policy_without_ending_sessions() -> str:
 # -- emergencies ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "consent.record_consent never asks emergency.is_active: an unattended offer made just "
-    "before an emergency (declared with end_all_sessions false, lock_unattended true) becomes "
-    "an ACTIVE unattended session when the device's automatic receipt arrives"))
 async def test_an_unattended_receipt_arriving_during_an_emergency_does_not_start_it(
     http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
 ) -> None:
@@ -218,12 +214,6 @@ async def test_garbage_enrolment_bodies_get_a_stable_code(
 # -- the attended flow next to the enrolled service ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent_ws.authenticate calls resume() for an enrolled connection too, and resume finds the "
-    "live session by device KEY: an attended session the person joined with a code on the "
-    "enrolled device (same key) is offered to, and bound to, the service's connection when it "
-    "(re)connects; the real service then refuses it (offer.attended), ending the attended "
-    "session the person was being asked about"))
 async def test_the_service_connecting_never_takes_the_person_s_attended_session(
     http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
 ) -> None:
@@ -256,11 +246,6 @@ async def test_the_service_connecting_never_takes_the_person_s_attended_session(
     await person.expect_state("consented")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the mirror: resume() on a plain (attended) connection finds the live UNATTENDED session "
-    "by device key and moves it onto that connection (hub.attach replaces the service's): an "
-    "`auxilio agent join` on the device during an unattended session takes it over, and its "
-    "own join is then refused (protocol.unexpected_message, already joined)"))
 async def test_a_join_on_the_device_never_takes_over_the_live_unattended_session(
     http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
 ) -> None:
@@ -283,10 +268,6 @@ async def test_a_join_on_the_device_never_takes_over_the_live_unattended_session
 # -- unbounded counts -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "devices/preauth.store keeps any number of live pre-authorisations per device: a device key "
-    "(a stolen one too) fills the table without bound, and every agent.hello of the device "
-    "re-verifies every live row (live_ids cuts to 64 only after verifying them all)"))
 async def test_a_device_cannot_store_pre_authorisations_without_bound(
     http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
 ) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.crypto.errors import CryptoError, KeyEncodingInvalid
@@ -36,6 +36,9 @@ from auxilio.server.errors import DomainError
 from auxilio.server.support_sessions.models import SupportSession
 
 LIVE_SESSION_STATES = ("requested", "awaiting_consent", "active")
+# Live (not revoked, not over) pre-authorisations one device may hold: device.ready names them
+# all, and each use verifies them all again.
+MAX_LIVE = 64
 
 
 class UnattendedRefused(DomainError):
@@ -99,7 +102,8 @@ async def store(
 ) -> PreAuthorisationRecord:
     """Verify ``signed`` with the device's key and keep it. The same document again is
     answered with the stored record (``pre_authorisation.revoked`` once revoked); another
-    document under the same id is ``pre_authorisation.conflict``."""
+    document under the same id is ``pre_authorisation.conflict``; a device already holding
+    ``MAX_LIVE`` live ones is ``pre_authorisation.too_many``."""
     if device.revoked_at is not None:
         raise UnattendedRefused("device.revoked", "the device was revoked")
     try:
@@ -125,6 +129,12 @@ async def store(
             return found
         raise UnattendedRefused("pre_authorisation.conflict", "another pre-authorisation "
                                       "with this id is already stored", status=409)
+    live = await db.execute(select(func.count()).select_from(PreAuthorisationRecord).where(
+        PreAuthorisationRecord.device_id == device.id, PreAuthorisationRecord.revoked_at.is_(None),
+        PreAuthorisationRecord.not_after > now))
+    if live.scalar_one() >= MAX_LIVE:
+        raise UnattendedRefused("pre_authorisation.too_many", f"a device holds at most {MAX_LIVE} "
+                                "live pre-authorisations; revoke one first", status=409)
     row = PreAuthorisationRecord(
         id=record_id, organisation_id=device.organisation_id, device_id=device.id,
         document={"body": signed.body, "signature": signed.signature}, received_at=now,

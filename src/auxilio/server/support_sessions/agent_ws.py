@@ -366,12 +366,18 @@ class AgentHandler(PeerHandler):
     async def resume(self) -> None:
         """A reconnecting agent: back into its live session, or told that it ended."""
 
+        # The enrolled service and a person's join on the same device prove the same key: each
+        # connection comes back only to its own kind of session.
+        unattended = self.device_id is not None
+
         async def find(db: AsyncSession) -> tuple[SupportSession | None, SupportSession | None]:
-            live = await service.find_for_device(db, device_public_key=self.device_key)
+            live = await service.find_for_device(db, device_public_key=self.device_key,
+                                                 unattended=unattended)
             if live is not None:
                 return live, None
             lost = await service.find_lost_for_device(
-                db, device_public_key=self.device_key, since=clock.now() - LOST_NOTICE)
+                db, device_public_key=self.device_key, since=clock.now() - LOST_NOTICE,
+                unattended=unattended)
             return None, lost
 
         live, lost = await self.runtime.in_transaction(find)

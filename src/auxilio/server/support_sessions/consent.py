@@ -566,6 +566,12 @@ async def record_consent(
     if mismatch is not None:
         raise await _refuse_receipt(db, support_session, "receipt.mismatch", mismatch)
     if is_unattended and body.granted():
+        # Never started during an emergency, whatever the policy says (declared between the
+        # offer and this receipt): the offer is never made during one either.
+        if await emergency.is_active(db, organisation_id=support_session.organisation_id):
+            raise await _refuse_receipt(db, support_session, "emergency.unattended_locked",
+                                        "unattended access is locked during an emergency",
+                                        EndReason.EMERGENCY)
         # The owner's pre-authorisation stands for the person's answer: it must still be live
         # and hold what the agent granted (revoked or shut meanwhile: the session ends).
         try:

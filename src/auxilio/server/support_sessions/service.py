@@ -602,40 +602,53 @@ def is_final(support_session: SupportSession) -> bool:
     return SupportSessionState(support_session.state) in FINAL_STATES
 
 
-async def find_for_device(db: AsyncSession, *, device_public_key: str) -> SupportSession | None:
-    """The live session a reconnecting agent belongs to (matched by the key it proved)."""
-    rows = await db.execute(
+def _of_kind(query: Select[SupportSession], unattended: bool | None) -> Select[SupportSession]:
+    """Only unattended sessions (the enrolled service's connection), only the others (a
+    person's join on the same device, same key), or both (None)."""
+    if unattended is None:
+        return query
+    mode = SupportSession.mode == str(SessionMode.UNATTENDED)
+    return query.where(mode if unattended else ~mode)
+
+
+async def find_for_device(
+    db: AsyncSession, *, device_public_key: str, unattended: bool | None = None
+) -> SupportSession | None:
+    """The live session a reconnecting agent belongs to (matched by the key it proved; an
+    enrolled device's service and a person's join share the key, so each finds only its own
+    kind: ``unattended``)."""
+    rows = await db.execute(_of_kind(
         select(SupportSession).where(
             SupportSession.device_public_key == device_public_key,
             SupportSession.state.in_([str(S.AWAITING_CONSENT), str(S.ACTIVE)]),
-        ).order_by(SupportSession.offered_at.desc()).limit(1)
+        ), unattended).order_by(SupportSession.offered_at.desc()).limit(1)
     )
     return rows.scalar_one_or_none()
 
 
 async def find_lost_for_device(
-    db: AsyncSession, *, device_public_key: str, since: datetime
+    db: AsyncSession, *, device_public_key: str, since: datetime, unattended: bool | None = None
 ) -> SupportSession | None:
     """A session of this device that ended while its agent was away, so the agent is told: lost
     since ``since``, or ended by an emergency (since ``since``, or at any time while that
     emergency is still active: an agent offline through the emergency hears of it whenever it
     comes back)."""
-    rows = await db.execute(
+    rows = await db.execute(_of_kind(
         select(SupportSession).where(
             SupportSession.device_public_key == device_public_key,
             SupportSession.end_reason.in_([str(EndReason.CONNECTION_LOST),
                                            str(EndReason.EMERGENCY)]),
             SupportSession.ended_at >= since,
-        ).order_by(SupportSession.ended_at.desc()).limit(1)
+        ), unattended).order_by(SupportSession.ended_at.desc()).limit(1)
     )
     found = rows.scalar_one_or_none()
     if found is not None:
         return found
-    rows = await db.execute(
+    rows = await db.execute(_of_kind(
         select(SupportSession).where(
             SupportSession.device_public_key == device_public_key,
             SupportSession.end_reason == str(EndReason.EMERGENCY),
-        ).order_by(SupportSession.ended_at.desc()).limit(1)
+        ), unattended).order_by(SupportSession.ended_at.desc()).limit(1)
     )
     ended = rows.scalar_one_or_none()
     if ended is not None and await emergency.is_active(db, organisation_id=ended.organisation_id):
