@@ -288,3 +288,44 @@ async def test_a_device_cannot_store_pre_authorisations_without_bound(
             PreAuthorisationRecord.device_id == enrolled.device_id))).scalars())  # fmt: skip
     assert len(stored) <= 64, f"{len(stored)} live pre-authorisations kept for one device"
     assert any('"error"' in a for a in answers)
+
+
+async def test_garbage_on_the_enrolled_connection_gets_stable_codes_and_it_stays_open(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    """Held: documents that do not verify, verify as the wrong kind, or do not parse as what
+    they claim; ids that are not UUIDs; results of runs never sent: each an `error` with its
+    code, nothing stored, and the device's connection stays up."""
+    from auxilio.protocol.frames import AutomationResult, PreAuthPublish, PreAuthRevoke
+    from auxilio.protocol.frames import parse_message as parse
+    from auxilio.protocol.types import SignedDocument
+    from auxilio.server.devices.models import PreAuthorisationRecord
+    from tests.server.support_sessions.peers import mid
+    from tests.server.support_sessions.unattended_helpers import EnrolledAgent, enrol, policy
+
+    await world.use_policy(policy())
+    enrolled = await enrol(world, signing_key)
+    agent = EnrolledAgent(http.live.url, enrolled)  # type: ignore[attr-defined]
+    await agent.ready()
+
+    async def answer() -> Any:
+        return parse(await agent.next_where(lambda f: isinstance(f, str)))  # type: ignore[arg-type]
+
+    pre, rev = DocumentKind.PRE_AUTHORISATION, DocumentKind.PRE_AUTHORISATION_REVOCATION
+    unsigned = SignedDocument(body="AAAA", signature="A" * 86)
+    for document in (unsigned, sign_document(enrolled.key, {"x": 1}, kind=pre),
+                     sign_document(enrolled.key, {"a": "b"}, kind=rev),
+                     enrolled.sign(enrolled.document(id="not-a-uuid"))):  # fmt: skip
+        await agent.send(PreAuthPublish(id=mid(), document=document))
+        assert (await answer()).code == "pre_authorisation.invalid"
+        await agent.send(PreAuthRevoke(id=mid(), document=document))
+        assert (await answer()).code in ("pre_authorisation.invalid", "pre_authorisation.unknown")
+    await agent.send(PreAuthRevoke(id=mid(), document=enrolled.revocation(str(uuid.uuid4()))))
+    assert (await answer()).code == "pre_authorisation.unknown"
+    for run in ("not-a-uuid", str(uuid.uuid4())):
+        await agent.send(AutomationResult(id=mid(), run_id=run, result=unsigned))
+        assert (await answer()).code == "automation.result_unknown_run"
+    await asyncio.sleep(0.2)
+    assert not agent.closed.is_set()
+    async with world.app.state.sessionmaker() as db:
+        assert list((await db.execute(select(PreAuthorisationRecord))).scalars()) == []
