@@ -258,3 +258,38 @@ async def test_a_replayed_unattended_offer_is_never_answered_twice(
         extra.append(w.server.inbox.get_nowait())
     assert not [m for m in extra if isinstance(m, ConsentDecisionMessage)]
     assert await w.stop() == 0
+
+
+# -- a compromised server: how many automated runs at once ------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "agent/daemon.side_message starts a task per automation.run with no bound: a server (or "
+    "one that is compromised) sends any number of valid orders at once and the device runs "
+    "them all in parallel (runbook processes, diagnostics collections), far beyond anything "
+    "the owner's pre-authorisation says"))
+async def test_automated_runs_on_the_device_are_run_one_at_a_time(
+    service_world: daemon_tests.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auxilio.agent import automation
+
+    w = service_world
+    running, most = 0, 0
+
+    async def slow(order: SignedDocument, **kwargs: object) -> AutomationResult:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.3)
+        running -= 1
+        return AutomationResult(id="r", run_id="run-1", result=order)
+
+    monkeypatch.setattr(automation, "handle_order", slow)
+    w.start()
+    await asyncio.wait_for(w.server.connected.wait(), 5)
+    for number in range(8):
+        await w.server.send(AutomationRun(id=f"o{number}",
+                                          order=SignedDocument(body="AAAA", signature="B" * 86)))
+    await asyncio.sleep(1.0)
+    assert await w.stop() == 0
+    assert most <= 1, f"{most} automated runs at once"
