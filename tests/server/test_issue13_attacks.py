@@ -138,6 +138,33 @@ async def test_a_senior_technician_of_another_organisation_cannot_touch_a_device
         assert found is not None and found.state == "scheduled"
 
 
+
+@pytest.mark.xfail(strict=True, reason=(
+    "automation.service._send_one re-checks the device, the pre-authorisation and the runbook "
+    "at send time, never the person who scheduled the run: a senior technician deactivated (or "
+    "demoted) after scheduling keeps running runbooks and diagnostics on the device, a "
+    "repeating run for as long as the owner's window lasts; a live session of theirs is ended "
+    "access_revoked on the next scheduler tick (support_sessions/access.py)"))
+@pytest.mark.parametrize("change", [{"is_active": False}, {"role": "technician"}])
+async def test_a_run_of_a_technician_who_lost_the_right_is_never_sent(
+    automation_world: automation.World, change: dict[str, Any]
+) -> None:
+    from auxilio.server.automation import service as runs
+    from auxilio.server.identity.models import User
+
+    w = automation_world
+    await w.pre_authorise()
+    made = await w.schedule(sections=["os"], repeat_seconds=3600)
+    assert made.status_code == 201, made.text
+    async with w.app.state.sessionmaker() as db, db.begin():
+        user = await db.get(User, w.senior.user.id)
+        assert user is not None
+        for name, value in change.items():
+            setattr(user, name, value)
+    async with w.app.state.sessionmaker() as db, db.begin():
+        sent = await runs.send_due(db, server_key=w.server_key, online={w.device_id})
+    assert sent == [], "the run was signed and sent for someone who may no longer run it"
+
 # -- enrolment ------------------------------------------------------------------------------
 
 
