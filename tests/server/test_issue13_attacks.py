@@ -165,6 +165,27 @@ async def test_a_run_of_a_technician_who_lost_the_right_is_never_sent(
         sent = await runs.send_due(db, server_key=w.server_key, online={w.device_id})
     assert sent == [], "the run was signed and sent for someone who may no longer run it"
 
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the same at send time for the policy: a run scheduled while the device's group was allowed "
+    "unattended work is still signed and sent (a repeating one for ever) after a new active "
+    "policy no longer allows the group; the request's policy decision is never asked again"))
+async def test_a_run_the_active_policy_no_longer_allows_is_never_sent(
+    automation_world: automation.World,
+) -> None:
+    from auxilio.server.automation import service as runs
+
+    w = automation_world
+    await w.pre_authorise()
+    made = await w.schedule(sections=["os"], repeat_seconds=3600)
+    assert made.status_code == 201, made.text
+    await w.use_policy(automation.automation_policy(allowed_device_groups=["kiosks"]))
+    refused = await w.schedule(sections=["os"])
+    assert refused.status_code == 403, refused.text  # a new request is refused by the policy
+    async with w.app.state.sessionmaker() as db, db.begin():
+        sent = await runs.send_due(db, server_key=w.server_key, online={w.device_id})
+    assert sent == [], "a run the active policy no longer allows was signed and sent"
+
 # -- enrolment ------------------------------------------------------------------------------
 
 
