@@ -37,6 +37,7 @@ from auxilio.protocol.frames import (
     ErrorMessage,
     PreAuthAck,
     PreAuthRevoke,
+    SessionEnd,
 )
 from auxilio.protocol.types import Capability, ConsentDecision, ExtensionTerms, SignedDocument
 
@@ -250,7 +251,7 @@ async def test_a_replayed_unattended_offer_is_never_answered_twice(
     await w.server.send(offer)
     await w.server.expect(ConsentDecisionMessage)
     await w.server.send(offer)
-    end = await w.server.expect(daemon_tests.SessionEnd)
+    end = await w.server.expect(SessionEnd)
     assert (end.support_session_id, end.detail) == (offer.support_session_id, "offer.replayed")
     await asyncio.sleep(0.3)
     extra = []

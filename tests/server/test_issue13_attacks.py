@@ -357,7 +357,7 @@ async def test_garbage_on_the_enrolled_connection_gets_stable_codes_and_it_stays
     await agent.ready()
 
     async def answer() -> Any:
-        return parse(await agent.next_where(lambda f: isinstance(f, str)))  # type: ignore[arg-type]
+        return parse(await agent.next_where(lambda f: isinstance(f, str)))
 
     pre, rev = DocumentKind.PRE_AUTHORISATION, DocumentKind.PRE_AUTHORISATION_REVOCATION
     unsigned = SignedDocument(body="AAAA", signature="A" * 86)
