@@ -431,3 +431,41 @@ async def test_the_enrol_form_refuses_a_label_the_api_refuses(
     async with app.state.sessionmaker() as db:
         labels = [row.label for row in (await db.execute(select(EnrolmentToken))).scalars()]
     assert all(forbidden_character(text, multiline=False) is None for text in labels), labels
+
+
+async def test_a_technician_of_another_organisation_never_reaches_the_device(
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+) -> None:
+    """Held: with a ticket of their own organisation, a technician of another one asking for an
+    unattended session on this organisation's enrolled, pre-authorised, online device gets
+    404 device_not_found, and the device is offered nothing."""
+    from auxilio.server.context import Actor
+    from auxilio.server.policies import service as policies
+    from tests.factories import make_technician
+    from tests.server.support_sessions.conftest import mfa_token
+    from tests.server.support_sessions.peers import FakeTechnician
+    from tests.server.support_sessions.unattended_helpers import error_code, policy
+
+    await world.use_policy(policy())
+    enrolled, agent, _ = await _published(http, world, signing_key)
+    other = await make_org(world.app)
+    async with world.app.state.sessionmaker() as db, db.begin():
+        version = await policies.upload_version(db, organisation_id=other.id, document=policy(),
+                                                comment="test", actor=Actor.system(other.id))
+        await policies.activate_version(db, version=version, actor=Actor.system(other.id))
+    outsider = await make_technician(world.app, other, skills=["hardware"])
+    token = await mfa_token(world.app, outsider)
+    requester = await make_user(world.app, other, Role.END_USER, enrol_totp=False)
+    ticket = await make_ticket(world.app, requester)
+    technician = FakeTechnician(http.live.url)  # type: ignore[attr-defined]
+    response = await http.post(
+        "/api/v1/support-sessions", headers={"Authorization": f"Bearer {token}"},
+        json={"ticket_id": str(ticket), "mode": "unattended", "device_id": str(enrolled.device_id),
+              "capabilities": ["chat"], "technician_e2e_key": technician.public_key})
+    assert response.status_code == 404 and error_code(response) == "device_not_found"
+    for path in (f"/api/v1/devices/{enrolled.device_id}",
+                 f"/api/v1/devices/{enrolled.device_id}/automation-runs"):  # fmt: skip
+        seen = await http.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert seen.status_code in (403, 404), (path, seen.text)
+    await asyncio.sleep(0.3)
+    assert agent.texts_of("session.offer") == []
