@@ -197,6 +197,7 @@ class ApiClient:
         terminal_shell: str | None = None,
         files_direction: str | None = None,
         runbooks: list[str] | None = None,
+        device_id: str | None = None,
     ) -> Any:
         body: dict[str, Any] = {
             "ticket_id": ticket_id,
@@ -212,6 +213,8 @@ class ApiClient:
             body["files_direction"] = files_direction
         if runbooks:
             body["runbooks"] = runbooks
+        if device_id is not None:  # unattended: the enrolled device (docs/unattended.md)
+            body["device_id"] = device_id
         return await self.request("POST", "/support-sessions", json=body)
 
     async def get_support_session(self, support_session_id: str) -> Any:

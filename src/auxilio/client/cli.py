@@ -187,7 +187,14 @@ def connect(
     shell: Annotated[
         str | None, typer.Option(help="With terminal: the shell to ask for (e.g. bash).")
     ] = None,
-    mode: Annotated[str, typer.Option(help="attended or chat_only.")] = "attended",
+    mode: Annotated[
+        str, typer.Option(help="attended, chat_only, or unattended (with --device).")
+    ] = "attended",
+    device: Annotated[
+        str | None,
+        typer.Option(help="Unattended: the id of the owner's enrolled device (the console's "
+                     "Devices page, GET /api/v1/devices)."),
+    ] = None,
     send: Annotated[
         list[str] | None,
         typer.Option(
@@ -204,8 +211,10 @@ def connect(
     """Open a support session on a ticket (or attach to one) and help the person."""
     if (ticket is None) == (support_session is None):
         _fail("give either --ticket N (a new session) or a SESSION id to attach to", EXIT_USAGE)
-    if mode not in ("attended", "chat_only"):
-        _fail("--mode is attended or chat_only", EXIT_USAGE)
+    if mode not in ("attended", "chat_only", "unattended"):
+        _fail("--mode is attended, chat_only or unattended", EXIT_USAGE)
+    if (mode == "unattended") != (device is not None) and ticket is not None:
+        _fail("--mode unattended and --device DEVICE_ID go together", EXIT_USAGE)
     problem = request_details_problem(capability or [], files_direction, runbook or [], shell)
     if problem is not None:
         _fail(problem, EXIT_USAGE)
@@ -230,6 +239,7 @@ def connect(
         files_direction=files_direction,
         runbooks=runbook or [],
         terminal_shell=shell,
+        device_id=device,
     )
     try:
         code = asyncio.run(run_connect(stored, options))

@@ -41,6 +41,8 @@ class ConnectOptions:
     files_direction: str | None = None
     runbooks: list[str] = field(default_factory=list)
     terminal_shell: str | None = None
+    # Unattended (mode "unattended"): the owner's enrolled device; nobody is asked there.
+    device_id: str | None = None
 
 
 _RUNBOOK_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -119,6 +121,7 @@ async def _request(
         terminal_shell=options.terminal_shell,
         files_direction=options.files_direction,
         runbooks=options.runbooks,
+        device_id=options.device_id,
     )
     support_session_id = str(answer["id"])
     creds.save_session_key(support_session_id, key)
@@ -130,6 +133,12 @@ async def _request(
     )
 
     def show_code() -> None:
+        if answer.get("join_code") is None:  # unattended: the server offers it to the device
+            output.info(
+                f"your key fingerprint (the device checks it): {fingerprint(key.public_key())}"
+            )
+            output.info("waiting for the enrolled device to take the session...")
+            return
         output.info(join_code_banner(answer["join_code"], answer.get("join_code_expires_at", "?")))
         output.state(f"join_code={answer['join_code']}")
         output.info(
