@@ -15,10 +15,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auxilio.agent.access import AccessStore
-from auxilio.agent.automation import handle_order
+from auxilio.agent.automation import busy, handle_order
 from auxilio.agent.state import AgentState
 from auxilio.crypto.automation import AutomationOrder, AutomationOutcome, sign_order, verify_outcome
-from auxilio.crypto.keys import b64url_encode, encode_public_key
+from auxilio.crypto.keys import b64url_encode, encode_public_key, fingerprint
 from auxilio.crypto.preauth import AccessWindow
 from auxilio.crypto.runbooks import Runbook, sign_runbook
 from auxilio.protocol.frames import (
@@ -33,11 +33,13 @@ from auxilio.runbooks import load_example
 UTC = dt.UTC
 NOW = dt.datetime.now(UTC).replace(microsecond=0)
 ORG, DEVICE = "org-1", "dev-1"
+# One server key for the module: the owner's pre-authorisations name its fingerprint.
+SERVER_KEY = Ed25519PrivateKey.generate()
 
 
 @pytest.fixture
 def server_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+    return SERVER_KEY
 
 
 @pytest.fixture
@@ -59,7 +61,8 @@ def window(**changes: Any) -> AccessWindow:
 
 def pre_authorise(access: AccessStore, **changes: Any) -> str:
     fields: dict[str, Any] = dict(
-        device_id=DEVICE, organisation_id=ORG, server_fingerprint="SHA256:abcdefgh",
+        device_id=DEVICE, organisation_id=ORG,
+        server_fingerprint=fingerprint(SERVER_KEY.public_key()),
         owner_name="Ana", scope=(Capability.DIAGNOSTICS, Capability.RUNBOOKS),
         window=window(), automated_runs=True,
     )  # fmt: skip
@@ -223,6 +226,42 @@ async def test_an_order_signed_by_another_server_is_refused(
 async def test_a_garbled_order_is_refused_as_unknown(run: Run) -> None:
     message, outcome = await run(SignedDocument(body="AAAA", signature="A" * 86))
     assert message.run_id == "unknown" and outcome.code == "automation.order_invalid"
+
+
+async def test_orders_that_do_not_verify_leave_no_record(
+    run: Run, state: AgentState, access: AccessStore
+) -> None:
+    """Answered with a signed refusal, but nothing is written per message (a proxy injecting
+    them must not grow the device's state); a verified order is recorded."""
+    preauth = pre_authorise(access)
+    for number in range(3):
+        order = make_order(state, preauth, run_id=f"forged-{number}")
+        assert await refused(run, order, key=Ed25519PrivateKey.generate()) == (
+            "automation.order_invalid")
+    seen: list[str] = []
+    _, outcome = await run(make_order(state, preauth, run_id="run-2"),
+                           on_verified=lambda order: seen.append(order.run_id))  # fmt: skip
+    assert outcome.status == "done" and seen == ["run-2"]
+    assert sorted(p.name for p in (state.root / "automation").iterdir()) == ["run-2.json"]
+
+
+async def test_a_pre_authorisation_for_another_server_is_refused(
+    run: Run, state: AgentState, access: AccessStore
+) -> None:
+    other = fingerprint(Ed25519PrivateKey.generate().public_key())
+    preauth = pre_authorise(access, server_fingerprint=other)
+    assert await refused(run, make_order(state, preauth)) == "pre_authorisation.wrong_server"
+
+
+def test_a_busy_refusal_is_signed_and_names_the_order(
+    state: AgentState, access: AccessStore, server_key: Ed25519PrivateKey
+) -> None:
+    order = make_order(state, pre_authorise(access), run_id="run-5")
+    message = busy(sign_order(server_key, order), state=state)
+    outcome = verify_outcome(state.device_public_key, message.result)
+    assert (message.run_id, outcome.run_id, outcome.nonce) == ("run-5", "run-5", order.nonce)
+    assert (outcome.status, outcome.code) == ("refused", "automation.busy")
+    assert not (state.root / "automation").exists()
 
 
 async def test_an_order_for_another_device_is_refused(

@@ -46,7 +46,13 @@ from auxilio.protocol.frames import (
     encode_message,
     parse_message,
 )
-from auxilio.protocol.types import Capability, ConsentDecision, ConsentTerms, SignedDocument
+from auxilio.protocol.types import (
+    Capability,
+    ConsentDecision,
+    ConsentTerms,
+    ExtensionTerms,
+    SignedDocument,
+)
 
 from .factories import LEGAL_TEXT, make_grant, make_offer
 
@@ -159,6 +165,7 @@ class World:
         terms = ConsentTerms(mode="unattended", pre_authorisation_id=pre_id,
                              legal_text=LEGAL_TEXT, timeout_seconds=60,
                              answer_by=issued + dt.timedelta(minutes=2))  # fmt: skip
+        overrides.setdefault("extensions", ExtensionTerms())  # as the server signs: none
         signed, grant = make_grant(self.server.server_key, self.state.device_public_key,
                                    self.technician_key, issued_at=issued, terms=terms,
                                    support_session_id=session_id, **overrides)  # fmt: skip

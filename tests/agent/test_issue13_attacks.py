@@ -55,11 +55,6 @@ until = daemon_tests.until
 # -- a compromised server: extensions of an unattended grant -------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/unattended.check_unattended never looks at grant.extensions: an unattended grant "
-    "allowing extensions is taken, and check_extension later accepts a grant running past the "
-    "owner's window (nothing checks an extension against the pre-authorisation), so whoever "
-    "clicks yes at the device's window extends the owner's pre-authorised access"))
 def test_an_unattended_grant_that_allows_extensions_is_refused(
     check_world: unattended_tests.World,
 ) -> None:
@@ -206,11 +201,6 @@ async def test_a_forged_device_revoked_does_not_disable_the_service_for_good(
 # -- a server other than the one the owner signed for ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/automation.check_pre_authorisation never compares the pre-authorisation's "
-    "server_fingerprint with the server key that signed the order (check_unattended does): an "
-    "order of the pinned server runs under a pre-authorisation the owner signed for another "
-    "server (an earlier enrolment's access/ entries, published to every server since)"))
 async def test_an_order_never_runs_under_a_pre_authorisation_signed_for_another_server(
     state: AgentState, server_key: Ed25519PrivateKey,
 ) -> None:

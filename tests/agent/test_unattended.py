@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from auxilio.agent.access import AccessEntry, AccessStore
+from auxilio.agent.errors import AgentError
+from auxilio.agent.grants import check_extension
 from auxilio.agent.state import AgentState
 from auxilio.agent.unattended import (
     UnattendedRefused,
@@ -22,9 +24,9 @@ from auxilio.crypto.grants import Grant
 from auxilio.crypto.keys import fingerprint
 from auxilio.crypto.preauth import AccessWindow
 from auxilio.crypto.receipts import prompt_digest
-from auxilio.protocol.types import Capability, ConsentDecision, ConsentTerms
+from auxilio.protocol.types import Capability, ConsentDecision, ConsentTerms, ExtensionTerms
 
-from .factories import LEGAL_TEXT, make_grant
+from .factories import LEGAL_TEXT, make_extension, make_grant
 
 UTC = dt.UTC
 
@@ -58,6 +60,7 @@ class World:
 
     def grant(self, pre_id: str | None, *, mode: str = "unattended", minutes: int = 30,
               **overrides: Any) -> Grant:  # fmt: skip
+        overrides.setdefault("extensions", ExtensionTerms())  # as the server signs: none
         _, grant = make_grant(
             self.server_key, self.state.device_public_key, self.technician_key,
             issued_at=self.now, minutes=minutes,
@@ -150,6 +153,28 @@ def test_scope(world: World) -> None:
     assert refused(world, world.grant(entry.id)) == "pre_authorisation.scope"
     narrower = world.grant(entry.id, capabilities=(Capability.CHAT,))
     assert world.check(narrower) == entry
+
+
+def test_extensions(world: World) -> None:
+    """An unattended grant allowing extensions is refused at the offer, and an extension of an
+    unattended grant is refused even where its terms allow one (nobody at the device may
+    stretch the owner's window)."""
+    entry = world.pre()
+    for terms in (ExtensionTerms(max_count=1, max_total_seconds=600),
+                  ExtensionTerms(max_count=0, max_total_seconds=600)):  # fmt: skip
+        assert refused(world, world.grant(entry.id, extensions=terms)) == (
+            "pre_authorisation.extensions")
+    grant = world.grant(entry.id, extensions=ExtensionTerms(max_count=1, max_total_seconds=600))
+    signed, _ = make_extension(world.server_key, grant, minutes=5)
+    with pytest.raises(AgentError) as caught:
+        check_extension(grant, signed, server_key=world.server_key.public_key(),
+                        device_key=world.state.device_public_key, now=world.now)  # fmt: skip
+    assert caught.value.code == "extension.unattended"
+    attended = world.grant(None, mode="attended",
+                           extensions=ExtensionTerms(max_count=1, max_total_seconds=600))
+    signed, _ = make_extension(world.server_key, attended, minutes=5)
+    assert check_extension(attended, signed, server_key=world.server_key.public_key(),
+                           device_key=world.state.device_public_key, now=world.now)  # fmt: skip
 
 
 def test_wrong_device(world: World) -> None:

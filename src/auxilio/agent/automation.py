@@ -5,7 +5,9 @@ Checks, in order, each a signed refusal with its own code: the server's signatur
 key (``automation.order_invalid``), this device (``automation.wrong_device``), the order's own
 time limit (``automation.expired``), a nonce never seen (``automation.replayed``), then the
 device's own copy of the pre-authorisation the order names: known (``pre_authorisation.unknown``),
-not revoked (``pre_authorisation.revoked``), allowing automated runs
+not revoked (``pre_authorisation.revoked``), signed by the owner for the server whose key signed
+the order (``pre_authorisation.wrong_server``: an earlier enrolment's entries never serve
+another server), allowing automated runs
 (``automation.not_pre_authorised``) of this capability (``pre_authorisation.scope``), its window
 open now (``pre_authorisation.outside_window``). A runbook is then checked as in a session
 (``runbook.unsigned``, ``runbook.wrong_organisation``, ``runbook.wrong_platform``,
@@ -14,8 +16,12 @@ open now (``pre_authorisation.outside_window``). A runbook is then checked as in
 if the pre-authorisation is revoked or its window shuts mid-run. Diagnostics are the session's
 collection (``diagnostics_sections``) of the sections the order names.
 
-Each order, run or refused, is written to ``<state>/automation/<run_id>.json`` (0600): the
-owner's local record of what ran, when and with what result.
+Each order that verifies (the pinned server's signature, this device, in time, never seen
+before), run or refused, is written to ``<state>/automation/<run_id>.json`` (0600): the owner's
+local record of what ran, when and with what result. An order that does not get that far is
+answered with a signed refusal and leaves no file: whoever can inject messages on the way must
+not grow the device's state or the owner's log with runs that never were. ``on_verified`` is
+called at that point (the service writes the owner's log from there).
 """
 
 from __future__ import annotations
@@ -56,7 +62,13 @@ from auxilio.crypto.automation import (
     verify_order,
 )
 from auxilio.crypto.errors import CryptoError
-from auxilio.crypto.keys import b64url_decode, b64url_encode, encode_public_key, write_private_file
+from auxilio.crypto.keys import (
+    b64url_decode,
+    b64url_encode,
+    encode_public_key,
+    fingerprint,
+    write_private_file,
+)
 from auxilio.crypto.runbooks import RunbookPlatform, read_runbook, validate_parameters
 from auxilio.protocol.frames import MAX_CONTROL_MESSAGE_BYTES, AutomationResult, encode_message
 from auxilio.protocol.types import Capability, SignedDocument
@@ -89,9 +101,10 @@ def _claimed(order: SignedDocument) -> tuple[str, str]:
 
 
 def check_pre_authorisation(
-    entry: AccessEntry | None, order: AutomationOrder, now: datetime
+    entry: AccessEntry | None, order: AutomationOrder, now: datetime, *, server_fingerprint: str
 ) -> AccessEntry:
-    """The owner's pre-authorisation on this device allows this order now, or ``Refused``."""
+    """The owner's pre-authorisation on this device allows this order, signed by the server
+    of ``server_fingerprint``, now; or ``Refused``."""
     if entry is None or entry.document.device_id != order.device_id:
         raise Refused("pre_authorisation.unknown", "no such pre-authorisation on this device")
     if entry.revoked:
@@ -99,6 +112,9 @@ def check_pre_authorisation(
     document = entry.document
     if document.organisation_id != order.organisation_id:
         raise Refused("pre_authorisation.unknown", "the pre-authorisation is for another org")
+    if document.server_fingerprint != server_fingerprint:
+        raise Refused("pre_authorisation.wrong_server",
+                      "the owner signed this pre-authorisation for another server")  # fmt: skip
     if not document.automated_runs:
         raise Refused("automation.not_pre_authorised", "automated runs are not pre-authorised")
     if not document.allows({Capability(order.capability)}):
@@ -155,9 +171,8 @@ class _Run:
 
     def still_allowed(self) -> bool:
         try:
-            check_pre_authorisation(
-                self.access.get(self.order.pre_authorisation_id), self.order, self.clock()
-            )
+            check_pre_authorisation(self.access.get(self.order.pre_authorisation_id), self.order,
+                                    self.clock(), server_fingerprint=fingerprint(self.server_key))
         except Refused:
             return False
         return True
@@ -238,8 +253,10 @@ async def handle_order(
     device_id: str,
     clock: Callable[[], datetime] = _now,
     platform: RunbookPlatform | None = None,
+    on_verified: Callable[[AutomationOrder], None] | None = None,
 ) -> AutomationResult:
-    """The message to send for one ``automation.run`` order (a result or a signed refusal)."""
+    """The message to send for one ``automation.run`` order (a result or a signed refusal).
+    ``on_verified`` is called once the order verified (before the pre-authorisation check)."""
     started = clock()
     run_id, nonce = _claimed(order)
     parsed: AutomationOrder | None = None
@@ -248,7 +265,10 @@ async def handle_order(
         parsed = _checked(order, state=state, server_public_key=server_public_key,
                           device_id=device_id, now=started)  # fmt: skip
         run_id, nonce = parsed.run_id, parsed.nonce
-        check_pre_authorisation(access.get(parsed.pre_authorisation_id), parsed, started)
+        if on_verified is not None:
+            on_verified(parsed)
+        check_pre_authorisation(access.get(parsed.pre_authorisation_id), parsed, started,
+                                server_fingerprint=fingerprint(server_public_key))  # fmt: skip
         run = _Run(parsed, state=state, access=access, server_public_key=server_public_key,
                    clock=clock, platform=platform or this_platform())  # fmt: skip
         fields = await (run.runbook() if parsed.kind == "runbook" else run.diagnostics())
@@ -272,8 +292,21 @@ async def handle_order(
             break
         # JSON escapes and base64 make the message larger than its output: a smaller bound.
         limit = max(1024, int(limit * MAX_CONTROL_MESSAGE_BYTES / size * 0.9))
-    _log(state, run_id, _record(parsed, outcome))
+    if parsed is not None:  # only orders that verified are recorded (see the module's doc)
+        _log(state, run_id, _record(parsed, outcome))
     return message
+
+
+def busy(order: SignedDocument, *, state: AgentState) -> AutomationResult:
+    """The signed refusal (``automation.busy``) of an order that found the device's queue full;
+    nothing is recorded for it."""
+    run_id, nonce = _claimed(order)
+    now = _now()
+    outcome = make_outcome(run_id=run_id, nonce=nonce, started_at=now, finished_at=now,
+                           status="refused", code="automation.busy",
+                           output="the device is running other automated runs; send it later")
+    return AutomationResult(id=new_id(), run_id=run_id,
+                            result=sign_outcome(state.device_key, outcome))  # fmt: skip
 
 
 def _checked(

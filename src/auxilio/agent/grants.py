@@ -116,6 +116,13 @@ def check_extension(
             f"the extensions would add {int(total)} s; the session allows "
             f"{terms.max_total_seconds} s in all",
         )
+    if current.terms.mode == "unattended":
+        # The owner's pre-authorisation is the only yes of an unattended session; whoever is at
+        # the device cannot stretch it (agent/unattended.py refuses such grants already).
+        raise AgentError(
+            "extension.unattended",
+            "an unattended session is never extended past its pre-authorised end",
+        )
     return new
 
 

@@ -13,6 +13,8 @@ it (the one the device signed), never against what the server says it stored:
 - its window covers the whole session, now until the grant's ``not_after`` (an expired one
   never does) -> ``pre_authorisation.outside_window``
 - every capability the grant names is in its scope -> ``pre_authorisation.scope``
+- the grant allows no extension (``extensions.max_count`` 0): the owner's window is the only
+  yes there is, and nobody at the device may stretch it -> ``pre_authorisation.extensions``
 
 Pass: a receipt is signed without asking, every capability ``granted``, silence meaning
 ``granted`` (it is the owner's earlier yes), and a prompt text stating what stood for the answer.
@@ -121,6 +123,12 @@ def check_unattended(
             "pre_authorisation.scope",
             f"the grant asks for {extra}, outside the pre-authorisation's scope "
             f"({', '.join(document.scope)})",
+        )
+    if grant.extensions.max_count > 0 or grant.extensions.max_total_seconds > 0:
+        raise UnattendedRefused(
+            "pre_authorisation.extensions",
+            "the grant allows extensions: an unattended session ends within the owner's "
+            "pre-authorised window and is never extended",
         )
     return entry
 
