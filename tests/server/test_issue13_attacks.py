@@ -139,12 +139,6 @@ async def test_a_senior_technician_of_another_organisation_cannot_touch_a_device
 
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "automation.service._send_one re-checks the device, the pre-authorisation and the runbook "
-    "at send time, never the person who scheduled the run: a senior technician deactivated (or "
-    "demoted) after scheduling keeps running runbooks and diagnostics on the device, a "
-    "repeating run for as long as the owner's window lasts; a live session of theirs is ended "
-    "access_revoked on the next scheduler tick (support_sessions/access.py)"))
 @pytest.mark.parametrize("change", [{"is_active": False}, {"role": "technician"}])
 async def test_a_run_of_a_technician_who_lost_the_right_is_never_sent(
     automation_world: automation.World, change: dict[str, Any]
@@ -166,10 +160,6 @@ async def test_a_run_of_a_technician_who_lost_the_right_is_never_sent(
     assert sent == [], "the run was signed and sent for someone who may no longer run it"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the same at send time for the policy: a run scheduled while the device's group was allowed "
-    "unattended work is still signed and sent (a repeating one for ever) after a new active "
-    "policy no longer allows the group; the request's policy decision is never asked again"))
 async def test_a_run_the_active_policy_no_longer_allows_is_never_sent(
     automation_world: automation.World,
 ) -> None:
@@ -187,11 +177,6 @@ async def test_a_run_the_active_policy_no_longer_allows_is_never_sent(
     assert sent == [], "a run the active policy no longer allows was signed and sent"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the same with no one changing anything: the policy's owner_pre_authorisation.window (30d "
-    "in managed-servers) is asked at the request's time, not the run's: a run due in 40 days "
-    "(or the 40th of a daily repeating one) is signed and sent under a pre-authorisation older "
-    "than the policy accepts"))
 async def test_a_run_is_never_sent_under_a_pre_authorisation_older_than_the_policy_takes(
     automation_world: automation.World,
 ) -> None:

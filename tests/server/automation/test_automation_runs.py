@@ -355,6 +355,76 @@ async def test_a_revoked_device_is_refused_at_send_time(world: World) -> None:
     assert (row.state, row.error_code) == ("refused", "automation.device_revoked")
 
 
+async def _refused_at_send(world: World, run_id: str, code: str, rule: str) -> None:
+    row = await run_row(world, run_id)
+    assert (row.state, row.error_code) == ("refused", code)
+    assert row.error_detail
+    event = (await world.audit())[-1]
+    assert event.action == "automation:run:refused" and event.actor_id is None
+    assert (details(event)["code"], details(event)["rule"]) == (code, rule)
+    async with world.app.state.sessionmaker() as db:  # a repeating run's chain ends there
+        following = (await db.execute(select(AutomationRun).where(
+            AutomationRun.state == "scheduled"))).scalars().all()  # fmt: skip
+    assert list(following) == []
+
+
+@pytest.mark.parametrize("change, code, rule", [
+    ({"is_active": False}, "automation.creator_inactive", "identity.user.is_active"),
+    ({"role": "technician"}, "automation.not_permitted", "roles.technician"),
+    ({"totp_confirmed_at": None}, "automation.policy_denied", "staff.mfa_required"),
+])  # fmt: skip
+async def test_a_run_whose_creator_lost_the_right_is_refused_at_send_time(
+    world: World, change: dict[str, Any], code: str, rule: str
+) -> None:
+    from auxilio.server.identity.models import User
+
+    await world.pre_authorise()
+    run = await scheduled(world, sections=["os"], repeat_seconds=3600)
+    async with world.app.state.sessionmaker() as db, db.begin():
+        user = await db.get(User, world.senior.user.id)
+        assert user is not None
+        for name, value in change.items():
+            setattr(user, name, value)
+    assert await send(world) == []
+    await _refused_at_send(world, run["id"], code, rule)
+
+
+async def test_a_run_the_active_policy_no_longer_allows_is_refused_at_send_time(
+    world: World,
+) -> None:
+    await world.pre_authorise()
+    run = await scheduled(world, sections=["os"], repeat_seconds=3600)
+    await world.use_policy(automation_policy(allowed_device_groups=["kiosks"]))
+    assert await send(world) == []
+    await _refused_at_send(world, run["id"], "automation.policy_denied",
+                           "unattended.allowed_device_groups")  # fmt: skip
+    async with world.app.state.sessionmaker() as db:  # asked again, recorded as the system's
+        from auxilio.server.audit.models import AuditEvent
+
+        asked = (await db.execute(select(AuditEvent).where(AuditEvent.action.like(
+            "policy:decision:%")).order_by(AuditEvent.seq))).scalars().all()  # fmt: skip
+    assert asked[-1].target_id == uuid.UUID(run["id"]).hex
+    assert asked[-1].actor_id is None
+
+
+@pytest.mark.parametrize("days, sent", [(29, True), (31, False)])
+async def test_the_policy_s_pre_authorisation_validity_is_asked_at_the_run_s_time(
+    world: World, days: int, sent: bool
+) -> None:
+    """managed-servers takes a pre-authorisation for 30 days: a run due later is refused."""
+    now = utcnow()
+    await world.pre_authorise(window=AccessWindow(not_before=now - dt.timedelta(hours=1),
+                                                  not_after=now + dt.timedelta(days=90)))
+    later = now + dt.timedelta(days=days)
+    run = await scheduled(world, sections=["os"], due_at=later.isoformat())
+    assert len(await send(world, at=later)) == (1 if sent else 0)
+    if sent:
+        assert (await run_row(world, run["id"])).state == "sent"
+    else:
+        await _refused_at_send(world, run["id"], "automation.policy_denied",
+                               "unattended.owner_pre_authorisation.window")  # fmt: skip
+
+
 async def test_a_sent_run_without_an_answer_expires(world: World) -> None:
     await world.pre_authorise()
     run = await scheduled(world)

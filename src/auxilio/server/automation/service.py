@@ -46,7 +46,7 @@ from auxilio.crypto.runbooks import ParameterInvalid, read_runbook, validate_par
 from auxilio.policy.decision import Decision, Effect
 from auxilio.policy.engine import explain
 from auxilio.policy.requests import EvaluationContext, StartSupportSession, UseCapability
-from auxilio.policy.roles import Role
+from auxilio.policy.roles import Permission, Role, role_has_permission
 from auxilio.policy.schema import SessionMode
 from auxilio.protocol.frames import MAX_CONTROL_MESSAGE_BYTES, AutomationRun, encode_message
 from auxilio.protocol.types import SignedDocument
@@ -66,6 +66,7 @@ from auxilio.server.errors import (
     RunbookSignatureInvalid,
     ValidationFailed,
 )
+from auxilio.server.identity.auth import actor_for
 from auxilio.server.identity.models import User
 from auxilio.server.policies import service as policies
 from auxilio.server.runbooks import service as runbook_catalogue
@@ -224,12 +225,22 @@ def _refusal(decision: Decision) -> AutomationRefused | None:
 async def check_policy(
     db: AsyncSession, *, actor: Actor, device: Device, kind: str, runbook_id: str | None,
     ticket_id: uuid.UUID | None, pre_authorised_at: datetime, run_id: uuid.UUID, now: datetime,
+    recorded_as: Actor | None = None,
 ) -> str | None:  # fmt: skip
-    """Ask the active policy; the policy version on success, ``AutomationRefused`` otherwise."""
+    """Ask the active policy; the policy version on success, ``AutomationRefused`` otherwise.
+
+    The one check of a run, asked when it is requested (``actor`` the caller) and again each
+    time it is sent (``actor`` its creator as identity knows them now, ``creator_actor``; the
+    decisions are then recorded as the system's, ``recorded_as``)."""
     from auxilio.server.support_sessions.service import _trainings
 
     org = device.organisation_id
     assert actor.role is not None  # noqa: S101 -- the route's identity is staff
+    if not role_has_permission(actor.role, Permission.AUTOMATION_MANAGE):
+        raise AutomationRefused(
+            "automation.not_permitted", f"The role {actor.role} may not run automated work.",
+            rule=f"roles.{actor.role}", reason_code="roles.automation_manage_denied")  # fmt: skip
+    recorder = recorded_as or actor
     context = EvaluationContext(now=now, emergency_active=await emergency_active(
         db, organisation_id=org))  # fmt: skip
     trainings, lapsed = await _trainings(db, actor, now)
@@ -239,7 +250,7 @@ async def check_policy(
         device_group=device.device_group,
     )  # fmt: skip
     start = await policies.decide(
-        db, actor=actor, organisation_id=org, context=context,
+        db, actor=recorder, organisation_id=org, context=context,
         request=StartSupportSession(mode=SessionMode.AUTOMATED, **common),
         target_type="automation_run", target_id=run_id,
     )  # fmt: skip
@@ -261,7 +272,7 @@ async def check_policy(
             assert refused is not None  # noqa: S101 -- a deny or an approval
             raise refused
     use = await policies.decide(
-        db, actor=actor, organisation_id=org, context=context,
+        db, actor=recorder, organisation_id=org, context=context,
         request=UseCapability(
             capability=capability_of(kind), technician_role=actor.role,
             mode=SessionMode.AUTOMATED, runbook_id=runbook_id, ticket_id=common["ticket_id"],
@@ -270,6 +281,19 @@ async def check_policy(
     if (refused := _refusal(use)) is not None:
         raise refused
     return start.policy_version
+
+
+async def creator_actor(db: AsyncSession, run: Run) -> Actor:
+    """The run's creator as identity knows them now, as the request's actor was built: gone,
+    deactivated or moved to another organisation is ``AutomationRefused``
+    (``automation.creator_inactive``). The second factor verified when the run was requested
+    cannot be asked again; it counts as verified while the person still has one enrolled."""
+    user = await db.get(User, run.created_by)
+    if user is None or not user.is_active or user.organisation_id != run.organisation_id:
+        raise AutomationRefused(
+            "automation.creator_inactive", "The person who scheduled the run is deactivated.",
+            rule="identity.user.is_active", reason_code="identity.user_deactivated")  # fmt: skip
+    return actor_for(user, mfa_verified=user.mfa_enrolled)
 
 
 # -- creating, listing, cancelling ----------------------------------------------------------------
@@ -483,15 +507,23 @@ class Outgoing:
 
 
 async def _finish(db: AsyncSession, run: Run, state: str, code: str | None, *,
-                  now: datetime, detail: str | None = None) -> None:  # fmt: skip
+                  now: datetime, detail: str | None = None, **why: Any) -> None:  # fmt: skip
     run.state, run.error_code, run.error_detail, run.finished_at = state, code, detail, now
     action = {"refused": AuditAction.AUTOMATION_RUN_REFUSED,
               "expired": AuditAction.AUTOMATION_RUN_EXPIRED,
               "done": AuditAction.AUTOMATION_RUN_DONE,
               "failed": AuditAction.AUTOMATION_RUN_FAILED}[state]  # fmt: skip
-    await _audit(db, action, run, Actor.system(run.organisation_id), code=code)
+    await _audit(db, action, run, Actor.system(run.organisation_id), code=code, **why)
     if state == "expired":
         await _repeat(db, run)
+
+
+async def _refuse(db: AsyncSession, run: Run, refused: AutomationRefused, *,
+                  now: datetime) -> None:  # fmt: skip
+    """Refused at send time: the code, the message and the rule that refused it."""
+    await _finish(db, run, "refused", refused.code, now=now, detail=refused.message,
+                  **{k: v for k, v in refused.details.items()
+                     if k in ("rule", "reason_code", "policy_version")})  # fmt: skip
 
 
 async def _send_one(
@@ -519,6 +551,11 @@ async def _send_one(
         # Shut now: the run was due while it was open (or at its opening) and is past it.
         await _finish(db, run, "expired", "automation.window_passed", now=now)
         return None
+    try:  # who scheduled it may lose the right meanwhile (deactivated, demoted)
+        creator = await creator_actor(db, run)
+    except AutomationRefused as exc:
+        await _refuse(db, run, exc, now=now)
+        return None
     if run.device_id not in online:
         return None  # waits: sent when the device connects, expired when the window shuts
     runbook = None
@@ -535,6 +572,15 @@ async def _send_one(
             return None
         timeout = timedelta(seconds=read_runbook(server_key.public_key(),
                                                  runbook).timeout_seconds)  # fmt: skip
+    try:  # the active policy now, at the run's time, for its creator as they are now
+        policy_version = await check_policy(
+            db, actor=creator, device=device, kind=run.kind, runbook_id=run.spec.get("runbook_id"),
+            ticket_id=run.ticket_id, pre_authorised_at=document.created_at, run_id=run.id,
+            now=now, recorded_as=Actor.system(run.organisation_id),
+        )  # fmt: skip
+    except AutomationRefused as exc:
+        await _refuse(db, run, exc, now=now)
+        return None
     ticket = await db.get(Ticket, run.ticket_id) if run.ticket_id else None
     order = _build_order(run, device, ticket_ref=ticket_ref(ticket), runbook=runbook,
                          issued_at=now, not_after=min(until, now + ORDER_TTL))  # fmt: skip
@@ -544,7 +590,8 @@ async def _send_one(
     run.spec = {**run.spec, "nonce": order.nonce,
                 "answer_by": (order.not_after + timeout + RESULT_GRACE).isoformat()}
     await _audit(db, AuditAction.AUTOMATION_RUN_SENT, run, Actor.system(run.organisation_id),
-                 not_after=order.not_after.isoformat())  # fmt: skip
+                 not_after=order.not_after.isoformat(),
+                 policy_version=policy_version)  # fmt: skip
     return Outgoing(run.device_id, AutomationRun(id=uuid.uuid4().hex, order=signed))
 
 
