@@ -392,11 +392,6 @@ async def test_garbage_on_the_enrolled_connection_gets_stable_codes_and_it_stays
 # -- the console's enrol form -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "web/devices.enrol_device passes the form's label to enrolment.create_token, which only "
-    "strips it: a NUL is a 500 on PostgreSQL (DataError), and bidirectional overrides or line "
-    "breaks are kept and shown in the token list, where POST /api/v1/enrolment-tokens refuses "
-    "the same label (validation_failed)"))
 @pytest.mark.parametrize("label", ["rack\x00b", "rack\u202etxt.exe", "rack\nforged line"])
 async def test_the_enrol_form_refuses_a_label_the_api_refuses(
     app: FastAPI, client: httpx.AsyncClient, label: str

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from auxilio.crypto.keys import fingerprint
 from auxilio.server.db.base import utcnow
@@ -198,6 +199,10 @@ async def test_the_enrol_form_shows_the_token_once_with_the_command_line(
     ({"device_group": "servers", "owner_id": "not-a-uuid"}, "enrolment.owner_invalid"),
     ({"device_group": "servers", "expires_in_hours": "999"}, "enrolment.expiry_invalid"),
     ({"device_group": "servers", "expires_in_hours": "soon"}, "enrolment.expiry_invalid"),
+    # The label as the API's schema takes it: one line, no control or bidirectional characters.
+    ({"device_group": "servers", "label": "rack\x00b"}, "validation_failed"),
+    ({"device_group": "servers", "label": "rack\u202etxt.exe"}, "validation_failed"),
+    ({"device_group": "servers", "label": "rack\nforged line"}, "validation_failed"),
 ])  # fmt: skip
 async def test_the_enrol_form_words_each_refusal(
     client: httpx.AsyncClient, world: Org, app: FastAPI, data: dict[str, str], code: str
@@ -207,6 +212,9 @@ async def test_the_enrol_form_words_each_refusal(
     assert response.status_code == 422
     assert f"<code>{code}</code>" in response.text
     assert "auxilio agent enroll" not in response.text
+    async with app.state.sessionmaker() as db:  # nothing kept
+        assert list((await db.execute(select(EnrolmentToken).where(
+            EnrolmentToken.created_by == world.senior.user.id))).scalars()) == []  # fmt: skip
 
 
 async def test_the_enrol_form_needs_csrf_and_the_permission(

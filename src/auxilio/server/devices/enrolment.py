@@ -59,6 +59,7 @@ from auxilio.server.errors import (
     EnrolmentTokenRevoked,
     EnrolmentTokenUsed,
     Forbidden,
+    ValidationFailed,
 )
 from auxilio.server.identity import service as identity
 from auxilio.server.identity.models import Organisation
@@ -71,6 +72,7 @@ TOKEN_BYTES = 32
 DEFAULT_EXPIRY_HOURS = 72
 MAX_EXPIRY_HOURS = 720
 GROUP_MAX = 64
+LABEL_MAX = 200
 REASON_MAX = 2000
 
 
@@ -92,6 +94,19 @@ def check_group(text: str) -> str:
     return group
 
 
+def check_label(text: str) -> str:
+    """A token's label as the API's schema takes it (``QueryText``): one line, at most
+    ``LABEL_MAX`` characters, no control or bidirectional characters; ``validation_failed``
+    otherwise, for the console's form as for the API (a NUL was a 500 on PostgreSQL)."""
+    label = unicodedata.normalize("NFC", text).strip()
+    found = forbidden_character(label, multiline=False)
+    if found is not None or len(label) > LABEL_MAX:
+        why = found[1] if found is not None else f"at most {LABEL_MAX} characters"
+        raise ValidationFailed(f"The label must be one line of text: {why}.", field="label",
+                               max_length=LABEL_MAX)  # fmt: skip
+    return label
+
+
 # ---- tokens ----------------------------------------------------------------------------------
 
 
@@ -107,6 +122,7 @@ async def create_token(
 ) -> IssuedToken:  # fmt: skip
     org = _org(actor)
     group = check_group(device_group)
+    label = check_label(label)
     if not 1 <= expires_in_hours <= MAX_EXPIRY_HOURS:
         raise EnrolmentExpiryInvalid(field="expires_in_hours", minimum=1,
                                      maximum=MAX_EXPIRY_HOURS)  # fmt: skip
@@ -116,7 +132,7 @@ async def create_token(
     token = b64url_encode(secrets.token_bytes(TOKEN_BYTES))
     now = utcnow()
     row = EnrolmentToken(
-        organisation_id=org, token_hash=token_digest(token), label=label.strip(),
+        organisation_id=org, token_hash=token_digest(token), label=label,
         device_group=group, owner_id=owner.id, created_by=actor.id, created_at=now,
         expires_at=now + timedelta(hours=expires_in_hours),
     )  # fmt: skip

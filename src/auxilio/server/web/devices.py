@@ -304,7 +304,7 @@ async def enrol_device(
     try:
         async with db.begin_nested():
             issued = await enrolment.create_token(
-                db, device_group=device_group, owner_id=owner, label=label.strip()[:200],
+                db, device_group=device_group, owner_id=owner, label=label,
                 expires_in_hours=hours, actor=actor,
             )  # fmt: skip
     except DomainError as exc:
