@@ -9,10 +9,11 @@ the owner's pre-authorisation instead of a prompt.
   ``unattended`` rules for the device's group, the runbook's approval) and finds a live
   pre-authorisation of the device with automated runs and the capability in scope whose window
   covers the due time. A refusal raises ``AutomationRefused`` with its code; nothing is kept.
-- ``send_due`` (the scheduler's round) re-checks the pre-authorisation, the device and the
-  pinned runbook at send time, signs the order and forwards it to the device's connection;
-  a run whose window shuts while its device is offline expires. No run is sent during an
-  emergency.
+- ``send_due`` (the scheduler's round) re-checks the pre-authorisation, the device, the
+  pinned runbook, the person who scheduled the run as identity knows them now
+  (``creator_actor``) and the active policy at the run's time (``check_policy``, as the
+  request), signs the order and forwards it to the device's connection; a run whose window
+  shuts while its device is offline expires. No run is sent during an emergency.
 - ``record_result`` verifies the device's signature, the run id and the nonce, stores the
   outcome and attaches it to the ticket as a verified attachment.
 """
