@@ -21,10 +21,21 @@ from websockets.exceptions import ConnectionClosed
 
 from auxilio.agent.access import AccessStore
 from auxilio.agent.daemon import Daemon, delay_for
-from auxilio.agent.enroll import Enrolment, load_enrolment, save_enrolment
+from auxilio.agent.enroll import (
+    REVOKED_AFTER_REFUSALS,
+    Enrolment,
+    load_enrolment,
+    save_enrolment,
+)
 from auxilio.agent.local_log import LocalLog
 from auxilio.agent.state import AgentState
-from auxilio.crypto.keys import b64url_encode, decode_ed25519_public_key, fingerprint
+from auxilio.crypto.automation import AutomationOrder
+from auxilio.crypto.keys import (
+    b64url_encode,
+    decode_ed25519_public_key,
+    encode_public_key,
+    fingerprint,
+)
 from auxilio.crypto.preauth import AccessWindow, verify_revocation
 from auxilio.crypto.receipts import verify_receipt
 from auxilio.crypto.signing import verify_agent_challenge
@@ -264,19 +275,47 @@ async def test_reconnects_with_growing_backoff(world: World) -> None:
 
 
 async def test_device_revoked_stops_for_good(world: World) -> None:
+    """Refused at auth on REVOKED_AFTER_REFUSALS starts in a row: each stops (5); after the
+    last, later starts stop at once and never knock at the server again."""
+    world.server.modes = ["revoked"] * REVOKED_AFTER_REFUSALS
+    for number in range(1, REVOKED_AFTER_REFUSALS + 1):
+        world.start(backoff_base=0.05)
+        assert world.task is not None
+        async with asyncio.timeout(10):
+            assert await world.task == 5
+        enrolment = load_enrolment(world.state)
+        assert enrolment is not None and enrolment.refusals_at_auth == number
+        assert (enrolment.revoked_at is not None) == (number == REVOKED_AFTER_REFUSALS)
+    # Started again (systemd, by hand): stops at once, never knocks at the server.
+    again = world.start()
+    assert again is world.daemon and world.task is not None
+    async with asyncio.timeout(5):
+        assert await world.task == 5
+    assert world.server.connections == REVOKED_AFTER_REFUSALS
+
+
+async def test_a_start_the_server_takes_clears_earlier_refusals(world: World) -> None:
+    """device.revoked is unsigned: refusals count only in a row; a device.ready clears them."""
+    world.server.modes = ["revoked"] * (REVOKED_AFTER_REFUSALS - 1) + ["ready"]
+    for _ in range(REVOKED_AFTER_REFUSALS - 1):
+        world.start(backoff_base=0.05)
+        assert world.task is not None
+        async with asyncio.timeout(10):
+            assert await world.task == 5
+    world.start(backoff_base=0.05)
+    await asyncio.wait_for(world.server.connected.wait(), 5)
+    assert await world.stop() == 0
+    enrolment = load_enrolment(world.state)
+    assert enrolment is not None and enrolment.refusals_at_auth == 0
+    assert enrolment.revoked_at is None
     world.server.modes = ["revoked"]
     world.start(backoff_base=0.05)
     assert world.task is not None
     async with asyncio.timeout(10):
         assert await world.task == 5
     enrolment = load_enrolment(world.state)
-    assert enrolment is not None and enrolment.revoked_at is not None
-    # Started again (systemd, by hand): stops at once, never knocks at the server.
-    again = world.start()
-    assert again is world.daemon and world.task is not None
-    async with asyncio.timeout(5):
-        assert await world.task == 5
-    assert world.server.connections == 1
+    assert enrolment is not None and enrolment.refusals_at_auth == 1
+    assert enrolment.revoked_at is None
 
 
 async def test_an_offer_outside_the_pre_authorisation_is_refused_signed(world: World) -> None:
@@ -384,6 +423,12 @@ async def test_automation_orders_go_to_handle_order(
 
     async def handled(order: SignedDocument, **kwargs: Any) -> AutomationResult:
         seen.append((order, kwargs))
+        now = dt.datetime.now(UTC)
+        kwargs["on_verified"](AutomationOrder(  # as handle_order does once the order verified
+            run_id="run-1", organisation_id="org-7", device_id=DEVICE,
+            device_public_key=encode_public_key(world.state.device_public_key),
+            pre_authorisation_id="p-1", kind="diagnostics", sections=("os",), issued_at=now,
+            not_after=now + dt.timedelta(minutes=5), nonce=b64url_encode(os.urandom(16))))
         return result
 
     monkeypatch.setattr(automation, "handle_order", handled)
@@ -403,8 +448,9 @@ async def test_automation_orders_go_to_handle_order(
     await world.server.send(AutomationRun(id="o2", order=order))
     error = await world.server.expect(ErrorMessage)
     assert error.code == "automation.unsupported" and error.ref == "o2"
-    modes = [e.mode for e in LocalLog(world.state).entries()]
-    assert modes == ["automated", "automated"]
+    # Only the order handle_order said verified is in the owner's log.
+    entries = LocalLog(world.state).entries()
+    assert [(e.mode, e.id) for e in entries] == [("automated", "run-1")]
     assert await world.stop() == 0
 
 

@@ -452,10 +452,19 @@ def test_enrol_with_a_real_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                 service.kill()
                 service.wait(timeout=10)
         assert "device.revoked" in log_path.read_text()
+        # The error is unsigned: one refusal stops the run; the next starts ask the server,
+        # which refuses at auth again; the third in a row is taken for good.
+        stopped = load_enrolment(AgentState(tmp_path / "a"))
+        assert stopped is not None and stopped.revoked_at is None
+        assert stopped.refusals_at_auth == 1
+        for count in (2, 3):
+            again = agent(tmp_path / "a", "run", "--no-window")
+            assert again.returncode == 5 and "device.revoked" in again.stdout
+            assert f"refused at {count} start" in again.stdout.lower(), again.stdout
         stopped = load_enrolment(AgentState(tmp_path / "a"))
         assert stopped is not None and stopped.revoked_at is not None
-        again = agent(tmp_path / "a", "run", "--no-window")
-        assert again.returncode == 5 and "device.revoked" in again.stdout
+        final = agent(tmp_path / "a", "run", "--no-window")
+        assert final.returncode == 5 and "does not connect any more" in final.stdout
 
 
 def wait_for(check: Any, log_path: Path, seconds: float = 30.0) -> None:

@@ -94,11 +94,6 @@ def test_an_unattended_grant_without_extensions_is_taken_and_cannot_be_extended(
 # -- a proxy: the server's acknowledgement is not signed ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/daemon.sync trusts an unsigned preauth.ack: a proxy drops the owner's preauth.revoke "
-    "and forges ack 'revoked'; revocation_published is set, and the service never sends the "
-    "revocation again, even when the next device.ready lists that pre-authorisation as live "
-    "(the server, the console and the technicians keep treating it as live)"))
 async def test_a_forged_revocation_ack_does_not_stop_the_revocation_reaching_the_server(
     service_world: daemon_tests.World,
 ) -> None:
@@ -148,10 +143,6 @@ async def test_a_forged_stored_ack_never_makes_a_revoked_pre_authorisation_usabl
 # -- a proxy: orders that do not verify ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/daemon._automation writes the owner's log and a sessions/<new id>.jsonl file for "
-    "every automation.run before anything is verified: a proxy injecting unsigned orders grows "
-    "the device's state without bound and fills `auxilio agent log` with runs that never were"))
 async def test_orders_that_do_not_verify_leave_no_trace_per_message(
     service_world: daemon_tests.World,
 ) -> None:
@@ -174,11 +165,6 @@ async def test_orders_that_do_not_verify_leave_no_trace_per_message(
 # -- a proxy: device.revoked is an unsigned error ---------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/daemon: an `error` device.revoked is unsigned, yet one injected by a proxy in the "
-    "middle of an idle connection makes mark_revoked write revoked_at into enrolment.json, and "
-    "every later start refuses to connect at all: one forged message disables the device's "
-    "service for good (only a new enrolment brings it back)"))
 async def test_a_forged_device_revoked_does_not_disable_the_service_for_good(
     service_world: daemon_tests.World,
 ) -> None:
@@ -254,11 +240,6 @@ async def test_a_replayed_unattended_offer_is_never_answered_twice(
 # -- a compromised server: how many automated runs at once ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent/daemon.side_message starts a task per automation.run with no bound: a server (or "
-    "one that is compromised) sends any number of valid orders at once and the device runs "
-    "them all in parallel (runbook processes, diagnostics collections), far beyond anything "
-    "the owner's pre-authorisation says"))
 async def test_automated_runs_on_the_device_are_run_one_at_a_time(
     service_world: daemon_tests.World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,14 +3,18 @@
 It holds one connection to ``/ws/agent``: ``agent.hello`` with the enrolment's ``device_id``,
 the usual key check and ``agent.auth`` (agent/connection.py), then ``device.ready`` (or an error:
 ``device.revoked`` / ``device.unknown`` / ``device.key_mismatch`` stop the service with exit code
-5, and ``device.revoked`` is written into enrolment.json so that later starts stop at once
-without knocking at the server). Then, on that one connection:
+5). Errors are not signed, so ``device.revoked`` is not taken for good from one message: it
+stops this run only, and the next start asks the server again; only a server refusing the device
+at auth time on ``REVOKED_AFTER_REFUSALS`` starts in a row (no device.ready in between) writes it
+into enrolment.json, so that later starts stop at once without knocking at the server. Then, on
+that one connection:
 
 - the owner's pre-authorisations (agent/access.py) are kept in step with the server: every live
   one the server does not list is published (``preauth.publish``), every revocation it has not
-  acknowledged is sent (``preauth.revoke``); the access directory is polled every second, so a
-  ``auxilio agent access grant|revoke`` made while the service runs reaches the server within
-  about a second;
+  acknowledged is sent (``preauth.revoke``), and sent again on every connection whose
+  ``device.ready`` still lists it as live (an ack is not signed: a hint, never the last word);
+  the access directory is polled every second, so a ``auxilio agent access grant|revoke`` made
+  while the service runs reaches the server within about a second;
 - ``session.offer``: the grant is checked (agent/grants.py, as a join checks it) and then against
   the device's own pre-authorisation (agent/unattended.py); nobody is asked. A covered offer runs
   as any support session (agent/session.py) with the session window as the indicator where there
@@ -19,8 +23,12 @@ without knocking at the server). Then, on that one connection:
   from the window or from ``auxilio agent access revoke``, ends it at once
   (``pre_authorisation_revoked``). Afterwards the connection is idle again;
 - ``automation.run``: ``agent.automation.handle_order`` (an ``error`` ``automation.unsupported``
-  if this build has none) and its ``automation.result``;
-- every unattended session and automated run goes into the owner's log (agent/local_log.py).
+  if this build has none) and its ``automation.result``, one run at a time: up to
+  ``AUTOMATION_QUEUE`` orders wait their turn, one more is answered at once with a signed
+  ``automation.busy`` refusal;
+- every unattended session and every automated run whose order verified goes into the owner's
+  log (agent/local_log.py); an order that does not verify is answered with a signed refusal and
+  leaves no trace per message (a line in the journal at most once a minute).
 
 A dropped connection ends a live unattended session (``connection_lost``: nobody on the device
 expects it to come back) and is retried for ever, with capped exponential backoff and jitter
@@ -54,7 +62,12 @@ from auxilio.agent.connection import (
 )
 from auxilio.agent.consent import utc_now
 from auxilio.agent.consent_window import window_available
-from auxilio.agent.enroll import Enrolment, mark_revoked, require_enrolment
+from auxilio.agent.enroll import (
+    Enrolment,
+    clear_refusals,
+    note_refusal_at_auth,
+    require_enrolment,
+)
 from auxilio.agent.errors import AgentError, ConnectionFailed, ServerKeyChanged
 from auxilio.agent.feed import Feed, WindowFeed
 from auxilio.agent.i18n import texts_for
@@ -63,9 +76,10 @@ from auxilio.agent.local_log import LocalLog
 from auxilio.agent.service_unit import EXIT_DEVICE_REVOKED, EXIT_KEY_CHANGED
 from auxilio.agent.session import SupportSessionRunner
 from auxilio.agent.session_window import SessionWindow, into_loop
-from auxilio.agent.state import AgentState, PinnedServer
+from auxilio.agent.state import ActivityLog, AgentState, PinnedServer
 from auxilio.agent.unattended import UnattendedRefused, check_unattended, sign_answer
 from auxilio.agent.userinput import LineInput
+from auxilio.crypto.automation import AutomationOrder
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
 from auxilio.protocol.frames import (
     AutomationRun,
@@ -91,12 +105,19 @@ STABLE_SECONDS = 60.0
 FIRST_REPORT_SECONDS = 5.0
 REPORT_WAIT_SECONDS = 10.0
 FATAL_CODES = frozenset({"device.revoked", "device.unknown", "device.key_mismatch"})
+AUTOMATION_QUEUE = 8  # orders waiting while one runs; beyond it: automation.busy
+QUIET_SECONDS = 60.0  # at most one journal line per minute for orders that do not verify
 
 
 class DeviceGone(AgentError):
-    """The server refuses this device for good: revoked, unknown, another key."""
+    """The server refuses this device: revoked, unknown, another key. ``at_auth``: it said so
+    in answer to ``agent.auth`` (where a real server refuses a revoked device)."""
 
     exit_code = EXIT_DEVICE_REVOKED
+
+    def __init__(self, code: str, message: str, *, at_auth: bool = False) -> None:
+        super().__init__(code, message)
+        self.at_auth = at_auth
 
 
 def delay_for(attempt: int, *, base: float = BACKOFF_BASE_SECONDS,
@@ -208,6 +229,10 @@ class Daemon:
         self._server_ids: set[str] = set()
         self._sent: dict[str, str] = {}  # pre-authorisation id -> "publish" | "revoke" sent
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._orders: asyncio.Queue[AutomationRun] = asyncio.Queue(maxsize=AUTOMATION_QUEUE)
+        self._worker: asyncio.Task[None] | None = None
+        self._quiet_until = 0.0
+        self._unsaid = 0  # refusals of unverified orders not told in the journal yet
         self._lines: LineInput | None = None
         self._devnull: int | None = None
         self.session_window: SessionWindow | None = None  # the indicator last shown
@@ -257,10 +282,16 @@ class Daemon:
                 await self._serve(address)
                 why = "the server closed the connection"
             except DeviceGone as exc:
-                if exc.code == "device.revoked":
-                    mark_revoked(self.state, enrolment, at=utc_now().isoformat(),
-                                 reason=exc.message)  # fmt: skip
-                self.say(f"Error {exc.code}: {exc.message}. The service stops.")
+                noted = ""
+                if exc.code == "device.revoked" and exc.at_auth:
+                    marked = note_refusal_at_auth(self.state, at=utc_now().isoformat(),
+                                                  reason=exc.message)  # fmt: skip
+                    noted = (" It will not connect again (refused at "
+                             f"{marked.refusals_at_auth} starts in a row)."
+                             if marked.revoked_at is not None else
+                             f" Refused at {marked.refusals_at_auth} start(s) in a row; the "
+                             "next start asks the server again.")  # fmt: skip
+                self.say(f"Error {exc.code}: {exc.message}. The service stops.{noted}")
                 return EXIT_DEVICE_REVOKED
             except ServerKeyChanged as exc:
                 self.say(f"Error {exc.code}: {exc.message}")
@@ -295,6 +326,7 @@ class Daemon:
         try:
             self._pinned = await connection.open()
             self.ready = await self._expect_ready(connection)
+            clear_refusals(self.state)
             self._server_ids = set(self.ready.pre_authorisations)
             self.say(f"Connected to {address.origin} as device {self.ready.device_id}; waiting "
                      "for unattended sessions within the owner's pre-authorisations.")  # fmt: skip
@@ -324,7 +356,7 @@ class Daemon:
                 continue
             if isinstance(message, ErrorMessage):
                 if message.code in FATAL_CODES:
-                    raise DeviceGone(message.code, message.message)
+                    raise DeviceGone(message.code, message.message, at_auth=True)
                 raise AgentError(message.code, message.message)
             if isinstance(message, DeviceReady):
                 if message.device_id != self._enrolment.device_id:
@@ -361,6 +393,8 @@ class Daemon:
                 await self._session(value)
                 if self._stop.is_set():
                     return
+        if self.fatal is not None:  # said while a session ran: it ended, and so does this run
+            raise self.fatal
 
     # -- messages that are the service's own ----------------------------------------------------
 
@@ -375,9 +409,7 @@ class Daemon:
                 self._server_ids.discard(message.pre_authorisation_id)
             return True
         if isinstance(message, AutomationRun):
-            task = asyncio.create_task(self._automation(message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            await self._queue_order(message)
             return True
         if isinstance(message, DeviceReady):
             return True
@@ -412,8 +444,11 @@ class Daemon:
                 if self.live is not None and self.live.pre_authorisation_id == entry.id:
                     self._end_live(entry.id)
                 known = entry.published or entry.id in self._server_ids or entry.id in self._sent
-                if (entry.revocation_signed is not None and not entry.revocation_published
-                        and known and self._sent.get(entry.id) != "revoke"):  # fmt: skip
+                # The ack is unsigned: the server listing it live (device.ready) means it does
+                # not hold the revocation, whatever an ack said.
+                pending = not entry.revocation_published or entry.id in self._server_ids
+                if (entry.revocation_signed is not None and pending and known
+                        and self._sent.get(entry.id) != "revoke"):  # fmt: skip
                     await self._send(PreAuthRevoke(id=new_id(), document=entry.revocation_signed))
                     self._sent[entry.id] = "revoke"
                     self.say(f"Sent the revocation of the pre-authorisation {entry.id}.")
@@ -572,40 +607,85 @@ class Daemon:
 
     # -- automated runs -------------------------------------------------------------------------
 
+    async def _queue_order(self, message: AutomationRun) -> None:
+        """One run at a time: the order waits its turn, or is refused ``automation.busy``."""
+        try:
+            self._orders.put_nowait(message)
+        except asyncio.QueueFull:
+            from auxilio.agent.automation import busy
+
+            answer = busy(message.order, state=self.state)
+            self._quiet(f"Automated run {answer.run_id} refused: automation.busy "
+                        f"({AUTOMATION_QUEUE} orders wait already).")  # fmt: skip
+            with contextlib.suppress(ConnectionLost):
+                await self._send(answer)
+            return
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run_orders())
+            self._tasks.add(self._worker)
+            self._worker.add_done_callback(self._tasks.discard)
+
+    async def _run_orders(self) -> None:
+        while True:
+            message = await self._orders.get()
+            try:
+                await self._automation(message)
+            except Exception as exc:  # one broken order never stops the next
+                self.say(f"Automated run failed on the device: {type(exc).__name__}: {exc}")
+
+    def _quiet(self, text: str) -> None:
+        """A journal line for what anyone on the way can send: at most one a minute."""
+        now = asyncio.get_running_loop().time()
+        if now < self._quiet_until:
+            self._unsaid += 1
+            return
+        more = f" ({self._unsaid} more like it not shown)" if self._unsaid else ""
+        self.say(text + more)
+        self._unsaid, self._quiet_until = 0, now + QUIET_SECONDS
+
     async def _automation(self, message: AutomationRun) -> None:
         assert self._pinned is not None and self._enrolment is not None  # noqa: S101
         from auxilio.agent import automation
 
         handle: Callable[..., Awaitable[Any]] = automation.handle_order
-        run_id, kind, pre_id, ticket = new_id(), "?", "", ""
-        with contextlib.suppress(Exception):
-            from auxilio.crypto.automation import verify_order
+        log: ActivityLog | None = None
+        order: AutomationOrder | None = None
 
-            order = verify_order(self._pinned.public_key, message.order)
-            run_id, kind, pre_id, ticket = (order.run_id, order.kind, order.pre_authorisation_id,
-                                            order.ticket_ref)  # fmt: skip
-        self.local_log.started(run_id, mode="automated", capabilities=[kind],
-                               pre_authorisation_id=pre_id, organisation=ticket)  # fmt: skip
-        log = self.state.session_log(run_id)
-        log.append("automation_order", run_id=run_id, kind=kind, pre_authorisation_id=pre_id,
-                   ticket_ref=ticket)  # fmt: skip
+        def verified(checked: AutomationOrder) -> None:
+            # Only now (the pinned server's signature, this device, in time, never seen) is the
+            # run the owner's business: before, it is whatever someone on the way sent.
+            nonlocal log, order
+            order = checked
+            self.local_log.started(checked.run_id, mode="automated", capabilities=[checked.kind],
+                                   pre_authorisation_id=checked.pre_authorisation_id,
+                                   organisation=checked.ticket_ref)  # fmt: skip
+            log = self.state.session_log(checked.run_id)
+            log.append("automation_order", run_id=checked.run_id, kind=checked.kind,
+                       pre_authorisation_id=checked.pre_authorisation_id,
+                       ticket_ref=checked.ticket_ref)  # fmt: skip
+
+        def ended(reason: str, detail: str = "") -> None:
+            if log is not None and order is not None:
+                log.append("ended", ended_by="agent", reason=reason, detail=detail)
+                self.local_log.ended(order.run_id, reason=reason, ended_by="agent",
+                                     detail=detail)  # fmt: skip
+
         try:
             result = await handle(message.order, state=self.state, access=self.access,
                                   server_public_key=self._pinned.public_key,
-                                  device_id=self._enrolment.device_id)  # fmt: skip
+                                  device_id=self._enrolment.device_id,
+                                  on_verified=verified)  # fmt: skip
         except NotImplementedError:
             # TODO(H4): agent/automation.handle_order is a stub in this build.
-            self.say(f"Automated run {run_id} refused: this agent cannot run automations yet.")
-            log.append("ended", ended_by="agent", reason="automation.unsupported", detail="")
-            self.local_log.ended(run_id, reason="automation.unsupported", ended_by="agent")
+            self._quiet("An automated run was refused: this agent cannot run automations yet.")
+            ended("automation.unsupported")
             with contextlib.suppress(ConnectionLost):
                 await self._send(ErrorMessage(id=new_id(), code="automation.unsupported",
                                               message="this agent cannot run automated orders",
                                               ref=message.id))  # fmt: skip
             return
         except AgentError as exc:
-            log.append("ended", ended_by="agent", reason=exc.code, detail=exc.message)
-            self.local_log.ended(run_id, reason=exc.code, ended_by="agent")
+            ended(exc.code, exc.message)
             with contextlib.suppress(ConnectionLost):
                 await self._send(ErrorMessage(id=new_id(), code=exc.code, message=exc.message,
                                               ref=message.id))  # fmt: skip
@@ -618,9 +698,13 @@ class Daemon:
             status = outcome.status
             code = outcome.code or (f"exit {outcome.exit_code}" if outcome.exit_code is not None
                                     else "")  # fmt: skip
-        log.append("automation_result", run_id=run_id, status=status, code=code)
-        log.append("ended", ended_by="agent", reason=status, detail=code)
-        self.local_log.ended(run_id, reason=status, ended_by="agent", detail=code)
-        self.say(f"Automated run {run_id} ({kind}): {status} {code}".rstrip())
+        if order is None:
+            self._quiet(f"Refused an automation order that does not verify: {status} "
+                        f"{code}".rstrip())  # fmt: skip
+        else:
+            assert log is not None  # noqa: S101 - set with order
+            log.append("automation_result", run_id=order.run_id, status=status, code=code)
+            ended(status, code)
+            self.say(f"Automated run {order.run_id} ({order.kind}): {status} {code}".rstrip())
         with contextlib.suppress(ConnectionLost):
             await self._send(result)

@@ -54,9 +54,13 @@ class Enrolment:
     device_group: str
     owner_name: str
     enrolled_at: str
-    # Set when the server said device.revoked: the service then stops at once, every start.
+    # Set once the server refused this device at auth time (``device.revoked``) on
+    # REVOKED_AFTER_REFUSALS starts in a row: the service then stops at once, every start. The
+    # error is not signed, so one refusal (or one in the middle of a connection) only stops
+    # that run; ``refusals_at_auth`` counts them, and a start that gets device.ready clears it.
     revoked_at: str | None = None
     revoked_reason: str = ""
+    refusals_at_auth: int = 0
 
 
 def enrolment_path(state: AgentState) -> Path:
@@ -72,7 +76,8 @@ def load_enrolment(state: AgentState) -> Enrolment | None:
         known = {name: data[name] for name in _FIELDS}
         return Enrolment(**{k: str(v) for k, v in known.items()},
                          revoked_at=data.get("revoked_at"),
-                         revoked_reason=str(data.get("revoked_reason", "")))  # fmt: skip
+                         revoked_reason=str(data.get("revoked_reason", "")),
+                         refusals_at_auth=int(data.get("refusals_at_auth", 0)))  # fmt: skip
     except (ValueError, KeyError, TypeError) as exc:
         raise AgentError("state.corrupt", f"{path} is not a readable enrolment") from exc
 
@@ -196,8 +201,8 @@ def enroll(
         context,
     )
     try:
-        enrolment = Enrolment(server=address.origin, **{
-            k: str(answer[k]) for k in _FIELDS if k != "server"})  # fmt: skip
+        fields: dict[str, Any] = {k: str(answer[k]) for k in _FIELDS if k != "server"}
+        enrolment = Enrolment(server=address.origin, **fields)
     except KeyError as exc:
         raise AgentError("enrolment.bad_answer", f"the server's answer lacks {exc}") from exc
     told = answer.get("server_fingerprint")
@@ -248,3 +253,26 @@ def mark_revoked(state: AgentState, enrolment: Enrolment, *, at: str, reason: st
     revoked = Enrolment(**{**asdict(enrolment), "revoked_at": at, "revoked_reason": reason})
     save_enrolment(state, revoked)
     return revoked
+
+
+REVOKED_AFTER_REFUSALS = 3
+
+
+def note_refusal_at_auth(state: AgentState, *, at: str, reason: str) -> Enrolment:
+    """One more start refused at auth time with ``device.revoked`` (read again from the file:
+    another start may have written it); the ``REVOKED_AFTER_REFUSALS``th in a row marks the
+    enrolment revoked."""
+    enrolment = require_enrolment(state)
+    count = enrolment.refusals_at_auth + 1
+    noted = Enrolment(**{**asdict(enrolment), "refusals_at_auth": count})
+    if count >= REVOKED_AFTER_REFUSALS:
+        return mark_revoked(state, noted, at=at, reason=reason)
+    save_enrolment(state, noted)
+    return noted
+
+
+def clear_refusals(state: AgentState) -> None:
+    """The server took this device (device.ready): earlier refusals were not the truth."""
+    enrolment = load_enrolment(state)
+    if enrolment is not None and enrolment.refusals_at_auth:
+        save_enrolment(state, Enrolment(**{**asdict(enrolment), "refusals_at_auth": 0}))
