@@ -454,6 +454,49 @@ async def test_automation_orders_go_to_handle_order(
     assert await world.stop() == 0
 
 
+async def test_orders_beyond_the_queue_are_refused_busy_signed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One runs, AUTOMATION_QUEUE wait; each further order is answered at once with a signed
+    refusal automation.busy naming it; the waiting ones still run, one at a time."""
+    from auxilio.agent import automation
+    from auxilio.agent.daemon import AUTOMATION_QUEUE
+    from auxilio.crypto.automation import sign_order, verify_outcome
+
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def slow(order: SignedDocument, **kwargs: Any) -> AutomationResult:
+        await release.wait()
+        ran.append(order.body)
+        return AutomationResult(id=f"r{len(ran)}", run_id=f"ran-{len(ran)}", result=order)
+
+    monkeypatch.setattr(automation, "handle_order", slow)
+    world.start()
+    await asyncio.wait_for(world.server.connected.wait(), 5)
+    now = dt.datetime.now(UTC)
+    orders = [sign_order(world.server.server_key, AutomationOrder(
+        run_id=f"run-{number}", organisation_id="org-7", device_id=DEVICE,
+        device_public_key=encode_public_key(world.state.device_public_key),
+        pre_authorisation_id="p-1", kind="diagnostics", sections=("os",), issued_at=now,
+        not_after=now + dt.timedelta(minutes=5), nonce=b64url_encode(os.urandom(16)),
+    )) for number in range(AUTOMATION_QUEUE + 3)]  # fmt: skip
+    for number, order in enumerate(orders):
+        await world.server.send(AutomationRun(id=f"o{number}", order=order))
+        await asyncio.sleep(0.02)  # in order: the first is running before the queue fills
+    busy = [await world.server.expect(AutomationResult) for _ in range(2)]
+    assert [b.run_id for b in busy] == [f"run-{AUTOMATION_QUEUE + 1}",
+                                        f"run-{AUTOMATION_QUEUE + 2}"]  # fmt: skip
+    for answer in busy:
+        outcome = verify_outcome(world.state.device_public_key, answer.result)
+        assert (outcome.status, outcome.code) == ("refused", "automation.busy")
+    release.set()
+    done = [await world.server.expect(AutomationResult) for _ in range(AUTOMATION_QUEUE + 1)]
+    assert [d.run_id for d in done] == [f"ran-{n}" for n in range(1, AUTOMATION_QUEUE + 2)]
+    assert ran == [o.body for o in orders[:AUTOMATION_QUEUE + 1]]
+    assert await world.stop() == 0
+
+
 async def test_not_enrolled(state: AgentState) -> None:
     from auxilio.agent.errors import AgentError
 
