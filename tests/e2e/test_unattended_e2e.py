@@ -1,10 +1,11 @@
 """Unattended access across real processes (docs/unattended.md): ``auxilio serve``; the device
 enrolled with ``auxilio agent enroll`` from a token a senior technician made; its owner's
 ``auxilio agent access grant``; ``auxilio agent run`` holding the connection; the technician's
-``auxilio connect SESSION`` (the session requested over REST, its key kept where the client
-looks for it). Nobody answers at the device: the chat and a terminal command go through; a
-request outside the owner's window is refused; the owner's ``access revoke`` during a session
-ends it; ``auxilio agent log`` shows what happened.
+``auxilio connect --mode unattended --device ID`` (and ``auxilio connect SESSION`` for a
+session requested over REST, its key kept where the client looks for it). Nobody answers at
+the device: the chat and a terminal command go through; a request outside the owner's window is
+refused; the owner's ``access revoke`` during a session ends it; ``auxilio agent log`` shows
+what happened.
 """
 
 from __future__ import annotations
@@ -192,19 +193,20 @@ def test_an_enrolled_device_is_helped_with_nobody_there_inside_the_window_only(
             # The service publishes the owner's pre-authorisation as it connects.
             wait_for("the pre-authorisation on the server", stored)
 
-            # 1. Chat and a terminal command, with nobody at the device.
-            created = request(["chat", "terminal"])
-            assert created.status_code == 201, created.text
-            assert created.json()["join_code"] is None
-            sid = created.json()["id"]
+            # 1. Chat and a terminal command, with nobody at the device: the technician's CLI
+            # requests the unattended session itself (no join code) and helps.
             helped = subprocess.run(
-                [*AUXILIO, "connect", sid, "--send", "chat:hello from support",
+                [*AUXILIO, "connect", "--ticket", ticket_id, "--mode", "unattended",
+                 "--device", device_id, "-c", "chat", "-c", "terminal",
+                 "--send", "chat:hello from support",
                  "--send", "term:echo marker-$((6*7))", "--send", "expect:marker-42",
                  "--send", "end", "--summary", "Restarted the kiosk browser."],
                 capture_output=True, text=True, timeout=120, env=env, check=False,
             )  # fmt: skip
             assert helped.returncode == 0, helped.stdout + helped.stderr
             assert "marker-42" in helped.stdout
+            assert "join_code=" not in helped.stdout
+            sid = re.search(r"requested id=([0-9a-f-]{36})", helped.stdout).group(1)  # type: ignore[union-attr]
             ended = wait_for("the end", lambda: (s := session(sid))["state"] == "ended" and s)
             assert ended["granted_capabilities"] == ["chat", "terminal"]
             assert str(ended["pre_authorisation_id"]) == first
