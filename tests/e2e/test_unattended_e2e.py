@@ -240,6 +240,36 @@ def test_an_enrolled_device_is_helped_with_nobody_there_inside_the_window_only(
             answer = wait_for("the refusal outside the window", refused)
             assert answer.status_code == 403
             assert "next opens at" in answer.json()["error"]["message"]
+
+            # 4. An emergency: the live unattended session ends at once, a new one is refused
+            # while it lasts, and the device's service stays connected; lifted, access is back.
+            agent("access", "grant", "--scope", "chat", "--days", "all", "--hours", "all",
+                  "--for", "1d", "--timezone", "UTC")
+            created = wait_for("a session under the new pre-authorisation",
+                               lambda: (a := request(["chat"])).status_code == 201 and a)
+            sid4 = created.json()["id"]
+            with running([*AUXILIO, "connect", sid4, "--send", "chat:one moment",
+                          "--send", "wait:90", "--send", "end"],
+                         tmp_path / "connect-4.log", env) as waiting:
+                wait_for("the fourth session active",
+                         lambda: session(sid4)["state"] == "active", within=60)
+                declared = httpx.post(f"{server}/api/v1/emergency", headers=admin, timeout=60,
+                                      json={"reason": "A stolen laptop"})
+                assert declared.status_code == 201, declared.text
+                assert sid4 in declared.json()["ended_support_session_ids"]
+                stopped = wait_for("the emergency's end",
+                                   lambda: (s := session(sid4))["state"] == "ended" and s)
+                assert waiting.wait(timeout=60) is not None
+            assert stopped["end_reason"] == "emergency", stopped
+            locked = request(["chat"])
+            assert locked.status_code == 403, locked.text
+            assert locked.json()["error"]["code"] == "policy_denied", locked.text
+            assert "emergency" in locked.text
+            lifted = httpx.post(f"{server}/api/v1/emergency/lift", headers=admin, timeout=60,
+                                json={"reason": "Found it"})
+            assert lifted.status_code == 200, lifted.text
+            after = request(["chat"])
+            assert after.status_code == 201, after.text
             assert service.poll() is None  # the service runs on, idle
 
         # The owner's own record: both sessions in the list, the revoked one in full.

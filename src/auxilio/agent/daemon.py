@@ -173,6 +173,12 @@ class _SessionLink:
             if isinstance(value, SessionOffer) and (
                 live is None or value.support_session_id != live.support_session_id
             ):
+                if live is not None and live.runner.ended is not None:
+                    # The session is over and only waits for the technician's summary: the
+                    # new offer cuts that wait short and is taken next (the server already
+                    # counts this connection idle, so a refusal would end the new session).
+                    daemon.inbox.put_nowait(("net", value))
+                    raise ConnectionLost("a new unattended session is offered")
                 await daemon.refuse_busy(value)
                 continue
             return item
