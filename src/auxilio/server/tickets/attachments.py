@@ -159,8 +159,8 @@ async def add_attachment(
     if support_session_id is not None:
         await _check_session(db, ticket=ticket, support_session_id=support_session_id,
                              actor=actor)  # fmt: skip
-    verified = device_verified or support_session_id is not None and await reported_by_device(
-        db, support_session_id=support_session_id, kind=kind, data=data)
+    verified = device_verified or (support_session_id is not None and await reported_by_device(
+        db, support_session_id=support_session_id, kind=kind, data=data))
     assert actor.id is not None  # noqa: S101 -- the route's identity is a person
     attachment = TicketAttachment(verified=verified,
         organisation_id=ticket.organisation_id, ticket_id=ticket.id,
