@@ -162,7 +162,7 @@ const GRANT_FIELDS = new Set([
 ]);
 const TERMS_FIELDS = new Set([
   "mode", "ticket_ref", "purposes", "legal_text", "privacy_notice", "timeout_seconds",
-  "on_timeout", "answer_by",
+  "on_timeout", "answer_by", "pre_authorisation_id",
 ]);
 const OFFER_FIELDS = new Set(["type", "id", "support_session_id", "grant"]);
 const KEY32 = /^[A-Za-z0-9_-]{43}$/;
@@ -198,7 +198,10 @@ async function checkGrant(grant) {
     (grant.auditor_public_key == null || KEY32.test(grant.auditor_public_key)) &&
     Array.isArray(grant.capabilities) && grant.capabilities.length <= 16 &&
     isObject(terms) && Object.keys(terms).every((name) => TERMS_FIELDS.has(name)) &&
+    // The page is an attended, chat-only device: an unattended grant (one that names the
+    // owner's pre-authorisation) is never taken here.
     (terms.mode === undefined || terms.mode === "attended") &&
+    terms.pre_authorisation_id == null &&
     (terms.ticket_ref == null || isShort(terms.ticket_ref)) &&
     isText(terms.legal_text, 16384) && (terms.privacy_notice ?? "") !== null &&
     isText(terms.privacy_notice ?? "", 16384) &&
