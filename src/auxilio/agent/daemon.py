@@ -22,8 +22,8 @@ that one connection:
   there is none (the journal, for the systemd unit). A revocation of its pre-authorisation,
   from the window or from ``auxilio agent access revoke``, ends it at once
   (``pre_authorisation_revoked``). Afterwards the connection is idle again;
-- ``automation.run``: ``agent.automation.handle_order`` (an ``error`` ``automation.unsupported``
-  if this build has none) and its ``automation.result``, one run at a time: up to
+- ``automation.run``: ``agent.automation.handle_order`` and its ``automation.result``, one run
+  at a time: up to
   ``AUTOMATION_QUEUE`` orders wait their turn, one more is answered at once with a signed
   ``automation.busy`` refusal;
 - every unattended session and every automated run whose order verified goes into the owner's
@@ -681,15 +681,6 @@ class Daemon:
                                   server_public_key=self._pinned.public_key,
                                   device_id=self._enrolment.device_id,
                                   on_verified=verified)  # fmt: skip
-        except NotImplementedError:
-            # TODO(H4): agent/automation.handle_order is a stub in this build.
-            self._quiet("An automated run was refused: this agent cannot run automations yet.")
-            ended("automation.unsupported")
-            with contextlib.suppress(ConnectionLost):
-                await self._send(ErrorMessage(id=new_id(), code="automation.unsupported",
-                                              message="this agent cannot run automated orders",
-                                              ref=message.id))  # fmt: skip
-            return
         except AgentError as exc:
             ended(exc.code, exc.message)
             with contextlib.suppress(ConnectionLost):
