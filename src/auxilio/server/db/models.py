@@ -10,6 +10,7 @@ from auxilio.server.policies import models as policy_models
 from auxilio.server.recordings import models as recording_models
 from auxilio.server.runbooks import models as runbook_models
 from auxilio.server.support_sessions import models as support_session_models
+from auxilio.server.surveys import models as survey_models
 from auxilio.server.tickets import attachment_models as ticket_attachment_models
 from auxilio.server.tickets import models as ticket_models
 
@@ -24,6 +25,7 @@ __all__ = [
     "recording_models",
     "runbook_models",
     "support_session_models",
+    "survey_models",
     "ticket_attachment_models",
     "ticket_models",
 ]

@@ -23,6 +23,9 @@ class Organisation(Base):
     mfa_required_for_staff: Mapped[bool] = mapped_column(Boolean, default=True)
     # Next ticket number; incremented under a row lock so numbers never repeat.
     ticket_counter: Mapped[int] = mapped_column(Integer, default=0)
+    # What the KPIs need from the organisation (docs/kpis.md): cost per hour by role, the cost of
+    # one support session, SLA targets by priority. Checked by reporting.schemas.KpiSettings.
+    kpi_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class User(Base):
@@ -51,6 +54,10 @@ class User(Base):
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     # {"mon": ["09:00-17:00"], ...} in the user's own time zone.
     working_hours: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The team a technician belongs to (a KPI slice) and their own cost per hour in cents, which
+    # takes precedence over their role's rate in the organisation's kpi_settings.
+    team: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hourly_cost_cents: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     # TOTP: the secret is pending until confirmed by a first valid code.
     totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -28,3 +28,22 @@ class PolicyVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PolicyPilot(Base):
+    """A policy version tried on one device group for a period (R21): while the pilot runs,
+    sessions and tickets of that group's devices are decided by this version instead of the
+    active one, and the KPIs can compare the two."""
+
+    __tablename__ = "policy_pilots"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    policy_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("policy_versions.id"))
+    device_group: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Stopped before ends_at (or with no end given): the pilot no longer applies from then.
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

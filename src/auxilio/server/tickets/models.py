@@ -17,6 +17,7 @@ class Ticket(Base):
         UniqueConstraint("organisation_id", "number", name="uq_tickets_org_number"),
         Index("ix_tickets_org_status", "organisation_id", "status"),
         Index("ix_tickets_org_created", "organisation_id", "created_at"),
+        Index("ix_tickets_org_resolved", "organisation_id", "resolved_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -47,6 +48,9 @@ class Ticket(Base):
     # Exchanges with the requester: the opening and each public staff reply.
     contact_count: Mapped[int] = mapped_column(Integer, default=1)
     time_spent_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    # The policy version in force for this ticket when it was opened (its device's pilot version
+    # where one runs for the device's group): the "policy version" KPI slice.
+    policy_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class TicketComment(Base):

@@ -1,0 +1,1 @@
+"""Satisfaction surveys after a session ends or a ticket is resolved (R13)."""
