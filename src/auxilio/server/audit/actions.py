@@ -55,6 +55,8 @@ class AuditAction(StrEnum):
     POLICY_VERSION_ACTIVATED = "policy:version:activated"
     POLICY_DECISION_DENIED = "policy:decision:denied"
     POLICY_DECISION_MADE = "policy:decision:made"
+    POLICY_PILOT_STARTED = "policy:pilot:started"
+    POLICY_PILOT_STOPPED = "policy:pilot:stopped"
     # Support sessions
     SUPPORT_SESSION_REQUESTED = "support_session:session:requested"
     SUPPORT_SESSION_DENIED = "support_session:session:denied"
@@ -163,6 +165,10 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     "revoked_at as signed, reason).",
     AuditAction.POLICY_VERSION_UPLOADED: "A policy version was stored.",
     AuditAction.POLICY_VERSION_ACTIVATED: "A policy version became the organisation's active one.",
+    AuditAction.POLICY_PILOT_STARTED: "A policy version was set to pilot on one device group for "
+    "a period (details: number, sha256, device_group, starts_at, ends_at).",
+    AuditAction.POLICY_PILOT_STOPPED: "A policy pilot was stopped; its group is decided by the "
+    "active policy again (details: device_group, started).",
     AuditAction.POLICY_DECISION_DENIED: "The policy engine denied a support action "
     "(details: request, context, rule path, policy version).",
     AuditAction.POLICY_DECISION_MADE: "The policy engine allowed a support action, or allowed it "
