@@ -1,0 +1,577 @@
+"""All the reporting SQL: read-only SQLAlchemy Core over the tables, SQLite and PostgreSQL alike.
+
+Each function makes one pass and returns raw figures per slice key (counts and sums, never
+ratios); ``service.py`` turns them into KPI values. The passes (docs/kpis.md):
+
+* ``ticket_pass``: one scan of the tickets opened before the period's end with conditional
+  aggregates: opened, resolved, the sums behind the means, FCR candidates, backlog, SLA.
+* ``median_pass``: a window (ROW_NUMBER and COUNT over the slice) per duration.
+* ``session_pass``: active support sessions per ticket resolved in the period (the cost's
+  sessions, and the FCR candidates with more than one session).
+* ``time_cost_pass``: time entries times the technician's hourly rate.
+* ``repeat_pass``: a window over opening and resolution events per requester and category.
+* ``survey_pass``: CSAT and response rate.
+
+The tables come from ``Base.metadata`` by name: reporting reads other domains' tables and never
+imports their models. A slice key comes back raw (a UUID, a string, None); the service names
+None "unknown".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from auxilio.server.db.base import Base, UTCDateTime
+from auxilio.server.reporting import definitions
+from auxilio.server.reporting.schemas import KpiFilters, KpiSettings, Period, SliceBy
+
+# ------------------------------------------------------------------------------ durations
+
+
+class seconds_between(FunctionElement[float]):
+    """``later - earlier`` in seconds, as a float.
+
+    SQLite keeps times to the millisecond in its date functions (julianday works on integer
+    milliseconds), so the difference is rounded to 3 places: without it, a float error of a few
+    microseconds would make a response exactly at its SLA target a breach.
+    """
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"ROUND((julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)})) * 86400.0, 3)"
+    )
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_postgres(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    # date_part gives double precision (EXTRACT gives numeric, slower to sum on a million rows).
+    return (
+        f"date_part('epoch', {compiler.process(later, **kw)} - "
+        f"{compiler.process(earlier, **kw)})"
+    )
+
+
+# ------------------------------------------------------------------------------ tables
+
+
+def _table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+def _tickets() -> Table:
+    return _table("tickets")
+
+
+# ------------------------------------------------------------------------------ scopes
+
+
+@dataclass
+class _Scope:
+    """What a pass selects from: the base table with the joins a slice or filter needs, the
+    slice key expression (None: one overall row) and the filter conditions."""
+
+    source: FromClause
+    key: ColumnElement[Any] | None
+    where: list[ColumnElement[bool]] = field(default_factory=list)
+
+    def select(self, *columns: Any) -> Select[Any]:
+        key = self.key if self.key is not None else null()
+        query = select(key.label("key"), *columns).select_from(self.source)
+        if self.where:
+            query = query.where(and_(*self.where))
+        if self.key is not None:
+            query = query.group_by(self.key)
+        return query
+
+
+def _ticket_scope(t: FromClause, filters: KpiFilters, slice_by: SliceBy | None) -> _Scope:
+    """Slices and filters of a ticket pass: technician is the assignee, team the assignee's
+    team, device group the ticket's device's group."""
+    users, devices = _table("users"), _table("devices")
+    source: FromClause = t
+    need_team = slice_by is SliceBy.TEAM or filters.team is not None
+    need_device = slice_by is SliceBy.DEVICE_GROUP or filters.device_group is not None
+    assignee = users.alias("assignee")
+    device = devices.alias("device")
+    if need_team:
+        source = source.outerjoin(assignee, assignee.c.id == t.c.assignee_id)
+    if need_device:
+        source = source.outerjoin(device, device.c.id == t.c.device_id)
+    columns = {
+        SliceBy.TEAM: assignee.c.team,
+        SliceBy.TECHNICIAN: t.c.assignee_id,
+        SliceBy.CATEGORY: t.c.category,
+        SliceBy.CHANNEL: t.c.channel,
+        SliceBy.PRIORITY: t.c.priority,
+        SliceBy.DEVICE_GROUP: device.c.device_group,
+        SliceBy.POLICY_VERSION: t.c.policy_version,
+    }
+    where = _filter_conditions(filters, columns)
+    return _Scope(source, columns[slice_by] if slice_by is not None else None, where)
+
+
+def _survey_scope(s: Table, filters: KpiFilters, slice_by: SliceBy | None) -> _Scope:
+    """Slices and filters of the survey pass: technician, team and policy version are the
+    survey's own (who helped, under which policy); the others its ticket's."""
+    users, devices, tickets = _table("users"), _table("devices"), _tickets()
+    source: FromClause = s
+    technician = users.alias("technician")
+    device = devices.alias("device")
+    ticket = tickets.alias("ticket")
+    need_team = slice_by is SliceBy.TEAM or filters.team is not None
+    ticket_slices = {SliceBy.CATEGORY, SliceBy.CHANNEL, SliceBy.PRIORITY, SliceBy.DEVICE_GROUP}
+    need_device = slice_by is SliceBy.DEVICE_GROUP or filters.device_group is not None
+    need_ticket = (
+        slice_by in ticket_slices or need_device
+        or any(v is not None for v in (filters.category, filters.channel, filters.priority))
+    )
+    if need_team:
+        source = source.outerjoin(technician, technician.c.id == s.c.technician_id)
+    if need_ticket:
+        source = source.join(ticket, ticket.c.id == s.c.ticket_id)
+    if need_device:
+        source = source.outerjoin(device, device.c.id == ticket.c.device_id)
+    columns = {
+        SliceBy.TEAM: technician.c.team,
+        SliceBy.TECHNICIAN: s.c.technician_id,
+        SliceBy.CATEGORY: ticket.c.category,
+        SliceBy.CHANNEL: ticket.c.channel,
+        SliceBy.PRIORITY: ticket.c.priority,
+        SliceBy.DEVICE_GROUP: device.c.device_group,
+        SliceBy.POLICY_VERSION: s.c.policy_version,
+    }
+    where = _filter_conditions(filters, columns)
+    return _Scope(source, columns[slice_by] if slice_by is not None else None, where)
+
+
+def _filter_conditions(
+    filters: KpiFilters, columns: Mapping[SliceBy, ColumnElement[Any]]
+) -> list[ColumnElement[bool]]:
+    wanted: list[tuple[SliceBy, Any]] = [
+        (SliceBy.TEAM, filters.team),
+        (SliceBy.TECHNICIAN, filters.technician_id),
+        (SliceBy.CATEGORY, filters.category),
+        (SliceBy.CHANNEL, filters.channel),
+        (SliceBy.PRIORITY, filters.priority),
+        (SliceBy.DEVICE_GROUP, filters.device_group),
+        (SliceBy.POLICY_VERSION, filters.policy_version),
+    ]
+    return [columns[s] == value for s, value in wanted if value is not None]
+
+
+def _int_sum(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _in(column: ColumnElement[datetime], period: Period) -> ColumnElement[bool]:
+    return and_(column >= period.start, column < period.end)
+
+
+# ------------------------------------------------------------------------------ ticket pass
+
+
+@dataclass
+class TicketFigures:
+    created: int = 0
+    resolved: int = 0
+    resolution_seconds: float = 0.0
+    responded: int = 0  # opened in the period with a first response
+    response_seconds: float = 0.0
+    fcr_candidates: int = 0  # resolved, never reopened, at most FCR_MAX_CONTACTS contacts
+    backlog: int = 0
+    sla_evaluated: int = 0  # opened in the period with a target for their priority
+    sla_breaches: int = 0
+
+
+async def ticket_pass(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    slice_by: SliceBy | None, end: datetime, settings: KpiSettings,
+) -> dict[Any, TicketFigures]:
+    """``end``: the backlog's and SLA's "now", min(period end, now)."""
+    t = _tickets()
+    scope = _ticket_scope(t, filters, slice_by)
+    scope.where += [t.c.organisation_id == organisation_id, t.c.created_at < period.end]
+    opened = t.c.created_at >= period.start  # created_at < period.end is the WHERE
+    resolved = _in(t.c.resolved_at, period)
+    responded = and_(opened, t.c.first_response_at.is_not(None))
+    fcr = and_(resolved, t.c.reopen_count == 0,
+               t.c.contact_count <= definitions.FCR_MAX_CONTACTS)
+    backlog = and_(t.c.created_at < end, or_(t.c.resolved_at.is_(None), t.c.resolved_at >= end))
+    sla_on, breach = _sla_conditions(t, settings, end)
+    query = scope.select(
+        _int_sum(opened).label("created"),
+        _int_sum(resolved).label("resolved"),
+        func.sum(case((resolved, seconds_between(t.c.resolved_at, t.c.created_at)))).label("rs"),
+        _int_sum(responded).label("responded"),
+        func.sum(case((responded, seconds_between(t.c.first_response_at, t.c.created_at))))
+        .label("fs"),
+        _int_sum(fcr).label("fcr"),
+        _int_sum(backlog).label("backlog"),
+        _int_sum(and_(opened, sla_on)).label("sla_n"),
+        _int_sum(and_(opened, breach)).label("sla_b"),
+    )
+    out: dict[Any, TicketFigures] = {}
+    for row in (await db.execute(query)).all():
+        out[row.key] = TicketFigures(
+            created=int(row.created or 0), resolved=int(row.resolved or 0),
+            resolution_seconds=float(row.rs or 0), responded=int(row.responded or 0),
+            response_seconds=float(row.fs or 0), fcr_candidates=int(row.fcr or 0),
+            backlog=int(row.backlog or 0), sla_evaluated=int(row.sla_n or 0),
+            sla_breaches=int(row.sla_b or 0),
+        )
+    return out
+
+
+def _sla_conditions(
+    t: FromClause, settings: KpiSettings, end: datetime
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """(has a target, breached). A target breaches when its deadline passed before ``end`` and
+    the response (resolution) had not come by the deadline."""
+    has_target: list[ColumnElement[bool]] = []
+    breaches: list[ColumnElement[bool]] = []
+    for priority, target in sorted(settings.sla.items()):
+        parts: list[ColumnElement[bool]] = []
+        for seconds, column in ((target.first_response_seconds, t.c.first_response_at),
+                                (target.resolution_seconds, t.c.resolved_at)):
+            if seconds is None:
+                continue
+            parts.append(and_(
+                t.c.created_at < end - timedelta(seconds=seconds),
+                or_(column.is_(None), seconds_between(column, t.c.created_at) > seconds),
+            ))
+        if parts:
+            has_target.append(t.c.priority == priority)
+            breaches.append(and_(t.c.priority == priority, or_(*parts)))
+    if not has_target:
+        false = literal(1) == 0
+        return false, false
+    return or_(*has_target), or_(*breaches)
+
+
+# ------------------------------------------------------------------------------ medians
+
+
+async def median_pass(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    slice_by: SliceBy | None, which: str,
+) -> dict[Any, float]:
+    """The lower median per slice key of the resolution times (``which="resolution"``, tickets
+    resolved in the period) or first response times (``"first_response"``, tickets opened in
+    the period with a response)."""
+    t = _tickets()
+    scope = _ticket_scope(t, filters, slice_by)
+    if which == "resolution":
+        duration = seconds_between(t.c.resolved_at, t.c.created_at)
+        chosen = _in(t.c.resolved_at, period)
+    else:
+        duration = seconds_between(t.c.first_response_at, t.c.created_at)
+        chosen = and_(_in(t.c.created_at, period), t.c.first_response_at.is_not(None))
+    partition = [scope.key] if scope.key is not None else None
+    key = scope.key if scope.key is not None else null()
+    inner = (
+        select(
+            key.label("key"), duration.label("d"),
+            func.row_number().over(partition_by=partition, order_by=duration).label("rn"),
+            func.count().over(partition_by=partition).label("cnt"),
+        )
+        .select_from(scope.source)
+        .where(t.c.organisation_id == organisation_id, chosen, *scope.where)
+        .subquery()
+    )
+    query = select(inner.c.key, inner.c.d).where(inner.c.rn == (inner.c.cnt + 1) // 2)
+    return {row.key: float(row.d) for row in (await db.execute(query)).all()}
+
+
+# ------------------------------------------------------------------------------ sessions, cost
+
+
+@dataclass
+class SessionFigures:
+    sessions: int = 0  # active sessions of the tickets resolved in the period
+    fcr_excluded: int = 0  # FCR candidates with more than FCR_MAX_SESSIONS active sessions
+
+
+async def session_pass(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    slice_by: SliceBy | None,
+) -> dict[Any, SessionFigures]:
+    s, t = _table("support_sessions"), _tickets()
+    per_ticket = (
+        select(s.c.ticket_id, func.count().label("n"))
+        .where(s.c.organisation_id == organisation_id, s.c.activated_at.is_not(None))
+        .group_by(s.c.ticket_id)
+        .subquery("active_sessions")
+    )
+    scope = _ticket_scope(t, filters, slice_by)
+    scope.source = scope.source.join(per_ticket, per_ticket.c.ticket_id == t.c.id)
+    scope.where += [t.c.organisation_id == organisation_id, _in(t.c.resolved_at, period)]
+    candidate = and_(t.c.reopen_count == 0, t.c.contact_count <= definitions.FCR_MAX_CONTACTS,
+                     per_ticket.c.n > definitions.FCR_MAX_SESSIONS)
+    query = scope.select(func.sum(per_ticket.c.n).label("n"), _int_sum(candidate).label("x"))
+    return {
+        row.key: SessionFigures(int(row.n or 0), int(row.x or 0))
+        for row in (await db.execute(query)).all()
+    }
+
+
+async def time_cost_pass(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    slice_by: SliceBy | None, settings: KpiSettings,
+) -> dict[Any, int]:
+    """Sum of seconds x cents per hour over the time entries of the tickets resolved in the
+    period (divide by 3600 for cents). The rate: the technician's own, else their role's in
+    the organisation's settings, else 0."""
+    te, t, users = _table("ticket_time_entries"), _tickets(), _table("users")
+    worker = users.alias("worker")
+    role_rate: ColumnElement[Any] = literal(0)
+    if settings.cost_per_hour_by_role:
+        role_rate = case(
+            *[(worker.c.role == role, rate)
+              for role, rate in sorted(settings.cost_per_hour_by_role.items())],
+            else_=0,
+        )
+    rate = func.coalesce(worker.c.hourly_cost_cents, role_rate)
+    scope = _ticket_scope(t, filters, slice_by)
+    scope.source = scope.source.join(te, te.c.ticket_id == t.c.id).outerjoin(
+        worker, worker.c.id == te.c.technician_id)
+    scope.where += [t.c.organisation_id == organisation_id, _in(t.c.resolved_at, period)]
+    query = scope.select(func.sum(te.c.seconds * rate).label("c"))
+    return {row.key: int(row.c or 0) for row in (await db.execute(query)).all()}
+
+
+# ------------------------------------------------------------------------------ repeats
+
+
+async def repeat_pass(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    slice_by: SliceBy | None,
+) -> dict[Any, int]:
+    """Tickets opened in the period whose requester had another ticket of the same category
+    resolved in [opened - REPEAT_WINDOW_DAYS, opened).
+
+    One window instead of a lookup per ticket: the openings (of the filtered tickets) and the
+    resolutions (of every ticket of the organisation, resolved in the window before the period
+    or in it) in one stream per requester and category, in time order with an opening before a
+    resolution at the same instant; the latest resolution before an opening is the running
+    maximum. It lies in the window exactly when some resolution does.
+    """
+    t, every = _tickets(), _tickets().alias("resolution")
+    window = timedelta(days=definitions.REPEAT_WINDOW_DAYS)
+    scope = _ticket_scope(t, filters, slice_by)
+    key = scope.key if scope.key is not None else null()
+    openings = (
+        select(
+            t.c.requester_id.label("who"), t.c.category.label("what"),
+            t.c.created_at.label("at"), literal_column("0").label("kind"),
+            cast(null(), UTCDateTime()).label("resolved"), key.label("key"),
+        )
+        .select_from(scope.source)
+        .where(t.c.organisation_id == organisation_id, _in(t.c.created_at, period),
+               *scope.where)
+    )
+    resolutions = select(
+        every.c.requester_id, every.c.category, every.c.resolved_at, literal_column("1"),
+        every.c.resolved_at, cast(null(), key.type) if scope.key is not None else null(),
+    ).where(
+        every.c.organisation_id == organisation_id,
+        every.c.resolved_at >= period.start - window, every.c.resolved_at < period.end,
+    )
+    events = union_all(openings, resolutions).subquery("events")
+    latest = func.max(events.c.resolved).over(
+        partition_by=[events.c.who, events.c.what],
+        order_by=[events.c.at, events.c.kind],
+        rows=(None, 0),
+    )
+    ordered = select(events.c.key, events.c.kind, events.c.at,
+                     latest.label("latest")).subquery("ordered")
+    limit = definitions.REPEAT_WINDOW_DAYS * 86400
+    query = (
+        select(ordered.c.key, func.count().label("n"))
+        .where(ordered.c.kind == 0, ordered.c.latest.is_not(None),
+               seconds_between(ordered.c.at, ordered.c.latest) <= limit)
+        .group_by(ordered.c.key)
+    )
+    return {row.key: int(row.n) for row in (await db.execute(query)).all()}
+
+
+# ------------------------------------------------------------------------------ surveys
+
+
+@dataclass
+class SurveyFigures:
+    answered: int = 0  # answered in the period with a score
+    satisfied: int = 0
+    sent: int = 0  # sent in the period
+    sent_answered: int = 0  # of those, answered (at any time)
+
+
+async def survey_pass(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    slice_by: SliceBy | None,
+) -> dict[Any, SurveyFigures]:
+    s = _table("surveys")
+    scope = _survey_scope(s, filters, slice_by)
+    answered = and_(s.c.state == "answered", s.c.score.is_not(None))
+    answered_in = and_(answered, _in(s.c.answered_at, period))
+    num, den = definitions.CSAT_SATISFIED_FRACTION
+    satisfied = (s.c.score - s.c.scale_min) * den >= (s.c.scale_max - s.c.scale_min) * num
+    sent_in = _in(s.c.sent_at, period)
+    scope.where += [
+        s.c.organisation_id == organisation_id,
+        or_(answered_in, sent_in),
+    ]
+    query = scope.select(
+        _int_sum(answered_in).label("a"),
+        _int_sum(and_(answered_in, satisfied)).label("s"),
+        _int_sum(sent_in).label("n"),
+        _int_sum(and_(sent_in, answered)).label("na"),
+    )
+    return {
+        row.key: SurveyFigures(int(row.a or 0), int(row.s or 0), int(row.n or 0),
+                               int(row.na or 0))
+        for row in (await db.execute(query)).all()
+    }
+
+
+async def score_counts(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+) -> dict[int, int]:
+    """Answers per score, over the surveys answered in the period."""
+    s = _table("surveys")
+    scope = _survey_scope(s, filters, None)
+    query = (
+        select(s.c.score, func.count().label("n"))
+        .select_from(scope.source)
+        .where(s.c.organisation_id == organisation_id, s.c.state == "answered",
+               s.c.score.is_not(None), _in(s.c.answered_at, period), *scope.where)
+        .group_by(s.c.score)
+    )
+    return {int(row.score): int(row.n) for row in (await db.execute(query)).all()}
+
+
+# ------------------------------------------------------------------------------ histograms
+
+
+async def duration_histogram(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    which: str, edges: Sequence[float],
+) -> tuple[list[int], float | None]:
+    """Counts per bin ``[edges[i], edges[i+1])`` (the last bin open-ended) and the largest
+    duration, for the same tickets as ``median_pass``."""
+    t = _tickets()
+    scope = _ticket_scope(t, filters, None)
+    if which == "resolution":
+        duration = seconds_between(t.c.resolved_at, t.c.created_at)
+        chosen = _in(t.c.resolved_at, period)
+    else:
+        duration = seconds_between(t.c.first_response_at, t.c.created_at)
+        chosen = and_(_in(t.c.created_at, period), t.c.first_response_at.is_not(None))
+    inner = (
+        select(duration.label("d"))
+        .select_from(scope.source)
+        .where(t.c.organisation_id == organisation_id, chosen, *scope.where)
+        .subquery()
+    )
+    bins = case(*[(inner.c.d < edge, i) for i, edge in enumerate(edges[1:])],
+                else_=len(edges) - 1)
+    query = select(bins.label("b"), func.count().label("n"), func.max(inner.c.d).label("m"))
+    query = query.group_by(bins)
+    counts = [0] * len(edges)
+    largest: float | None = None
+    for row in (await db.execute(query)).all():
+        counts[int(row.b)] += int(row.n)
+        largest = float(row.m) if largest is None else max(largest, float(row.m))
+    return counts, largest
+
+
+# ------------------------------------------------------------------------------ lookups
+
+
+async def display_names(db: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    users = _table("users")
+    query = select(users.c.id, users.c.display_name).where(users.c.id.in_(list(ids)))
+    return {row.id: row.display_name for row in (await db.execute(query)).all()}
+
+
+async def organisation_settings(db: AsyncSession, organisation_id: uuid.UUID) -> dict[str, Any]:
+    organisations = _table("organisations")
+    value = (await db.execute(
+        select(organisations.c.kpi_settings).where(organisations.c.id == organisation_id)
+    )).scalar_one_or_none()
+    return dict(value or {})
+
+
+async def version_span(
+    db: AsyncSession, *, organisation_id: uuid.UUID, policy_version: str,
+    device_group: str | None,
+) -> tuple[datetime | None, datetime | None]:
+    """(first opening, last event) of the tickets of one policy version (in one device group):
+    the last event is the latest of their openings, resolutions and answered surveys."""
+    t, s, devices = _tickets(), _table("surveys"), _table("devices")
+    source: FromClause = t
+    where: list[ColumnElement[bool]] = [t.c.organisation_id == organisation_id,
+                                        t.c.policy_version == policy_version]
+    if device_group is not None:
+        source = source.join(devices, devices.c.id == t.c.device_id)
+        where.append(devices.c.device_group == device_group)
+    row = (await db.execute(
+        select(func.min(t.c.created_at).label("first"), func.max(t.c.created_at).label("c"),
+               func.max(t.c.resolved_at).label("r")).select_from(source).where(*where)
+    )).one()
+    if row.first is None:
+        return None, None
+    answered = (await db.execute(
+        select(func.max(s.c.answered_at)).select_from(source.join(s, s.c.ticket_id == t.c.id))
+        .where(*where, s.c.policy_version == policy_version)
+    )).scalar_one_or_none()
+    last = max(v for v in (row.c, row.r, answered) if v is not None)
+    return row.first, last
+
+
+async def policy_versions_seen(db: AsyncSession, organisation_id: uuid.UUID) -> list[str]:
+    t, s = _tickets(), _table("surveys")
+    query = union_all(
+        select(t.c.policy_version.label("v")).where(
+            t.c.organisation_id == organisation_id, t.c.policy_version.is_not(None)).distinct(),
+        select(s.c.policy_version).where(
+            s.c.organisation_id == organisation_id, s.c.policy_version.is_not(None)).distinct(),
+    )
+    return sorted({row[0] for row in (await db.execute(query)).all()})
+
