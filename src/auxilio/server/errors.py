@@ -345,3 +345,46 @@ class DeviceAlreadyRevoked(Conflict):
 class DeviceRevokeReasonInvalid(ValidationFailed):
     code = "device.reason_invalid"
     default_message = "Say why the device is revoked: 1 to 2000 characters, no control characters."
+
+
+# ---- reporting (docs/kpis.md) ----------------------------------------------------------------
+
+
+class ReportPeriodInvalid(ValidationFailed):
+    code = "report.period_invalid"
+    default_message = (
+        "The period needs a start and an end (ISO 8601 dates or times), the end after the start."
+    )
+
+
+class ReportPeriodTooLong(ValidationFailed):
+    code = "report.period_too_long"
+    default_message = "A report covers at most 400 days."
+
+
+class ReportMonthInvalid(ValidationFailed):
+    code = "report.month_invalid"
+    default_message = "The month must be written YYYY-MM (2026-11), between 2000-01 and 2999-12."
+
+
+class ReportSliceUnknown(ValidationFailed):
+    code = "report.slice_unknown"
+    default_message = (
+        "Slice by one of: team, technician, category, channel, priority, device_group, "
+        "policy_version."
+    )
+
+
+class ReportBucketUnknown(ValidationFailed):
+    code = "report.bucket_unknown"
+    default_message = "A trend is bucketed by day or week."
+
+
+class ReportFormatUnknown(ValidationFailed):
+    code = "report.format_unknown"
+    default_message = "That format is not offered here."
+
+
+class ReportFilterInvalid(ValidationFailed):
+    code = "report.filter_invalid"
+    default_message = "A filter's value is not valid (one line, 1 to 200 characters)."
