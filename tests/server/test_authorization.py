@@ -39,6 +39,8 @@ PUBLIC = frozenset({
     ("GET", f"{API}/server-key"),  # public key only; agents pin it before they hold a token
     ("POST", f"{API}/agents/enroll"),  # the enrolment token and the device key's proof are the
     # credentials (rate limited, refusals audited)
+    ("POST", f"{API}/surveys/answer"),  # the server-signed single-use survey link is the
+    ("POST", f"{API}/surveys/decline"),  # credential (docs/surveys.md)
 })
 # Reachable with any token, including a login token limited to TOTP enrolment.
 ENROLMENT = frozenset({("POST", f"{API}/auth/totp/enrol"), ("POST", f"{API}/auth/totp/confirm")})

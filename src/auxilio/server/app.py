@@ -28,6 +28,7 @@ from auxilio.server.middleware import RequestContextMiddleware
 from auxilio.server.settings import Settings
 from auxilio.server.support_sessions.lifecycle import start_support_sessions, stop_support_sessions
 from auxilio.server.support_sessions.ws import install_websockets
+from auxilio.server.surveys.rounds import SurveyRounds
 from auxilio.server.tickets.queue import TicketQueue
 from auxilio.server.web.routes import install_web
 
@@ -82,10 +83,14 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
                                          bus=app.state.support_sessions.hub.bus)
         automation.start()
         app.state.automation_scheduler = automation
+        surveys = SurveyRounds(app.state.sessionmaker)
+        surveys.start()
+        app.state.survey_rounds = surveys
         log.info("auxilio %s ready on node %s", __version__, settings.node_id)
         try:
             yield
         finally:
+            await surveys.stop()
             await automation.stop()
             await queue.stop()
             await stop_support_sessions(app)
@@ -145,6 +150,7 @@ def create_app(settings: Settings, *, signing_key: Ed25519PrivateKey | None = No
 PUBLIC_OPERATIONS = frozenset({
     ("post", "/api/v1/auth/login"), ("get", "/api/v1/server-key"),
     ("get", "/api/v1/audit/public-key"), ("get", "/healthz"), ("get", "/readyz"),
+    ("post", "/api/v1/surveys/answer"), ("post", "/api/v1/surveys/decline"),
 })  # fmt: skip
 
 

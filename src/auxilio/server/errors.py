@@ -388,3 +388,53 @@ class ReportFormatUnknown(ValidationFailed):
 class ReportFilterInvalid(ValidationFailed):
     code = "report.filter_invalid"
     default_message = "A filter's value is not valid (one line, 1 to 200 characters)."
+
+
+# ---- surveys (docs/surveys.md) ---------------------------------------------------------------
+
+
+class SurveyNotFound(NotFound):
+    """Unknown, not sent yet, or another person's: a survey outside the caller's is never
+    "forbidden", so its existence is not disclosed."""
+
+    code = "survey.not_found"
+    default_message = "No such survey."
+
+
+class SurveyLinkInvalid(DomainError):
+    """Malformed, not signed by this server, or replaced by a newer link (its nonce)."""
+
+    code = "survey.link_invalid"
+    status = 403
+    default_message = "This survey link is not valid."
+
+
+class SurveyLinkExpired(DomainError):
+    code = "survey.link_expired"
+    status = 410
+    default_message = "This survey has expired."
+
+
+class SurveyAlreadyAnswered(Conflict):
+    code = "survey.already_answered"
+    default_message = "This survey was already answered or declined."
+
+
+class SurveyWrongSubject(Forbidden):
+    code = "survey.wrong_subject"
+    default_message = "This survey link belongs to another session or ticket."
+
+
+class SurveyNotThePerson(Forbidden):
+    code = "survey.not_the_person"
+    default_message = "A survey is the person's own: staff cannot answer it for them."
+
+
+class SurveyScoreOutOfScale(ValidationFailed):
+    code = "survey.score_out_of_scale"
+    default_message = "The score is outside the survey's scale."
+
+
+class SurveyCommentTooLong(ValidationFailed):
+    code = "survey.comment_too_long"
+    default_message = "A comment holds at most 2000 characters."

@@ -104,6 +104,13 @@ class AuditAction(StrEnum):
     EMERGENCY_DECLARED = "emergency:emergency:declared"
     EMERGENCY_LIFTED = "emergency:emergency:lifted"
     EMERGENCY_ESCALATED = "emergency:escalation:notified"
+    # Surveys after a session or a resolved ticket (docs/surveys.md)
+    SURVEY_CREATED = "survey:survey:created"
+    SURVEY_SENT = "survey:survey:sent"
+    SURVEY_LINK_RENEWED = "survey:link:renewed"
+    SURVEY_ANSWERED = "survey:survey:answered"
+    SURVEY_DECLINED = "survey:survey:declined"
+    SURVEY_EXPIRED = "survey:survey:expired"
     # Audit itself
     AUDIT_EXPORTED = "audit:log:exported"
     AUDIT_FAILURES_SUMMARISED = "audit:failures:summarised"
@@ -270,6 +277,17 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     "(details: emergency_id, reason, declared_at, duration_seconds).",
     AuditAction.EMERGENCY_ESCALATED: "The policy's escalation contacts were notified of an "
     "emergency in the console (details: contacts, channel; no email exists yet).",
+    AuditAction.SURVEY_CREATED: "A satisfaction survey was made for a session that ended or a "
+    "ticket resolved, sampled in by the policy's post_session.survey (details: subject, "
+    "ticket_id, support_session_id, policy_version, send_after).",
+    AuditAction.SURVEY_SENT: "A survey became answerable by its person (details: subject, "
+    "expires_at).",
+    AuditAction.SURVEY_LINK_RENEWED: "The person asked for a new survey link; the old one no "
+    "longer works (details: subject).",
+    AuditAction.SURVEY_ANSWERED: "The person answered a survey, once (details: subject, score, "
+    "via, comment_length).",
+    AuditAction.SURVEY_DECLINED: "The person declined a survey (details: subject, via).",
+    AuditAction.SURVEY_EXPIRED: "A survey was not answered in time (details: subject).",
     AuditAction.AUDIT_EXPORTED: "The audit log was exported.",
     AuditAction.AUDIT_FAILURES_SUMMARISED: "Unauthenticated failures of one kind from one address "
     "in one minute, after the first (details: action, client_addr, minute, count, reasons; "
