@@ -250,8 +250,11 @@ async def check_policy(
         trainings_expired=lapsed, ticket_id=str(ticket_id) if ticket_id else None,
         device_group=device.device_group,
     )  # fmt: skip
+    # The device's group pilot version at the run's time where one runs, for every question.
+    active = await policies.get_policy_for(
+        db, organisation_id=org, device_group=device.device_group, at=now)  # fmt: skip
     start = await policies.decide(
-        db, actor=recorder, organisation_id=org, context=context,
+        db, actor=recorder, organisation_id=org, context=context, policy=active,
         request=StartSupportSession(mode=SessionMode.AUTOMATED, **common),
         target_type="automation_run", target_id=run_id,
     )  # fmt: skip
@@ -259,7 +262,6 @@ async def check_policy(
         raise refused
     # The unattended rules (device group, ticket, owner's pre-authorisation, approval, the
     # emergency's lock) are those of an unattended session; read from the same policy.
-    active = await policies.get_active_policy(db, organisation_id=org)
     trail = explain(active.compiled, StartSupportSession(
         mode=SessionMode.UNATTENDED, owner_pre_authorised_at=pre_authorised_at, **common,
     ), context).trail  # fmt: skip
@@ -273,7 +275,7 @@ async def check_policy(
             assert refused is not None  # noqa: S101 -- a deny or an approval
             raise refused
     use = await policies.decide(
-        db, actor=recorder, organisation_id=org, context=context,
+        db, actor=recorder, organisation_id=org, context=context, policy=active,
         request=UseCapability(
             capability=capability_of(kind), technician_role=actor.role,
             mode=SessionMode.AUTOMATED, runbook_id=runbook_id, ticket_id=common["ticket_id"],

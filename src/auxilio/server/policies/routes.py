@@ -1,7 +1,8 @@
-"""Policy routes: read, validate, upload, diff, activate, explain, simulate; templates."""
+"""Policy routes: read, validate, upload, diff, activate, explain, simulate; templates; pilots."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -11,8 +12,9 @@ from auxilio.policy import list_templates, load_template, review_overdue
 from auxilio.policy.roles import Permission
 from auxilio.server.api.deps import DbSession, Identity, require
 from auxilio.server.db.base import utcnow
+from auxilio.server.policies import pilots, service
 from auxilio.server.policies import schemas as s
-from auxilio.server.policies import service
+from auxilio.server.policies.models import PolicyPilot, PolicyVersion
 from auxilio.server.validation import OrdinalNumber
 
 router = APIRouter(prefix="/policies", tags=["policies"])
@@ -101,6 +103,34 @@ async def simulate(body: s.SimulateIn, caller: ManagePolicy, db: DbSession) -> s
     )
 
 
+def _pilot_out(pilot: PolicyPilot, version: PolicyVersion) -> s.PilotOut:
+    return s.PilotOut(
+        id=pilot.id,
+        version_number=version.number,
+        version_label=f"v{version.number}:{version.sha256[:12]}",
+        device_group=pilot.device_group,
+        starts_at=pilot.starts_at,
+        ends_at=pilot.ends_at,
+        stopped_at=pilot.stopped_at,
+        state=pilots.pilot_state(pilot, utcnow()),
+        created_at=pilot.created_at,
+    )
+
+
+@router.get("/pilots", response_model=list[s.PilotOut])
+async def list_pilots(caller: ReadPolicy, db: DbSession) -> list[s.PilotOut]:
+    rows = await pilots.list_pilots(db, caller.user.organisation_id)
+    return [_pilot_out(pilot, version) for pilot, version in rows]
+
+
+@router.post("/pilots/{pilot_id}/stop", response_model=s.PilotOut)
+async def stop_pilot(pilot_id: uuid.UUID, caller: ManagePolicy, db: DbSession) -> s.PilotOut:
+    pilot = await pilots.stop_pilot(db, caller.actor, pilot_id)
+    version = await db.get(PolicyVersion, pilot.policy_version_id)
+    assert version is not None  # noqa: S101 -- a foreign key
+    return _pilot_out(pilot, version)
+
+
 @router.get("/{number}", response_model=s.VersionDocumentOut)
 async def get_version(
     number: OrdinalNumber, caller: ReadPolicy, db: DbSession
@@ -127,3 +157,20 @@ async def activate(number: OrdinalNumber, caller: ManagePolicy, db: DbSession) -
     return s.VersionOut.model_validate(
         await service.activate_version(db, version=version, actor=caller.actor)
     )
+
+
+@router.post("/versions/{number}/pilots", response_model=s.PilotOut, status_code=201)
+async def start_pilot(
+    number: OrdinalNumber, body: s.PilotIn, caller: ManagePolicy, db: DbSession
+) -> s.PilotOut:
+    pilot = await pilots.start_pilot(
+        db,
+        caller.actor,
+        version_number=number,
+        device_group=body.device_group,
+        starts_at=body.starts_at or utcnow(),
+        ends_at=body.ends_at,
+    )
+    version = await db.get(PolicyVersion, pilot.policy_version_id)
+    assert version is not None  # noqa: S101 -- a foreign key
+    return _pilot_out(pilot, version)

@@ -95,3 +95,21 @@ class SimulateOut(BaseModel):
 class TemplateOut(BaseModel):
     name: str
     document: str
+
+
+class PilotIn(Strict):
+    device_group: str = Field(min_length=1, max_length=64)
+    starts_at: AwareDatetime | None = None  # now when not given
+    ends_at: AwareDatetime | None = None  # open-ended: until stopped
+
+
+class PilotOut(BaseModel):
+    id: uuid.UUID
+    version_number: int
+    version_label: str
+    device_group: str
+    starts_at: datetime
+    ends_at: datetime | None
+    stopped_at: datetime | None
+    state: str  # scheduled, running, ended or stopped
+    created_at: datetime

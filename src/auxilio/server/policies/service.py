@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.policy import (
@@ -41,7 +41,7 @@ from auxilio.server.audit.service import chain_for, record
 from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
 from auxilio.server.errors import NotFound, PolicyDenied, ValidationFailed
-from auxilio.server.policies.models import PolicyVersion
+from auxilio.server.policies.models import PolicyPilot, PolicyVersion
 from auxilio.server.policies.parsing import Source, off_loop
 
 DEFAULT_TEMPLATE = "software-company"
@@ -128,6 +128,95 @@ async def get_active_policy(db: AsyncSession, *, organisation_id: uuid.UUID) -> 
     return await _load(version.document, _label(version.number, version.sha256), version.id)
 
 
+async def running_pilot(
+    db: AsyncSession, *, organisation_id: uuid.UUID, device_group: str, at: datetime
+) -> PolicyPilot | None:
+    """The pilot of ``device_group`` running at ``at``: started, not ended, not yet stopped."""
+    return (
+        await db.execute(
+            select(PolicyPilot)
+            .where(
+                PolicyPilot.organisation_id == organisation_id,
+                PolicyPilot.device_group == device_group,
+                PolicyPilot.starts_at <= at,
+                or_(PolicyPilot.ends_at.is_(None), PolicyPilot.ends_at > at),
+                or_(PolicyPilot.stopped_at.is_(None), PolicyPilot.stopped_at > at),
+            )
+            .order_by(PolicyPilot.starts_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def get_policy_for(
+    db: AsyncSession,
+    *,
+    organisation_id: uuid.UUID,
+    device_group: str | None,
+    at: datetime | None = None,
+) -> ActivePolicy:
+    """The policy that decides for a device of ``device_group`` at ``at`` (now by default):
+    the version of the group's running pilot, else the active policy."""
+    if device_group:
+        pilot = await running_pilot(
+            db, organisation_id=organisation_id, device_group=device_group, at=at or utcnow()
+        )
+        if pilot is not None:
+            version = await db.get(PolicyVersion, pilot.policy_version_id)
+            if version is not None:
+                return await _load(
+                    version.document, _label(version.number, version.sha256), version.id
+                )
+    return await get_active_policy(db, organisation_id=organisation_id)
+
+
+async def get_policy_by_label(
+    db: AsyncSession, *, organisation_id: uuid.UUID, label: str | None
+) -> ActivePolicy | None:
+    """The policy a decision named by its ``version_label`` (``v3:<sha12>`` or
+    ``template:<name>``); None when no stored version or template has that label."""
+    if not label:
+        return None
+    if label == f"template:{DEFAULT_TEMPLATE}":
+        return await _load(load_template(DEFAULT_TEMPLATE), label, None)
+    number, _, sha = label.removeprefix("v").partition(":")
+    if not number.isdigit() or not sha:
+        return None
+    version = (
+        await db.execute(
+            select(PolicyVersion).where(
+                PolicyVersion.organisation_id == organisation_id,
+                PolicyVersion.number == int(number),
+            )
+        )
+    ).scalar_one_or_none()
+    if version is None or _label(version.number, version.sha256) != label:
+        return None
+    return await _load(version.document, label, version.id)
+
+
+class DecidedSession(Protocol):
+    """What ``policy_for_session`` reads of a support session (no import of its model)."""
+
+    @property
+    def organisation_id(self) -> uuid.UUID: ...
+
+    @property
+    def policy_version(self) -> str | None: ...
+
+
+async def policy_for_session(db: AsyncSession, support_session: DecidedSession) -> ActivePolicy:
+    """The policy ``support_session`` was decided with (its stored ``policy_version``: a
+    pilot's version where one ran for its device's group), so that every later check of the
+    session answers by the same rules; the active policy only for a session with no label."""
+    found = await get_policy_by_label(
+        db, organisation_id=support_session.organisation_id, label=support_session.policy_version
+    )
+    if found is not None:
+        return found
+    return await get_active_policy(db, organisation_id=support_session.organisation_id)
+
+
 def policy_denied(decision: Decision) -> PolicyDenied:
     return PolicyDenied(
         decision.reason,
@@ -149,9 +238,11 @@ async def decide(
     context: EvaluationContext,
     target_type: str | None = None,
     target_id: uuid.UUID | str | None = None,
+    policy: ActivePolicy | None = None,
 ) -> Decision:
-    """Evaluate on the active policy and record the decision in the same transaction."""
-    active = await get_active_policy(db, organisation_id=organisation_id)
+    """Evaluate on ``policy`` (the active one when not given: a pilot's version or a session's
+    own is passed in) and record the decision in the same transaction."""
+    active = policy or await get_active_policy(db, organisation_id=organisation_id)
     decision = evaluate(active.compiled, request, context)
     action = (
         AuditAction.POLICY_DECISION_DENIED

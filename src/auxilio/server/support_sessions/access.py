@@ -44,22 +44,26 @@ class AccessCheck:
 
     db: AsyncSession
     now: datetime
-    _seen: dict[uuid.UUID, _Technician] = field(default_factory=dict)
-    _policies: dict[uuid.UUID, Policy] = field(default_factory=dict)
+    # By technician and the policy version their session was decided with (a pilot's
+    # version can require other trainings than the active one).
+    _seen: dict[tuple[uuid.UUID, str | None], _Technician] = field(default_factory=dict)
+    _policies: dict[tuple[uuid.UUID, str | None], Policy] = field(default_factory=dict)
 
-    async def _policy(self, organisation_id: uuid.UUID) -> Policy:
-        found = self._policies.get(organisation_id)
+    async def _policy(self, support_session: SupportSession) -> Policy:
+        key = (support_session.organisation_id, support_session.policy_version)
+        found = self._policies.get(key)
         if found is None:
-            active = await policies.get_active_policy(self.db, organisation_id=organisation_id)
-            found = self._policies[organisation_id] = active.policy
+            active = await policies.policy_for_session(self.db, support_session)
+            found = self._policies[key] = active.policy
         return found
 
     async def lost(self, support_session: SupportSession) -> str | None:
         """Why ``support_session``'s technician lost access (the ``session.end`` detail)."""
-        tech = self._seen.get(support_session.technician_id)
+        seen = (support_session.technician_id, support_session.policy_version)
+        tech = self._seen.get(seen)
         if tech is None:
             tech = await self._technician(support_session)
-            self._seen[support_session.technician_id] = tech
+            self._seen[seen] = tech
         if tech.detail is not None:
             return tech.detail
         if tech.revoked_at is not None and tech.revoked_at >= support_session.created_at:
@@ -78,7 +82,7 @@ class AccessCheck:
         revoked_at = await auth.last_revocation(self.db, user_id=user.id)
         if not role_has_permission(Role(user.role), Permission.SUPPORT_SESSION_REQUEST):
             return _Technician("role_removed", revoked_at)
-        policy = await self._policy(support_session.organisation_id)
+        policy = await self._policy(support_session)
         done = await identity.current_trainings(self.db, user=user, now=self.now)
         for required in policy.staff.trainings_required:
             completed = done.get(required.id)
@@ -95,7 +99,7 @@ class AccessCheck:
 
     async def _role_allows(self, support_session: SupportSession, role: Role) -> str | None:
         """The policy names the roles per capability: a role change can take one away."""
-        policy = await self._policy(support_session.organisation_id)
+        policy = await self._policy(support_session)
         for name in support_session.requested_capabilities:
             rule = policy.capabilities.get(POLICY_NAMES[Capability(name)])
             if rule is not None and role not in rule.roles:

@@ -358,7 +358,7 @@ async def join_support_session(
     if missing:
         raise await _reject_code(db, "capability.unavailable", "this device cannot deliver "
                                  f"{', '.join(missing)}; nothing was asked of you", org, sid)
-    active = await policies.get_active_policy(db, organisation_id=org)
+    active = await policies.policy_for_session(db, support_session)
     try:
         _with_zones(support_session, active.policy, _platform(platform))
     except AgentRefused as exc:
@@ -426,7 +426,7 @@ async def offer_unattended(
             now=now, server_fingerprint=fingerprint(server_key.public_key()))
     except DomainError as exc:
         raise AgentRefused(exc.code, exc.message, sid) from None
-    active = await policies.get_active_policy(db, organisation_id=org)
+    active = await policies.policy_for_session(db, support_session)
     _with_zones(support_session, active.policy, device.platform)
     support_session.device_public_key = device.public_key
     not_after = unattended.not_after(now=now, document=document,

@@ -152,7 +152,7 @@ async def write_summary(
     await record(db, action=AuditAction.SUMMARY_WRITTEN, actor=actor,
                  details={"length": len(summary)}, **audit_target(support_session))
     # Into the ticket's history: an internal note, and for the person too where the policy says.
-    active = await policies.get_active_policy(db, organisation_id=support_session.organisation_id)
+    active = await policies.policy_for_session(db, support_session)
     await tickets.record_session_summary(
         db, ticket_id=support_session.ticket_id, technician=actor, summary=summary,
         public=active.policy.post_session.summary_to_user, now=support_session.summary_at,
@@ -206,7 +206,7 @@ async def build_session_report(
     elif support_session.activated_at is None:
         summary_state = "not_required"  # nothing happened to summarise
     else:
-        active = await policies.get_active_policy(db, organisation_id=org)
+        active = await policies.policy_for_session(db, support_session)
         summary_state = "pending" if active.policy.post_session.summary_to_user else "not_required"
     return SessionReport(
         support_session_id=str(support_session.id),

@@ -102,7 +102,7 @@ async def _decide(
     return await policies.decide(
         db, actor=actor, organisation_id=support_session.organisation_id,
         context=EvaluationContext(now=clock.now()), target_type="support_session",
-        target_id=support_session.id,
+        target_id=support_session.id, policy=await policies.policy_for_session(db, support_session),
         request=ExtendSession(
             requested=timedelta(seconds=extension.seconds),
             current_end_at=support_session.not_after, reason=extension.reason,

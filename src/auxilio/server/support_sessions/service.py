@@ -48,6 +48,8 @@ from auxilio.protocol.types import Capability
 from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.service import record
 from auxilio.server.context import Actor
+from auxilio.server.devices import service as devices
+from auxilio.server.devices.models import Device
 from auxilio.server.emergency import state as emergency
 from auxilio.server.errors import (
     CapabilityUnavailable,
@@ -311,6 +313,14 @@ def _require_deliverable(capabilities: Sequence[Capability]) -> None:
         )
 
 
+async def _device_group(
+    db: AsyncSession, org: uuid.UUID, device: Device | None, ticket_device: uuid.UUID | None
+) -> str | None:
+    if device is None and ticket_device is not None:
+        device = await devices.get_device(db, organisation_id=org, device_id=ticket_device)
+    return device.device_group if device is not None else None
+
+
 async def request_support_session(
     db: AsyncSession,
     *,
@@ -354,9 +364,13 @@ async def request_support_session(
         now=now, emergency_active=await emergency.is_active(db, organisation_id=org)
     )
     trainings, trainings_expired = await _trainings(db, actor, now)
+    # One policy decides the whole session: the pilot's version where one runs for the
+    # device's group (the enrolled device, else the ticket's), the active one otherwise.
+    group = await _device_group(db, org, target.device if target else None, ticket.device_id)
+    active = await policies.get_policy_for(db, organisation_id=org, device_group=group, at=now)
     decision = await policies.decide(
         db, actor=actor, organisation_id=org, context=context, target_type="support_session",
-        target_id=sid,
+        target_id=sid, policy=active,
         request=StartSupportSession(
             mode=mode, technician_role=actor.role, mfa_verified=actor.mfa_verified,
             trainings=trainings, trainings_expired=trainings_expired,
@@ -370,7 +384,6 @@ async def request_support_session(
         ),
     )
     start = decision
-    active = await policies.get_active_policy(db, organisation_id=org)
     granted: dict[str, Any] = {}
     asked: list[Decision] = []
     for capability in dict.fromkeys(capabilities):
@@ -381,7 +394,8 @@ async def request_support_session(
         )
         decisions = [
             await policies.decide(db, actor=actor, organisation_id=org, request=question,
-                                  context=context, target_type="support_session", target_id=sid)
+                                  context=context, target_type="support_session", target_id=sid,
+                                  policy=active)
             for question in questions
         ]
         asked.extend(decisions)
