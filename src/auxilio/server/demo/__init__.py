@@ -1,0 +1,1 @@
+"""Generated activity for demos, tests and benchmarks (never for a production database)."""
