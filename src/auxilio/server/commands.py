@@ -337,6 +337,71 @@ async def _create_user(
         typer.echo(uri)
 
 
+@admin_app.command("generate-activity")
+def generate_activity(
+    month: Annotated[str, typer.Option(help="The month to fill, e.g. 2026-11 (UTC).")],
+    tickets_per_day: Annotated[int, typer.Option(help="Tickets opened each day.")] = 40,
+    seed: Annotated[int, typer.Option(help="The same seed makes the same activity.")] = 1,
+    data_dir: DataDir = None,
+    config: Config = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Fill a new demo organisation with a month of generated support activity (not audited:
+    for demos and trials, never on a production database) and an admin to look at its KPIs."""
+    settings = settings_from_cli(config, data_dir=data_dir, database_url=database_url)
+    asyncio.run(_generate_activity(settings, month=month, tickets_per_day=tickets_per_day,
+                                   seed=seed))
+
+
+async def _generate_activity(
+    settings: Settings, *, month: str, tickets_per_day: int, seed: int
+) -> None:
+    import secrets
+
+    from auxilio.policy.roles import Role
+    from auxilio.server.demo import activity
+    from auxilio.server.errors import DomainError
+    from auxilio.server.identity import auth, service
+
+    database = _cli_db(settings)
+    async with database as db:
+        try:
+            start = activity.utc_month_start(month)
+            slug = activity.demo_slug(start, seed)
+            summary = await activity.generate_activity(
+                database.engine, start=start, days=activity.days_in_month(start),
+                tickets_per_day=tickets_per_day, seed=seed, slug=slug,
+            )
+            org = await service.get_organisation_by_slug(db, slug=slug)
+            assert org is not None  # noqa: S101 -- generate_activity has just made it
+            password = secrets.token_urlsafe(18)
+            admin = await service.create_user(
+                db, organisation=org, email=f"admin@{slug}.example", display_name="Demo admin",
+                role=Role.ADMIN, password=password, actor=_cli_actor(org.id),
+            )
+            uri = None
+            if await service.mfa_required(db, org=org, role=Role.ADMIN):
+                uri = await auth.start_totp_enrolment(db, user=admin, actor=_cli_actor(org.id))
+        except DomainError as exc:
+            _fail(exc)
+        await db.commit()
+    typer.echo(
+        f"generated organisation {summary.slug} ({summary.organisation_id}) for "
+        f"{summary.start:%Y-%m-%d} to {summary.end:%Y-%m-%d}: {summary.tickets} tickets, "
+        f"{summary.sessions} support sessions, {summary.surveys} surveys, "
+        f"{summary.time_entries} time entries, {summary.technicians} technicians, "
+        f"{summary.requesters} requesters; policy versions {', '.join(summary.policy_versions)}"
+        f" ({summary.policy_versions[-1]} piloted on device group {summary.pilot_group})"
+    )
+    typer.echo("This data is generated and not audited: use it for demos, never in production.")
+    typer.echo(f"Log in at {settings.public_url or listen_url(settings)}/login as "
+               f"{admin.email} with the password {password}")
+    if uri:
+        typer.echo("Two-factor authentication is required. Add this to an authenticator app;")
+        typer.echo("the first login with a code from it completes the enrolment:")
+        typer.echo(uri)
+
+
 @admin_app.command("audit-events-doc")
 def audit_events_doc(
     output: Annotated[Path, typer.Option(help="Where to write the Markdown.")] = Path(

@@ -312,7 +312,10 @@ async def _insert_organisation(
 ) -> tuple[uuid.UUID, int]:
     found = await conn.execute(select(Organisation.id).where(Organisation.slug == slug))
     if found.first() is not None:
-        raise DemoOrganisationExists(slug=slug)
+        raise DemoOrganisationExists(
+            f"The organisation {slug} already exists: its activity was generated before. "
+            "Choose another seed or month.", slug=slug,
+        )
     organisation_id = uuid.uuid4()
     await conn.execute(insert(Organisation), [{
         "id": organisation_id, "slug": slug, "name": f"Demo activity ({slug})",
