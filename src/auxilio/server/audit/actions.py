@@ -23,6 +23,7 @@ class AuditAction(StrEnum):
     TOKEN_REJECTED = "identity:token:rejected"  # noqa: S105 -- an audit action name, not a secret
     ACCESS_FORBIDDEN = "identity:access:forbidden"
     ORGANISATION_CREATED = "identity:organisation:created"
+    ORGANISATION_KPI_SETTINGS_CHANGED = "identity:organisation:kpi_settings_changed"
     USER_CREATED = "identity:user:created"
     USER_UPDATED = "identity:user:updated"
     USER_DEACTIVATED = "identity:user:deactivated"
@@ -130,11 +131,14 @@ DESCRIPTIONS: dict[AuditAction, str] = {
     "first from an address in a minute; the rest are counted in audit:failures:summarised).",
     AuditAction.ACCESS_FORBIDDEN: "A request was denied by the role -> permission rules.",
     AuditAction.ORGANISATION_CREATED: "An organisation was created.",
+    AuditAction.ORGANISATION_KPI_SETTINGS_CHANGED: "The organisation's KPI settings (cost rates, "
+    "per-session cost, SLA targets) were replaced (details: before, after).",
     AuditAction.USER_CREATED: "A user account was created.",
     AuditAction.USER_UPDATED: "A user's name, role or activity changed.",
     AuditAction.USER_DEACTIVATED: "A user account was deactivated.",
     AuditAction.PASSWORD_CHANGED: "A password was changed.",
-    AuditAction.STAFF_PROFILE_UPDATED: "Skills, time zone, working hours or languages changed.",
+    AuditAction.STAFF_PROFILE_UPDATED: "Skills, time zone, working hours, languages, team or "
+    "hourly cost changed.",
     AuditAction.TRAINING_RECORDED: "A training completion was recorded for a staff member.",
     AuditAction.TRAINING_REMOVED: "A training record was withdrawn from a staff member.",
     AuditAction.TICKET_OPENED: "A ticket was opened.",

@@ -19,6 +19,7 @@ from auxilio.server.identity import schemas as s
 from auxilio.server.identity.models import Organisation
 from auxilio.server.identity.ratelimit import Limited, rate_limits
 from auxilio.server.policies.service import get_active_policy
+from auxilio.server.reporting.schemas import KpiSettings
 
 router = APIRouter(tags=["identity"])
 
@@ -28,6 +29,8 @@ ReadUsers = Annotated[Identity, require(Permission.USER_READ)]
 ManageUsers = Annotated[Identity, require(Permission.USER_MANAGE)]
 ManageStaff = Annotated[Identity, require(Permission.STAFF_MANAGE)]
 ReadOrg = Annotated[Identity, require(Permission.ORG_READ)]
+ManageOrg = Annotated[Identity, require(Permission.ORG_MANAGE)]
+ReadReports = Annotated[Identity, require(Permission.REPORT_READ)]
 
 
 @router.post("/auth/login", response_model=s.LoginOut)
@@ -181,10 +184,10 @@ async def update_user(
     return s.UserOut.model_validate(user)
 
 
-@router.put("/users/{user_id}/profile", response_model=s.UserOut)
+@router.put("/users/{user_id}/profile", response_model=s.StaffProfileOut)
 async def update_staff_profile(
     user_id: uuid.UUID, body: s.StaffProfileIn, caller: ManageStaff, db: DbSession
-) -> s.UserOut:
+) -> s.StaffProfileOut:
     user = await service.get_user_or_raise(
         db, organisation_id=caller.user.organisation_id, user_id=user_id
     )
@@ -192,7 +195,19 @@ async def update_staff_profile(
         raise NotStaff()
     changes = body.model_dump(exclude_unset=True)
     user = await service.update_user(db, user=user, actor=caller.actor, changes=changes)
-    return s.UserOut.model_validate(user)
+    return s.StaffProfileOut.model_validate(user)
+
+
+@router.get("/admin/kpi-settings", response_model=KpiSettings)
+async def get_kpi_settings(caller: ReadReports, db: DbSession) -> KpiSettings:
+    return await service.get_kpi_settings(db, organisation_id=caller.user.organisation_id)
+
+
+@router.put("/admin/kpi-settings", response_model=KpiSettings)
+async def put_kpi_settings(body: KpiSettings, caller: ManageOrg, db: DbSession) -> KpiSettings:
+    return await service.update_kpi_settings(
+        db, organisation_id=caller.user.organisation_id, settings=body, actor=caller.actor
+    )
 
 
 @router.get("/users/{user_id}/trainings", response_model=list[s.TrainingOut])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from auxilio.policy.roles import Role
 from auxilio.server.validation import LoginEmail, Name, Password, ShortName
@@ -17,11 +18,18 @@ class Strict(BaseModel):
 
 class Patch(Strict):
     """A partial update: a field left out is unchanged; an explicit null is refused, since none
-    of these columns can be empty (it would otherwise reach the database and fail there)."""
+    of these columns can be empty (it would otherwise reach the database and fail there);
+    only the ``nullable`` ones take a null, which clears them."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Patch:
-        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        nulls = sorted(
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) is None and name not in self.nullable
+        )
         if nulls:
             raise ValueError(f"{', '.join(nulls)} cannot be null; leave it out to keep it")
         return self
@@ -51,6 +59,7 @@ class UserOut(BaseModel):
     working_hours: dict[str, list[str]]
     mfa_enrolled: bool
     created_at: datetime
+    team: str | None = None
 
 
 class LoginOut(BaseModel):
@@ -126,6 +135,16 @@ class StaffProfileIn(Patch):
     skills: list[ShortName] | None = Field(default=None, max_length=50)
     languages: list[ShortName] | None = Field(default=None, max_length=20)
     working_hours: dict[str, list[str]] | None = None
+    # The KPI team slice and the person's own cost rate (over their role's); null clears them.
+    nullable: ClassVar[frozenset[str]] = frozenset({"team", "hourly_cost_cents"})
+    team: ShortName | None = None
+    hourly_cost_cents: StrictInt | None = Field(default=None, ge=0, le=10_000_000)
+
+
+class StaffProfileOut(UserOut):
+    """A staff profile as its managers see it: with the person's own cost rate."""
+
+    hourly_cost_cents: int | None = None
 
 
 class TrainingIn(Strict):

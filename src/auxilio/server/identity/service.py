@@ -20,6 +20,7 @@ from auxilio.server.errors import AlreadyExists, NotFound, ValidationFailed
 from auxilio.server.identity import secrets as sec
 from auxilio.server.identity.models import Organisation, TrainingRecord, User
 from auxilio.server.policies.service import get_active_policy, get_active_version
+from auxilio.server.reporting.schemas import KpiSettings
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}\.[^@\s\x00-\x1f.]{2,63}$")
@@ -100,6 +101,36 @@ async def get_organisation_by_slug(db: AsyncSession, *, slug: str) -> Organisati
 
 async def get_organisation(db: AsyncSession, *, organisation_id: uuid.UUID) -> Organisation | None:
     return await db.get(Organisation, organisation_id)
+
+
+async def get_kpi_settings(db: AsyncSession, *, organisation_id: uuid.UUID) -> KpiSettings:
+    """The organisation's costs and SLA targets for the KPIs (all empty until set)."""
+    org = await db.get(Organisation, organisation_id)
+    if org is None:
+        raise NotFound("No such organisation.")
+    return KpiSettings.model_validate(org.kpi_settings or {})
+
+
+async def update_kpi_settings(
+    db: AsyncSession, *, organisation_id: uuid.UUID, settings: KpiSettings, actor: Actor
+) -> KpiSettings:
+    """Replace the organisation's KPI settings; audits the settings before and after."""
+    org = await db.get(Organisation, organisation_id, with_for_update=True)
+    if org is None:
+        raise NotFound("No such organisation.")
+    before = KpiSettings.model_validate(org.kpi_settings or {}).model_dump(mode="json")
+    org.kpi_settings = settings.model_dump(mode="json")
+    await db.flush()
+    await record(
+        db,
+        action=AuditAction.ORGANISATION_KPI_SETTINGS_CHANGED,
+        actor=actor,
+        organisation_id=organisation_id,
+        target_type="organisation",
+        target_id=organisation_id,
+        details={"before": before, "after": org.kpi_settings},
+    )
+    return settings
 
 
 async def allocate_ticket_number(db: AsyncSession, *, organisation_id: uuid.UUID) -> int:
@@ -237,11 +268,13 @@ async def update_user(
             value = sorted({s.strip().lower() for s in value if s.strip()})
         elif name == "role":
             value = str(Role(value))
-        elif name not in {"display_name", "languages", "is_active"}:
+        elif name == "team":
+            value = value.strip() or None if value is not None else None
+        elif name not in {"display_name", "languages", "is_active", "hourly_cost_cents"}:
             raise ValidationFailed(f"{name!r} cannot be changed here.", field=name)
         before[name] = getattr(user, name)
         setattr(user, name, value)
-    profile = {"timezone", "working_hours", "skills", "languages"}
+    profile = {"timezone", "working_hours", "skills", "languages", "team", "hourly_cost_cents"}
     action = (
         AuditAction.STAFF_PROFILE_UPDATED
         if set(changes) <= profile
