@@ -168,9 +168,13 @@ async def kpi_report(
                 db, [k for k in sliced if isinstance(k, uuid.UUID)])
         by_key: dict[str, KpiRow] = {}
         for raw, figures in sliced.items():
+            kpis = _kpis(figures, settings)
+            if not any(value.n for value in kpis.values()):
+                # Only tickets the period does not count (opened and resolved before it).
+                continue
             key = _key(raw)
             by_key[key] = KpiRow(key=key, label=labels.get(raw) if labels else None,
-                                 kpis=_kpis(figures, settings))
+                                 kpis=kpis)
         rows = [by_key[k] for k in sorted(by_key)]
     return KpiReport(
         organisation_id=organisation_id, period=period, filters=filters, slice_by=slice_by,
