@@ -11,6 +11,7 @@ from auxilio.server.emergency.routes import router as emergency_router
 from auxilio.server.identity.routes import router as identity_router
 from auxilio.server.policies.routes import router as policies_router
 from auxilio.server.recordings.routes import router as recordings_router
+from auxilio.server.reporting.routes import router as reporting_router
 from auxilio.server.runbooks.routes import router as runbooks_router
 from auxilio.server.support_sessions import routes as support_sessions
 from auxilio.server.surveys.routes import router as surveys_router
@@ -32,4 +33,5 @@ api_router.include_router(support_sessions.me_router)
 api_router.include_router(support_sessions.tickets_router)
 api_router.include_router(support_sessions.public_router)
 api_router.include_router(automation_router)
+api_router.include_router(reporting_router)
 api_router.include_router(surveys_router)
