@@ -9,6 +9,7 @@ only places their results next to the text. htmx posts the text area and swaps i
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -20,8 +21,9 @@ from auxilio.policy import list_templates, load_template
 from auxilio.policy.roles import Permission
 from auxilio.server.api.deps import DbSession
 from auxilio.server.context import Actor
+from auxilio.server.db.base import utcnow
 from auxilio.server.errors import DomainError
-from auxilio.server.policies import service
+from auxilio.server.policies import pilots, service
 from auxilio.server.web.pages import CsrfChecked, render, web_require
 from auxilio.server.web.policy_messages import (
     EFFECTS,
@@ -117,16 +119,23 @@ async def _editor(
     error: str | None = None,
     errors: list[LocatedError] | None = None,
     status: int = 200,
+    pilot_error: str | None = None,
 ) -> HTMLResponse:
     assert actor.organisation_id is not None  # noqa: S101 -- staff belong to an organisation
     active_document, active_label = await _active_document(db, actor)
     versions = await service.list_versions(db, organisation_id=actor.organisation_id)
+    now = utcnow()
+    pilot_rows = [
+        (pilot, version, pilots.pilot_state(pilot, now))
+        for pilot, version in await pilots.list_pilots(db, actor.organisation_id)
+    ]
     response = render(
         request, "web/admin/policy.html", document=document or active_document,
         active_label=active_label, versions=list(reversed(versions)), templates=list_templates(),
         example_request=json.dumps(EXAMPLE_REQUEST, indent=2), replay_days=REPLAY_DAYS,
         error=error, errors=errors or [],
         saved=request.query_params.get("saved"), activated=request.query_params.get("activated"),
+        pilots=pilot_rows, pilot_error=pilot_error, pilot_notice=request.query_params.get("pilot"),
     )  # fmt: skip
     response.status_code = status
     return response
@@ -275,3 +284,52 @@ async def version_view(
     text = await service.diff_with_previous(db, version=version)
     return render(request, "web/admin/policy_version.html", version=version,
                   diff=diff_lines(text))  # fmt: skip
+
+
+# ---- pilots ----------------------------------------------------------------------------------
+
+
+def _utc_field(value: str) -> datetime | None:
+    """A ``datetime-local`` field (``YYYY-MM-DDTHH:MM``), read as UTC, as the form says."""
+    if not value.strip():
+        return None
+    return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
+
+
+@router.post("/pilots", response_model=None)
+async def start_pilot(
+    request: Request,
+    db: DbSession,
+    actor: ManagePolicy,
+    _csrf: CsrfChecked,
+    version_number: Annotated[int, Form(ge=1)],
+    device_group: Annotated[str, Form(max_length=200)],
+    starts_at: Annotated[str, Form(max_length=40)] = "",
+    ends_at: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Pilot a stored version on one device group (the API's rules and error codes)."""
+    try:
+        starts, ends = _utc_field(starts_at), _utc_field(ends_at)
+    except ValueError:
+        return await _editor(request, db, actor, pilot_error="pilot_period_invalid", status=422)
+    try:
+        await pilots.start_pilot(
+            db, actor, version_number=version_number, device_group=device_group,
+            starts_at=starts or utcnow(), ends_at=ends,
+        )  # fmt: skip
+    except DomainError as exc:
+        await db.rollback()
+        return await _editor(request, db, actor, pilot_error=exc.code, status=exc.status)
+    return RedirectResponse("/admin/policy?pilot=started#pilots", status_code=303)
+
+
+@router.post("/pilots/{pilot_id}/stop", response_model=None)
+async def stop_pilot(
+    pilot_id: uuid.UUID, request: Request, db: DbSession, actor: ManagePolicy, _csrf: CsrfChecked
+) -> Response:
+    try:
+        await pilots.stop_pilot(db, actor, pilot_id)
+    except DomainError as exc:
+        await db.rollback()
+        return await _editor(request, db, actor, pilot_error=exc.code, status=exc.status)
+    return RedirectResponse("/admin/policy?pilot=stopped#pilots", status_code=303)
