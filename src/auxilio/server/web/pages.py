@@ -67,7 +67,7 @@ from auxilio.server.web.session import (
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "auxilio_flash"
 # Page modules mounted by install_web when they exist; each calls register_pages(router).
-PAGE_MODULES = ("portal", "portal_chat", "console", "supervisor", "admin")
+PAGE_MODULES = ("portal", "portal_chat", "console", "console_kpis", "supervisor", "admin")
 
 _PAGE_ROUTERS: list[APIRouter] = []
 
@@ -450,6 +450,8 @@ def render(
         "csrf_field": csrf_field,
         "csp_nonce": getattr(request.state, "csp_nonce", ""),
         "nav": navigation(request, actor),
+        # may("report:read"): whether the page shows a link or control that needs the permission.
+        "may": lambda permission: allowed(actor, Permission(permission)),
         "flashes": flashes,
         "_formatters": i18n.Formatters(lang, i18n.zone(tz)),
     }
