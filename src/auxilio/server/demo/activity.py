@@ -10,8 +10,10 @@ the services create one audited row at a time, which a million tickets cannot af
 
 Everything the generator decides comes from ``random.Random(seed)``: the same seed, start and
 sizes give the same people, the same tickets (numbers, times, categories, outcomes), the same
-sessions and surveys. Only the row ids (uuid4) and the survey nonces differ between two runs,
-so that two generated organisations can live in one database.
+sessions and surveys. Only the row ids (uuid4), the survey nonces and the people's password
+hash differ between two runs, so that two generated organisations can live in one database.
+The people share one argon2 hash of a random password nobody is told: none of them can log in
+(``auxilio admin generate-activity`` creates a real admin for that).
 
 All timestamps fall inside ``[start, start + days)``: a ticket whose resolution would come after
 the end stays unresolved, a session or survey that would end after it is not made.
