@@ -118,21 +118,30 @@ def csat_trend(points: Sequence[TrendPoint], _: Gettext = _same) -> Figure:
 
 
 def duration_histogram(histogram: Histogram, title: str, _: Gettext = _same) -> Figure:
-    """A histogram of durations (``histogram.edges`` in seconds), drawn in hours."""
+    """A histogram of durations (``histogram.edges`` in seconds). The bins widen from minutes
+    to weeks, so each is drawn as one equal bar labelled with its range."""
     figure, axes = _figure()
     axes.set_title(title)
-    axes.set_xlabel(_("Hours"))
+    axes.set_xlabel(_("Time taken"))
     axes.set_ylabel(_("Tickets"))
-    edges = [e / 3600.0 for e in histogram.edges]
-    counts = histogram.counts
+    edges, counts = histogram.edges, histogram.counts
     if not counts or sum(counts) == 0 or len(edges) != len(counts) + 1:
         _empty(axes, _)
         return figure
-    widths = [b - a for a, b in itertools.pairwise(edges)]
-    axes.bar(edges[:-1], histogram.counts, width=widths, align="edge", color=BLUE,
-             edgecolor="white", linewidth=0.6)  # fmt: skip
-    axes.set_xlim(edges[0], edges[-1])
+    labels = [f"{duration_words(a)}-{duration_words(b)}" for a, b in itertools.pairwise(edges)]
+    bars = axes.bar(range(len(counts)), counts, color=BLUE, width=0.85)
+    axes.bar_label(bars, padding=2, fontsize=7)
+    axes.set_xticks(range(len(counts)), labels, rotation=20, ha="right")
     return figure
+
+
+def duration_words(seconds: float) -> str:
+    """A bin edge as short words: 15 min, 4 h, 3 d."""
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"
 
 
 def csat_scores(scores: dict[str, int], _: Gettext = _same) -> Figure:

@@ -54,8 +54,8 @@ SLICE_LABELS: dict[str, str] = {
 CHARTS: dict[str, str] = {
     "resolution-trend": N_("Resolution time per day: mean and median, in hours"),
     "csat-trend": N_("Customer satisfaction and survey response rate per day, in percent"),
-    "resolution-histogram": N_("How long resolved tickets took, in hours"),
-    "response-histogram": N_("How long the first response took, in hours"),
+    "resolution-histogram": N_("How long resolved tickets took"),
+    "response-histogram": N_("How long the first response took"),
     "csat-scores": N_("Survey answers by score"),
 }
 
