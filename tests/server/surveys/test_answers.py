@@ -62,7 +62,7 @@ async def test_an_expired_link_is_refused(app: FastAPI, client: httpx.AsyncClien
 async def test_a_tampered_link_is_refused(
     app: FastAPI, client: httpx.AsyncClient, part: str
 ) -> None:
-    scene, survey, token = await _sent(app)
+    scene, _, token = await _sent(app)
     body, signature = token.split(".")
     if part == "payload":
         other = b64url_decode(body).replace(b'"subject":"session:', b'"subject":"ticket:')

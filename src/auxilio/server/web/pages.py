@@ -67,7 +67,8 @@ from auxilio.server.web.session import (
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "auxilio_flash"
 # Page modules mounted by install_web when they exist; each calls register_pages(router).
-PAGE_MODULES = ("portal", "portal_chat", "console", "console_kpis", "supervisor", "admin")
+PAGE_MODULES = ("portal", "portal_chat", "console", "console_kpis", "supervisor", "admin",
+                "survey_page")
 
 _PAGE_ROUTERS: list[APIRouter] = []
 

@@ -58,6 +58,7 @@ from auxilio.server.web.pages import (
     web_require,
 )
 from auxilio.server.web.portal_ticket import attachment_text, report_rows, ticket_page
+from auxilio.server.web.survey_page import pending_surveys
 
 router = APIRouter(include_in_schema=False)
 
@@ -152,6 +153,7 @@ async def _portal(
         shown=len(rows), values=values or {"category": "software"}, errors=errors or {},
         categories=CATEGORY_LABELS, statuses=STATUS_LABELS,
         can_open=allowed(actor, Permission.TICKET_CREATE),
+        pending_surveys=await pending_surveys(request, db, actor),
     )
 
 
@@ -225,6 +227,7 @@ async def _ticket(
         capability_labels=REPORT_CAPABILITY_LABELS, kinds=ATTACHMENT_KIND_LABELS,
         comment=comment, comment_error=comment_error,
         can_comment=allowed(actor, Permission.TICKET_COMMENT),
+        pending_surveys=await pending_surveys(request, db, actor, ticket_id=page.ticket.id),
     )
 
 
