@@ -3,11 +3,10 @@
 Each function makes one pass and returns raw figures per slice key (counts and sums, never
 ratios); ``service.py`` turns them into KPI values. The passes (docs/kpis.md):
 
-* ``ticket_pass``: one scan of the tickets opened before the period's end with conditional
-  aggregates: opened, resolved, the sums behind the means, FCR candidates, backlog, SLA.
-* ``median_pass``: a window (ROW_NUMBER and COUNT over the slice) per duration.
-* ``session_pass``: active support sessions per ticket resolved in the period (the cost's
-  sessions, and the FCR candidates with more than one session).
+* ``ticket_pass``: one scan of the tickets opened before the period's end, joined to their
+  active sessions, with conditional aggregates: opened, resolved, the sums behind the means,
+  FCR, the cost's sessions, backlog, SLA; on PostgreSQL the medians too (percentile_disc).
+* ``median_pass``: on SQLite, a window (ROW_NUMBER and COUNT over the slice) per duration.
 * ``time_cost_pass``: time entries times the technician's hourly rate.
 * ``repeat_pass``: a window over opening and resolution events per requester and category.
 * ``survey_pass``: CSAT and response rate.
@@ -39,6 +38,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    tuple_,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,7 +47,10 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from auxilio.server.db.base import Base, UTCDateTime
+from auxilio.server.db.base import UTCDateTime
+
+# The complete metadata (every domain's tables registered), not one domain's models.
+from auxilio.server.db.models import Base
 from auxilio.server.reporting import definitions
 from auxilio.server.reporting.schemas import KpiFilters, KpiSettings, Period, SliceBy
 
@@ -212,49 +215,98 @@ class TicketFigures:
     resolution_seconds: float = 0.0
     responded: int = 0  # opened in the period with a first response
     response_seconds: float = 0.0
-    fcr_candidates: int = 0  # resolved, never reopened, at most FCR_MAX_CONTACTS contacts
+    fcr: int = 0  # resolved at first contact
+    sessions: int = 0  # active support sessions of the tickets resolved in the period
     backlog: int = 0
     sla_evaluated: int = 0  # opened in the period with a target for their priority
     sla_breaches: int = 0
+    # PostgreSQL only (percentile_disc in this pass); SQLite has median_pass.
+    resolution_median: float | None = None
+    response_median: float | None = None
+
+
+# The key of the overall row where ticket_pass gives it beside the slices' rows.
+OVERALL = "\x00overall"
+
+
+def medians_in_ticket_pass(db: AsyncSession) -> bool:
+    """PostgreSQL takes the medians in the ticket pass (percentile_disc, an ordered-set
+    aggregate: no second scan); SQLite has no such aggregate and uses median_pass's window."""
+    return db.get_bind().dialect.name == "postgresql"
 
 
 async def ticket_pass(
     db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
     slice_by: SliceBy | None, end: datetime, settings: KpiSettings,
 ) -> dict[Any, TicketFigures]:
-    """``end``: the backlog's and SLA's "now", min(period end, now)."""
-    t = _tickets()
+    """``end``: the backlog's and SLA's "now", min(period end, now).
+
+    The tickets' active sessions come in as one aggregate per ticket (a hash join), so the FCR
+    limit on sessions and the cost's sessions need no pass of their own.
+    """
+    t, ss = _tickets(), _table("support_sessions")
+    active = (
+        select(ss.c.ticket_id, func.count().label("n"))
+        .where(ss.c.organisation_id == organisation_id, ss.c.activated_at.is_not(None))
+        .group_by(ss.c.ticket_id)
+        .subquery("active_sessions")
+    )
     scope = _ticket_scope(t, filters, slice_by)
+    scope.source = scope.source.outerjoin(active, active.c.ticket_id == t.c.id)
     scope.where += [t.c.organisation_id == organisation_id, t.c.created_at < period.end]
+    sessions = func.coalesce(active.c.n, 0)
     opened = t.c.created_at >= period.start  # created_at < period.end is the WHERE
     resolved = _in(t.c.resolved_at, period)
     responded = and_(opened, t.c.first_response_at.is_not(None))
     fcr = and_(resolved, t.c.reopen_count == 0,
-               t.c.contact_count <= definitions.FCR_MAX_CONTACTS)
+               t.c.contact_count <= definitions.FCR_MAX_CONTACTS,
+               sessions <= definitions.FCR_MAX_SESSIONS)
     backlog = and_(t.c.created_at < end, or_(t.c.resolved_at.is_(None), t.c.resolved_at >= end))
     sla_on, breach = _sla_conditions(t, settings, end)
-    query = scope.select(
+    resolution = seconds_between(t.c.resolved_at, t.c.created_at)
+    response = seconds_between(t.c.first_response_at, t.c.created_at)
+    columns: list[Any] = [
         _int_sum(opened).label("created"),
         _int_sum(resolved).label("resolved"),
-        func.sum(case((resolved, seconds_between(t.c.resolved_at, t.c.created_at)))).label("rs"),
+        func.sum(case((resolved, resolution))).label("rs"),
         _int_sum(responded).label("responded"),
-        func.sum(case((responded, seconds_between(t.c.first_response_at, t.c.created_at))))
-        .label("fs"),
+        func.sum(case((responded, response))).label("fs"),
         _int_sum(fcr).label("fcr"),
+        func.sum(case((resolved, sessions), else_=0)).label("sessions"),
         _int_sum(backlog).label("backlog"),
         _int_sum(and_(opened, sla_on)).label("sla_n"),
         _int_sum(and_(opened, breach)).label("sla_b"),
-    )
+    ]
+    with_medians = medians_in_ticket_pass(db)
+    if with_medians:
+        # percentile_disc(0.5) is the first value whose cumulative share reaches one half: the
+        # lower middle value for an even count, as the definitions want.
+        columns += [
+            func.percentile_disc(0.5).within_group(resolution).filter(resolved).label("rm"),
+            func.percentile_disc(0.5).within_group(response).filter(responded).label("fm"),
+        ]
+    query = scope.select(*columns)
+    if with_medians and scope.key is not None:
+        # The overall row in the same scan (its medians cannot be had from the slices').
+        query = query.group_by(None).group_by(func.grouping_sets(scope.key, tuple_()))
+        query = query.add_columns(func.grouping(scope.key).label("overall"))
     out: dict[Any, TicketFigures] = {}
     for row in (await db.execute(query)).all():
-        out[row.key] = TicketFigures(
+        key = OVERALL if getattr(row, "overall", 0) else row.key
+        out[key] = TicketFigures(
             created=int(row.created or 0), resolved=int(row.resolved or 0),
             resolution_seconds=float(row.rs or 0), responded=int(row.responded or 0),
-            response_seconds=float(row.fs or 0), fcr_candidates=int(row.fcr or 0),
-            backlog=int(row.backlog or 0), sla_evaluated=int(row.sla_n or 0),
-            sla_breaches=int(row.sla_b or 0),
+            response_seconds=float(row.fs or 0), fcr=int(row.fcr or 0),
+            sessions=int(row.sessions or 0), backlog=int(row.backlog or 0),
+            sla_evaluated=int(row.sla_n or 0), sla_breaches=int(row.sla_b or 0),
+            resolution_median=_float(row.rm) if with_medians else None,
+            response_median=_float(row.fm) if with_medians else None,
         )
     return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _sla_conditions(
@@ -318,35 +370,6 @@ async def median_pass(
 
 
 # ------------------------------------------------------------------------------ sessions, cost
-
-
-@dataclass
-class SessionFigures:
-    sessions: int = 0  # active sessions of the tickets resolved in the period
-    fcr_excluded: int = 0  # FCR candidates with more than FCR_MAX_SESSIONS active sessions
-
-
-async def session_pass(
-    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
-    slice_by: SliceBy | None,
-) -> dict[Any, SessionFigures]:
-    s, t = _table("support_sessions"), _tickets()
-    per_ticket = (
-        select(s.c.ticket_id, func.count().label("n"))
-        .where(s.c.organisation_id == organisation_id, s.c.activated_at.is_not(None))
-        .group_by(s.c.ticket_id)
-        .subquery("active_sessions")
-    )
-    scope = _ticket_scope(t, filters, slice_by)
-    scope.source = scope.source.join(per_ticket, per_ticket.c.ticket_id == t.c.id)
-    scope.where += [t.c.organisation_id == organisation_id, _in(t.c.resolved_at, period)]
-    candidate = and_(t.c.reopen_count == 0, t.c.contact_count <= definitions.FCR_MAX_CONTACTS,
-                     per_ticket.c.n > definitions.FCR_MAX_SESSIONS)
-    query = scope.select(func.sum(per_ticket.c.n).label("n"), _int_sum(candidate).label("x"))
-    return {
-        row.key: SessionFigures(int(row.n or 0), int(row.x or 0))
-        for row in (await db.execute(query)).all()
-    }
 
 
 async def time_cost_pass(
@@ -421,11 +444,13 @@ async def repeat_pass(
                      latest.label("latest")).subquery("ordered")
     limit = definitions.REPEAT_WINDOW_DAYS * 86400
     query = (
-        select(ordered.c.key, func.count().label("n"))
+        select(ordered.c.key if scope.key is not None else null().label("key"),
+               func.count().label("n"))
         .where(ordered.c.kind == 0, ordered.c.latest.is_not(None),
                seconds_between(ordered.c.at, ordered.c.latest) <= limit)
-        .group_by(ordered.c.key)
     )
+    if scope.key is not None:  # without a slice, one count (no sort of the keys, all NULL)
+        query = query.group_by(ordered.c.key)
     return {row.key: int(row.n) for row in (await db.execute(query)).all()}
 
 

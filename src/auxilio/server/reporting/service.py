@@ -49,7 +49,6 @@ class _Figures:
 
     def __init__(self) -> None:
         self.tickets = queries.TicketFigures()
-        self.sessions = queries.SessionFigures()
         self.time_cost = 0  # seconds x cents per hour
         self.repeats = 0
         self.surveys = queries.SurveyFigures()
@@ -58,10 +57,10 @@ class _Figures:
 
     def add(self, other: _Figures) -> None:
         """Sum the additive figures (medians are not: the overall row queries its own)."""
-        for mine, theirs in ((self.tickets, other.tickets), (self.sessions, other.sessions),
-                             (self.surveys, other.surveys)):
-            for name in vars(mine):
-                setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
+        for mine, theirs in ((self.tickets, other.tickets), (self.surveys, other.surveys)):
+            for name, value in vars(mine).items():
+                if isinstance(value, int | float) and not name.endswith("_median"):
+                    setattr(mine, name, value + getattr(theirs, name))
         self.time_cost += other.time_cost
         self.repeats += other.repeats
 
@@ -79,15 +78,15 @@ async def _figures(
 
     for key, t in (await queries.ticket_pass(db, end=end, settings=settings, **common)).items():
         at(key).tickets = t
-    for key, s in (await queries.session_pass(db, **common)).items():
-        at(key).sessions = s
+        at(key).resolution_median = t.resolution_median
+        at(key).response_median = t.response_median
     for key, c in (await queries.time_cost_pass(db, settings=settings, **common)).items():
         at(key).time_cost = c
     for key, r in (await queries.repeat_pass(db, **common)).items():
         at(key).repeats = r
     for key, v in (await queries.survey_pass(db, **common)).items():
         at(key).surveys = v
-    if medians:
+    if medians and not queries.medians_in_ticket_pass(db):
         for key, m in (await queries.median_pass(db, which="resolution", **common)).items():
             at(key).resolution_median = m
         for key, m in (await queries.median_pass(db, which="first_response", **common)).items():
@@ -105,8 +104,8 @@ def _ratio(part: float, whole: int, scale: float = 1.0) -> float | None:
 
 
 def _kpis(f: _Figures, settings: KpiSettings) -> dict[str, KpiValue]:
-    t, s, v = f.tickets, f.sessions, f.surveys
-    cost_cents = f.time_cost / 3600 + s.sessions * settings.cost_per_session_cents
+    t, v = f.tickets, f.surveys
+    cost_cents = f.time_cost / 3600 + t.sessions * settings.cost_per_session_cents
     sla_configured = any(target.first_response_seconds is not None
                          or target.resolution_seconds is not None
                          for target in settings.sla.values())
@@ -123,7 +122,7 @@ def _kpis(f: _Figures, settings: KpiSettings) -> dict[str, KpiValue]:
         _value("csat", _ratio(v.satisfied, v.answered, 100), v.answered),
         _value("survey_response_rate", _ratio(v.sent_answered, v.sent, 100), v.sent),
         _value("first_contact_resolution",
-               _ratio(t.fcr_candidates - s.fcr_excluded, t.resolved, 100), t.resolved),
+               _ratio(t.fcr, t.resolved, 100), t.resolved),
         _value("repeat_incidents", _ratio(f.repeats, t.created, 100), t.created),
         _value("cost_per_ticket", _ratio(cost_cents, t.resolved), t.resolved),
         _value("backlog", t.backlog, t.backlog),
@@ -157,11 +156,16 @@ async def kpi_report(
         overall = (await _figures(db, slice_by=None, **common)).get(None, _Figures())
     else:
         sliced = await _figures(db, slice_by=slice_by, **common)
-        medians = await _figures_medians(db, **common)
+        in_pass = sliced.pop(queries.OVERALL, None)
         overall = _Figures()
         for figures in sliced.values():
             overall.add(figures)
-        overall.resolution_median, overall.response_median = medians
+        if in_pass is not None:
+            overall.resolution_median = in_pass.resolution_median
+            overall.response_median = in_pass.response_median
+        else:
+            medians = await _figures_medians(db, **common)
+            overall.resolution_median, overall.response_median = medians
         labels: dict[uuid.UUID, str] = {}
         if slice_by is SliceBy.TECHNICIAN:
             labels = await queries.display_names(
