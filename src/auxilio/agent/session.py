@@ -41,6 +41,7 @@ from auxilio.agent.questions import Extensions, Questions
 from auxilio.agent.report import build_report, differences, mismatch_message
 from auxilio.agent.sealing import recording_key_message
 from auxilio.agent.state import ActivityLog
+from auxilio.agent.survey import read_invite, show_invite
 from auxilio.agent.userinput import Line, LineInput, Signal
 from auxilio.crypto.errors import E2EError, SignatureInvalid
 from auxilio.crypto.grants import Grant
@@ -59,10 +60,12 @@ from auxilio.protocol.frames import (
     SessionExtendDecision,
     SessionReportMessage,
     SessionStateMessage,
+    SessionSurveyMessage,
     SessionWarning,
 )
 from auxilio.protocol.report import SessionReport
 from auxilio.protocol.states import SupportSessionState
+from auxilio.protocol.survey import SurveyInvite
 from auxilio.protocol.types import Capability, ConsentDecision
 
 TICK_SECONDS = 1.0
@@ -112,6 +115,7 @@ class SupportSessionRunner:
         self._log = log
         self._device_key = device_key
         self._server_key = server_key
+        self._server_url = server_url
         self.grant = grant
         self._consented = receipt.granted()
         self._all_timed_out = all(
@@ -158,6 +162,7 @@ class SupportSessionRunner:
         self.ended: Ended | None = None
         # The server's one report of the session, once it arrives after the end.
         self.server_report: SessionReport | None = None
+        self.survey: SurveyInvite | None = None
         self._disputed: list[str] = []  # the differences last told to the server
         self._first_report_seconds = first_report_seconds
         self._report_wait_seconds = report_wait_seconds
@@ -226,6 +231,13 @@ class SupportSessionRunner:
                 return
             if kind in ("line", "lost"):
                 return
+            if kind == "net" and isinstance(value, SessionSurveyMessage):
+                invite = read_invite(self._server_key, value, log=self._log,
+                                     support_session_id=self.grant.support_session_id)
+                if invite is not None:
+                    self.survey = invite
+                    show_invite(self._feed, invite, self._server_url)
+                continue
             if kind != "net" or not isinstance(value, SessionReportMessage):
                 continue
             if value.support_session_id != self.grant.support_session_id:

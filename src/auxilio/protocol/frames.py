@@ -340,6 +340,16 @@ class SessionReportMessage(_Message):
     report: SignedDocument
 
 
+class SessionSurveyMessage(_Message):
+    """Server -> agent, after the end, before the report: the person's survey invite
+    (``protocol.survey.SurveyInvite``), signed by the server (kind ``auxilio.survey_invite.v1``);
+    sent only when the policy's survey is due at once (delay 0) and sampled this session in."""
+
+    type: Literal["session.survey"] = "session.survey"
+    support_session_id: Identifier
+    invite: SignedDocument
+
+
 class SessionStateMessage(_Message):
     """Server -> technician (and agent): the support session moved to ``state``."""
 
@@ -442,6 +452,7 @@ ControlMessage = Annotated[
     | CapabilityRevoke
     | SessionEnd
     | SessionReportMessage
+    | SessionSurveyMessage
     | SessionStateMessage
     | DeviceReady
     | PreAuthPublish
@@ -462,7 +473,7 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
         SessionOffer, ConsentDecisionMessage, E2EHello, E2EAccept, E2EConfirm, SessionActivity,
         RecordingKey, SessionReportMismatch, SessionWarning, SessionExtendRequest,
         SessionExtendDecision, SessionExtendAnswer,
-        CapabilityRevoke, SessionReportMessage,
+        CapabilityRevoke, SessionReportMessage, SessionSurveyMessage,
         SessionEnd, SessionStateMessage, DeviceReady, PreAuthPublish, PreAuthRevoke,
         PreAuthAck, AutomationRun, AutomationResult, ErrorMessage,
     )

@@ -37,6 +37,7 @@ from auxilio.server.relay.hub import Hub, Peer
 from auxilio.server.settings import Settings
 from auxilio.server.support_sessions import clock, during, service
 from auxilio.server.support_sessions.models import SupportSession
+from auxilio.server.surveys.invite import send_survey_invite
 
 log = logging.getLogger("auxilio.support_sessions")
 T = TypeVar("T")
@@ -128,6 +129,8 @@ class SupportSessionRuntime:
         self.hub.flush_recording(sid)
         await self.hub.send_both(sid, BusMessage.text(end_text(support_session)))
         await self.hub.send(sid, Peer.TECHNICIAN, BusMessage.close(1000, "support session ended"))
+        # Before the report: the agent's wait for it ends with the report.
+        await send_survey_invite(self, support_session.id)
         report = await self._send_report(support_session.id)
         self.hub.forget(sid)
         if (
