@@ -347,12 +347,7 @@ async def median_pass(
     the period with a response)."""
     t = _tickets()
     scope = _ticket_scope(t, filters, slice_by)
-    if which == "resolution":
-        duration = seconds_between(t.c.resolved_at, t.c.created_at)
-        chosen = _in(t.c.resolved_at, period)
-    else:
-        duration = seconds_between(t.c.first_response_at, t.c.created_at)
-        chosen = and_(_in(t.c.created_at, period), t.c.first_response_at.is_not(None))
+    duration, chosen = _duration(t, period, which)
     partition = [scope.key] if scope.key is not None else None
     key = scope.key if scope.key is not None else null()
     inner = (
@@ -369,7 +364,38 @@ async def median_pass(
     return {row.key: float(row.d) for row in (await db.execute(query)).all()}
 
 
-# ------------------------------------------------------------------------------ sessions, cost
+async def median_at(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    which: str, count: int,
+) -> float | None:
+    """The overall lower median on SQLite, given how many durations there are (the ticket
+    pass counted them): the value at (count - 1) // 2 in order, which SQLite finds with a
+    bounded sort, about twice as fast as the window of ``median_pass``."""
+    if count == 0:
+        return None
+    t = _tickets()
+    scope = _ticket_scope(t, filters, None)
+    duration, chosen = _duration(t, period, which)
+    query = (
+        select(duration.label("d")).select_from(scope.source)
+        .where(t.c.organisation_id == organisation_id, chosen, *scope.where)
+        .order_by(duration).limit(1).offset((count - 1) // 2)
+    )
+    value = (await db.execute(query)).scalar_one_or_none()
+    return None if value is None else float(value)
+
+
+def _duration(
+    t: FromClause, period: Period, which: str
+) -> tuple[ColumnElement[float], ColumnElement[bool]]:
+    """(duration, which tickets) of the resolution or first response KPIs."""
+    if which == "resolution":
+        return seconds_between(t.c.resolved_at, t.c.created_at), _in(t.c.resolved_at, period)
+    return (seconds_between(t.c.first_response_at, t.c.created_at),
+            and_(_in(t.c.created_at, period), t.c.first_response_at.is_not(None)))
+
+
+# ------------------------------------------------------------------------------ cost
 
 
 async def time_cost_pass(
@@ -378,23 +404,31 @@ async def time_cost_pass(
 ) -> dict[Any, int]:
     """Sum of seconds x cents per hour over the time entries of the tickets resolved in the
     period (divide by 3600 for cents). The rate: the technician's own, else their role's in
-    the organisation's settings, else 0."""
+    the organisation's settings, else 0.
+
+    The seconds are summed per technician in SQL and multiplied by the rates here: a handful
+    of technicians instead of a user lookup for every time entry.
+    """
     te, t, users = _table("ticket_time_entries"), _tickets(), _table("users")
-    worker = users.alias("worker")
-    role_rate: ColumnElement[Any] = literal(0)
-    if settings.cost_per_hour_by_role:
-        role_rate = case(
-            *[(worker.c.role == role, rate)
-              for role, rate in sorted(settings.cost_per_hour_by_role.items())],
-            else_=0,
-        )
-    rate = func.coalesce(worker.c.hourly_cost_cents, role_rate)
     scope = _ticket_scope(t, filters, slice_by)
-    scope.source = scope.source.join(te, te.c.ticket_id == t.c.id).outerjoin(
-        worker, worker.c.id == te.c.technician_id)
+    scope.source = scope.source.join(te, te.c.ticket_id == t.c.id)
     scope.where += [t.c.organisation_id == organisation_id, _in(t.c.resolved_at, period)]
-    query = scope.select(func.sum(te.c.seconds * rate).label("c"))
-    return {row.key: int(row.c or 0) for row in (await db.execute(query)).all()}
+    query = scope.select(te.c.technician_id, func.sum(te.c.seconds).label("s"))
+    query = query.group_by(te.c.technician_id)
+    seconds = (await db.execute(query)).all()
+    ids = sorted({row.technician_id for row in seconds})
+    rates: dict[uuid.UUID, int] = {}
+    if ids:
+        found = await db.execute(select(users.c.id, users.c.hourly_cost_cents, users.c.role)
+                                 .where(users.c.id.in_(ids)))
+        for user in found.all():
+            own = user.hourly_cost_cents
+            rates[user.id] = own if own is not None else settings.cost_per_hour_by_role.get(
+                user.role, 0)
+    out: dict[Any, int] = {}
+    for row in seconds:
+        out[row.key] = out.get(row.key, 0) + int(row.s or 0) * rates.get(row.technician_id, 0)
+    return out
 
 
 # ------------------------------------------------------------------------------ repeats
@@ -520,12 +554,7 @@ async def duration_histogram(
     duration, for the same tickets as ``median_pass``."""
     t = _tickets()
     scope = _ticket_scope(t, filters, None)
-    if which == "resolution":
-        duration = seconds_between(t.c.resolved_at, t.c.created_at)
-        chosen = _in(t.c.resolved_at, period)
-    else:
-        duration = seconds_between(t.c.first_response_at, t.c.created_at)
-        chosen = and_(_in(t.c.created_at, period), t.c.first_response_at.is_not(None))
+    duration, chosen = _duration(t, period, which)
     inner = (
         select(duration.label("d"))
         .select_from(scope.source)

@@ -67,7 +67,7 @@ class _Figures:
 
 async def _figures(
     db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
-    slice_by: SliceBy | None, end: datetime, settings: KpiSettings, medians: bool = True,
+    slice_by: SliceBy | None, end: datetime, settings: KpiSettings,
 ) -> dict[Any, _Figures]:
     common: dict[str, Any] = {"organisation_id": organisation_id, "period": period,
                               "filters": filters, "slice_by": slice_by}
@@ -86,11 +86,18 @@ async def _figures(
         at(key).repeats = r
     for key, v in (await queries.survey_pass(db, **common)).items():
         at(key).surveys = v
-    if medians and not queries.medians_in_ticket_pass(db):
-        for key, m in (await queries.median_pass(db, which="resolution", **common)).items():
-            at(key).resolution_median = m
-        for key, m in (await queries.median_pass(db, which="first_response", **common)).items():
-            at(key).response_median = m
+    if queries.medians_in_ticket_pass(db):
+        return out
+    if slice_by is None:
+        overall = at(None)
+        overall.resolution_median, overall.response_median = await _overall_medians(
+            db, organisation_id=organisation_id, period=period, filters=filters,
+            figures=overall.tickets)
+        return out
+    for key, m in (await queries.median_pass(db, which="resolution", **common)).items():
+        at(key).resolution_median = m
+    for key, m in (await queries.median_pass(db, which="first_response", **common)).items():
+        at(key).response_median = m
     return out
 
 
@@ -164,8 +171,9 @@ async def kpi_report(
             overall.resolution_median = in_pass.resolution_median
             overall.response_median = in_pass.response_median
         else:
-            medians = await _figures_medians(db, **common)
-            overall.resolution_median, overall.response_median = medians
+            overall.resolution_median, overall.response_median = await _overall_medians(
+                db, organisation_id=organisation_id, period=period, filters=filters,
+                figures=overall.tickets)
         labels: dict[uuid.UUID, str] = {}
         if slice_by is SliceBy.TECHNICIAN:
             labels = await queries.display_names(
@@ -186,15 +194,18 @@ async def kpi_report(
     )
 
 
-async def _figures_medians(
+async def _overall_medians(
     db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
-    end: datetime, settings: KpiSettings,
+    figures: queries.TicketFigures,
 ) -> tuple[float | None, float | None]:
+    """SQLite's overall medians, from the ticket pass's counts of the durations."""
     common: dict[str, Any] = {"organisation_id": organisation_id, "period": period,
-                              "filters": filters, "slice_by": None}
-    resolution = await queries.median_pass(db, which="resolution", **common)
-    response = await queries.median_pass(db, which="first_response", **common)
-    return resolution.get(None), response.get(None)
+                              "filters": filters}
+    resolution = await queries.median_at(db, which="resolution", count=figures.resolved,
+                                         **common)
+    response = await queries.median_at(db, which="first_response", count=figures.responded,
+                                       **common)
+    return resolution, response
 
 
 def buckets(period: Period, bucket: Literal["day", "week"]) -> list[Period]:
