@@ -7,7 +7,9 @@ from datetime import timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from rich.console import Console
 
+from auxilio.agent.join import show_report
 from auxilio.agent.state import AgentState
 from auxilio.crypto.keys import b64url_decode, b64url_encode
 from auxilio.crypto.signing import DocumentKind, sign_document
@@ -54,6 +56,10 @@ async def test_a_signed_invite_shows_the_survey_link(
     assert h.runner.survey is not None
     assert (h.runner.survey.url, h.runner.survey.survey_id) == (LINK, "sv-1")
     assert LINK in h.console.export_text()
+    # Under the final report too, where it stays once the session window has closed.
+    after = Console(record=True, width=200)
+    show_report(after, h.runner, h.log)
+    assert LINK in after.export_text()
 
 
 async def test_an_unsigned_or_tampered_invite_is_never_shown(
@@ -73,6 +79,9 @@ async def test_an_unsigned_or_tampered_invite_is_never_shown(
                           kind=SURVEY_INVITE_KIND)
     await _end_with(h, server_key, forged, tampered, wrong_kind, other)
     assert h.runner.survey is None
+    after = Console(record=True, width=200)
+    show_report(after, h.runner, h.log)
+    assert "/survey/" not in after.export_text()
     assert "evil.example.test" not in h.console.export_text()
     refused = [e for e in h.log.events() if e["event"] == "survey_refused"]
     assert len(refused) == 4

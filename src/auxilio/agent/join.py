@@ -31,6 +31,7 @@ from auxilio.agent.report import build_report, render_report, render_server_repo
 from auxilio.agent.session import SupportSessionRunner
 from auxilio.agent.session_window import SessionWindow, into_loop
 from auxilio.agent.state import ActivityLog, AgentState
+from auxilio.agent.survey import invite_text
 from auxilio.agent.userinput import LineInput
 from auxilio.crypto.grants import Grant
 from auxilio.protocol.errors import ProtocolError
@@ -229,6 +230,8 @@ def show_report(console: Console, runner: SupportSessionRunner, log: ActivityLog
         console.print("The server's report did not arrive; this is the device's own log.",
                       markup=False)  # fmt: skip
         render_report(console, own)
+    if runner.survey is not None:  # verified by the runner; the link stays under the report
+        console.print(invite_text(runner.survey, runner.server_url), markup=False)
 
 
 async def _watch_during_consent(

@@ -115,7 +115,7 @@ class SupportSessionRunner:
         self._log = log
         self._device_key = device_key
         self._server_key = server_key
-        self._server_url = server_url
+        self.server_url = server_url
         self.grant = grant
         self._consented = receipt.granted()
         self._all_timed_out = all(
@@ -236,7 +236,7 @@ class SupportSessionRunner:
                                      support_session_id=self.grant.support_session_id)
                 if invite is not None:
                     self.survey = invite
-                    show_invite(self._feed, invite, self._server_url)
+                    show_invite(self._feed, invite, self.server_url)
                 continue
             if kind != "net" or not isinstance(value, SessionReportMessage):
                 continue

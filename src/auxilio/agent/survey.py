@@ -41,8 +41,11 @@ def invite_url(invite: SurveyInvite, server_url: str | None) -> str:
     return invite.url
 
 
+def invite_text(invite: SurveyInvite, server_url: str | None) -> str:
+    return (f"{invite.question} Tell us from {invite.scale_min} to {invite.scale_max}, once, "
+            f"until {invite.expires_at:%Y-%m-%d}: {invite_url(invite, server_url)}")
+
+
 def show_invite(feed: Feed, invite: SurveyInvite, server_url: str | None) -> None:
-    feed.info(
-        f"{invite.question} Tell us from {invite.scale_min} to {invite.scale_max}, once, "
-        f"until {invite.expires_at:%Y-%m-%d}: {invite_url(invite, server_url)}"
-    )
+    """In the session's feed: the terminal, and the session window while it is open."""
+    feed.info(invite_text(invite, server_url))
