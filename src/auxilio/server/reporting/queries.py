@@ -1,13 +1,15 @@
 """All the reporting SQL: read-only SQLAlchemy Core over the tables, SQLite and PostgreSQL alike.
 
 Each function makes one pass and returns raw figures per slice key (counts and sums, never
-ratios); ``service.py`` turns them into KPI values. The passes (docs/kpis.md):
+ratios; durations in seconds of wall time); ``service.py`` turns them into KPI values. The
+passes (docs/kpis.md):
 
 * ``ticket_pass``: one scan of the tickets opened before the period's end, joined to their
   active sessions, with conditional aggregates: opened, resolved, the sums behind the means,
   FCR, the cost's sessions, backlog, SLA; on PostgreSQL the medians too (percentile_disc).
-* ``median_pass``: on SQLite, a window (ROW_NUMBER and COUNT over the slice) per duration.
-* ``time_cost_pass``: time entries times the technician's hourly rate.
+* ``median_pass``: on SQLite, a window (ROW_NUMBER and COUNT over the slice) per duration;
+  ``median_at`` for the overall median (a bounded sort at the counted position).
+* ``time_cost_pass``: time entries' seconds per technician, times the technician's rate.
 * ``repeat_pass``: a window over opening and resolution events per requester and category.
 * ``survey_pass``: CSAT and response rate.
 
