@@ -3,6 +3,7 @@ tickets, the others keep the active policy, and a session keeps the version it w
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from auxilio.policy.roles import Role
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.db.base import utcnow
 from auxilio.server.identity import auth
-from auxilio.server.policies import service
+from auxilio.server.policies import pilots, service
 from auxilio.server.policies.models import PolicyPilot
 from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.tickets.models import Ticket
@@ -287,3 +288,23 @@ async def test_only_those_who_may_activate_a_policy_may_pilot_one(
         f"/api/v1/policies/pilots/{pilot['id']}/stop", headers=other_admin.headers
     )
     assert foreign.status_code == 404
+
+
+async def test_two_starts_at_once_for_one_group_leave_one_pilot(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    org = await make_org(app)
+    admin = await make_user(app, org, Role.ADMIN)
+    await two_versions(client, admin)
+    actor = auth.actor_for(admin.user)
+
+    async def attempt() -> object:
+        async with app.state.sessionmaker() as db, db.begin():
+            return await pilots.start_pilot(
+                db, actor, version_number=2, device_group=GROUP, starts_at=utcnow(), ends_at=None
+            )
+
+    outcomes = await asyncio.gather(attempt(), attempt(), return_exceptions=True)
+    assert sorted(type(o).__name__ for o in outcomes) == ["PilotOverlap", "PolicyPilot"]
+    async with app.state.sessionmaker() as db:
+        assert len((await db.execute(select(PolicyPilot))).all()) == 1

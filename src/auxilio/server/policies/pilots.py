@@ -110,10 +110,15 @@ async def start_pilot(
     version = await get_version_or_raise(db, organisation_id=org, number=version_number)
     if version.is_active:
         raise PilotOfActiveVersion(number=version_number)
+    # Two starts at once must not both find the group free: locking the organisation's
+    # versions (there is at least the piloted one) queues them, the second then sees the first.
+    await db.execute(
+        select(PolicyVersion.id).where(PolicyVersion.organisation_id == org).with_for_update()
+    )
     existing = await db.execute(
-        select(PolicyPilot)
-        .where(PolicyPilot.organisation_id == org, PolicyPilot.device_group == group)
-        .with_for_update()
+        select(PolicyPilot).where(
+            PolicyPilot.organisation_id == org, PolicyPilot.device_group == group
+        )
     )
     for other in existing.scalars():
         if _overlaps(other, starts_at, ends_at):
