@@ -1,6 +1,8 @@
 """The monthly report: one month's KPIs with their definitions, trends, distributions, the
-per-team and per-policy-version tables and a comparison of two policy versions, as a PDF of
-several pages or one tall PNG.
+per-team and per-policy-version tables and a comparison of two policy versions (a pilot that
+ran in the month against the version that decided most of the rest, in the pilot's device
+group; without a pilot, the two versions that decided the most tickets), as a PDF of several
+pages or one tall PNG.
 
 It is drawn from the same result objects the API answers with (``service.kpi_report``,
 ``kpi_trend``, ``distributions``, ``compare_versions``), gathered once by ``gather_month``:
@@ -19,6 +21,8 @@ from matplotlib.figure import Figure
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.server.errors import ReportMonthInvalid
+from auxilio.server.policies import pilots
+from auxilio.server.policies.service import _label as policy_label  # what tickets are stamped
 from auxilio.server.reporting import charts, service
 from auxilio.server.reporting.definitions import DEFINITIONS, Unit
 from auxilio.server.reporting.schemas import (
@@ -62,16 +66,33 @@ class Month:
     comparison: Comparison | None
 
 
-def versions_to_compare(by_version: KpiReport) -> tuple[str, str] | None:
-    """The two policy versions that decided the most of the month's tickets (ties: the later
-    name second), None when fewer than two known versions did."""
-    counts = [(r.kpis["tickets_created"].n if "tickets_created" in r.kpis else 0, r.key)
-              for r in by_version.rows if r.key and r.key != UNKNOWN]  # fmt: skip
-    ranked = sorted(((n, key) for n, key in counts if key is not None), reverse=True)[:2]
+def versions_to_compare(
+    by_version: KpiReport, *, pilot: str | None = None
+) -> tuple[str, str] | None:
+    """The two policy versions to compare: the month's pilot version (``pilot``) against the
+    other version that decided the most of the month's tickets; without a pilot, the two that
+    decided the most (ties: the later name second). None when fewer than two known versions."""
+    counts = sorted(((r.kpis["tickets_created"].n if "tickets_created" in r.kpis else 0, r.key)
+                     for r in by_version.rows if r.key and r.key != UNKNOWN),
+                    reverse=True)  # fmt: skip
+    if pilot is not None:
+        others = [key for _n, key in counts if key != pilot]
+        return (others[0], pilot) if others else None
+    ranked = counts[:2]
     if len(ranked) < 2:
         return None
     first, second = sorted(key for _n, key in ranked)
     return first, second
+
+
+async def pilot_in(db: AsyncSession, *, organisation_id: uuid.UUID,
+                   period: Period) -> tuple[str, str] | None:  # fmt: skip
+    """(version label, device group) of the latest pilot that ran during ``period``."""
+    for pilot, version in await pilots.list_pilots(db, organisation_id):
+        end = pilots.effective_end(pilot)
+        if pilot.starts_at < period.end and (end is None or end > period.start):
+            return policy_label(version.number, version.sha256), pilot.device_group
+    return None
 
 
 async def gather_month(db: AsyncSession, *, organisation_id: uuid.UUID, month: str) -> Month:
@@ -83,11 +104,14 @@ async def gather_month(db: AsyncSession, *, organisation_id: uuid.UUID, month: s
                                           slice_by=SliceBy.POLICY_VERSION)  # fmt: skip
     trend = await service.kpi_trend(db, organisation_id=organisation_id, period=period)
     spread = await service.distributions(db, organisation_id=organisation_id, period=period)
-    pair = versions_to_compare(by_version)
+    piloted = await pilot_in(db, organisation_id=organisation_id, period=period)
+    pair = versions_to_compare(by_version, pilot=piloted[0] if piloted else None)
     compared = None
     if pair is not None:
-        compared = await service.compare_versions(db, organisation_id=organisation_id,
-                                                  a=pair[0], b=pair[1])  # fmt: skip
+        compared = await service.compare_versions(
+            db, organisation_id=organisation_id, a=pair[0], b=pair[1],
+            device_group=piloted[1] if piloted else None,
+        )  # fmt: skip
     return Month(month, report, by_team, by_version, trend, spread, compared)
 
 
