@@ -49,6 +49,7 @@ from auxilio.server.errors import (
 from auxilio.server.identity import service as identity
 from auxilio.server.identity import service as identity_service
 from auxilio.server.policies.authorize import authorize_permission
+from auxilio.server.policies.service import get_policy_for
 from auxilio.server.surveys import service as surveys
 from auxilio.server.tickets.assignment import auto_assign
 from auxilio.server.tickets.models import Ticket, TicketComment, TimeEntry
@@ -100,10 +101,11 @@ async def _requester(db: AsyncSession, actor: Actor, requester_id: uuid.UUID | N
 
 async def _check_device(
     db: AsyncSession, actor: Actor, requester_id: uuid.UUID, device_id: uuid.UUID
-) -> None:
+) -> str | None:
+    """The requester's device's group; refuses another's device."""
     device = await devices.get_device(db, organisation_id=_org(actor), device_id=device_id)
     if device is not None and device.owner_id == requester_id:
-        return
+        return device.device_group
     # Staff may know the device exists; an end user learns nothing about others' devices.
     if device is not None and devices.sees_all_devices(actor):
         raise DeviceNotOwned(device_id=str(device_id))
@@ -132,15 +134,18 @@ async def open_ticket(
     now = now or utcnow()
     org = _org(actor)
     requester = await _requester(db, actor, requester_id)
+    group = None
     if device_id is not None:
-        await _check_device(db, actor, requester, device_id)
+        group = await _check_device(db, actor, requester, device_id)
+    # The version in force for its device's group now (a pilot's), for the KPIs' slice.
+    policy = await get_policy_for(db, organisation_id=org, device_group=group, at=now)
     assert actor.id is not None  # noqa: S101 -- _org checked it
     ticket = Ticket(
         organisation_id=org, number=await _next_number(db, org), title=title,
         description=description, category=category, priority=priority,
         status=str(TicketStatus.NEW), requester_id=requester, created_by_id=actor.id,
         device_id=device_id, created_at=now, updated_at=now, contact_count=1,
-        reopen_count=0, time_spent_seconds=0,
+        reopen_count=0, time_spent_seconds=0, policy_version=policy.version_label,
     )
     db.add(ticket)
     await db.flush()
