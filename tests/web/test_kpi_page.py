@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from auxilio.server.web.session import LANG_COOKIE
 from tests.e2e.conftest import AUXILIO
 from tests.web.conftest import Person, describe
 
@@ -163,3 +164,20 @@ def test_a_technician_has_no_kpi_link_and_is_refused_the_page(
     expect(page.locator("nav.subnav").get_by_role("link", name="KPIs")).to_have_count(0)
     answer = page.goto("/console/kpis")
     assert answer is not None and answer.status == 403
+
+
+def test_a_bad_period_is_shown_with_its_code_in_spanish_and_charts_are_words_in_spanish(
+    page: Page, login: Callable[..., None], supervisor: Person, live_server: str,
+) -> None:  # fmt: skip
+    login(page, supervisor)
+    # The language switch's cookie, as the header's "Español" button sets it.
+    page.context.add_cookies([{"name": LANG_COOKIE, "value": "es", "url": live_server}])
+    answer = page.goto("/console/kpis?from=2026-11-10&to=2026-11-01")
+    assert answer is not None and answer.status == 422
+    expect(page.locator("#kpi-error code")).to_have_text("report.period_invalid")
+    expect(page.get_by_role("heading", name="KPI", level=1)).to_be_visible()
+    chart = page.request.get(f"/console/kpis/charts/resolution-trend.svg?month={MONTH}")
+    assert chart.status == 200
+    assert chart.headers["content-type"] == "image/svg+xml"
+    assert "Tiempo de resolución" in chart.text() and "Horas" in chart.text()
+    assert page.request.get("/console/kpis/charts/nonsense.svg").status == 404
