@@ -105,8 +105,9 @@ async def make_scene(app: FastAPI, *, policy: str | None = None) -> Scene:
     org = await make_org(app)
     technician = await make_technician(app, org, skills=["hardware"])
     requester = await make_user(app, org, Role.END_USER, enrol_totp=False)
-    ticket_id = await make_ticket(app, requester)
     scene = Scene(app=app, org=org, requester=requester, technician=technician,
-                  ticket_id=ticket_id)
+                  ticket_id=uuid.uuid4())
+    # First the policy, then the ticket: a ticket carries the version in force when opened.
     await scene.use_policy(policy or survey_policy())
+    scene.ticket_id = await make_ticket(app, requester)
     return scene

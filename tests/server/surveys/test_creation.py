@@ -112,3 +112,36 @@ async def test_a_delayed_survey_is_sent_by_the_round_and_expires_unanswered(
     assert (await scene.only_survey()).state == "expired"
     assert await _actions(app) == ["survey:survey:created", "survey:survey:sent",
                                    "survey:survey:expired"]
+
+
+async def test_the_policy_the_session_was_decided_with_decides_its_survey(
+    app: FastAPI,
+) -> None:
+    from sqlalchemy import update
+
+    from auxilio.server.policies import service as policies
+    from auxilio.server.support_sessions.models import SupportSession
+    from tests.server.support_sessions.conftest import policy_text
+
+    scene = await make_scene(app)  # version 1: surveys, sampling 1
+    async with app.state.sessionmaker() as db:
+        first = (await policies.get_active_policy(db, organisation_id=scene.org.id)).version_label
+    sid = await scene.session()
+    async with app.state.sessionmaker() as db, db.begin():
+        await db.execute(update(SupportSession).where(SupportSession.id == sid)
+                         .values(policy_version=first))
+    await scene.use_policy(policy_text())  # version 2, active now: no surveys
+    await scene.end(sid)
+    survey = await scene.only_survey()
+    assert survey.policy_version == first
+
+
+async def test_a_ticket_is_surveyed_by_the_version_it_was_opened_under(app: FastAPI) -> None:
+    from tests.server.support_sessions.conftest import policy_text
+
+    scene = await make_scene(app)  # the ticket opened under version 1: surveys
+    await scene.use_policy(policy_text())  # version 2: none
+    await scene.resolve()
+    survey = await scene.only_survey()
+    assert survey.subject == f"ticket:{scene.ticket_id}"
+    assert survey.policy_version is not None and survey.policy_version.startswith("v1:")

@@ -108,7 +108,8 @@ async def schedule_for_support_session(
     db: AsyncSession, *, support_session: SupportSession, actor: Actor, now: datetime | None = None
 ) -> Survey | None:
     """At the end of a session that became active (the person consented): its survey, if the
-    active policy asks for one and samples this session in. None otherwise."""
+    policy the session was decided with asks for one and samples this session in. None
+    otherwise."""
     if support_session.activated_at is None:
         return None
     return await _schedule(db, _Ties(
@@ -149,9 +150,18 @@ async def schedule_for_ticket(
     ), actor=actor, now=now or utcnow())  # fmt: skip
 
 
+async def _policy_in_force(db: AsyncSession, ties: _Ties) -> policies.ActivePolicy:
+    """The version the session (or ticket) carries, a pilot's where one decided it; the active
+    policy only when that label names no stored version."""
+    found = await policies.get_policy_by_label(db, organisation_id=ties.organisation_id,
+                                               label=ties.policy_version)
+    if found is not None:
+        return found
+    return await policies.get_active_policy(db, organisation_id=ties.organisation_id)
+
+
 async def _schedule(db: AsyncSession, ties: _Ties, *, actor: Actor, now: datetime) -> Survey | None:
-    active = await policies.get_active_policy(db, organisation_id=ties.organisation_id)
-    wanted = active.policy.post_session.survey
+    wanted = (await _policy_in_force(db, ties)).policy.post_session.survey
     if wanted is None or not wanted.enabled or not sampled_in(ties.subject, wanted.sampling):
         return None
     existing = await db.execute(
