@@ -298,7 +298,7 @@ async def _finish(
     if result.rowcount != 1:
         await db.refresh(survey)
         _check_answerable(survey, now=now)
-        raise SurveyAlreadyAnswered(state=survey.state)  # the nonce moved under us
+        raise SurveyLinkInvalid(reason="replaced")  # still open, but a new link replaced ours
     await db.refresh(survey)
     if state is SurveyState.ANSWERED:
         await _audit(db, survey, AuditAction.SURVEY_ANSWERED, actor=actor, score=score,
