@@ -18,16 +18,13 @@ import itertools
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
-from matplotlib import rc_context
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # matplotlib is imported where a chart is drawn: ~0.5 s no CLI start should pay
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 from auxilio.server.reporting.schemas import Comparison, Histogram, KpiValue, TrendPoint
 
@@ -60,6 +57,7 @@ def _value(kpis: dict[str, KpiValue], kpi: str) -> float | None:
 
 
 def _figure(height: float = HEIGHT_IN) -> tuple[Figure, Axes]:
+    from matplotlib.figure import Figure
     figure = Figure(figsize=(WIDTH_IN, height), layout="constrained")
     axes = figure.add_subplot()
     axes.grid(True, axis="y", color="#d9d9d9", linewidth=0.6)
@@ -169,6 +167,7 @@ COMPARED_SHARES = (("csat", "CSAT"), ("first_contact_resolution", "First-contact
 
 def comparison(result: Comparison, _: Gettext = _same) -> Figure:
     """Two policy versions side by side: times in hours, shares in percent."""
+    from matplotlib.figure import Figure
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN + 0.4), layout="constrained")
     times, shares = figure.subplots(1, 2)
     figure.suptitle(_("Policy %(a)s against %(b)s").replace("%(a)s", result.a.policy_version)
@@ -208,6 +207,7 @@ def _line(axes: Axes, days: list[datetime], values: list[float | None], label: s
 
 
 def _dates(figure: Figure, axes: Axes) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     # matplotlib.dates has no annotations.
     locator = AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
@@ -220,10 +220,12 @@ def _score_order(key: str) -> tuple[int, str]:
 
 # ---- output ----------------------------------------------------------------------------------
 
-Build = Callable[[], Figure]
+Build = Callable[[], "Figure"]
 
 
 def _write(figure: Figure, fmt: str, *, dpi: float, title: str | None) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
     buffer = io.BytesIO()
     canvas = FigureCanvasSVG(figure) if fmt == "svg" else FigureCanvasAgg(figure)
     metadata = {"Title": title} if title and fmt == "svg" else None
@@ -234,12 +236,15 @@ def _write(figure: Figure, fmt: str, *, dpi: float, title: str | None) -> bytes:
 def svg(build: Build, title: str | None = None) -> bytes:
     """The figure ``build`` makes, as SVG. The style settings apply while the figure is made
     (text takes its font when created) and written, so each call builds its own figure."""
+    from matplotlib import rc_context
     with _LOCK, rc_context(_RC):
         return _write(build(), "svg", dpi=72, title=title)
 
 
 def png(builds: Sequence[Build], dpi: float = 100) -> bytes:
     """The figures one under the other, as one tall PNG."""
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
     with _LOCK, rc_context(_RC):
         parts = [build() for build in builds]
         height = sum(p.get_figheight() for p in parts)
@@ -255,6 +260,7 @@ def png(builds: Sequence[Build], dpi: float = 100) -> bytes:
 
 
 def _pixels(figure: Figure, dpi: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     figure.set_dpi(dpi)
     canvas = FigureCanvasAgg(figure)
     # FigureCanvasAgg's drawing methods have no annotations.
@@ -264,6 +270,8 @@ def _pixels(figure: Figure, dpi: float) -> Any:
 
 def pdf(builds: Sequence[Build], title: str) -> bytes:
     """One page per figure."""
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_pdf import PdfPages
     buffer = io.BytesIO()
     with _LOCK, rc_context(_RC), PdfPages(
         buffer, metadata={"Title": title, "Creator": "Auxilio"}

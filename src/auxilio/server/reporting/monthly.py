@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.server.errors import ReportMonthInvalid
@@ -34,6 +34,9 @@ from auxilio.server.reporting.schemas import (
     SliceBy,
     TrendPoint,
 )
+
+if TYPE_CHECKING:  # drawn only when a report is asked for (charts.py)
+    from matplotlib.figure import Figure
 
 _MONTH = re.compile(r"^(2\d{3})-(0[1-9]|1[0-2])$")
 # The KPI table's columns on a page (the rest are in the export): what the seed asks for first.
@@ -144,6 +147,8 @@ def _row_cells(row: KpiRow, kpis: tuple[str, ...]) -> list[str]:
 
 def _table_page(title: str, header: list[str], rows: list[list[str]], note: str) -> Figure:
     height = min(11.0, 1.4 + 0.28 * (len(rows) + 1))
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(charts.WIDTH_IN + 1.3, height))
     axes = figure.add_axes((0.02, 0.02, 0.96, 0.86))
     axes.set_axis_off()
