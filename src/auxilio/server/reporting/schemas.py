@@ -113,10 +113,14 @@ class Comparison(BaseModel):
 # ------------------------------------------------------------------------------ settings
 
 
+# At most a year: a target is a number of seconds a database column holds.
+TargetSeconds = Annotated[StrictInt, Field(gt=0, le=365 * 86400)]
+
+
 class SlaTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    first_response_seconds: StrictInt | None = Field(default=None, gt=0, le=365 * 86400)
-    resolution_seconds: StrictInt | None = Field(default=None, gt=0, le=365 * 86400)
+    first_response_seconds: TargetSeconds | None = None
+    resolution_seconds: TargetSeconds | None = None
 
 
 class KpiSettings(BaseModel):
