@@ -114,7 +114,7 @@ class Comparison(BaseModel):
 
 
 # At most a year: a target is a number of seconds a database column holds.
-TargetSeconds = Annotated[StrictInt, Field(gt=0, le=365 * 86400)]
+TargetSeconds = Annotated[StrictInt, Field(ge=1, le=365 * 86400)]
 
 
 class SlaTarget(BaseModel):
