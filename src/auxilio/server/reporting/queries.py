@@ -33,7 +33,6 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    cast,
     func,
     literal,
     literal_column,
@@ -60,12 +59,7 @@ from auxilio.server.reporting.schemas import KpiFilters, KpiSettings, Period, Sl
 
 
 class seconds_between(FunctionElement[float]):
-    """``later - earlier`` in seconds, as a float.
-
-    SQLite keeps times to the millisecond in its date functions (julianday works on integer
-    milliseconds), so the difference is rounded to 3 places: without it, a float error of a few
-    microseconds would make a response exactly at its SLA target a breach.
-    """
+    """``later - earlier`` in seconds, as a float, to the microsecond on both databases."""
 
     type = Float()
     inherit_cache = True
@@ -74,10 +68,17 @@ class seconds_between(FunctionElement[float]):
 
 @compiles(seconds_between, "sqlite")
 def _seconds_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
+    """SQLite keeps a UTCDateTime as text, ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's storage
+    format): the minutes' difference from strftime('%s') of the first 16 characters plus the
+    difference of the seconds with their fraction (the text from the 18th character). Exact to
+    the microsecond, where julianday (and strftime of the whole text) rounds to milliseconds,
+    and about 2x cheaper than julianday on a million rows.
+    """
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
     return (
-        f"ROUND((julianday({compiler.process(later, **kw)}) - "
-        f"julianday({compiler.process(earlier, **kw)})) * 86400.0, 3)"
+        f"((CAST(strftime('%s', substr({later}, 1, 16)) AS INTEGER)"
+        f" - CAST(strftime('%s', substr({earlier}, 1, 16)) AS INTEGER))"
+        f" + (CAST(substr({later}, 18) AS REAL) - CAST(substr({earlier}, 18) AS REAL)))"
     )
 
 
@@ -436,6 +437,30 @@ async def time_cost_pass(
 # ------------------------------------------------------------------------------ repeats
 
 
+class days_before(FunctionElement[datetime]):
+    """``moment - days`` days, in the column's own representation (comparable with it)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "days_before"
+
+
+@compiles(days_before, "sqlite")
+def _days_before_sqlite(element: days_before, compiler: SQLCompiler, **kw: Any) -> str:
+    # datetime() drops the fraction; the moment's own fraction (the text from the 20th
+    # character) put back gives the same text format as the stored column, so text order is
+    # time order.
+    moment, days = list(element.clauses)
+    text = compiler.process(moment, **kw)
+    return f"(datetime({text}, '-{int(days.value)} days') || substr({text}, 20))"  # type: ignore[attr-defined]
+
+
+@compiles(days_before, "postgresql")
+def _days_before_postgres(element: days_before, compiler: SQLCompiler, **kw: Any) -> str:
+    moment, days = list(element.clauses)
+    return f"({compiler.process(moment, **kw)} - interval '{int(days.value)} days')"  # type: ignore[attr-defined]
+
+
 async def repeat_pass(
     db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
     slice_by: SliceBy | None,
@@ -443,50 +468,24 @@ async def repeat_pass(
     """Tickets opened in the period whose requester had another ticket of the same category
     resolved in [opened - REPEAT_WINDOW_DAYS, opened).
 
-    One window instead of a lookup per ticket: the openings (of the filtered tickets) and the
-    resolutions (of every ticket of the organisation, resolved in the window before the period
-    or in it) in one stream per requester and category, in time order with an opening before a
-    resolution at the same instant; the latest resolution before an opening is the running
-    maximum. It lies in the window exactly when some resolution does.
+    One probe per opening into ix_tickets_org_requester_category_resolved (an EXISTS on
+    organisation, requester, category and a range of resolved_at): no sort of the tickets.
+    The other ticket is any of the organisation's, outside the filters; the opening itself
+    cannot match (it is resolved at or after its opening).
     """
-    t, every = _tickets(), _tickets().alias("resolution")
-    window = timedelta(days=definitions.REPEAT_WINDOW_DAYS)
+    t, other = _tickets(), _tickets().alias("other")
     scope = _ticket_scope(t, filters, slice_by)
-    key = scope.key if scope.key is not None else null()
-    openings = (
-        select(
-            t.c.requester_id.label("who"), t.c.category.label("what"),
-            t.c.created_at.label("at"), literal_column("0").label("kind"),
-            cast(null(), UTCDateTime()).label("resolved"), key.label("key"),
-        )
-        .select_from(scope.source)
-        .where(t.c.organisation_id == organisation_id, _in(t.c.created_at, period),
-               *scope.where)
+    earlier = (
+        select(literal_column("1")).select_from(other)
+        .where(other.c.organisation_id == organisation_id,
+               other.c.requester_id == t.c.requester_id, other.c.category == t.c.category,
+               other.c.resolved_at >= days_before(t.c.created_at,
+                                                  literal(definitions.REPEAT_WINDOW_DAYS)),
+               other.c.resolved_at < t.c.created_at)
+        .exists()
     )
-    resolutions = select(
-        every.c.requester_id, every.c.category, every.c.resolved_at, literal_column("1"),
-        every.c.resolved_at, cast(null(), key.type) if scope.key is not None else null(),
-    ).where(
-        every.c.organisation_id == organisation_id,
-        every.c.resolved_at >= period.start - window, every.c.resolved_at < period.end,
-    )
-    events = union_all(openings, resolutions).subquery("events")
-    latest = func.max(events.c.resolved).over(
-        partition_by=[events.c.who, events.c.what],
-        order_by=[events.c.at, events.c.kind],
-        rows=(None, 0),
-    )
-    ordered = select(events.c.key, events.c.kind, events.c.at,
-                     latest.label("latest")).subquery("ordered")
-    limit = definitions.REPEAT_WINDOW_DAYS * 86400
-    query = (
-        select(ordered.c.key if scope.key is not None else null().label("key"),
-               func.count().label("n"))
-        .where(ordered.c.kind == 0, ordered.c.latest.is_not(None),
-               seconds_between(ordered.c.at, ordered.c.latest) <= limit)
-    )
-    if scope.key is not None:  # without a slice, one count (no sort of the keys, all NULL)
-        query = query.group_by(ordered.c.key)
+    scope.where += [t.c.organisation_id == organisation_id, _in(t.c.created_at, period), earlier]
+    query = scope.select(func.count().label("n"))
     return {row.key: int(row.n) for row in (await db.execute(query)).all()}
 
 
