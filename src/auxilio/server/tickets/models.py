@@ -18,6 +18,9 @@ class Ticket(Base):
         Index("ix_tickets_org_status", "organisation_id", "status"),
         Index("ix_tickets_org_created", "organisation_id", "created_at"),
         Index("ix_tickets_org_resolved", "organisation_id", "resolved_at"),
+        # The repeat incidents KPI: one probe per opening (reporting/queries.py, repeat_pass).
+        Index("ix_tickets_org_requester_category_resolved",
+              "organisation_id", "requester_id", "category", "resolved_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
