@@ -40,7 +40,9 @@ WIDTH_IN, HEIGHT_IN = 7.0, 3.4
 _LOCK = threading.Lock()
 # Text kept as text in SVG (smaller, selectable, read by screen readers inside the image's
 # document); matplotlib's DejaVu Sans is named with generic fallbacks.
-_RC: Any = {"svg.fonttype": "none", "font.family": ["DejaVu Sans", "sans-serif"], "font.size": 9.0}
+# No TeX between two "$": labels carry people's text (team names, compared version labels).
+_RC: Any = {"svg.fonttype": "none", "font.family": ["DejaVu Sans", "sans-serif"], "font.size": 9.0,
+            "text.parse_math": False}
 
 
 def _same(text: str) -> str:

@@ -118,7 +118,7 @@ async def answer(
                           message=_("You declined this survey. We will not ask again about "
                                     "it."), code="survey.declined", headers=_HEADERS)
         survey = await surveys.survey_for_link(db, key=key, token=token)
-        if not score.strip().lstrip("-").isdigit():
+        if not score.strip().removeprefix("-").isdecimal():  # exactly what int() reads
             return await _form(request, db, survey, token, status_code=422, comment=comment,
                                error=_("Choose a score first."))
         value = int(score)

