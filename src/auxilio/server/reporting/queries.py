@@ -452,13 +452,13 @@ def _days_before_sqlite(element: days_before, compiler: SQLCompiler, **kw: Any) 
     # time order.
     moment, days = list(element.clauses)
     text = compiler.process(moment, **kw)
-    return f"(datetime({text}, '-{int(days.value)} days') || substr({text}, 20))"  # type: ignore[attr-defined]
+    return f"(datetime({text}, '-{int(days.value)} days') || substr({text}, 20))"
 
 
 @compiles(days_before, "postgresql")
 def _days_before_postgres(element: days_before, compiler: SQLCompiler, **kw: Any) -> str:
     moment, days = list(element.clauses)
-    return f"({compiler.process(moment, **kw)} - interval '{int(days.value)} days')"  # type: ignore[attr-defined]
+    return f"({compiler.process(moment, **kw)} - interval '{int(days.value)} days')"
 
 
 async def repeat_pass(
