@@ -10,7 +10,8 @@ passes (docs/kpis.md):
 * ``median_pass``: on SQLite, a window (ROW_NUMBER and COUNT over the slice) per duration;
   ``median_at`` for the overall median (a bounded sort at the counted position).
 * ``time_cost_pass``: time entries' seconds per technician, times the technician's rate.
-* ``repeat_pass``: a window over opening and resolution events per requester and category.
+* ``repeat_pass``: the openings with an EXISTS probe for an earlier resolution of the same
+  requester and category (ix_tickets_org_requester_category_resolved).
 * ``survey_pass``: CSAT and response rate.
 
 The tables come from ``Base.metadata`` by name: reporting reads other domains' tables and never
