@@ -68,6 +68,8 @@ def parse_when(value: str, name: str) -> datetime:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ReportPeriodInvalid(parameter=name) from None
+    if not 1 < parsed.year < 9999:  # a bucket or a UTC offset would leave the calendar (a 500)
+        raise ReportPeriodInvalid(parameter=name)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
