@@ -33,6 +33,7 @@ from auxilio.server.reporting.schemas import (
     VersionSide,
 )
 from auxilio.server.surveys import service as surveys
+from auxilio.server.web.session import SESSION_COOKIE
 from tests.factories import Person, make_org, make_ticket, make_user
 from tests.server.surveys.helpers import Scene, make_scene
 
@@ -293,3 +294,24 @@ async def test_the_survey_page_refuses_a_comment_the_api_refuses(
     )
     assert sent.status_code == 422, sent.text
     assert (await scene.only_survey()).state == "sent"
+
+
+@pytest.mark.parametrize("a", ['<script>alert("a")</script>', "$x^$"])
+async def test_the_comparison_chart_draws_the_querys_labels_as_text_under_the_csp(
+    client: httpx.AsyncClient, supervisor: Person, a: str
+) -> None:
+    """Held (the "$" case since the charts' fix): the label from the query is text in an SVG
+    served as image/svg+xml, nosniff, under a CSP with no inline script."""
+    response = await client.get(
+        "/console/kpis/charts/comparison.svg",
+        params={"a": a, "b": "v2:abcdef012345"},
+        headers={"Cookie": f"{SESSION_COOKIE}={supervisor.token}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    tree = ET.fromstring(response.content)  # noqa: S314 -- our own output
+    assert "script" not in {e.tag.rsplit("}", 1)[-1] for e in tree.iter()}
+    assert a in ["".join(e.itertext()) for e in tree.iter() if e.tag.endswith("}text")]
