@@ -315,3 +315,23 @@ async def test_the_comparison_chart_draws_the_querys_labels_as_text_under_the_cs
     tree = ET.fromstring(response.content)  # noqa: S314 -- our own output
     assert "script" not in {e.tag.rsplit("}", 1)[-1] for e in tree.iter()}
     assert a in ["".join(e.itertext()) for e in tree.iter() if e.tag.endswith("}text")]
+
+
+NOVEMBER = {"start": "2026-11-01", "end": "2026-12-01"}
+
+
+@pytest.mark.parametrize("name", ["team", "category", "channel", "priority", "device_group",
+                                  "policy_version", "technician_id"])  # fmt: skip
+@pytest.mark.parametrize("path", ["/api/v1/reports/kpis", "/api/v1/reports/kpis/trend",
+                                  "/api/v1/reports/kpis/distributions"])  # fmt: skip
+async def test_a_filter_with_a_nul_or_a_bidi_control_is_refused_with_its_code(
+    client: httpx.AsyncClient, supervisor: Person, name: str, path: str
+) -> None:
+    """``policy_version`` was a bare string: a NUL was a 500 on PostgreSQL and a bidi control
+    was taken; fixed in reporting/schemas.py (QueryText, as the other filters refuse them)."""
+    for value in ("v1\x00", "\N{RIGHT-TO-LEFT OVERRIDE}v1"):
+        response = await client.get(
+            path, params={**NOVEMBER, name: value}, headers=supervisor.headers
+        )
+        assert response.status_code == 422, (value, response.text)
+        assert response.json()["error"]["code"] == "report.filter_invalid"

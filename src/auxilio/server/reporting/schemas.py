@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from auxilio.server.validation import Name
+from auxilio.server.validation import Name, QueryText
 
 
 class SliceBy(StrEnum):
@@ -47,7 +47,8 @@ class KpiFilters(BaseModel):
     channel: Name | None = None
     priority: Name | None = None
     device_group: Name | None = None
-    policy_version: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    # QueryText: no control characters (PostgreSQL refuses NUL in a parameter: was a 500).
+    policy_version: Annotated[QueryText, Field(min_length=1, max_length=100)] | None = None
 
 
 class KpiValue(BaseModel):
