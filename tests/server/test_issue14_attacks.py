@@ -9,6 +9,7 @@ other tests are defences that held, kept because each can fail.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -21,6 +22,8 @@ import pytest
 from fastapi import FastAPI
 
 from auxilio.policy.roles import Role
+from auxilio.server.errors import SurveyAlreadyAnswered
+from auxilio.server.identity.auth import actor_for
 from auxilio.server.reporting import charts, monthly, service
 from auxilio.server.reporting.schemas import (
     Comparison,
@@ -335,3 +338,32 @@ async def test_a_filter_with_a_nul_or_a_bidi_control_is_refused_with_its_code(
         )
         assert response.status_code == 422, (value, response.text)
         assert response.json()["error"]["code"] == "report.filter_invalid"
+
+
+async def test_the_portal_and_the_link_answering_at_once_count_once(app: FastAPI) -> None:
+    """Held: the person answers in the portal while the link is used elsewhere; one wins, the
+    other is told it was already answered, and the row holds the winner's score."""
+    scene, token = await _link(app)
+    survey_id = (await scene.only_survey()).id
+    actor = actor_for(scene.requester.user)
+
+    async def by_portal() -> int | str:
+        try:
+            async with app.state.sessionmaker() as db, db.begin():
+                await surveys.answer_mine(db, survey_id=survey_id, score=2, comment="", actor=actor)
+        except SurveyAlreadyAnswered as exc:
+            return exc.code
+        return 2
+
+    async def by_link() -> int | str:
+        try:
+            async with app.state.sessionmaker() as db, db.begin():
+                await surveys.answer_by_link(db, key=app.state.signing_key, token=token, score=5)
+        except SurveyAlreadyAnswered as exc:
+            return exc.code
+        return 5
+
+    results = await asyncio.gather(by_portal(), by_link())
+    assert results.count("survey.already_answered") == 1, results
+    survey = await scene.only_survey()
+    assert survey.state == "answered" and survey.score in results
