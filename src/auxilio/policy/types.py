@@ -114,8 +114,7 @@ def _scale(value: Any) -> Any:
     if isinstance(value, tuple):
         return value
     match = re.fullmatch(r"(\d+)-(\d+)", str(value).strip())
-    # At most 100: the agent's signed invite carries no wider scale (protocol/survey.py).
-    if match is None or int(match[1]) >= int(match[2]) or int(match[2]) > 100:
+    if match is None or int(match[1]) >= int(match[2]):
         raise _fail("policy.invalid_scale", '"{value}" is not a scale such as 1-5', value)
     return (int(match[1]), int(match[2]))
 
