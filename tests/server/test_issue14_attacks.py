@@ -157,13 +157,6 @@ async def _scene_on_own_ticket(app: FastAPI) -> Scene:
     return scene
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a technician who opens a ticket for themselves and "
-    "helps on it is sent the survey and may rate their own help: their CSAT "
-    "rises with every such ticket (a survey is made although requester and "
-    "technician are the same person)",
-)
 async def test_a_technician_cannot_rate_their_own_help(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
@@ -277,12 +270,6 @@ async def test_a_period_at_the_ends_of_the_calendar_is_answered_or_refused_with_
         assert response.json()["error"]["code"].startswith("report.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the survey page takes the comment as a bare form string: "
-    "the API's LongText refuses control and bidirectional characters, the page "
-    "stores them (SQLite) or fails with a 500 (PostgreSQL refuses NUL in text)",
-)
 @pytest.mark.parametrize("comment", ["fine\x00", "\N{RIGHT-TO-LEFT OVERRIDE}gnp.exe"])
 async def test_the_survey_page_refuses_a_comment_the_api_refuses(
     app: FastAPI, client: httpx.AsyncClient, comment: str
@@ -374,14 +361,6 @@ async def test_the_portal_and_the_link_answering_at_once_count_once(app: FastAPI
 # -- the policy's survey scale ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the policy takes any survey scale, but the agent's "
-    "signed invite (protocol/survey.py) holds 0-100 only: with 1-101 signed_invite "
-    "raises ValidationError in announce_end, before the agent's report is sent; "
-    "past 2**31 the survey row overflows PostgreSQL's INTEGER and the session's "
-    "end itself fails (DataError)",
-)
 @pytest.mark.parametrize("scale", ["1-101", "0-1000", "1-3000000000"])
 def test_a_survey_scale_the_agents_invite_cannot_carry_is_refused_by_the_policy(
     scale: str,

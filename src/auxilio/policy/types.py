@@ -114,8 +114,12 @@ def _scale(value: Any) -> Any:
     if isinstance(value, tuple):
         return value
     match = re.fullmatch(r"(\d+)-(\d+)", str(value).strip())
-    if match is None or int(match[1]) >= int(match[2]):
-        raise _fail("policy.invalid_scale", '"{value}" is not a scale such as 1-5', value)
+    # At most 0-100: what the survey page lists and the agent's signed invite carries.
+    if match is None or int(match[1]) >= int(match[2]) or int(match[2]) > 100:
+        raise _fail(
+            "policy.invalid_scale", '"{value}" is not a scale such as 1-5 (from 0 up to 100)',
+            value,
+        )
     return (int(match[1]), int(match[2]))
 
 

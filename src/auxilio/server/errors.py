@@ -438,3 +438,8 @@ class SurveyScoreOutOfScale(ValidationFailed):
 class SurveyCommentTooLong(ValidationFailed):
     code = "survey.comment_too_long"
     default_message = "A comment holds at most 2000 characters."
+
+
+class SurveyCommentInvalid(ValidationFailed):
+    code = "survey.comment_invalid"
+    default_message = "A comment may not hold control or bidirectional characters."

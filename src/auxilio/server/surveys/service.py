@@ -29,6 +29,7 @@ from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
 from auxilio.server.errors import (
     SurveyAlreadyAnswered,
+    SurveyCommentInvalid,
     SurveyCommentTooLong,
     SurveyLinkExpired,
     SurveyLinkInvalid,
@@ -41,6 +42,7 @@ from auxilio.server.policies import service as policies
 from auxilio.server.reporting.definitions import SURVEY_LINK_DAYS
 from auxilio.server.surveys.models import Survey
 from auxilio.server.surveys.tokens import LinkPayload, make_link_token, read_link_token
+from auxilio.server.validation import forbidden_character
 
 if TYPE_CHECKING:  # the callers pass their rows in; importing their services would be a cycle
     from auxilio.server.support_sessions.models import SupportSession
@@ -164,6 +166,9 @@ async def _schedule(db: AsyncSession, ties: _Ties, *, actor: Actor, now: datetim
     wanted = (await _policy_in_force(db, ties)).policy.post_session.survey
     if wanted is None or not wanted.enabled or not sampled_in(ties.subject, wanted.sampling):
         return None
+    if ties.technician_id is not None and ties.technician_id == ties.requester_id:
+        # Staff who opened a ticket for themselves and helped on it would rate their own help.
+        return None
     existing = await db.execute(
         select(Survey.id).where(Survey.organisation_id == ties.organisation_id,
                                 Survey.subject == ties.subject)
@@ -279,6 +284,9 @@ def check_answer(survey: Survey, *, score: int, comment: str) -> None:
         raise SurveyScoreOutOfScale(min=survey.scale_min, max=survey.scale_max, score=score)
     if len(comment) > MAX_COMMENT:
         raise SurveyCommentTooLong(max_length=MAX_COMMENT, length=len(comment))
+    # Every path (API, page, portal) checks here: the page's form field is a bare string.
+    if (found := forbidden_character(comment, multiline=True)) is not None:
+        raise SurveyCommentInvalid(position=found[0], reason=found[1])
 
 
 async def _finish(

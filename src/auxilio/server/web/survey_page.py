@@ -28,7 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.server.api.deps import DbSession
 from auxilio.server.context import Actor
-from auxilio.server.errors import DomainError, SurveyCommentTooLong, SurveyScoreOutOfScale
+from auxilio.server.errors import (
+    DomainError,
+    SurveyCommentInvalid,
+    SurveyCommentTooLong,
+    SurveyScoreOutOfScale,
+)
 from auxilio.server.surveys import service as surveys
 from auxilio.server.surveys.models import Survey
 from auxilio.server.tickets.models import Ticket
@@ -131,6 +136,11 @@ async def answer(
             return await _form(request, db, survey, token, status_code=422, comment=comment,
                                score=score, error=_("The comment can hold at most %(n)s "
                                                     "characters.", n=surveys.MAX_COMMENT))
+        except SurveyCommentInvalid:
+            return await _form(request, db, survey, token, status_code=422, comment="",
+                               score=score, error=_("The comment holds characters that cannot "
+                                                    "be kept (control characters). Please "
+                                                    "type it again."))
     except DomainError as exc:
         return _refusal(request, exc)
     return render(request, "web/survey/outcome.html", title=_("Thank you"),
