@@ -318,19 +318,36 @@ def _cell(value: float | int | str | None) -> str:
     return str(value)
 
 
+# A text cell a spreadsheet would read as a formula (OWASP "CSV injection"): written with a
+# leading apostrophe, which spreadsheets show as text and kpi_report_from_csv takes off again.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _text_cell(value: str | None) -> str:
+    text = _cell(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _from_text_cell(text: str) -> str:
+    return text[1:] if text.startswith("'") else text
+
+
 def kpi_report_csv(report: KpiReport) -> str:
     """One line per (slice key, KPI): key, label, kpi, definition, unit, value, n, note.
 
     The overall row has an empty key; an empty value or note is None. Floats are written with
-    ``repr`` so that ``kpi_report_from_csv`` gives back exactly the same numbers.
+    ``repr`` so that ``kpi_report_from_csv`` gives back exactly the same numbers; a text cell
+    that starts like a formula (= + - @, a tab, a carriage return, an apostrophe) gets a leading
+    apostrophe.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in (report.overall, *report.rows):
         for value in row.kpis.values():
-            writer.writerow([_cell(row.key), _cell(row.label), value.kpi, value.definition,
-                             value.unit, _cell(value.value), value.n, _cell(value.note)])
+            writer.writerow([_text_cell(row.key), _text_cell(row.label), value.kpi,
+                             value.definition, value.unit, _cell(value.value), value.n,
+                             _text_cell(value.note)])
     return out.getvalue()
 
 
@@ -342,12 +359,12 @@ def kpi_report_from_csv(text: str) -> tuple[KpiRow, list[KpiRow]]:
         raise ValueError("not a KPI export: the header must be " + ",".join(CSV_COLUMNS))
     rows: dict[str, KpiRow] = {}
     for line in reader:
-        key = line["key"]
-        row = rows.setdefault(key, KpiRow(key=key or None, label=line["label"] or None, kpis={}))
+        key, label = _from_text_cell(line["key"]), _from_text_cell(line["label"])
+        row = rows.setdefault(key, KpiRow(key=key or None, label=label or None, kpis={}))
         row.kpis[line["kpi"]] = KpiValue(
             kpi=line["kpi"], definition=line["definition"], unit=line["unit"],
             value=float(line["value"]) if line["value"] else None, n=int(line["n"]),
-            note=line["note"] or None,
+            note=_from_text_cell(line["note"]) or None,
         )
     overall = rows.pop("", None)
     if overall is None:
