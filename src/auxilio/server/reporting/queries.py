@@ -30,10 +30,12 @@ from typing import Any
 from sqlalchemy import (
     Float,
     FromClause,
+    Integer,
     Select,
     Table,
     and_,
     case,
+    cast,
     func,
     literal,
     literal_column,
@@ -631,3 +633,144 @@ async def policy_versions_seen(db: AsyncSession, organisation_id: uuid.UUID) -> 
     )
     return sorted({row[0] for row in (await db.execute(query)).all()})
 
+
+
+# ------------------------------------------------------------------------------ trend
+
+
+@dataclass
+class TrendFigures:
+    """One trend bucket's raw figures, each from the pass of its own source and moment."""
+
+    tickets: TicketFigures = field(default_factory=TicketFigures)
+    surveys: SurveyFigures = field(default_factory=SurveyFigures)
+
+
+def _bucket_of(
+    db: AsyncSession, column: ColumnElement[datetime], period: Period, step: timedelta
+) -> ColumnElement[int]:
+    """floor((column - period.start) / step), in SQL. The passes keep column >= period.start,
+    so SQLite's CAST (which truncates) is the floor; PostgreSQL's CAST rounds: floor() first."""
+    start = literal(period.start, UTCDateTime())
+    ratio = seconds_between(column, start) / literal(step.total_seconds(), Float())
+    if db.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(ratio), Integer)
+    return cast(ratio, Integer)
+
+
+async def _bucket_medians(
+    db: AsyncSession, source: FromClause, where: list[ColumnElement[bool]],
+    bucket: ColumnElement[int], duration: ColumnElement[float],
+) -> dict[int, float]:
+    """SQLite's lower median per bucket: the window of ``median_pass`` partitioned by bucket."""
+    inner = (
+        select(
+            bucket.label("b"), duration.label("d"),
+            func.row_number().over(partition_by=bucket, order_by=duration).label("rn"),
+            func.count().over(partition_by=bucket).label("cnt"),
+        )
+        .select_from(source).where(and_(*where)).subquery()
+    )
+    query = select(inner.c.b, inner.c.d).where(inner.c.rn == (inner.c.cnt + 1) // 2)
+    return {int(row.b): float(row.d) for row in (await db.execute(query)).all()}
+
+
+async def trend_pass(
+    db: AsyncSession, *, organisation_id: uuid.UUID, period: Period, filters: KpiFilters,
+    step: timedelta,
+) -> dict[int, TrendFigures]:
+    """The trend's figures per bucket index, floor((moment - period.start) / step), with the
+    same filters and definitions as ``ticket_pass`` and ``survey_pass``: the tickets resolved
+    per bucket of resolved_at (count, the resolution sum and median, FCR), the tickets opened
+    per bucket of created_at (count, the first response sum and median), the surveys answered
+    per bucket of answered_at (CSAT) and sent per bucket of sent_at (response rate). One
+    grouped query per source (on SQLite one more per median)."""
+    out: dict[int, TrendFigures] = {}
+
+    def at(index: Any) -> TrendFigures:
+        return out.setdefault(int(index), TrendFigures())
+
+    pg = medians_in_ticket_pass(db)
+    t, ss = _tickets(), _table("support_sessions")
+
+    # Tickets resolved, per bucket of resolved_at.
+    active = (
+        select(ss.c.ticket_id, func.count().label("n"))
+        .where(ss.c.organisation_id == organisation_id, ss.c.activated_at.is_not(None))
+        .group_by(ss.c.ticket_id)
+        .subquery("active_sessions")
+    )
+    scope = _ticket_scope(t, filters, None)
+    source = scope.source.outerjoin(active, active.c.ticket_id == t.c.id)
+    where = [*scope.where, t.c.organisation_id == organisation_id, _in(t.c.resolved_at, period)]
+    sessions = func.coalesce(active.c.n, 0)
+    fcr = and_(t.c.reopen_count == 0, t.c.contact_count <= definitions.FCR_MAX_CONTACTS,
+               sessions <= definitions.FCR_MAX_SESSIONS)
+    resolution = seconds_between(t.c.resolved_at, t.c.created_at)
+    bucket = _bucket_of(db, t.c.resolved_at, period, step)
+    columns: list[Any] = [bucket.label("b"), func.count().label("n"),
+                          func.sum(resolution).label("rs"), _int_sum(fcr).label("fcr")]
+    if pg:
+        columns.append(func.percentile_disc(0.5).within_group(resolution).label("rm"))
+    query = select(*columns).select_from(source).where(and_(*where)).group_by(bucket)
+    for row in (await db.execute(query)).all():
+        f = at(row.b).tickets
+        f.resolved, f.resolution_seconds, f.fcr = int(row.n), float(row.rs or 0), int(row.fcr)
+        f.resolution_median = _float(row.rm) if pg else None
+    if not pg:
+        for index, m in (await _bucket_medians(db, scope.source, where, bucket,
+                                               resolution)).items():
+            at(index).tickets.resolution_median = m
+
+    # Tickets opened, per bucket of created_at.
+    scope = _ticket_scope(t, filters, None)
+    where = [*scope.where, t.c.organisation_id == organisation_id, _in(t.c.created_at, period)]
+    responded = t.c.first_response_at.is_not(None)
+    response = seconds_between(t.c.first_response_at, t.c.created_at)
+    bucket = _bucket_of(db, t.c.created_at, period, step)
+    columns = [bucket.label("b"), func.count().label("n"), _int_sum(responded).label("r"),
+               func.sum(case((responded, response))).label("fs")]
+    if pg:
+        columns.append(
+            func.percentile_disc(0.5).within_group(response).filter(responded).label("fm"))
+    query = select(*columns).select_from(scope.source).where(and_(*where)).group_by(bucket)
+    for row in (await db.execute(query)).all():
+        f = at(row.b).tickets
+        f.created, f.responded, f.response_seconds = int(row.n), int(row.r), float(row.fs or 0)
+        f.response_median = _float(row.fm) if pg else None
+    if not pg:
+        for index, m in (await _bucket_medians(db, scope.source, [*where, responded], bucket,
+                                               response)).items():
+            at(index).tickets.response_median = m
+
+    # Surveys answered (with a score), per bucket of answered_at.
+    s = _table("surveys")
+    scope = _survey_scope(s, filters, None)
+    num, den = definitions.CSAT_SATISFIED_FRACTION
+    satisfied = (s.c.score - s.c.scale_min) * den >= (s.c.scale_max - s.c.scale_min) * num
+    bucket = _bucket_of(db, s.c.answered_at, period, step)
+    query = (
+        select(bucket.label("b"), func.count().label("a"), _int_sum(satisfied).label("s"))
+        .select_from(scope.source)
+        .where(*scope.where, s.c.organisation_id == organisation_id, s.c.state == "answered",
+               s.c.score.is_not(None), _in(s.c.answered_at, period))
+        .group_by(bucket)
+    )
+    for row in (await db.execute(query)).all():
+        v = at(row.b).surveys
+        v.answered, v.satisfied = int(row.a), int(row.s)
+
+    # Surveys sent, per bucket of sent_at.
+    scope = _survey_scope(s, filters, None)
+    answered = and_(s.c.state == "answered", s.c.score.is_not(None))
+    bucket = _bucket_of(db, s.c.sent_at, period, step)
+    query = (
+        select(bucket.label("b"), func.count().label("n"), _int_sum(answered).label("na"))
+        .select_from(scope.source)
+        .where(*scope.where, s.c.organisation_id == organisation_id, _in(s.c.sent_at, period))
+        .group_by(bucket)
+    )
+    for row in (await db.execute(query)).all():
+        v = at(row.b).surveys
+        v.sent, v.sent_answered = int(row.n), int(row.na)
+    return out

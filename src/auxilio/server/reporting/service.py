@@ -222,17 +222,45 @@ def buckets(period: Period, bucket: Literal["day", "week"]) -> list[Period]:
     return out
 
 
+# The KPIs a trend point carries: those one grouped query per source can bucket. Backlog, SLA
+# breaches (each depends on the bucket's own "now"), repeat incidents (a probe per opening) and
+# cost per ticket (time entries and rates) are left out; kpi_report gives them per period.
+TREND_KPIS = (
+    "tickets_created", "tickets_resolved", "resolution_time_mean", "resolution_time_median",
+    "first_response_time_mean", "first_response_time_median", "csat", "survey_response_rate",
+    "first_contact_resolution",
+)
+
+
 async def kpi_trend(
     db: AsyncSession, *, organisation_id: uuid.UUID, period: Period,
     filters: KpiFilters = KpiFilters(),  # noqa: B008 -- frozen
     bucket: Literal["day", "week"] = "day", now: datetime | None = None,
 ) -> list[TrendPoint]:
-    """The KPIs per day (week) of the period, each bucket computed as its own period."""
+    """The KPIs per day (week) of the period, from one bucketed pass per source
+    (``queries.trend_pass``), each bucket's values as ``kpi_report`` gives them for the bucket
+    as its own period.
+
+    Only the KPIs of ``TREND_KPIS``: backlog, SLA breaches, repeat incidents and cost per
+    ticket are not in the points. A bucket with nothing in it is still a point (values None,
+    n 0). ``now`` is accepted for the callers and unused: none of these KPIs depends on it.
+    """
+    parts = buckets(period, bucket)
+    step = timedelta(days=1 if bucket == "day" else 7)
+    figures = await queries.trend_pass(db, organisation_id=organisation_id, period=period,
+                                       filters=filters, step=step)
+    settings = KpiSettings()
     points: list[TrendPoint] = []
-    for part in buckets(period, bucket):
-        report = await kpi_report(db, organisation_id=organisation_id, period=part,
-                                  filters=filters, now=now)
-        points.append(TrendPoint(bucket_start=part.start, kpis=report.overall.kpis))
+    for index, part in enumerate(parts):
+        f = _Figures()
+        got = figures.get(index)
+        if got is not None:
+            f.tickets, f.surveys = got.tickets, got.surveys
+            f.resolution_median = got.tickets.resolution_median
+            f.response_median = got.tickets.response_median
+        kpis = _kpis(f, settings)
+        points.append(TrendPoint(bucket_start=part.start,
+                                 kpis={k: kpis[k] for k in TREND_KPIS}))
     return points
 
 
