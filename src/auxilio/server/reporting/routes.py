@@ -165,7 +165,11 @@ async def get_kpis(
     return report
 
 
-@router.get("/kpis/trend", response_model=list[TrendPoint])
+@router.get("/kpis/trend", response_model=list[TrendPoint], description=(
+    "The KPIs per day or week of the period, each bucket as its own period. The points carry "
+    "tickets_created, tickets_resolved, the resolution and first response means and medians, "
+    "csat, survey_response_rate and first_contact_resolution; backlog, sla_breaches, "
+    "repeat_incidents and cost_per_ticket are left out (ask /kpis for a period)."))
 async def get_trend(
     caller: ReadReports, db: DbSession, start: When = None, end: When = None,
     bucket: Annotated[str | None, Query(max_length=10)] = None,
