@@ -13,6 +13,7 @@ passes (docs/kpis.md):
 * ``repeat_pass``: the openings with an EXISTS probe for an earlier resolution of the same
   requester and category (ix_tickets_org_requester_category_resolved).
 * ``survey_pass``: CSAT and response rate.
+* ``trend_pass``: the trend's KPIs per day or week bucket, one grouped query per source.
 
 The tables come from ``Base.metadata`` by name: reporting reads other domains' tables and never
 imports their models. A slice key comes back raw (a UUID, a string, None); the service names
