@@ -37,6 +37,14 @@ ORG, DEVICE = "org-1", "dev-1"
 SERVER_KEY = Ed25519PrivateKey.generate()
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """NOW is each test's own start: taken at import, it was the collection's time, and a test
+    run more than ten minutes later (the orders' lifetime) found every order expired."""
+    global NOW  # read by the helpers below at call time
+    NOW = dt.datetime.now(UTC).replace(microsecond=0)
+
+
 @pytest.fixture
 def server_key() -> Ed25519PrivateKey:
     return SERVER_KEY

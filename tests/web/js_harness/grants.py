@@ -13,6 +13,7 @@ from auxilio.crypto.keys import b64url_decode, b64url_encode, fingerprint
 from auxilio.protocol.types import Capability, CapabilityGrant, CapabilityLimits, ConsentTerms
 
 SID = "ss-web-1"
+# A timestamp for messages; the grant's expiries take the time of make_grant's call.
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -24,11 +25,13 @@ def make_grant(
     capabilities: Sequence[Capability] = (Capability.CHAT, Capability.TERMINAL),
     limits: dict[Capability, CapabilityLimits] | None = None,
 ) -> tuple[SignedGrant, Grant]:
+    # Now, not at import: a module imported at collection may run its tests many minutes later.
+    now = datetime.now(UTC).replace(microsecond=0)
     granted = [
         CapabilityGrant(
             capability=capability,
             limits=(limits or {}).get(capability, CapabilityLimits()),
-            expires_at=NOW + timedelta(hours=1),
+            expires_at=now + timedelta(hours=1),
         )
         for capability in capabilities
     ]
@@ -44,10 +47,10 @@ def make_grant(
         device_public_key=device_key.public_key(),
         capabilities=granted,
         policy_version="school-2025.1",
-        issued_at=NOW,
-        not_after=NOW + timedelta(hours=1),
+        issued_at=now,
+        not_after=now + timedelta(hours=1),
         terms=ConsentTerms(
-            legal_text="términos", timeout_seconds=60, answer_by=NOW + timedelta(minutes=2)
+            legal_text="términos", timeout_seconds=60, answer_by=now + timedelta(minutes=2)
         ),
     )
     return signed, read_grant(server_key.public_key(), signed)
