@@ -21,12 +21,12 @@ itself wants a bearer token or a CSRF header that a link cannot send.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from auxilio.policy.roles import Permission
@@ -88,12 +88,27 @@ class Inputs:
         return urlencode({k: v for k, v in values.items() if v})
 
 
-def read_inputs(month: str | None, day_from: str | None, day_to: str | None,
-                slice_by: str | None, filters: dict[str, str | None]) -> Inputs:  # fmt: skip
-    """The page's inputs; a bad one raises the API's error for it (same code)."""
-    given = Inputs(month=month or "", day_from=day_from or "", day_to=day_to or "",
-                   slice_by=slice_by or "",
-                   filters={k: v for k, v in filters.items() if v})  # fmt: skip
+def _asked(
+    month: Annotated[str | None, Query(max_length=20)] = None,
+    day_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    day_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    slice_by: Annotated[str | None, Query(max_length=40)] = None,
+    team: Text = None, category: Text = None, channel: Text = None, priority: Text = None,
+    device_group: Text = None, policy_version: Text = None,
+) -> Inputs:  # fmt: skip
+    """The picker's query, as given: one reading for the page, its charts and its exports."""
+    filters = {"team": team, "category": category, "channel": channel, "priority": priority,
+               "device_group": device_group, "policy_version": policy_version}  # fmt: skip
+    return Inputs(month=month or "", day_from=day_from or "", day_to=day_to or "",
+                  slice_by=slice_by or "", filters={k: v for k, v in filters.items() if v})
+
+
+Asked = Annotated[Inputs, Depends(_asked)]
+
+
+def read_inputs(asked: Inputs) -> Inputs:
+    """What the picker's values mean; a bad one raises the API's error for it (same code)."""
+    given = replace(asked, filters=dict(asked.filters))
     if given.day_from or given.day_to:
         # The picker's "to" day is included: the period ends at the next midnight.
         start = api.parse_when(given.day_from, "from") if given.day_from else None
@@ -112,14 +127,6 @@ def read_inputs(month: str | None, day_from: str | None, day_to: str | None,
     return given
 
 
-def _inputs(month: str | None, day_from: str | None, day_to: str | None, slice_by: str | None,
-            **filters: str | None) -> Inputs | DomainError:  # fmt: skip
-    try:
-        return read_inputs(month, day_from, day_to, slice_by, filters)
-    except DomainError as exc:
-        return exc
-
-
 def kpi_cell(kpi: str, value: float | None) -> str:
     """A value as the tables show it ("-": nothing to measure, or not configured)."""
     return monthly.shown(kpi, value)
@@ -134,29 +141,18 @@ def _unit_words(_: Callable[..., str]) -> dict[str, str]:
 
 
 @router.get("", response_class=HTMLResponse)
-async def kpis_page(
-    request: Request, actor: Reports, db: DbSession,
-    month: Annotated[str | None, Query(max_length=20)] = None,
-    day_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    day_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-    slice_by: Annotated[str | None, Query(max_length=40)] = None,
-    team: Text = None, category: Text = None, channel: Text = None, priority: Text = None,
-    device_group: Text = None, policy_version: Text = None,
-) -> HTMLResponse:  # fmt: skip
+async def kpis_page(request: Request, actor: Reports, db: DbSession, asked: Asked) -> HTMLResponse:
     _ = translator(request)
-    got = _inputs(month, day_from, day_to, slice_by, team=team, category=category,
-                  channel=channel, priority=priority, device_group=device_group,
-                  policy_version=policy_version)  # fmt: skip
     common: dict[str, Any] = {
         "slice_labels": SLICE_LABELS, "filter_names": FILTERS, "definitions": DEFINITIONS,
         "table_kpis": monthly.TABLE_KPIS, "charts": CHARTS, "shown": kpi_cell,
         "unit_words": _unit_words(_), "plain": _,
     }  # fmt: skip
-    if isinstance(got, DomainError):
-        return render(request, "web/console/kpis.html", status_code=got.status, error=got,
-                      inputs=Inputs(month=month or "", day_from=day_from or "",
-                                    day_to=day_to or "", slice_by=slice_by or ""),
-                      report=None, **common)  # fmt: skip
+    try:
+        got = read_inputs(asked)
+    except DomainError as exc:
+        return render(request, "web/console/kpis.html", status_code=exc.status, error=exc,
+                      inputs=replace(asked, filters={}), report=None, **common)  # fmt: skip
     assert got.period is not None  # noqa: S101 -- read_inputs sets it
     org = _org(actor)
     report = await service.kpi_report(db, organisation_id=org, period=got.period,
@@ -183,20 +179,14 @@ SVG_HEADERS = {"cache-control": "private, no-store"}
 
 @router.get("/charts/{name}.svg")
 async def chart(
-    request: Request, name: str, actor: Reports, db: DbSession,
-    month: Annotated[str | None, Query(max_length=20)] = None,
-    day_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    day_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-    slice_by: Annotated[str | None, Query(max_length=40)] = None,
-    team: Text = None, category: Text = None, channel: Text = None, priority: Text = None,
-    device_group: Text = None, policy_version: Text = None,
+    request: Request, name: str, actor: Reports, db: DbSession, asked: Asked,
     a: Annotated[str | None, Query(max_length=100)] = None,
     b: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:  # fmt: skip
     _ = translator(request)
     org = _org(actor)
     if name == "comparison":
-        compared = await _compare(db, org, a, b, device_group)
+        compared = await _compare(db, org, a, b, asked.filters.get("device_group"))
         if compared is None:
             raise NotFound(chart=name)
         title = _("Policy %(a)s against %(b)s", a=compared.a.policy_version,
@@ -206,9 +196,7 @@ async def chart(
         return Response(body, media_type="image/svg+xml", headers=SVG_HEADERS)
     if name not in CHARTS:
         raise NotFound(chart=name[:40])
-    got = read_inputs(month, day_from, day_to, slice_by, {
-        "team": team, "category": category, "channel": channel, "priority": priority,
-        "device_group": device_group, "policy_version": policy_version})  # fmt: skip
+    got = read_inputs(asked)
     assert got.period is not None  # noqa: S101 -- read_inputs sets it
     build: Callable[[], Any]
     if name.endswith("-trend"):
@@ -233,18 +221,10 @@ async def chart(
 
 @router.get("/export.{kind}")
 async def export(
-    request: Request, kind: str, actor: Reports, db: DbSession,
-    month: Annotated[str | None, Query(max_length=20)] = None,
-    day_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    day_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-    slice_by: Annotated[str | None, Query(max_length=40)] = None,
-    team: Text = None, category: Text = None, channel: Text = None, priority: Text = None,
-    device_group: Text = None, policy_version: Text = None,
-) -> Response:  # fmt: skip
+    request: Request, kind: str, actor: Reports, db: DbSession, asked: Asked
+) -> Response:
     chosen = api.check_format(kind, ("csv", "json"))
-    got = read_inputs(month, day_from, day_to, slice_by, {
-        "team": team, "category": category, "channel": channel, "priority": priority,
-        "device_group": device_group, "policy_version": policy_version})  # fmt: skip
+    got = read_inputs(asked)
     assert got.period is not None  # noqa: S101 -- read_inputs sets it
     report = await service.kpi_report(db, organisation_id=_org(actor), period=got.period,
                                       filters=got.kpi_filters, slice_by=got.slice)  # fmt: skip
