@@ -173,3 +173,14 @@ async def snapshot(app: FastAPI) -> dict[str, int]:
 
     models: list[type[Any]] = [Ticket, TicketComment, TimeEntry, Device, AuditEvent]
     return {m.__tablename__: await count_rows(app, m) for m in models}
+
+
+async def activate_policy(app: FastAPI, organisation_id: uuid.UUID, document: str) -> None:
+    """Upload ``document`` as a new policy version of the organisation and activate it."""
+    from auxilio.server.policies import service as policies
+
+    async with app.state.sessionmaker() as db, db.begin():
+        version = await policies.upload_version(
+            db, organisation_id=organisation_id, document=document, comment="test",
+            actor=Actor.system(organisation_id))  # fmt: skip
+        await policies.activate_version(db, version=version, actor=Actor.system(organisation_id))

@@ -27,14 +27,12 @@ from auxilio.protocol.types import Capability
 from auxilio.runbooks import load_example
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.automation.scheduler import AutomationScheduler
-from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
 from auxilio.server.devices.channel import device_topic, parse
 from auxilio.server.devices.models import Device, PreAuthorisationRecord
 from auxilio.server.identity.models import Organisation
-from auxilio.server.policies import service as policies
 from auxilio.server.relay.bus import BusMessage
-from tests.factories import Person, make_org, make_ticket, make_user
+from tests.factories import Person, activate_policy, make_org, make_ticket, make_user
 from tests.server.identity.helpers import cheap_password_hashing
 
 
@@ -67,11 +65,7 @@ class World:
         return f"/api/v1/devices/{self.device_id}/automation-runs"
 
     async def use_policy(self, document: str) -> None:
-        async with self.app.state.sessionmaker() as db, db.begin():
-            version = await policies.upload_version(
-                db, organisation_id=self.org.id, document=document, comment="test",
-                actor=Actor.system(self.org.id))  # fmt: skip
-            await policies.activate_version(db, version=version, actor=Actor.system(self.org.id))
+        await activate_policy(self.app, self.org.id, document)
 
     async def pre_authorise(self, *, scope: tuple[Capability, ...] = (
             Capability.DIAGNOSTICS, Capability.RUNBOOKS), automated_runs: bool = True,

@@ -14,12 +14,17 @@ from sqlalchemy import select
 from auxilio.crypto.keys import encode_public_key
 from auxilio.policy.roles import Role
 from auxilio.server.audit.models import AuditEvent
-from auxilio.server.context import Actor
 from auxilio.server.emergency.models import Emergency
 from auxilio.server.identity.models import Organisation
-from auxilio.server.policies import service as policies
 from auxilio.server.support_sessions.models import SupportSession
-from tests.factories import Person, make_org, make_technician, make_ticket, make_user
+from tests.factories import (
+    Person,
+    activate_policy,
+    make_org,
+    make_technician,
+    make_ticket,
+    make_user,
+)
 
 POLICY = """
 version: 1
@@ -63,11 +68,7 @@ class Org:
     ticket_id: uuid.UUID
 
     async def use_policy(self, text: str) -> None:
-        async with self.app.state.sessionmaker() as db, db.begin():
-            version = await policies.upload_version(
-                db, organisation_id=self.org.id, document=text, comment="test",
-                actor=Actor.system(self.org.id))
-            await policies.activate_version(db, version=version, actor=Actor.system(self.org.id))
+        await activate_policy(self.app, self.org.id, text)
 
     async def request_session(self, client: httpx.AsyncClient) -> httpx.Response:
         return await client.post(

@@ -27,13 +27,18 @@ from sqlalchemy import select
 from auxilio.policy.roles import Role
 from auxilio.server.app import create_app
 from auxilio.server.audit.models import AuditEvent
-from auxilio.server.context import Actor
 from auxilio.server.identity import auth
 from auxilio.server.identity.models import Organisation
-from auxilio.server.policies import service as policies
 from auxilio.server.settings import Settings, load_settings
 from auxilio.server.support_sessions.models import SupportSession
-from tests.factories import Person, make_org, make_technician, make_ticket, make_user
+from tests.factories import (
+    Person,
+    activate_policy,
+    make_org,
+    make_technician,
+    make_ticket,
+    make_user,
+)
 from tests.server.support_sessions.peers import close_all
 
 NODE = "node-under-test"
@@ -188,11 +193,7 @@ class World:
     ticket_id: uuid.UUID
 
     async def use_policy(self, text: str) -> None:
-        async with self.app.state.sessionmaker() as db, db.begin():
-            version = await policies.upload_version(
-                db, organisation_id=self.org.id, document=text, comment="test",
-                actor=Actor.system(self.org.id))
-            await policies.activate_version(db, version=version, actor=Actor.system(self.org.id))
+        await activate_policy(self.app, self.org.id, text)
 
     async def actions(self, support_session_id: str | uuid.UUID) -> list[str]:
         async with self.app.state.sessionmaker() as db:

@@ -15,14 +15,20 @@ from auxilio.server.context import Actor
 from auxilio.server.db.base import utcnow
 from auxilio.server.identity.auth import actor_for
 from auxilio.server.identity.models import Organisation
-from auxilio.server.policies import service as policies
 from auxilio.server.support_sessions import service as support_sessions
 from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.surveys.models import Survey
 from auxilio.server.tickets import service as tickets
 from auxilio.server.tickets.models import Ticket
 from auxilio.server.tickets.states import TicketStatus
-from tests.factories import Person, make_org, make_technician, make_ticket, make_user
+from tests.factories import (
+    Person,
+    activate_policy,
+    make_org,
+    make_technician,
+    make_ticket,
+    make_user,
+)
 from tests.server.support_sessions.conftest import policy_text
 
 
@@ -40,11 +46,7 @@ class Scene:
     ticket_id: uuid.UUID
 
     async def use_policy(self, text: str) -> None:
-        async with self.app.state.sessionmaker() as db, db.begin():
-            version = await policies.upload_version(
-                db, organisation_id=self.org.id, document=text, comment="test",
-                actor=Actor.system(self.org.id))
-            await policies.activate_version(db, version=version, actor=Actor.system(self.org.id))
+        await activate_policy(self.app, self.org.id, text)
 
     async def session(self, *, activated: bool = True) -> uuid.UUID:
         """A session on the ticket, active (or still awaiting consent), not ended yet."""
