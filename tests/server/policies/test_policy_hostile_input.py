@@ -4,6 +4,7 @@ nothing is stored, and parsing a document never holds the event loop."""
 from __future__ import annotations
 
 import threading
+import time
 from itertools import pairwise
 from typing import Any
 
@@ -304,3 +305,21 @@ async def test_validate_answers_a_duration_past_twenty_years_as_out_of_range(
     assert [(e["path"], e["code"]) for e in response.json()["errors"]] == [
         ("sessions.max_duration", "policy.out_of_range")
     ]
+
+
+async def test_a_stored_version_is_waited_for_longer_than_a_request_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow machine once took over the request limit to parse the active version, and a session
+    start failed with policy_parser_busy: the same slow parse is refused for a request's document
+    and waited for when it is a stored version."""
+    monkeypatch.setattr(parsing, "PARSE_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(parsing, "STORED_PARSE_TIMEOUT_SECONDS", 5.0)
+
+    def slow() -> str:
+        time.sleep(0.3)
+        return "parsed"
+
+    with pytest.raises(parsing.PolicyParserBusy):
+        await parsing.off_loop(slow, source=parsing.Source.REQUEST)
+    assert await parsing.off_loop(slow, source=parsing.Source.STORED) == "parsed"
