@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from psycopg import sql
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from auxilio.server.app import create_app
 from auxilio.server.db.migrate import downgrade, upgrade
 from auxilio.server.db.models import Base
+from auxilio.server.identity import secrets as identity_secrets
 from auxilio.server.settings import Settings, load_settings
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -216,6 +218,19 @@ async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A database session for arranging and checking state; the test commits what it arranges."""
     async with app.state.sessionmaker() as session:
         yield session
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """argon2id at its cheapest in this process: the algorithm, the encoding and every code path
+    stay the real ones, only the cost drops (0.17 s a hash on this machine, and the suite makes
+    thousands of people). The servers the end-to-end tests start run with the real parameters;
+    tests/server/identity/test_password_parameters.py checks those."""
+    monkeypatch.setattr(
+        identity_secrets, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+    monkeypatch.setattr(identity_secrets, "_DUMMY_HASH", None)
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,6 @@ from auxilio.server.identity import auth, service
 from auxilio.server.identity.models import Organisation, User
 from auxilio.server.settings import load_settings
 from tests.factories import make_org, make_user
-from tests.server.identity.helpers import cheap_password_hashing
 
 API = "/api/v1"
 # Reachable without a token, each with its reason.
@@ -132,12 +131,6 @@ def _code(response: httpx.Response) -> str | None:
     except (ValueError, KeyError, TypeError):
         return None
     return code
-
-
-@pytest.fixture(autouse=True)
-def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with cheap_password_hashing(monkeypatch):
-        yield
 
 
 @pytest.fixture

@@ -43,7 +43,6 @@ http = sessions.http
 world = sessions.world
 # The automated runs' world, under another name (its own module calls it ``world``).
 automation_world = automation.world
-_cheap_argon2 = automation._cheap_argon2
 
 
 def _policy_without_ending_sessions() -> str:

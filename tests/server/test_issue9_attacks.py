@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,9 @@ from auxilio.server.runbooks.models import RunbookVersion
 from auxilio.server.support_sessions.models import SupportSession
 from auxilio.server.tickets.attachment_models import TicketAttachment
 from tests.factories import Person, count_rows, make_org, make_technician, make_ticket, make_user
-from tests.server.identity.helpers import cheap_password_hashing
 from tests.server.runbooks.conftest import API, Catalogue, draft
 
 ERROR_CODE = r"^[a-z0-9_]+([._][a-z0-9_]+)*$"
-
-
-@pytest.fixture(autouse=True)
-def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with cheap_password_hashing(monkeypatch):
-        yield
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +32,6 @@ from auxilio.server.devices.models import Device, PreAuthorisationRecord
 from auxilio.server.identity.models import Organisation
 from auxilio.server.relay.bus import BusMessage
 from tests.factories import Person, activate_policy, make_org, make_ticket, make_user
-from tests.server.identity.helpers import cheap_password_hashing
 
 
 def automation_policy(**unattended: Any) -> str:
@@ -150,12 +148,6 @@ class World:
 def details(event: AuditEvent) -> dict[str, Any]:
     value = event.details
     return value if isinstance(value, dict) else orjson.loads(value)
-
-
-@pytest.fixture(autouse=True)
-def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with cheap_password_hashing(monkeypatch):
-        yield
 
 
 @pytest.fixture

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy import func, inspect, select, table
 
@@ -23,14 +19,6 @@ from auxilio.server.identity.models import LoginThrottle, User
 from tests.factories import PASSWORD
 
 LOGIN = "/api/v1/auth/login"
-
-
-@contextlib.contextmanager
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(sec, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                       parallelism=1))
-    monkeypatch.setattr(sec, "_DUMMY_HASH", None)
-    yield
 
 
 async def load_user(app: FastAPI, user_id: uuid.UUID) -> User:

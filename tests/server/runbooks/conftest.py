@@ -3,7 +3,6 @@ write drafts and switch the active policy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,6 @@ from auxilio.server.context import Actor
 from auxilio.server.identity.models import Organisation
 from auxilio.server.policies import service as policies
 from tests.factories import Person, make_org, make_user
-from tests.server.identity.helpers import cheap_password_hashing
 
 API = "/api/v1/runbooks"
 
@@ -87,12 +85,6 @@ class Catalogue:
                 .order_by(AuditEvent.seq)
             )
             return list(rows.scalars())
-
-
-@pytest.fixture(autouse=True)
-def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with cheap_password_hashing(monkeypatch):
-        yield
 
 
 @pytest.fixture

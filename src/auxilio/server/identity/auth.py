@@ -293,7 +293,7 @@ async def _spend_recovery_code(db: AsyncSession, *, user: User, code: str, now: 
         select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
     )
     for row in rows.scalars():
-        if sec.verify_password(row.code_hash, wanted):
+        if sec.recovery_code_matches(row.code_hash, user_id=str(user.id), code=wanted):
             row.used_at = now
             return True
     return False
@@ -345,7 +345,8 @@ async def _confirm_enrolment(db: AsyncSession, *, user: User, now: datetime) -> 
     user.totp_confirmed_at = now
     codes = sec.new_recovery_codes()
     for code in codes:
-        db.add(RecoveryCode(user_id=user.id, code_hash=sec.hash_password(code)))
+        digest = sec.recovery_code_digest(str(user.id), sec.normalise_recovery_code(code))
+        db.add(RecoveryCode(user_id=user.id, code_hash=digest))
     await record(
         db,
         action=AuditAction.TOTP_ENROLLED,
