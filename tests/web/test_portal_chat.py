@@ -406,6 +406,7 @@ class ChatOrg:
     person: Person
     technician: Person
     token: str  # the person's, to open tickets
+    admin_token: str  # to change the organisation's policy for one test
 
 
 @pytest.fixture(scope="module")
@@ -422,14 +423,16 @@ def chat_org(
     technician = create_person("tomas@portalchat.example", "senior_technician",
                                name="Tomás Chat", org=ORG, skills="software")  # fmt: skip
     admin = create_person("ines@portalchat.example", "admin", name="Inés Admin", org=ORG)
-    record_trainings(live_server, api_token(admin), technician)
+    admin_token = api_token(admin)
+    record_trainings(live_server, admin_token, technician)
     keyed = subprocess.run(
         [*AUXILIO, "admin", "auditor-key", "--org", ORG, "--data-dir", str(web_data_dir),
          "--out", str(tmp_path_factory.mktemp("auditor") / "auditor.pem")],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert keyed.returncode == 0, keyed.stderr + keyed.stdout
-    return ChatOrg(person=person, technician=technician, token=api_token(person))
+    return ChatOrg(person=person, technician=technician, token=api_token(person),
+                   admin_token=admin_token)
 
 
 def start_chat_only(console: Any, live_server: str, org: ChatOrg, title: str) -> str:
@@ -584,10 +587,43 @@ def test_the_person_refuses_and_nothing_is_shared(
     expect(portal.get_by_test_id("chat-report")).to_contain_text("rejected", timeout=20_000)
 
 
+QUIET_SECONDS = 8  # the consent timeout of the policy the silence test activates
+
+
+@pytest.fixture
+def quick_consent(chat_org: ChatOrg, live_server: str) -> Iterator[None]:
+    """The organisation's policy with chat consent asked for and a timeout of QUIET_SECONDS (the
+    default template asks for none on chat, and the session then waits the default 60 s); the
+    version that was active before is active again afterwards."""
+    headers = {"Authorization": f"Bearer {chat_org.admin_token}"}
+    api = f"{live_server}/api/v1/policies"
+    before = httpx.get(f"{api}/active", headers=headers, timeout=60)
+    assert before.status_code == 200, before.text
+    document = before.json()["document"]
+    rule = "    chat: {required: false}\n"
+    assert rule in document
+    quick = document.replace(rule, f"    chat: {{required: true, timeout: {QUIET_SECONDS}s}}\n")
+
+    def activate(text: str, comment: str) -> None:
+        uploaded = httpx.post(api, headers=headers, json={"document": text, "comment": comment},
+                              timeout=60)  # fmt: skip
+        assert uploaded.status_code == 201, uploaded.text
+        done = httpx.post(f"{api}/{uploaded.json()['number']}/activate", headers=headers,
+                          timeout=60)  # fmt: skip
+        assert done.status_code == 200, done.text
+
+    activate(quick, "chat consent asked for, a short timeout")
+    try:
+        yield
+    finally:
+        activate(document, "back to the version before")
+
+
 def test_silence_refuses_at_the_signed_timeout(
-    new_page: Callable[..., Any], chat_org: ChatOrg, live_server: str, login: Callable[..., None]
-) -> None:
-    """Nobody answers: at the grant's timeout (the default policy's 60 s) the page answers
+    new_page: Callable[..., Any], chat_org: ChatOrg, live_server: str, login: Callable[..., None],
+    quick_consent: None,
+) -> None:  # fmt: skip
+    """Nobody answers: at the grant's timeout (the policy's QUIET_SECONDS) the page answers
     timed_out itself, and the server ends the session as not answered, never as consented."""
     console = new_page()
     login(console, chat_org.technician)
@@ -596,10 +632,10 @@ def test_silence_refuses_at_the_signed_timeout(
     login(portal, chat_org.person)
     open_portal_chat(portal, code)
     expect(portal.get_by_test_id("consent-prompt")).to_contain_text(
-        "it counts as no after 60 seconds"
+        f"it counts as no after {QUIET_SECONDS} seconds"
     )
     expect(portal.locator("#chat-state")).to_have_text(
-        "You did not answer in time, which counts as no: nothing was shared.", timeout=120_000
+        "You did not answer in time, which counts as no: nothing was shared.", timeout=60_000
     )
     expect(console.locator("#session-state")).to_have_text(
         "Finished (consent_timed_out)", timeout=30_000
