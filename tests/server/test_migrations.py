@@ -52,3 +52,47 @@ async def test_migrations_go_up_down_and_up_again(tmp_path: Path, backend: str) 
     assert (await tables_and_diff(url))[0] == set()
     upgrade(url)
     assert (await tables_and_diff(url))[0] == set(Base.metadata.tables)
+
+
+def test_the_heads_read_from_the_files_are_alembics_heads() -> None:
+    from alembic.script import ScriptDirectory
+
+    from auxilio.server.db.migrate import alembic_config, head_revisions
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://"))
+    assert head_revisions() == frozenset(script.get_heads())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_database_at_head_is_not_migrated_again_and_one_behind_is(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start-up fast path: one query when the database is at the newest revision, Alembic
+    whenever it is not (new, behind, or unreadable this way)."""
+    from auxilio.server.db import migrate as m
+    from auxilio.server.settings import Settings
+
+    candidates = urls(tmp_path)
+    url = candidates[0] if backend == "sqlite" else (candidates[1] if len(candidates) > 1 else None)
+    if url is None:
+        pytest.skip("AUXILIO_TEST_POSTGRES_URL is not set")
+    settings = Settings(data_dir=tmp_path / "data", database_url=url)
+    calls: list[str] = []
+    real_upgrade = m.upgrade
+    monkeypatch.setattr(m, "upgrade", lambda u, **kw: (calls.append(u), real_upgrade(u, **kw)))
+
+    if backend == "postgres":
+        downgrade(url, "base")  # this worker's database holds the tables of the test before
+    assert not m.current_revisions(url)  # new: no version table, or an empty one
+    m.migrate(settings)
+    assert m.current_revisions(url) == m.head_revisions()
+    m.migrate(settings)
+    assert len(calls) == 1  # at head: not migrated again
+
+    (head,) = m.head_revisions()
+    downgrade(url, "-1")
+    assert m.current_revisions(url) not in (None, m.head_revisions())
+    m.migrate(settings)
+    assert len(calls) == 2
+    assert m.current_revisions(url) == frozenset({head})
+    assert (await tables_and_diff(url))[1] == []
