@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,10 +20,10 @@ from auxilio.server.audit.failures import AUDIT_FAILURES, FailureAggregator, Fai
 from auxilio.server.audit.service import AuditSigner, checkpoint_stale_chains, make_audit_signer
 from auxilio.server.automation.scheduler import AutomationScheduler
 from auxilio.server.db.engine import create_engine, create_sessionmaker
-from auxilio.server.db.migrate import migrate
 from auxilio.server.emergency import pages as _emergency_pages  # noqa: F401 -- registers its forms
 from auxilio.server.keys import load_or_create_signing_key
 from auxilio.server.middleware import RequestContextMiddleware
+from auxilio.server.prepare import Prepared, prepare
 from auxilio.server.settings import Settings
 from auxilio.server.support_sessions.lifecycle import start_support_sessions, stop_support_sessions
 from auxilio.server.support_sessions.ws import install_websockets
@@ -33,21 +32,7 @@ from auxilio.server.tickets.queue import TicketQueue
 from auxilio.server.web.routes import install_web
 
 log = logging.getLogger("auxilio.server")
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    signing_key: Ed25519PrivateKey
-    first_start: bool
-
-
-def prepare(settings: Settings) -> Prepared:
-    """First-start work, run before serving: data directory, migrations, signing key."""
-    first = not settings.signing_key_path.exists()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings)
-    key = load_or_create_signing_key(settings.signing_key_path)
-    return Prepared(signing_key=key, first_start=first)
+__all__ = ["Prepared", "create_app", "prepare"]
 
 
 async def _checkpoint_loop(app: FastAPI, signer: AuditSigner, every: float) -> None:

@@ -438,10 +438,10 @@ class _cli_db:
         self.settings = settings
 
     async def __aenter__(self) -> Any:
-        from auxilio.server.app import prepare
         from auxilio.server.audit.service import make_audit_signer
         from auxilio.server.context import RequestInfo, set_request
         from auxilio.server.db.engine import create_engine, create_sessionmaker
+        from auxilio.server.prepare import prepare
 
         await asyncio.to_thread(prepare, self.settings)
         from auxilio.server.keys import load_or_create_signing_key
