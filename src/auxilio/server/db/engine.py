@@ -14,6 +14,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# Every domain's models, whoever opens a session: a model's foreign-key column takes its type
+# from the table it refers to, and with that table not imported (a CLI command that loads one
+# domain) it stayed untyped and a UUID came back as the stored text (the recording export then
+# looked for the file under the wrong name).
+from auxilio.server.db import models as _all_models  # noqa: F401
 from auxilio.server.db.sqlite_inline import sqlite3_connection
 from auxilio.server.settings import Settings
 
