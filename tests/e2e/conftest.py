@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,11 +57,19 @@ def server_env() -> dict[str, str]:
 
 @contextmanager
 def serving(
-    data_dir: Path, env: dict[str, str], *, log_path: Path | None = None
+    data_dir: Path, env: dict[str, str], *, log_path: Path | None = None,
+    database: Path | None = None,
 ) -> Iterator[str]:
     """A real ``auxilio serve`` on a free port until the block ends, its URL once it answers
-    ``/readyz``; its log must hold no traceback at the end. ``env``: extra variables."""
+    ``/readyz``; its log must hold no traceback at the end. ``env``: extra variables.
+    ``database``: a migrated, empty SQLite file to start from when the data directory is new
+    (the server then finds it at the newest revision and skips migrating); without it the
+    server migrates from nothing, as on a real first start (tests/web's server does)."""
     port = free_port()
+    target = data_dir / "auxilio.db"
+    if database is not None and not target.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(database, target)
     # A file, not a pipe: an unread pipe blocks the server once 64 KiB of log lines wait in it.
     log_path = log_path or data_dir.parent / "server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +101,6 @@ def serving(
 
 
 @pytest.fixture
-def server(data_dir: Path, server_env: dict[str, str]) -> Iterator[str]:
-    with serving(data_dir, server_env) as url:
+def server(data_dir: Path, server_env: dict[str, str], sqlite_template: Path) -> Iterator[str]:
+    with serving(data_dir, server_env, database=sqlite_template) as url:
         yield url
