@@ -453,7 +453,7 @@ async def test_orders_beyond_the_queue_are_refused_busy_signed(
     """One runs, AUTOMATION_QUEUE wait; each further order is answered at once with a signed
     refusal automation.busy naming it; the waiting ones still run, one at a time."""
     from auxilio.agent import automation
-    from auxilio.agent.daemon import AUTOMATION_QUEUE
+    from auxilio.agent.automation_queue import AUTOMATION_QUEUE
     from auxilio.crypto.automation import sign_order, verify_outcome
 
     release = asyncio.Event()

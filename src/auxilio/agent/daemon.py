@@ -23,9 +23,7 @@ that one connection:
   from the window or from ``auxilio agent access revoke``, ends it at once
   (``pre_authorisation_revoked``). Afterwards the connection is idle again;
 - ``automation.run``: ``agent.automation.handle_order`` and its ``automation.result``, one run
-  at a time: up to
-  ``AUTOMATION_QUEUE`` orders wait their turn, one more is answered at once with a signed
-  ``automation.busy`` refusal;
+  at a time, from a bounded queue (agent/automation_queue.py);
 - every unattended session and every automated run whose order verified goes into the owner's
   log (agent/local_log.py); an order that does not verify is answered with a signed refusal and
   leaves no trace per message (a line in the journal at most once a minute).
@@ -43,7 +41,6 @@ import asyncio
 import contextlib
 import os
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +49,7 @@ from typing import Any
 from rich.console import Console
 
 from auxilio.agent.access import AccessStore
+from auxilio.agent.automation_queue import AutomationQueue
 from auxilio.agent.connection import (
     HELLO_TIMEOUT_SECONDS,
     AgentConnection,
@@ -76,10 +74,9 @@ from auxilio.agent.local_log import LocalLog
 from auxilio.agent.service_unit import EXIT_DEVICE_REVOKED, EXIT_KEY_CHANGED
 from auxilio.agent.session import SupportSessionRunner
 from auxilio.agent.session_window import SessionWindow, into_loop
-from auxilio.agent.state import ActivityLog, AgentState, PinnedServer
+from auxilio.agent.state import AgentState, PinnedServer
 from auxilio.agent.unattended import UnattendedRefused, check_unattended, sign_answer
 from auxilio.agent.userinput import LineInput
-from auxilio.crypto.automation import AutomationOrder
 from auxilio.protocol.errors import ProtocolError, ProtocolErrorCode
 from auxilio.protocol.frames import (
     AutomationRun,
@@ -105,8 +102,6 @@ STABLE_SECONDS = 60.0
 FIRST_REPORT_SECONDS = 5.0
 REPORT_WAIT_SECONDS = 10.0
 FATAL_CODES = frozenset({"device.revoked", "device.unknown", "device.key_mismatch"})
-AUTOMATION_QUEUE = 8  # orders waiting while one runs; beyond it: automation.busy
-QUIET_SECONDS = 60.0  # at most one journal line per minute for orders that do not verify
 
 
 class DeviceGone(AgentError):
@@ -235,10 +230,7 @@ class Daemon:
         self._server_ids: set[str] = set()
         self._sent: dict[str, str] = {}  # pre-authorisation id -> "publish" | "revoke" sent
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._orders: asyncio.Queue[AutomationRun] = asyncio.Queue(maxsize=AUTOMATION_QUEUE)
-        self._worker: asyncio.Task[None] | None = None
-        self._quiet_until = 0.0
-        self._unsaid = 0  # refusals of unverified orders not told in the journal yet
+        self.automation = AutomationQueue(self)
         self._lines: LineInput | None = None
         self._devnull: int | None = None
         self.session_window: SessionWindow | None = None  # the indicator last shown
@@ -415,7 +407,7 @@ class Daemon:
                 self._server_ids.discard(message.pre_authorisation_id)
             return True
         if isinstance(message, AutomationRun):
-            await self._queue_order(message)
+            await self.automation.queue(message)
             return True
         if isinstance(message, DeviceReady):
             return True
@@ -610,98 +602,3 @@ class Daemon:
                              ended_by=ended.ended_by, detail=ended.detail)  # fmt: skip
         show_report(self.console, runner, log)
         self.say("Session over; waiting for unattended sessions again.")
-
-    # -- automated runs -------------------------------------------------------------------------
-
-    async def _queue_order(self, message: AutomationRun) -> None:
-        """One run at a time: the order waits its turn, or is refused ``automation.busy``."""
-        try:
-            self._orders.put_nowait(message)
-        except asyncio.QueueFull:
-            from auxilio.agent.automation import busy
-
-            answer = busy(message.order, state=self.state)
-            self._quiet(f"Automated run {answer.run_id} refused: automation.busy "
-                        f"({AUTOMATION_QUEUE} orders wait already).")  # fmt: skip
-            with contextlib.suppress(ConnectionLost):
-                await self._send(answer)
-            return
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._run_orders())
-            self._tasks.add(self._worker)
-            self._worker.add_done_callback(self._tasks.discard)
-
-    async def _run_orders(self) -> None:
-        while True:
-            message = await self._orders.get()
-            try:
-                await self._automation(message)
-            except Exception as exc:  # one broken order never stops the next
-                self.say(f"Automated run failed on the device: {type(exc).__name__}: {exc}")
-
-    def _quiet(self, text: str) -> None:
-        """A journal line for what anyone on the way can send: at most one a minute."""
-        now = asyncio.get_running_loop().time()
-        if now < self._quiet_until:
-            self._unsaid += 1
-            return
-        more = f" ({self._unsaid} more like it not shown)" if self._unsaid else ""
-        self.say(text + more)
-        self._unsaid, self._quiet_until = 0, now + QUIET_SECONDS
-
-    async def _automation(self, message: AutomationRun) -> None:
-        assert self._pinned is not None and self._enrolment is not None  # noqa: S101
-        from auxilio.agent import automation
-
-        handle: Callable[..., Awaitable[Any]] = automation.handle_order
-        log: ActivityLog | None = None
-        order: AutomationOrder | None = None
-
-        def verified(checked: AutomationOrder) -> None:
-            # Only now (the pinned server's signature, this device, in time, never seen) is the
-            # run the owner's business: before, it is whatever someone on the way sent.
-            nonlocal log, order
-            order = checked
-            self.local_log.started(checked.run_id, mode="automated", capabilities=[checked.kind],
-                                   pre_authorisation_id=checked.pre_authorisation_id,
-                                   organisation=checked.ticket_ref)  # fmt: skip
-            log = self.state.session_log(checked.run_id)
-            log.append("automation_order", run_id=checked.run_id, kind=checked.kind,
-                       pre_authorisation_id=checked.pre_authorisation_id,
-                       ticket_ref=checked.ticket_ref)  # fmt: skip
-
-        def ended(reason: str, detail: str = "") -> None:
-            if log is not None and order is not None:
-                log.append("ended", ended_by="agent", reason=reason, detail=detail)
-                self.local_log.ended(order.run_id, reason=reason, ended_by="agent",
-                                     detail=detail)  # fmt: skip
-
-        try:
-            result = await handle(message.order, state=self.state, access=self.access,
-                                  server_public_key=self._pinned.public_key,
-                                  device_id=self._enrolment.device_id,
-                                  on_verified=verified)  # fmt: skip
-        except AgentError as exc:
-            ended(exc.code, exc.message)
-            with contextlib.suppress(ConnectionLost):
-                await self._send(ErrorMessage(id=new_id(), code=exc.code, message=exc.message,
-                                              ref=message.id))  # fmt: skip
-            return
-        status, code = "sent", ""
-        with contextlib.suppress(Exception):
-            from auxilio.crypto.automation import verify_outcome
-
-            outcome = verify_outcome(self.state.device_public_key, result.result)
-            status = outcome.status
-            code = outcome.code or (f"exit {outcome.exit_code}" if outcome.exit_code is not None
-                                    else "")  # fmt: skip
-        if order is None:
-            self._quiet(f"Refused an automation order that does not verify: {status} "
-                        f"{code}".rstrip())  # fmt: skip
-        else:
-            assert log is not None  # noqa: S101 - set with order
-            log.append("automation_result", run_id=order.run_id, status=status, code=code)
-            ended(status, code)
-            self.say(f"Automated run {order.run_id} ({order.kind}): {status} {code}".rstrip())
-        with contextlib.suppress(ConnectionLost):
-            await self._send(result)
