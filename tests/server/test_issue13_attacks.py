@@ -142,7 +142,7 @@ async def test_a_senior_technician_of_another_organisation_cannot_touch_a_device
 async def test_a_run_of_a_technician_who_lost_the_right_is_never_sent(
     automation_world: automation.World, change: dict[str, Any]
 ) -> None:
-    from auxilio.server.automation import service as runs
+    from auxilio.server.automation import sending as runs
     from auxilio.server.identity.models import User
 
     w = automation_world
@@ -162,7 +162,7 @@ async def test_a_run_of_a_technician_who_lost_the_right_is_never_sent(
 async def test_a_run_the_active_policy_no_longer_allows_is_never_sent(
     automation_world: automation.World,
 ) -> None:
-    from auxilio.server.automation import service as runs
+    from auxilio.server.automation import sending as runs
 
     w = automation_world
     await w.pre_authorise()
@@ -180,7 +180,7 @@ async def test_a_run_is_never_sent_under_a_pre_authorisation_older_than_the_poli
     automation_world: automation.World,
 ) -> None:
     from auxilio.crypto.preauth import AccessWindow
-    from auxilio.server.automation import service as runs
+    from auxilio.server.automation import sending as runs
 
     w = automation_world
     now = dt.datetime.now(dt.UTC)

@@ -22,7 +22,7 @@ from auxilio.crypto.preauth import AccessWindow
 from auxilio.crypto.signing import DocumentKind, sign_document
 from auxilio.protocol.frames import AutomationRun as RunMessage
 from auxilio.protocol.types import Capability, SignedDocument
-from auxilio.server.automation import service
+from auxilio.server.automation import results, sending
 from auxilio.server.automation.models import AutomationRun
 from auxilio.server.db.base import utcnow
 from auxilio.server.devices.models import Device, PreAuthorisationRecord
@@ -62,7 +62,7 @@ async def run_row(world: World, run_id: str) -> AutomationRun:
 
 async def send(world: World, *, online: bool = True, at: dt.datetime | None = None) -> list[Any]:
     async with world.app.state.sessionmaker() as db, db.begin():
-        return await service.send_due(db, server_key=world.server_key,
+        return await sending.send_due(db, server_key=world.server_key,
                                       online={world.device_id} if online else set(),
                                       now=at)  # fmt: skip
 
@@ -458,8 +458,8 @@ async def record(world: World, run_id: str, signed: SignedDocument) -> str | Non
     device = await world.device()
     try:
         async with world.app.state.sessionmaker() as db, db.begin():
-            await service.record_result(db, device=device, run_id=run_id, signed=signed)
-    except service.ResultRefused as exc:
+            await results.record_result(db, device=device, run_id=run_id, signed=signed)
+    except results.ResultRefused as exc:
         return exc.code
     return None
 

@@ -1,5 +1,5 @@
 """The automated runs' round: every few seconds, on every node, due runs of online devices are
-checked again, signed and forwarded (``service.send_due``); rows are locked and skipped when
+checked again, signed and forwarded (``sending.send_due``); rows are locked and skipped when
 another node holds them, so a run is sent once."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import logging
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auxilio.server.automation import service
+from auxilio.server.automation import sending
 from auxilio.server.devices.channel import forward_to_device, online_devices
 from auxilio.server.periodic import PeriodicJob
 from auxilio.server.relay.bus import Bus
@@ -38,8 +38,8 @@ class AutomationScheduler:
     async def run_once(self) -> int:
         """One round; how many orders were forwarded to a device."""
         async with self._sessionmaker() as db, db.begin():
-            online = await online_devices(self._bus, await service.due_device_ids(db))
-            outgoing = await service.send_due(db, server_key=self._key, online=online)
+            online = await online_devices(self._bus, await sending.due_device_ids(db))
+            outgoing = await sending.send_due(db, server_key=self._key, online=online)
         # After the commit: the device's answer must find the run "sent".
         forwarded = 0
         for item in outgoing:

@@ -9,12 +9,12 @@ the owner's pre-authorisation instead of a prompt.
   ``unattended`` rules for the device's group, the runbook's approval) and finds a live
   pre-authorisation of the device with automated runs and the capability in scope whose window
   covers the due time. A refusal raises ``AutomationRefused`` with its code; nothing is kept.
-- ``send_due`` (the scheduler's round) re-checks the pre-authorisation, the device, the
+- ``sending.send_due`` (the scheduler's round) re-checks the pre-authorisation, the device, the
   pinned runbook, the person who scheduled the run as identity knows them now
   (``creator_actor``) and the active policy at the run's time (``check_policy``, as the
   request), signs the order and forwards it to the device's connection; a run whose window
   shuts while its device is offline expires. No run is sent during an emergency.
-- ``record_result`` verifies the device's signature, the run id and the nonce, stores the
+- ``results.record_result`` verifies the device's signature, the run id and the nonce, stores the
   outcome and attaches it to the ticket as a verified attachment.
 """
 
@@ -27,18 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auxilio.crypto.automation import (
     DIAGNOSTICS_SECTIONS,
-    AutomationInvalid,
     AutomationOrder,
-    AutomationOutcome,
     sign_order,
-    verify_outcome,
 )
 from auxilio.crypto.errors import CryptoError
 from auxilio.crypto.keys import b64url_encode, decode_ed25519_public_key
@@ -47,7 +43,7 @@ from auxilio.crypto.runbooks import ParameterInvalid, read_runbook, validate_par
 from auxilio.policy.decision import Decision, Effect
 from auxilio.policy.engine import explain
 from auxilio.policy.requests import EvaluationContext, StartSupportSession, UseCapability
-from auxilio.policy.roles import Permission, Role, role_has_permission
+from auxilio.policy.roles import Permission, role_has_permission
 from auxilio.policy.schema import SessionMode
 from auxilio.protocol.frames import MAX_CONTROL_MESSAGE_BYTES, AutomationRun, encode_message
 from auxilio.protocol.types import SignedDocument
@@ -71,7 +67,6 @@ from auxilio.server.identity.auth import actor_for
 from auxilio.server.identity.models import User
 from auxilio.server.policies import service as policies
 from auxilio.server.runbooks import service as runbook_catalogue
-from auxilio.server.tickets import attachments
 from auxilio.server.tickets import service as tickets
 from auxilio.server.tickets.models import Ticket
 
@@ -128,16 +123,6 @@ class AutomationParameterInvalid(ValidationFailed):
 class AutomationOrderTooLarge(ValidationFailed):
     code = "automation.order_too_large"
     default_message = "The runbook is too large to send as one order."
-
-
-class ResultRefused(Conflict):
-    """A result the server does not take (``code``: ``automation.result_*``); audited."""
-
-    code = "automation.result_refused"
-
-    def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message, **details)
-        self.code = code  # type: ignore[misc]
 
 
 # -- the owner's pre-authorisation as the server holds it ----------------------------------------
@@ -337,7 +322,7 @@ def _check_request(request: NewRun, now: datetime) -> datetime:
     return max(due, now)
 
 
-async def _pinned_runbook(
+async def pinned_runbook(
     db: AsyncSession, *, organisation_id: uuid.UUID, runbook_id: str
 ) -> tuple[SignedDocument, int, str]:
     try:
@@ -351,7 +336,7 @@ async def _pinned_runbook(
     return signed, pins[0].version, pins[0].sha256
 
 
-def _device_problem(device: Device) -> AutomationRefused | None:
+def device_problem(device: Device) -> AutomationRefused | None:
     if device.revoked_at is not None:
         return AutomationRefused("automation.device_revoked", "The device was revoked.")
     if device.enrolled_at is None or device.public_key is None:
@@ -360,7 +345,7 @@ def _device_problem(device: Device) -> AutomationRefused | None:
     return None
 
 
-def _build_order(
+def build_order(
     run: Run, device: Device, *, ticket_ref: str, runbook: SignedDocument | None,
     issued_at: datetime, not_after: datetime,
 ) -> AutomationOrder:  # fmt: skip
@@ -393,7 +378,7 @@ async def create_run(
     it (the caller records the refusal apart: ``record_refusal``)."""
     now = now or utcnow()
     due = _check_request(request, now)
-    if (problem := _device_problem(device)) is not None:
+    if (problem := device_problem(device)) is not None:
         raise problem
     ticket = None
     if request.ticket_id is not None:
@@ -412,7 +397,7 @@ async def create_run(
     runbook = None
     if request.kind == "runbook":
         assert request.runbook_id is not None  # noqa: S101 -- _check_request
-        runbook, number, digest = await _pinned_runbook(
+        runbook, number, digest = await pinned_runbook(
             db, organisation_id=device.organisation_id, runbook_id=request.runbook_id)
         try:
             values = validate_parameters(read_runbook(server_key.public_key(), runbook),
@@ -431,15 +416,15 @@ async def create_run(
         state="scheduled", due_at=due, repeat_seconds=request.repeat_seconds,
         policy_version=version, created_by=actor.id, created_at=now,
     )  # fmt: skip
-    probe = _build_order(run, device, ticket_ref=ticket_ref(ticket), runbook=runbook,
+    probe = build_order(run, device, ticket_ref=ticket_ref(ticket), runbook=runbook,
                          issued_at=now, not_after=now + ORDER_TTL)  # fmt: skip
     if not _fits(probe, server_key):
         raise AutomationOrderTooLarge(field="runbook_id")
     db.add(run)
     await db.flush()
-    await _audit(db, AuditAction.AUTOMATION_RUN_SCHEDULED, run, actor,
-                 pre_authorisation_id=str(row.id), due_at=due.isoformat(),
-                 repeat_seconds=request.repeat_seconds, policy_version=version)  # fmt: skip
+    await audit_run(db, AuditAction.AUTOMATION_RUN_SCHEDULED, run, actor,
+                    pre_authorisation_id=str(row.id), due_at=due.isoformat(),
+                    repeat_seconds=request.repeat_seconds, policy_version=version)  # fmt: skip
     return run
 
 
@@ -485,12 +470,12 @@ async def cancel_run(db: AsyncSession, *, run: Run, actor: Actor) -> Run:
         raise AutomationNotCancellable(state=run.state)
     was = run.state
     run.state, run.finished_at, run.error_code = "cancelled", utcnow(), "automation.cancelled"
-    await _audit(db, AuditAction.AUTOMATION_RUN_CANCELLED, run, actor, previous_state=was)
+    await audit_run(db, AuditAction.AUTOMATION_RUN_CANCELLED, run, actor, previous_state=was)
     return run
 
 
-async def _audit(db: AsyncSession, action: AuditAction, run: Run, actor: Actor,
-                 **details: Any) -> None:  # fmt: skip
+async def audit_run(db: AsyncSession, action: AuditAction, run: Run, actor: Actor,
+                    **details: Any) -> None:  # fmt: skip
     await record(db, action=action, actor=actor, organisation_id=run.organisation_id,
                  target_type="automation_run", target_id=run.id,
                  details={"device_id": str(run.device_id), "kind": run.kind,
@@ -500,259 +485,7 @@ async def _audit(db: AsyncSession, action: AuditAction, run: Run, actor: Actor,
                           **details})  # fmt: skip
 
 
-# -- the scheduler's round ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    device_id: uuid.UUID
-    message: AutomationRun
-
-
-async def _finish(db: AsyncSession, run: Run, state: str, code: str | None, *,
-                  now: datetime, detail: str | None = None, **why: Any) -> None:  # fmt: skip
-    run.state, run.error_code, run.error_detail, run.finished_at = state, code, detail, now
-    action = {"refused": AuditAction.AUTOMATION_RUN_REFUSED,
-              "expired": AuditAction.AUTOMATION_RUN_EXPIRED,
-              "done": AuditAction.AUTOMATION_RUN_DONE,
-              "failed": AuditAction.AUTOMATION_RUN_FAILED}[state]  # fmt: skip
-    await _audit(db, action, run, Actor.system(run.organisation_id), code=code, **why)
-    if state == "expired":
-        await _repeat(db, run)
-
-
-async def _refuse(db: AsyncSession, run: Run, refused: AutomationRefused, *,
-                  now: datetime) -> None:  # fmt: skip
-    """Refused at send time: the code, the message and the rule that refused it."""
-    await _finish(db, run, "refused", refused.code, now=now, detail=refused.message,
-                  **{k: v for k, v in refused.details.items()
-                     if k in ("rule", "reason_code", "policy_version")})  # fmt: skip
-
-
-async def _send_one(
-    db: AsyncSession, run: Run, *, server_key: Ed25519PrivateKey, online: set[uuid.UUID],
-    now: datetime,
-) -> Outgoing | None:  # fmt: skip
-    device = await db.get(Device, run.device_id)
-    assert device is not None  # noqa: S101 -- a foreign key
-    if (problem := _device_problem(device)) is not None:
-        await _finish(db, run, "refused", problem.code, now=now)
-        return None
-    row = await db.get(PreAuthorisationRecord, run.pre_authorisation_id)
-    document = verified_pre_authorisation(device, row) if row is not None else None
-    if row is None or document is None:
-        await _finish(db, run, "refused", "automation.pre_authorisation_invalid", now=now)
-        return None
-    if row.revoked_at is not None:
-        await _finish(db, run, "refused", "automation.pre_authorisation_revoked", now=now)
-        return None
-    if now >= document.window.not_after:
-        await _finish(db, run, "refused", "automation.pre_authorisation_expired", now=now)
-        return None
-    until = document.window.open_until(now)
-    if until is None:
-        # Shut now: the run was due while it was open (or at its opening) and is past it.
-        await _finish(db, run, "expired", "automation.window_passed", now=now)
-        return None
-    try:  # who scheduled it may lose the right meanwhile (deactivated, demoted)
-        creator = await creator_actor(db, run)
-    except AutomationRefused as exc:
-        await _refuse(db, run, exc, now=now)
-        return None
-    if run.device_id not in online:
-        return None  # waits: sent when the device connects, expired when the window shuts
-    runbook = None
-    timeout = DIAGNOSTICS_TIMEOUT
-    if run.kind == "runbook":
-        try:
-            runbook, version, digest = await _pinned_runbook(
-                db, organisation_id=run.organisation_id, runbook_id=run.spec["runbook_id"])
-        except AutomationRefused as exc:
-            await _finish(db, run, "refused", exc.code, now=now)
-            return None
-        if (version, digest) != (run.spec.get("version"), run.spec.get("sha256")):
-            await _finish(db, run, "refused", "automation.runbook_changed", now=now)
-            return None
-        timeout = timedelta(seconds=read_runbook(server_key.public_key(),
-                                                 runbook).timeout_seconds)  # fmt: skip
-    try:  # the active policy now, at the run's time, for its creator as they are now
-        policy_version = await check_policy(
-            db, actor=creator, device=device, kind=run.kind, runbook_id=run.spec.get("runbook_id"),
-            ticket_id=run.ticket_id, pre_authorised_at=document.created_at, run_id=run.id,
-            now=now, recorded_as=Actor.system(run.organisation_id),
-        )  # fmt: skip
-    except AutomationRefused as exc:
-        await _refuse(db, run, exc, now=now)
-        return None
-    ticket = await db.get(Ticket, run.ticket_id) if run.ticket_id else None
-    order = _build_order(run, device, ticket_ref=ticket_ref(ticket), runbook=runbook,
-                         issued_at=now, not_after=min(until, now + ORDER_TTL))  # fmt: skip
-    signed = sign_order(server_key, order)
-    run.order = signed.model_dump(mode="json")
-    run.state, run.sent_at = "sent", now
-    run.spec = {**run.spec, "nonce": order.nonce,
-                "answer_by": (order.not_after + timeout + RESULT_GRACE).isoformat()}
-    await _audit(db, AuditAction.AUTOMATION_RUN_SENT, run, Actor.system(run.organisation_id),
-                 not_after=order.not_after.isoformat(),
-                 policy_version=policy_version)  # fmt: skip
-    return Outgoing(run.device_id, AutomationRun(id=uuid.uuid4().hex, order=signed))
-
-
-async def send_due(
-    db: AsyncSession, *, server_key: Ed25519PrivateKey, online: set[uuid.UUID],
-    now: datetime | None = None, limit: int = 200,
-) -> list[Outgoing]:  # fmt: skip
-    """One round: due runs checked again and, for online devices, signed and marked sent
-    (the caller forwards the messages after commit); runs whose result never came expire.
-    Rows are locked and skipped when another node holds them."""
-    now = now or utcnow()
-    sent_rows = await db.execute(
-        select(Run).where(Run.state == "sent").with_for_update(skip_locked=True).limit(limit)
-    )
-    for run in sent_rows.scalars():
-        answer_by = run.spec.get("answer_by")
-        if answer_by is None or now >= datetime.fromisoformat(answer_by):
-            await _finish(db, run, "expired", "automation.no_result", now=now)
-    due = await db.execute(
-        select(Run).where(Run.state == "scheduled", Run.due_at <= now)
-        .order_by(Run.due_at).with_for_update(skip_locked=True).limit(limit)
-    )  # fmt: skip
-    runs = list(due.scalars())
-    if not runs:
-        return []
-    emergencies: dict[uuid.UUID, bool] = {}
-    outgoing = []
-    for run in runs:
-        org = run.organisation_id
-        if org not in emergencies:
-            emergencies[org] = await emergency_active(db, organisation_id=org)
-        if emergencies[org]:
-            # No run is sent during an emergency; one whose window passes meanwhile expires.
-            device = await db.get(Device, run.device_id)
-            row = await db.get(PreAuthorisationRecord, run.pre_authorisation_id)
-            document = verified_pre_authorisation(device, row) if device and row else None
-            if document is None or document.window.open_until(now) is None:
-                await _finish(db, run, "expired", "automation.emergency", now=now)
-            continue
-        sent = await _send_one(db, run, server_key=server_key, online=online, now=now)
-        if sent is not None:
-            outgoing.append(sent)
-    return outgoing
-
-
-async def due_device_ids(db: AsyncSession, *, now: datetime | None = None) -> set[uuid.UUID]:
-    now = now or utcnow()
-    rows = await db.execute(
-        select(Run.device_id).where(Run.state == "scheduled", Run.due_at <= now).distinct()
-    )
-    return set(rows.scalars())
-
-
-# -- the device's result --------------------------------------------------------------------------
-
-
-def _attachment_content(run: Run, outcome: AutomationOutcome, signed: SignedDocument) -> str:
-    return orjson.dumps({
-        "automation_run_id": str(run.id), "device_id": str(run.device_id), "kind": run.kind,
-        "runbook_id": run.spec.get("runbook_id"), "version": run.spec.get("version"),
-        "status": outcome.status, "code": outcome.code, "exit_code": outcome.exit_code,
-        "started_at": outcome.started_at.isoformat(),
-        "finished_at": outcome.finished_at.isoformat(), "truncated": outcome.truncated,
-        "output_sha256": outcome.output_sha256, "output": outcome.output,
-        # The device's signature over all of it, for anyone to check with the device's key.
-        "signed": signed.model_dump(mode="json"),
-    }).decode()  # fmt: skip
-
-
-async def _attach(db: AsyncSession, run: Run, outcome: AutomationOutcome,
-                  signed: SignedDocument) -> uuid.UUID | None:  # fmt: skip
-    if run.ticket_id is None:
-        return None
-    ticket = await db.get(Ticket, run.ticket_id)
-    author = await db.get(User, run.created_by)
-    if ticket is None or author is None:
-        return None
-    actor = Actor(id=author.id, display_name=author.display_name,
-                  organisation_id=author.organisation_id, role=Role(author.role))  # fmt: skip
-    name = (f"automated {run.spec.get('runbook_id')} v{run.spec.get('version')}"
-            if run.kind == "runbook" else "automated diagnostics")  # fmt: skip
-    attachment = await attachments.add_attachment(
-        db, ticket=ticket, kind="runbook_result" if run.kind == "runbook" else "diagnostics",
-        name=name, media_type="application/json",
-        content=_attachment_content(run, outcome, signed), support_session_id=None, actor=actor,
-        device_verified=True,
-    )  # fmt: skip
-    return attachment.id
-
-
-async def _refuse_result(db: AsyncSession, device: Device, run_id: str, code: str,
-                         message: str) -> ResultRefused:  # fmt: skip
-    await record(db, action=AuditAction.AUTOMATION_RESULT_REFUSED,
-                 actor=Actor.system(device.organisation_id),
-                 organisation_id=device.organisation_id, target_type="device",
-                 target_id=device.id, details={"run_id": run_id[:100], "code": code})  # fmt: skip
-    # Committed here: the caller's transaction ends in the refusal's exception, which would
-    # roll the record of it back (nothing else was written before a refusal).
-    await db.commit()
-    return ResultRefused(code, message, run_id=run_id[:100])
-
-
-async def record_result(
-    db: AsyncSession, *, device: Device, run_id: str, signed: SignedDocument,
-) -> None:  # fmt: skip
-    """Verify and store the device-signed outcome of one run (called by the device's WS).
-
-    Refused (``ResultRefused``, audited ``automation:result:refused`` and committed before it
-    is raised; the caller answers the agent with the code): ``automation.result_unknown_run``
-    (no such run sent to this device), ``automation.result_invalid`` (not signed by this
-    device's key, or not a valid outcome: a tampered output fails its hash),
-    ``automation.result_mismatch`` (another run's id or nonce), ``automation.result_replayed``
-    (the run already has its answer or was cancelled or expired)."""
-    now = utcnow()
-    try:
-        key = uuid.UUID(run_id)
-    except ValueError:
-        key = None
-    run = (await db.execute(select(Run).where(Run.id == key).with_for_update())
-           ).scalar_one_or_none() if key is not None else None  # fmt: skip
-    if run is None or run.device_id != device.id or run.order is None:
-        raise await _refuse_result(db, device, run_id, "automation.result_unknown_run",
-                                   "No such run was sent to this device.")  # fmt: skip
-    if device.public_key is None:
-        raise await _refuse_result(db, device, run_id, "automation.result_invalid",
-                                   "The device has no key.")  # fmt: skip
-    try:
-        outcome = verify_outcome(decode_ed25519_public_key(device.public_key), signed)
-    except (CryptoError, AutomationInvalid) as exc:
-        raise await _refuse_result(db, device, run_id, "automation.result_invalid",
-                                   str(exc)) from exc  # fmt: skip
-    nonce = run.spec.get("nonce")
-    if outcome.run_id != str(run.id) or outcome.nonce != nonce:
-        raise await _refuse_result(db, device, run_id, "automation.result_mismatch",
-                                   "The result answers another order.")  # fmt: skip
-    if run.state != "sent":
-        raise await _refuse_result(db, device, run_id, "automation.result_replayed",
-                                   f"The run is {run.state} already.")  # fmt: skip
-    run.result = {"signed": signed.model_dump(mode="json"), "status": outcome.status,
-                  "code": outcome.code, "exit_code": outcome.exit_code,
-                  "output_sha256": outcome.output_sha256, "truncated": outcome.truncated,
-                  "started_at": outcome.started_at.isoformat(),
-                  "finished_at": outcome.finished_at.isoformat()}  # fmt: skip
-    attachment_id = await _attach(db, run, outcome, signed)
-    if attachment_id is not None:
-        run.result = {**run.result, "attachment_id": str(attachment_id)}
-    state = {"done": "done", "failed": "failed", "refused": "refused"}[outcome.status]
-    run.state, run.error_code, run.finished_at = state, outcome.code, now
-    action = {"done": AuditAction.AUTOMATION_RUN_DONE, "failed": AuditAction.AUTOMATION_RUN_FAILED,
-              "refused": AuditAction.AUTOMATION_RUN_REFUSED}[state]  # fmt: skip
-    await _audit(db, action, run, Actor.system(run.organisation_id), code=outcome.code,
-                 exit_code=outcome.exit_code, output_sha256=outcome.output_sha256,
-                 attachment_id=str(attachment_id) if attachment_id else None,
-                 by="device")  # fmt: skip
-    await _repeat(db, run)
-
-
-async def _repeat(db: AsyncSession, run: Run) -> None:
+async def schedule_repeat(db: AsyncSession, run: Run) -> None:
     """A repeating run schedules its next occurrence once this one has its answer."""
     if run.repeat_seconds is None:
         return
@@ -770,6 +503,6 @@ async def _repeat(db: AsyncSession, run: Run) -> None:
     )  # fmt: skip
     db.add(following)
     await db.flush()
-    await _audit(db, AuditAction.AUTOMATION_RUN_SCHEDULED, following,
-                 Actor.system(run.organisation_id), due_at=due.isoformat(),
-                 repeat_of=str(run.id))  # fmt: skip
+    await audit_run(db, AuditAction.AUTOMATION_RUN_SCHEDULED, following,
+                    Actor.system(run.organisation_id), due_at=due.isoformat(),
+                    repeat_of=str(run.id))  # fmt: skip

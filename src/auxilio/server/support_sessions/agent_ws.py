@@ -45,7 +45,7 @@ from auxilio.protocol.frames import (
 from auxilio.protocol.states import SupportSessionState
 from auxilio.protocol.types import Capability
 from auxilio.protocol.version import negotiate_version
-from auxilio.server.automation import service as automation
+from auxilio.server.automation import results as automation
 from auxilio.server.context import Actor
 from auxilio.server.devices import channel, preauth
 from auxilio.server.devices.models import Device
