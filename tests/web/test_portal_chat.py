@@ -44,7 +44,7 @@ from auxilio.protocol.types import (
     ExtensionTerms,
     SignedDocument,
 )
-from auxilio.server.support_sessions.consent import receipt_mismatch
+from auxilio.server.support_sessions.receipts import receipt_mismatch
 from tests.e2e.conftest import AUXILIO
 from tests.web.conftest import Person, describe
 from tests.web.test_console import JOIN_CODE, open_ticket, record_trainings, tab_to

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
@@ -23,6 +24,7 @@ from auxilio.server.db.base import utcnow
 from auxilio.server.devices.channel import close_device
 from auxilio.server.devices.models import PreAuthorisationRecord
 from auxilio.server.emergency.models import Emergency
+from auxilio.server.support_sessions import clock
 from auxilio.server.support_sessions.models import JoinCode
 from tests.factories import make_ticket, make_user
 from tests.server.support_sessions.conftest import ServerFactory, World
@@ -189,13 +191,17 @@ async def test_requests_the_pre_authorisation_does_not_cover_are_refused_by_code
 
 
 async def test_an_expired_pre_authorisation_covers_nothing(
-    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey
+    http: httpx.AsyncClient, world: World, signing_key: Ed25519PrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The window ends a minute from now; the sessions' clock is moved past it (sleeping through
+    a two-second window once lost the race to a loaded machine: it was over before published)."""
     await world.use_policy(policy())
     enrolled, _, pre_id = await _published(http, world, signing_key,
-                                           access=window(end=dt.timedelta(seconds=2)))
+                                           access=window(end=dt.timedelta(minutes=1)))
     technician = FakeTechnician(http.live.url)  # type: ignore[attr-defined]
-    await asyncio.sleep(2.2)
+    later = utcnow() + dt.timedelta(minutes=1, seconds=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
     response = await ask(http, world, technician, enrolled.device_id)
     assert response.status_code == 403 and error_code(response) == "pre_authorisation.none"
     assert pre_id

@@ -63,6 +63,7 @@ from auxilio.server.support_sessions import (
     during,
     extensions,
     offering,
+    receipts,
     service,
 )
 from auxilio.server.support_sessions.consent import AgentRefused, Offer
@@ -504,9 +505,9 @@ class AgentHandler(PeerHandler):
             found = await service.get_for_update(db, sid)
             assert found is not None  # noqa: S101 -- bound sessions exist
             try:
-                result = await consent.record_consent(db, support_session=found,
-                                                      receipt=message.receipt,
-                                                      server_key=self.runtime.signing_key)
+                result = await receipts.record_consent(db, support_session=found,
+                                                       receipt=message.receipt,
+                                                       server_key=self.runtime.signing_key)
             except AgentRefused as exc:
                 refused = exc
         if refused is not None and service.is_final(found):

@@ -42,7 +42,7 @@ from auxilio.server.context import Actor
 from auxilio.server.errors import ApprovalRequired, ValidationFailed
 from auxilio.server.keys import public_pem
 from auxilio.server.policies.service import policy_denied
-from auxilio.server.support_sessions import consent, during, extensions, service
+from auxilio.server.support_sessions import during, extensions, receipts, service
 from auxilio.server.support_sessions import schemas as s
 from auxilio.server.support_sessions.models import SessionExtension, SupportSession
 from auxilio.server.support_sessions.runtime import SupportSessionRuntime
@@ -321,7 +321,7 @@ async def session_receipts(
     row = await service.get_visible_or_raise(
         db, support_session_id=support_session_id, actor=caller.actor
     )
-    rows = await consent.list_receipts(
+    rows = await receipts.list_receipts(
         db, support_session_id=row.id, organisation_id=row.organisation_id
     )
     return [s.ReceiptOut.model_validate(r) for r in rows]
@@ -330,7 +330,7 @@ async def session_receipts(
 @me_router.get("/consent-receipts", response_model=list[s.ReceiptOut])
 async def my_consent_receipts(caller: ReadOwnSessions, db: DbSession) -> list[s.ReceiptOut]:
     assert caller.actor.organisation_id is not None  # noqa: S101 -- users have one
-    rows = await consent.list_receipts(
+    rows = await receipts.list_receipts(
         db, requester_id=caller.user.id, organisation_id=caller.actor.organisation_id
     )
     return [s.ReceiptOut.model_validate(r) for r in rows]

@@ -26,7 +26,7 @@ from auxilio.server.audit.actions import AuditAction
 from auxilio.server.audit.models import AuditEvent
 from auxilio.server.context import Actor
 from auxilio.server.identity import service as identity
-from auxilio.server.support_sessions import consent, during
+from auxilio.server.support_sessions import during, receipts
 from auxilio.server.support_sessions import service as support_sessions
 from auxilio.server.support_sessions.models import ConsentReceiptRecord
 from auxilio.server.tickets import attachments, service
@@ -120,12 +120,12 @@ async def _sessions(db: AsyncSession, ticket: Ticket, actor: Actor) -> list[Sess
                                                        limit=100)  # fmt: skip
     views = []
     for row in rows:
-        receipts = await consent.list_receipts(db, support_session_id=row.id,
-                                               organisation_id=row.organisation_id)
+        receipts_of = await receipts.list_receipts(db, support_session_id=row.id,
+                                                   organisation_id=row.organisation_id)
         views.append(SessionView(
             id=str(row.id), state=str(row.state),
             report=await during.build_session_report(db, support_session=row),
-            receipts=tuple(_receipt(r, row.device_public_key) for r in receipts),
+            receipts=tuple(_receipt(r, row.device_public_key) for r in receipts_of),
         ))  # fmt: skip
     return views
 
