@@ -25,7 +25,10 @@ from auxilio.server.errors import DomainError
 
 T = TypeVar("T")
 
-PARSE_TIMEOUT_SECONDS = 5.0
+# How long a request's document waits for the one request parser (the parse itself is bounded by
+# the document's limits): a flood is told to retry after this, never queued without end. Five
+# seconds was too short for a machine under load (a CI run's policy uploads failed).
+PARSE_TIMEOUT_SECONDS = 15.0
 # A stored version queues only behind other stored versions (each parsed once, then cached), and
 # nobody but a policy manager can add one; a caller who gives up on it loses a session start. On a
 # loaded machine (a CI run: two cores, a browser, the test servers) the parse alone once took over
