@@ -446,6 +446,9 @@ def test_the_console_by_keyboard(
     tab_to(page, "a", text="Open the live session")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/console/sessions/[0-9a-f-]{36}$"))
+    # The extension form is enabled once the page's WebSocket is open; walked before that, it
+    # was enabled behind the walk and counted as never reached (twice on a loaded CI machine).
+    expect(page.locator("#extension-minutes")).to_be_enabled(timeout=30_000)
     check_page(page)
 
 
