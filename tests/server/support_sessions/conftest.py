@@ -179,7 +179,8 @@ async def _close_peers(start_server: ServerFactory) -> AsyncIterator[None]:
 @pytest.fixture
 async def http(start_server: ServerFactory) -> AsyncIterator[httpx.AsyncClient]:
     live = start_server()
-    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
+    # A fail-safe, not a measure: a whole CI run on two cores once took over 20 s to answer.
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
         client.live = live  # type: ignore[attr-defined]
         yield client
 
