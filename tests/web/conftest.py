@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pexpect
 import pyotp
 import pytest
 
@@ -342,3 +343,13 @@ def describe(violations: list[Any]) -> str:
         f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
         for v in violations
     )
+
+
+def join_in_terminal(code: str, server: str, state_dir: Path) -> pexpect.spawn:
+    """The person's agent joining with ``code`` in its terminal prompt (English, 200 columns)."""
+    return pexpect.spawn(
+        AUXILIO[0],
+        [*AUXILIO[1:], "agent", "join", code, "--server", server, "--state-dir", str(state_dir),
+         "--terminal", "--lang", "en"],
+        encoding="utf-8", timeout=60, dimensions=(50, 200), env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip

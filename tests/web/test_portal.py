@@ -36,7 +36,7 @@ from auxilio.server.web.portal import normalise_code
 from auxilio.server.web.portal_ticket import report_rows
 from tests.e2e.conftest import AUXILIO
 from tests.e2e.test_support_session_e2e import JOIN_CODE
-from tests.web.conftest import Person, describe
+from tests.web.conftest import Person, describe, join_in_terminal
 
 # Without Playwright the browser tests skip (conftest); the others still run.
 with contextlib.suppress(ImportError):
@@ -389,12 +389,7 @@ def test_the_person_reads_the_report_and_the_consent_receipt_of_a_real_session(
         env=client_env, encoding="utf-8", timeout=60,
     )  # fmt: skip
     technician.expect(JOIN_CODE)
-    agent = pexpect.spawn(
-        AUXILIO[0],
-        [*AUXILIO[1:], "agent", "join", technician.match.group(1), "--server", live_server,
-         "--state-dir", str(tmp_path / "agent-state"), "--terminal", "--lang", "en"],
-        encoding="utf-8", timeout=60, dimensions=(50, 200), env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    agent = join_in_terminal(technician.match.group(1), live_server, tmp_path / "agent-state")
     answers = {"chat": "y", "terminal": "n"}
     while agent.expect([r"Allow (\w+)\? \[y/n\]", "hello from support"]) == 0:
         agent.sendline(answers[agent.match.group(1)])

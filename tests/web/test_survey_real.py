@@ -24,7 +24,7 @@ from playwright.sync_api import Page, expect
 from auxilio.policy import load_template
 from tests.e2e.conftest import AUXILIO
 from tests.e2e.test_support_session_e2e import JOIN_CODE
-from tests.web.conftest import Person, describe
+from tests.web.conftest import Person, describe, join_in_terminal
 from tests.web.test_console import record_trainings, tab_to
 
 pytestmark = pytest.mark.e2e
@@ -65,12 +65,7 @@ def _session(server: str, number: int, technician: Person, tmp_path: Path) -> No
         env=client_env, encoding="utf-8", timeout=60,
     )  # fmt: skip
     cli.expect(JOIN_CODE)
-    agent = pexpect.spawn(
-        AUXILIO[0],
-        [*AUXILIO[1:], "agent", "join", cli.match.group(1), "--server", server,
-         "--state-dir", str(tmp_path / "agent-state"), "--terminal", "--lang", "en"],
-        encoding="utf-8", timeout=60, dimensions=(50, 200), env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    agent = join_in_terminal(cli.match.group(1), server, tmp_path / "agent-state")
     while agent.expect([r"Allow (\w+)\? \[y/n\]", "hello from support"]) == 0:
         agent.sendline("y")
     cli.expect("summary saved")
